@@ -1,0 +1,328 @@
+"""The SLA engine: pure, deterministic, event-time. The worker and the offline replay both drive this.
+
+    engine = Engine(contracts)
+    engine.ingest(event)        # a decoded event; returns a Rejection (late) or None
+    engine.advance_to(now_us)   # time passes: deadlines <= now are decided as breaches
+    engine.report(at_us)        # spec section 4 records (see monitor.report)
+
+Order independence: ticket states are rebuilt from their events when an event arrives older than what
+the state reflects; calls, probes, surveys and audits are functions of their event sets. Every outcome
+reaches the ledgers as a contribution that is retracted when a late event changes it. Events older than
+the client's watermark minus its allowed lateness are rejected as `late`; older state is compacted.
+"""
+
+from __future__ import annotations
+
+import heapq
+from bisect import insort
+from collections import Counter
+from dataclasses import dataclass, field
+
+from monitor.calendar import calendar_for
+from monitor.calls import CallState
+from monitor.contracts import AccuracySla, CallSla, Contracts, CsatSla, TicketSla, UptimeSla
+from monitor.events import LATE, AuditEvent, CallEvent, ProbeEvent, Rejection, SurveyEvent, TicketEvent
+from monitor.ledger import Contribution, SlaLedger
+from monitor.tickets import TicketState
+from monitor.uptime import UptimeLedger
+
+DAY_US = 86_400 * 1_000_000
+COMPACT_EVERY = 50_000  # events between compaction passes
+
+
+@dataclass(slots=True)
+class ClientModel:
+    """A client's contract, pre-sorted by what each event kind touches."""
+
+    name: str
+    tz: str
+    lateness_us: int
+    ticket_slas: list[TicketSla]
+    call_slas: list[CallSla]
+    csat_slas: list[CsatSla]
+    accuracy_slas: list[AccuracySla]
+    uptime: dict[str, list[UptimeLedger]]  # service -> ledgers of its uptime SLAs
+    calendars: dict[str, object]
+
+    @classmethod
+    def build(cls, name: str, contracts: Contracts) -> ClientModel:
+        client = contracts.clients[name]
+        slas = client.slas
+        uptime: dict[str, list[UptimeLedger]] = {}
+        for sla in slas:
+            if isinstance(sla, UptimeSla):
+                windows = sorted(
+                    w.span_us for w in client.maintenance if not w.services or sla.service in w.services
+                )
+                uptime.setdefault(sla.service, []).append(
+                    UptimeLedger(name, sla, client.timezone, _merge_spans(windows))
+                )
+        return cls(
+            name=name,
+            tz=client.timezone,
+            lateness_us=contracts.lateness_us(name),
+            ticket_slas=[s for s in slas if isinstance(s, TicketSla)],
+            call_slas=[s for s in slas if isinstance(s, CallSla)],
+            csat_slas=[s for s in slas if isinstance(s, CsatSla)],
+            accuracy_slas=[s for s in slas if isinstance(s, AccuracySla)],
+            uptime=uptime,
+            calendars={
+                s.name: calendar_for(client.timezone, client.calendar, s.time)
+                for s in slas
+                if isinstance(s, TicketSla)
+            },
+        )
+
+
+def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+@dataclass(slots=True)
+class TicketItem:
+    base: TicketState  # state before the first event in `events` (compacted history)
+    state: TicketState
+    events: list[tuple[int, int, TicketEvent]] = field(default_factory=list)  # (ts, arrival, event)
+    last_us: int = -1
+    contribs: list[Contribution] = field(default_factory=list)
+    pushed_deadline: int | None = None
+
+
+@dataclass(slots=True)
+class CallItem:
+    state: CallState
+    contribs: list[Contribution] = field(default_factory=list)
+
+
+@dataclass
+class PipelineStats:
+    events: Counter = field(default_factory=Counter)  # accepted, by kind
+    duplicates: int = 0
+    rejected: Counter = field(default_factory=Counter)  # by reason (engine-side: late)
+    rebuilds: int = 0
+
+    def merge(self, other: PipelineStats) -> None:
+        self.events.update(other.events)
+        self.rejected.update(other.rejected)
+        self.duplicates += other.duplicates
+        self.rebuilds += other.rebuilds
+
+
+class Engine:
+    def __init__(self, contracts: Contracts, *, keep_decisions: bool = False) -> None:
+        self.contracts = contracts
+        self.clients = {name: ClientModel.build(name, contracts) for name in contracts.clients}
+        self.ledgers: dict[tuple[str, str], SlaLedger] = {}
+        for name, client in contracts.clients.items():
+            for sla in client.slas:
+                if not isinstance(sla, UptimeSla):
+                    self.ledgers[(name, sla.name)] = SlaLedger(
+                        name, sla.name, client.timezone, sla.period,
+                        list_breaches=isinstance(sla, TicketSla),
+                    )
+        self.tickets: dict[tuple[str, str], TicketItem] = {}
+        self.calls: dict[tuple[str, str], CallItem] = {}
+        self.seen: dict[str, int] = {}  # event_id -> ts, for dedupe within the lateness horizon
+        self.watermarks: dict[str, int] = {}
+        self.now_us = -1
+        self.horizon_us = -1  # every deadline <= horizon has been decided
+        self.stats = PipelineStats()
+        self.keep_decisions = keep_decisions
+        self.decisions: list[dict] = []  # SLA events for downstream consumers (when keep_decisions)
+        self._heap: list[tuple[int, tuple[str, str]]] = []
+        self._seq = 0
+        self._since_compaction = 0
+
+    # --- ingest -----------------------------------------------------------------------------------------
+
+    def ingest(self, ev) -> Rejection | None:
+        model = self.clients[ev.client]
+        ts = ev.ts_us
+        if ev.event_id in self.seen:
+            self.stats.duplicates += 1
+            return None
+        watermark = self.watermarks.get(ev.client, ts)
+        if ts < watermark - model.lateness_us:
+            self.stats.rejected[LATE] += 1
+            return Rejection(LATE, f"{(watermark - ts) / 1e6:.0f}s behind the client's newest event, "
+                                   f"allowed lateness is {model.lateness_us / 1e6:.0f}s", ev.event_id, ev.client)
+        self.seen[ev.event_id] = ts
+        if ts > watermark or ev.client not in self.watermarks:
+            self.watermarks[ev.client] = ts
+        self.stats.events[ev.kind] += 1
+        if ts > self.now_us:
+            self.now_us = ts
+            self._fire(ts - 1)
+        if isinstance(ev, TicketEvent):
+            self._on_ticket(model, ev, ts)
+        elif isinstance(ev, CallEvent):
+            self._on_call(model, ev, ts)
+        elif isinstance(ev, ProbeEvent):
+            for ledger in model.uptime.get(ev.service, ()):
+                ledger.add_probe(ts, ev.status == "up")
+        elif isinstance(ev, SurveyEvent):
+            for sla in model.csat_slas:
+                good = ev.score >= sla.good_score
+                self._contribute(ev.client, Contribution(sla.name, ts, 1, int(good), int(not good),
+                                                         float(ev.score)), +1)
+        elif isinstance(ev, AuditEvent):
+            for sla in model.accuracy_slas:
+                self._contribute(ev.client, Contribution(sla.name, ts, ev.items, ev.items - ev.errors,
+                                                         ev.errors), +1)
+        self._since_compaction += 1
+        if self._since_compaction >= COMPACT_EVERY:
+            self.compact()
+        return None
+
+    def _on_ticket(self, model: ClientModel, ev: TicketEvent, ts: int) -> None:
+        key = (model.name, ev.ticket_id)
+        item = self.tickets.get(key)
+        if item is None:
+            item = self.tickets[key] = TicketItem(TicketState(ev.ticket_id), TicketState(ev.ticket_id))
+        self._seq += 1
+        entry = (ts, self._seq, ev)
+        state = item.state
+        if ts >= item.last_us and ts > _last_breach(state):
+            item.events.append(entry)
+            item.last_us = ts
+            state.fire(ts - 1)
+            state.apply(ev, ts, model.ticket_slas, model.calendars)
+            state.fire(self.horizon_us)
+        else:
+            insort(item.events, entry)
+            item.last_us = max(item.last_us, ts)
+            item.state = self._rebuild(model, item)
+            self.stats.rebuilds += 1
+        self._settle_ticket(model.name, key, item)
+
+    def _rebuild(self, model: ClientModel, item: TicketItem) -> TicketState:
+        state = item.base.copy()
+        for ts, _, ev in item.events:
+            state.fire(ts - 1)
+            state.apply(ev, ts, model.ticket_slas, model.calendars)
+        state.fire(self.horizon_us)
+        return state
+
+    def _settle_ticket(self, client: str, key: tuple[str, str], item: TicketItem) -> None:
+        """Push the item's outcome changes into the ledgers and schedule its next deadline."""
+        new = item.state.contributions()
+        if new != item.contribs:
+            self._diff(client, item.contribs, new)
+            item.contribs = new
+        deadline = item.state.next_deadline()
+        if deadline is not None and deadline != item.pushed_deadline:
+            heapq.heappush(self._heap, (deadline, key))
+            item.pushed_deadline = deadline
+
+    def _on_call(self, model: ClientModel, ev: CallEvent, ts: int) -> None:
+        key = (model.name, ev.call_id)
+        item = self.calls.get(key)
+        if item is None:
+            item = self.calls[key] = CallItem(CallState(ev.call_id))
+        item.state.apply(ev, ts)
+        new = item.state.contributions(model.call_slas)
+        if new != item.contribs:
+            self._diff(model.name, item.contribs, new)
+            item.contribs = new
+
+    def _diff(self, client: str, old: list[Contribution], new: list[Contribution]) -> None:
+        for c in old:
+            if c not in new:
+                self._contribute(client, c, -1)
+        for c in new:
+            if c not in old:
+                self._contribute(client, c, +1)
+
+    def _contribute(self, client: str, c: Contribution, sign: int) -> None:
+        self.ledgers[(client, c.sla)].apply(c, sign)
+        if self.keep_decisions:
+            self.decisions.append({
+                "client": client, "sla": c.sla, "item": c.item, "at_us": c.at_us,
+                "outcome": "good" if c.good else ("bad" if c.bad else "measured"),
+                "change": "decided" if sign > 0 else "withdrawn", "priority": c.priority,
+            })
+
+    # --- time -------------------------------------------------------------------------------------------
+
+    def advance_to(self, now_us: int) -> None:
+        """Time has reached now_us (a report instant or the worker's clock): decide deadlines <= now."""
+        if now_us > self.now_us:
+            self.now_us = now_us
+        self._fire(now_us)
+
+    def _fire(self, through_us: int) -> None:
+        if through_us <= self.horizon_us:
+            return
+        self.horizon_us = through_us
+        heap = self._heap
+        while heap and heap[0][0] <= through_us:
+            deadline, key = heapq.heappop(heap)
+            item = self.tickets.get(key)
+            if item is None or deadline != item.pushed_deadline:
+                continue  # superseded by a later schedule of the same ticket
+            item.pushed_deadline = None
+            item.state.fire(through_us)
+            self._settle_ticket(key[0], key, item)
+
+    # --- memory -----------------------------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Fold events older than each client's lateness horizon into the items' base states."""
+        self._since_compaction = 0
+        horizons = {c: wm - self.clients[c].lateness_us for c, wm in self.watermarks.items()}
+        for (client, _), item in self.tickets.items():
+            limit = horizons.get(client)
+            if limit is None or not item.events or item.last_us >= limit or _last_breach(item.state) >= limit:
+                continue
+            item.base = item.state.copy()
+            item.events.clear()
+        oldest = min(horizons.values(), default=0)
+        for event_id in [e for e, ts in self.seen.items() if ts < oldest]:
+            del self.seen[event_id]
+
+    # --- merge ------------------------------------------------------------------------------------------
+
+    def merge(self, other: Engine) -> None:
+        """Absorb another engine's state built from a key-disjoint part of the same stream."""
+        self.tickets.update(other.tickets)
+        self.calls.update(other.calls)
+        self.seen.update(other.seen)
+        for client, wm in other.watermarks.items():
+            self.watermarks[client] = max(wm, self.watermarks.get(client, wm))
+        for key, ledger in other.ledgers.items():
+            self.ledgers[key].merge(ledger)
+        for client, model in other.clients.items():
+            for service, ledgers in model.uptime.items():
+                for mine, theirs in zip(self.clients[client].uptime[service], ledgers, strict=True):
+                    mine.merge(theirs)
+        self.stats.merge(other.stats)
+        for item in other.tickets.values():
+            item.pushed_deadline = None
+        for key, item in other.tickets.items():
+            self._settle_ticket(key[0], key, item)
+        self.decisions.extend(other.decisions)
+        self.now_us = max(self.now_us, other.now_us)
+        self._fire(max(self.horizon_us, other.horizon_us))
+
+    # --- queries ----------------------------------------------------------------------------------------
+
+    def orphan_events(self) -> int:
+        """Ticket events that arrived for a ticket never created, plus calls never offered."""
+        tickets = sum(len(i.events) if i.state.created_us is None else i.state.orphans
+                      for i in self.tickets.values())
+        calls = sum(1 for i in self.calls.values() if i.state.orphan)
+        return tickets + calls
+
+
+def _last_breach(state: TicketState) -> int:
+    last = -1
+    for clock in state.clocks:
+        if clock.good is False and clock.decided_us > last:
+            last = clock.decided_us
+    return last

@@ -1,0 +1,257 @@
+"""The replay report (spec section 4): one record per (client, sla, period). A public interface: the
+schema is documented in README "Report schema"; add fields, never rename them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from monitor.compliance import (
+    burn_rate,
+    compliance,
+    credit_percent,
+    error_budget_remaining,
+    projected_mean,
+    projected_ratio,
+)
+from monitor.contracts import VALUE_KINDS, CallSla, CsatSla, Rolling, TicketSla, UptimeSla
+from monitor.engine import DAY_US, Engine
+from monitor.events import format_us
+from monitor.ledger import SlaLedger, Tally
+from monitor.periods import PeriodWindow, period_of, periods_between, rolling_window
+from monitor.uptime import UptimeLedger
+
+US = 1_000_000
+SOON_US = 30 * 60 * US  # "breaching within N minutes" in the report
+RECENT_US = DAY_US  # the recent window of the projection
+BURN_WINDOWS = {"1h": 3600 * US, "6h": 6 * 3600 * US, "24h": DAY_US}
+UNITS = {"asa": "seconds", "aht": "seconds", "abandon_rate": "ratio", "uptime": "ratio",
+         "service_level": "ratio", "accuracy": "ratio", "csat": "ratio"}
+
+
+@dataclass
+class Record:
+    client: str
+    sla: str
+    kind: str
+    period: str
+    period_start: str
+    period_end: str
+    complete: bool
+    decided: float
+    good: float | None
+    bad: float | None
+    compliance: float | None
+    target: float
+    met: bool
+    error_budget_remaining: float | None
+    value: float | None = None
+    unit: str | None = None
+    projected: float | None = None
+    penalty: dict | None = None
+    burn_rate: dict[str, float | None] = field(default_factory=dict)
+    open: int | None = None
+    at_risk: dict[str, int] | None = None
+    breaching_soon: int | None = None
+    next_deadline_seconds: float | None = None
+    unknown_seconds: float | None = None
+    latency_seconds: dict[str, float | None] | None = None
+    breaches: list[str] | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_report(engine: Engine, at_us: int) -> list[Record]:
+    """Every (client, sla, period) with decisions up to `at_us`, plus each SLA's current period."""
+    engine.advance_to(at_us)
+    records: list[Record] = []
+    for name, client in engine.contracts.clients.items():
+        model = engine.clients[name]
+        for sla in client.slas:
+            if isinstance(sla, UptimeSla):
+                ledger = next(lg for lg in model.uptime[sla.service] if lg.sla is sla)
+                records.extend(_uptime_records(ledger, at_us))
+            else:
+                records.extend(_ledger_records(engine, engine.ledgers[(name, sla.name)], sla, at_us))
+    return records
+
+
+def _windows(ledger_windows: dict[str, PeriodWindow], period, tz: str, at_us: int) -> list[PeriodWindow]:
+    current = period_of(at_us, period, tz)
+    found = {w.label: w for w in ledger_windows.values() if w.start_us <= at_us}
+    found[current.label] = current
+    return sorted(found.values(), key=lambda w: w.start_us)
+
+
+def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int) -> list[Record]:
+    if isinstance(sla.period, Rolling):
+        window = rolling_window(at_us, sla.period.rolling)
+        tally = ledger.window(window.start_us, window.end_us)
+        return [_record(engine, ledger, sla, window, tally, at_us, current=True)]
+    out = []
+    for window in _windows(ledger.windows, sla.period, ledger.tz, at_us):
+        tally = ledger.periods.get(window.label, Tally())
+        current = window.start_us <= at_us < window.end_us
+        out.append(_record(engine, ledger, sla, window, tally, at_us, current))
+    return out
+
+
+def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
+            current: bool) -> Record:
+    kind = sla.kind
+    target = sla.objective if isinstance(sla, TicketSla) else sla.target
+    value, comp = _value(sla, tally)
+    lower_is_better = kind in VALUE_KINDS
+    met = True if value is None else (value <= target if lower_is_better else value >= target)
+    rec = Record(
+        client=ledger.client, sla=sla.name, kind=kind, period=window.label,
+        period_start=format_us(window.start_us), period_end=format_us(window.end_us),
+        complete=window.end_us <= at_us + 1, decided=tally.decided,
+        good=None if kind in ("asa", "aht") else tally.good,
+        bad=None if kind in ("asa", "aht") else tally.bad,
+        compliance=comp, target=target, met=met,
+        error_budget_remaining=_budget(sla, tally, value),
+        value=value, unit=UNITS.get(kind),
+    )
+    sketch = ledger.sketches.get(window.label if not isinstance(sla.period, Rolling) else "rolling")
+    if sketch is not None and sketch.count > 0:
+        rec.latency_seconds = {f"p{int(q * 100)}": sketch.quantile(q) for q in (0.5, 0.9, 0.99)}
+    if isinstance(sla, TicketSla):
+        listed = ledger.breaches.get(window.label if not isinstance(sla.period, Rolling) else "rolling", [])
+        rec.breaches = sorted(item for at, item in listed if window.start_us <= at < window.end_us)
+    if current:
+        _add_live(engine, ledger, sla, window, tally, at_us, rec)
+    projected = rec.projected if current else value
+    rec.penalty = _penalty(sla, value, projected, lower_is_better)
+    return rec
+
+
+def _value(sla, tally: Tally) -> tuple[float | None, float | None]:
+    """(measured value compared with the target, compliance ratio)."""
+    ratio = compliance(tally.good, tally.decided)
+    if sla.kind in ("asa", "aht"):
+        return (tally.total / tally.decided if tally.decided else None), None
+    if sla.kind == "abandon_rate":
+        return (tally.bad / tally.decided if tally.decided else None), ratio
+    if isinstance(sla, CsatSla) and sla.method == "mean":
+        return (tally.total / tally.decided if tally.decided else None), ratio
+    return ratio, ratio
+
+
+def _budget(sla, tally: Tally, value: float | None) -> float | None:
+    if sla.kind in ("asa", "aht"):  # a time budget: target x answered calls
+        return 1.0 if value is None else 1 - value / sla.target
+    if sla.kind == "abandon_rate":
+        return error_budget_remaining(tally.bad, tally.decided, 1 - sla.target)
+    if isinstance(sla, CsatSla) and sla.method == "mean":
+        return None
+    target = sla.objective if isinstance(sla, TicketSla) else sla.target
+    return error_budget_remaining(tally.bad, tally.decided, target)
+
+
+def _ratio_target(sla) -> float | None:
+    if isinstance(sla, TicketSla):
+        return sla.objective
+    if sla.kind == "abandon_rate":
+        return 1 - sla.target
+    if sla.kind in ("asa", "aht") or (isinstance(sla, CsatSla) and sla.method == "mean"):
+        return None
+    return sla.target
+
+
+def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
+              rec: Record) -> None:
+    ratio_target = _ratio_target(sla)
+    if ratio_target is not None:
+        for label, length in BURN_WINDOWS.items():
+            w = ledger.window(at_us + 1 - length, at_us + 1)
+            rec.burn_rate[label] = burn_rate(w.bad, w.decided, ratio_target)
+    recent = ledger.window(at_us + 1 - RECENT_US, at_us + 1)
+    share = (at_us + 1 - window.start_us) / (window.end_us - window.start_us)
+    if isinstance(sla.period, Rolling):
+        rec.projected = rec.value
+    elif sla.kind in ("asa", "aht") or (isinstance(sla, CsatSla) and sla.method == "mean"):
+        rec.projected = projected_mean(tally.total, tally.decided, recent.total, recent.decided, share)
+    elif sla.kind == "abandon_rate":
+        kept = projected_ratio(tally.good, tally.decided, recent.good, recent.decided, share)
+        rec.projected = None if kept is None else 1 - kept
+    else:
+        rec.projected = projected_ratio(tally.good, tally.decided, recent.good, recent.decided, share)
+    if isinstance(sla, TicketSla):
+        _ticket_live(engine, ledger.client, sla, at_us, rec)
+    elif isinstance(sla, CallSla):
+        waiting = [c.state for (client, _), c in engine.calls.items()
+                   if client == ledger.client and c.state.waiting and c.state.offered_us <= at_us
+                   and (not sla.queues or c.state.queue in sla.queues)]
+        rec.open = len(waiting)
+
+
+def _ticket_live(engine: Engine, client: str, sla: TicketSla, at_us: int, rec: Record) -> None:
+    stages = {str(s): 0 for s in sla.stages}
+    soon, next_deadline, open_count = 0, None, 0
+    for (owner, _), item in engine.tickets.items():
+        if owner != client:
+            continue
+        for clock in item.state.clocks:
+            if clock.sla is not sla or not clock.open:
+                continue
+            open_count += 1
+            elapsed = clock.elapsed_at(at_us)
+            reached = [s for s in sla.stages if elapsed >= s * clock.target_us]
+            if reached:
+                stages[str(reached[-1])] += 1
+            if clock.deadline_us is not None:
+                if clock.deadline_us <= at_us + SOON_US:
+                    soon += 1
+                if next_deadline is None or clock.deadline_us < next_deadline:
+                    next_deadline = clock.deadline_us
+    rec.open, rec.at_risk, rec.breaching_soon = open_count, stages, soon
+    rec.next_deadline_seconds = None if next_deadline is None else (next_deadline - at_us) / US
+
+
+def _penalty(sla, value: float | None, projected: float | None, lower_is_better: bool) -> dict | None:
+    if sla.penalty is None:
+        return None
+    fee = sla.penalty.monthly_fee
+    now_pct = credit_percent(sla.penalty, value, lower_is_better)
+    proj_pct = credit_percent(sla.penalty, projected, lower_is_better)
+    return {
+        "currency": sla.penalty.currency, "monthly_fee": fee,
+        "credit_percent": now_pct, "credit": round(fee * now_pct / 100, 2),
+        "projected_credit_percent": proj_pct, "projected_credit": round(fee * proj_pct / 100, 2),
+    }
+
+
+def _uptime_records(ledger: UptimeLedger, at_us: int) -> list[Record]:
+    sla = ledger.sla
+    if isinstance(sla.period, Rolling):
+        windows = [rolling_window(at_us, sla.period.rolling)]
+    else:
+        first = ledger.times[0] if ledger.times else at_us
+        windows = periods_between(min(first, at_us), at_us + 1, sla.period, ledger.tz)
+    out = []
+    for window in windows:
+        end = min(window.end_us, at_us)  # time is integrated up to the report instant
+        t = ledger.between(window.start_us, end)
+        known = t.known_us
+        value = t.up_us / known if known else None
+        current = window.start_us <= at_us < window.end_us
+        rec = Record(
+            client=ledger.client, sla=sla.name, kind="uptime", period=window.label,
+            period_start=format_us(window.start_us), period_end=format_us(window.end_us),
+            complete=window.end_us <= at_us + 1, decided=known / US, good=t.up_us / US, bad=t.down_us / US,
+            compliance=value, target=sla.target, met=True if value is None else value >= sla.target,
+            error_budget_remaining=error_budget_remaining(t.down_us, known, sla.target),
+            value=value, unit="ratio", unknown_seconds=t.unknown_us / US,
+        )
+        if current:
+            for label, length in BURN_WINDOWS.items():
+                w = ledger.between(at_us - length, at_us)
+                rec.burn_rate[label] = burn_rate(w.down_us, w.known_us, sla.target)
+            recent = ledger.between(at_us - RECENT_US, at_us)
+            share = (end - window.start_us) / (window.end_us - window.start_us)
+            rec.projected = projected_ratio(t.up_us, known, recent.up_us, recent.known_us, share)
+        rec.penalty = _penalty(sla, value, rec.projected if current else value, False)
+        out.append(rec)
+    return out
