@@ -14,6 +14,9 @@ the client's watermark minus its allowed lateness are rejected as `late`; older 
 from __future__ import annotations
 
 import heapq
+import io
+import pickle
+import zlib
 from bisect import insort
 from collections import Counter
 from dataclasses import dataclass, field
@@ -326,3 +329,75 @@ def _last_breach(state: TicketState) -> int:
         if clock.good is False and clock.decided_us > last:
             last = clock.decided_us
     return last
+
+
+# --- snapshots ------------------------------------------------------------------------------------------
+# A worker checkpoints its engine and a restarted or moved worker restores it. Contract objects (SLAs,
+# calendars) are written as references and resolved against the contracts loaded at restore time, so a
+# snapshot stays small and a contract edit (e.g. a new target) applies to restored open clocks.
+
+_STATE_FIELDS = ("ledgers", "tickets", "calls", "seen", "watermarks", "now_us", "horizon_us", "stats",
+                 "decisions", "_heap", "_seq")
+
+
+class _SnapshotPickler(pickle.Pickler):
+    def __init__(self, file, engine: Engine) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._refs = _contract_refs(engine)
+
+    def persistent_id(self, obj):
+        return self._refs.get(id(obj))
+
+
+class _SnapshotUnpickler(pickle.Unpickler):
+    def __init__(self, file, engine: Engine) -> None:
+        super().__init__(file)
+        self._objects = {ref: obj for obj, ref in _contract_objects(engine)}
+
+    def persistent_load(self, pid):
+        try:
+            return self._objects[pid]
+        except KeyError:
+            raise pickle.UnpicklingError(f"snapshot refers to {pid}, which the contracts no longer have")
+
+
+def _contract_objects(engine: Engine):
+    for name, client in engine.contracts.clients.items():
+        model = engine.clients[name]
+        for sla in client.slas:
+            yield sla, ("sla", name, sla.name)
+            if sla.name in model.calendars:
+                yield model.calendars[sla.name], ("calendar", name, sla.name)
+
+
+def _contract_refs(engine: Engine) -> dict[int, tuple]:
+    return {id(obj): ref for obj, ref in _contract_objects(engine)}
+
+
+def snapshot(engine: Engine) -> bytes:
+    """Serialize the engine's state (not its contracts) for a checkpoint."""
+    buf = io.BytesIO()
+    state = {name: getattr(engine, name) for name in _STATE_FIELDS}
+    state["probes"] = {
+        (client, ledger.sla.name): (ledger.times, ledger.states)
+        for client, model in engine.clients.items()
+        for ledgers in model.uptime.values()
+        for ledger in ledgers
+    }
+    _SnapshotPickler(buf, engine).dump(state)
+    return zlib.compress(buf.getvalue(), 1)
+
+
+def restore(contracts: Contracts, data: bytes, **kwargs) -> Engine:
+    """An engine for `contracts` holding the state of a snapshot."""
+    engine = Engine(contracts, **kwargs)
+    state = _SnapshotUnpickler(io.BytesIO(zlib.decompress(data)), engine).load()
+    probes = state.pop("probes")
+    for name in _STATE_FIELDS:
+        setattr(engine, name, state[name])
+    for model in engine.clients.values():
+        for ledgers in model.uptime.values():
+            for ledger in ledgers:
+                if (model.name, ledger.sla.name) in probes:
+                    ledger.times, ledger.states = probes[(model.name, ledger.sla.name)]
+    return engine
