@@ -373,7 +373,3 @@ def _locate(node: yaml.Node | None, loc: list[Any]) -> tuple[yaml.Node | None, i
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def period_label(period: Period) -> str:
-    return period if isinstance(period, str) else f"rolling:{period.rolling // 1_000_000}s"

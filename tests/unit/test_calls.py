@@ -1,0 +1,91 @@
+"""Call metrics: service level (with abandon variants), ASA, abandon rate, AHT, calls waiting."""
+
+import pytest
+
+from tests.builders import call, run
+
+CONTRACT = """
+clients:
+  acme:
+    timezone: Europe/Berlin
+    slas:
+      - {name: sl, kind: service_level, target: 0.8, within: 20s}
+      - {name: sl-ignore, kind: service_level, target: 0.8, within: 20s, abandons: ignore}
+      - {name: asa, kind: asa, target: 30s}
+      - {name: ab, kind: abandon_rate, target: 0.05}
+      - {name: aht, kind: aht, target: 300s}
+      - {name: billing-sl, kind: service_level, target: 0.9, within: 10s, queues: [billing]}
+"""
+T0 = "2026-11-02T09:00:"
+
+
+def calls():
+    return [
+        # answered after 20 s exactly (within), 25 s (not within)
+        call(T0 + "00+01:00", "c1", "offered"), call(T0 + "20+01:00", "c1", "answered"),
+        call(T0 + "05+01:00", "c2", "offered"), call(T0 + "30+01:00", "c2", "answered"),
+        # short abandon (3 s): counts nowhere; long abandon (40 s): bad
+        call(T0 + "10+01:00", "c3", "offered"), call(T0 + "13+01:00", "c3", "abandoned"),
+        call(T0 + "10+01:00", "c4", "offered"), call(T0 + "50+01:00", "c4", "abandoned"),
+        # ended with wrap-up: handle = 100 s talk + 20 s wrap-up
+        call("2026-11-02T09:02:00+01:00", "c1", "ended", wrapup_seconds=20),
+        # still waiting
+        call("2026-11-02T09:04:00+01:00", "c5", "offered"),
+    ]
+
+
+def rec(r, sla):
+    return r[(sla, "2026-11")]
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run(CONTRACT, calls(), "2026-11-02T09:05:00+01:00")[1]
+
+
+def test_service_level_counts_abandons_and_excludes_short_ones(report):
+    r = rec(report, "sl")
+    assert (r.decided, r.good, r.bad) == (3, 1, 2)
+    assert r.value == pytest.approx(1 / 3)
+
+
+def test_service_level_can_ignore_abandons(report):
+    r = rec(report, "sl-ignore")
+    assert (r.decided, r.good) == (2, 1) and r.value == 0.5
+
+
+def test_asa_is_the_mean_wait_of_answered_calls(report):
+    r = rec(report, "asa")
+    assert r.decided == 2 and r.value == pytest.approx(22.5) and r.met
+    assert r.error_budget_remaining == pytest.approx(1 - 22.5 / 30)
+
+
+def test_abandon_rate_excludes_short_abandons(report):
+    r = rec(report, "ab")
+    assert (r.decided, r.bad) == (3, 1) and r.value == pytest.approx(1 / 3) and not r.met
+
+
+def test_aht_includes_wrapup(report):
+    r = rec(report, "aht")
+    assert r.decided == 1 and r.value == pytest.approx(120)
+
+
+def test_calls_waiting(report):
+    assert rec(report, "sl").open == 1
+
+
+def test_queue_filter(report):
+    assert rec(report, "billing-sl").decided == 0
+
+
+def test_answer_before_offer_arrives_is_held_until_the_offer():
+    events = [call(T0 + "20+01:00", "c1", "answered"), call(T0 + "00+01:00", "c1", "offered")]
+    engine, r = run(CONTRACT, events, "2026-11-02T09:05:00+01:00")
+    assert rec(r, "sl").good == 1 and engine.orphan_events() == 0
+
+
+def test_call_counts_in_the_period_of_its_answer():
+    events = [call("2026-11-30T23:59:50+01:00", "c1", "offered"),
+              call("2026-12-01T00:00:10+01:00", "c1", "answered")]
+    _, r = run(CONTRACT, events, "2026-12-01T01:00:00+01:00")
+    assert r[("sl", "2026-12")].good == 1 and ("sl", "2026-11") not in r
