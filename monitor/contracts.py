@@ -184,6 +184,11 @@ class _SlaBase(_Model):
             raise ValueError("stages must be increasing fractions strictly between 0 and 1")
         return value
 
+    @model_validator(mode="after")
+    def _tiers_match_kind(self):
+        _check_tiers(self)
+        return self
+
 
 class TicketSla(_SlaBase):
     kind: Literal["first_response", "resolution"]
@@ -228,7 +233,6 @@ class CallSla(_SlaBase):
             raise ValueError(f"{self.kind} target is a ratio between 0 and 1, got {self.target}")
         if self.kind in ("asa", "aht") and self.target <= 0:
             raise ValueError(f"{self.kind} target is a positive number of seconds")
-        _check_tiers(self)
         return self
 
 
@@ -237,11 +241,6 @@ class UptimeSla(_SlaBase):
     target: Ratio
     service: Name
     probe_interval: DurationUs = 60_000_000
-
-    @model_validator(mode="after")
-    def _tiers(self):
-        _check_tiers(self)
-        return self
 
 
 class CsatSla(_SlaBase):
