@@ -29,7 +29,8 @@ class CallState:
     ended_us: int | None = None
     wrapup_s: float = 0.0
 
-    def apply(self, ev: CallEvent, ts: int) -> None:
+    def apply(self, ev: CallEvent, ts: int) -> bool:
+        """Record the event; True when the call's contributions may have changed."""
         kind = ev.type
         if kind == "offered":
             self.queue = ev.queue
@@ -43,6 +44,7 @@ class CallState:
                 self.ended_us, self.wrapup_s = ts, ev.wrapup_seconds or 0.0
         if self.queue is None:
             self.queue = ev.queue
+        return self.offered_us is not None and (self.answered_us is not None or self.abandoned_us is not None)
 
     @property
     def waiting(self) -> bool:

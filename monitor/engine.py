@@ -228,13 +228,18 @@ class Engine:
         item = self.calls.get(key)
         if item is None:
             item = self.calls[key] = CallItem(CallState(ev.call_id))
-        item.state.apply(ev, ts)
+        if not item.state.apply(ev, ts):
+            return
         new = item.state.contributions(model.call_slas)
         if new != item.contribs:
             self._diff(model.name, item.contribs, new)
             item.contribs = new
 
     def _diff(self, client: str, old: list[Contribution], new: list[Contribution]) -> None:
+        if not old:  # the common case: a first decision
+            for c in new:
+                self._contribute(client, c, +1)
+            return
         for c in old:
             if c not in new:
                 self._contribute(client, c, -1)

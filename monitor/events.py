@@ -45,8 +45,11 @@ REJECT_REASONS = (MALFORMED, INVALID, UNKNOWN_CLIENT, OVERSIZED, LATE, ORPHAN, F
 
 
 def to_us(ts: datetime) -> int:
-    """Exact integer microseconds since the epoch (floats would break deadline ties)."""
-    return (ts - EPOCH) // _ONE_US
+    """Exact integer microseconds since the epoch (floats would break deadline ties).
+
+    int(timestamp()) is the exact whole second for instants after 1970 (the float error is far below one
+    second and a whole-second quotient is exactly representable), and microsecond is exact."""
+    return int(ts.timestamp()) * 1_000_000 + ts.microsecond
 
 
 _ONE_US = datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=UTC) - EPOCH

@@ -8,6 +8,7 @@ equals the sorted-input result. Uptime time accounting lives in `monitor.uptime`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from monitor.contracts import Rolling
 from monitor.periods import PeriodWindow, period_of
@@ -37,9 +38,9 @@ class Tally:
         return not (self.decided or self.good or self.bad or self.total)
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """What one item adds to one SLA: counted in the period of `at_us` (its decision instant)."""
+class Contribution(NamedTuple):
+    """What one item adds to one SLA: counted in the period of `at_us` (its decision instant).
+    A NamedTuple: created and compared on every decision, so it must be cheap."""
 
     sla: str
     at_us: int
@@ -68,13 +69,19 @@ class SlaLedger:
 
     def apply(self, c: Contribution, sign: int) -> None:
         label = self._label(c.at_us)
-        self._tally(self.periods, label).add(c.decided, c.good, c.bad, c.total, sign)
-        self._tally(self.instants, c.at_us).add(c.decided, c.good, c.bad, c.total, sign)
+        d, g, b, t = c.decided, c.good, c.bad, c.total
+        tally = self.periods.get(label) or self._tally(self.periods, label)
+        tally.add(d, g, b, t, sign)
+        tally = self.instants.get(c.at_us) or self._tally(self.instants, c.at_us)
+        tally.add(d, g, b, t, sign)
         if c.priority is not None:
-            self._tally(self.by_priority, (label, c.priority)).add(c.decided, c.good, c.bad, c.total, sign)
+            self._tally(self.by_priority, (label, c.priority)).add(d, g, b, t, sign)
         if c.sample is not None:
-            self.sketches.setdefault(label, LogSketch()).add(c.sample, sign)
-        if c.bad and self.list_breaches and c.item is not None:
+            sketch = self.sketches.get(label)
+            if sketch is None:
+                sketch = self.sketches[label] = LogSketch()
+            sketch.add(c.sample, sign)
+        if b and self.list_breaches and c.item is not None:
             self._note_breach(label, c.at_us, c.item, sign)
 
     def _label(self, at_us: int) -> str:

@@ -1,0 +1,74 @@
+"""Replay throughput: events per second through decode + engine + report, on one core.
+
+    python bench/replay.py [--events 1000000] [--contracts examples/contracts.yaml] [--repeat 3]
+
+Generates the events once (not timed), then times, side by side in one run: decoding only, and the full
+replay (decode + engine + report). Prints JSON; medians over --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import orjson
+
+from monitor.cli import tune_gc
+from monitor.contracts import load_contracts
+from monitor.events import decode_event
+from monitor.generator import GeneratorConfig, generate
+from monitor.replay import replay_lines
+
+HOUR_US = 3_600_000_000
+
+
+def make_events(contracts, n: int) -> list[bytes]:
+    cfg = GeneratorConfig(start_us=1_793_574_000_000_000, duration_us=24 * HOUR_US * 60, seed=7,
+                          tickets_per_hour=400, calls_per_hour=1200, disorder_us=60_000_000,
+                          duplicate_rate=0.01)
+    lines = []
+    for event in generate(contracts, cfg):
+        lines.append(orjson.dumps(event))
+        if len(lines) >= n:
+            break
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=1_000_000)
+    ap.add_argument("--contracts", default="examples/contracts.yaml")
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    contracts = load_contracts(args.contracts)
+    lines = make_events(contracts, args.events)
+    tune_gc()
+    decode_s, replay_s = [], []
+    result = None
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        for line in lines:
+            decode_event(line, contracts.clients)
+        decode_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        result = replay_lines(lines, contracts)
+        replay_s.append(time.perf_counter() - t)
+    n = len(lines)
+    d, r = statistics.median(decode_s), statistics.median(replay_s)
+    print(json.dumps({
+        "events": n, "repeat": args.repeat,
+        "decode_only_events_per_s": round(n / d), "replay_events_per_s": round(n / r),
+        "replay_over_decode_time": round(r / d, 2),
+        "records": len(result.records), "accepted": result.accepted, "duplicates": result.duplicates,
+        "rejected": dict(result.rejected),
+        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+                    "processor": platform.processor() or platform.machine()},
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
