@@ -39,9 +39,8 @@ class CallState:
             self.answered_us = _first(self.answered_us, ts)
         elif kind == "abandoned":
             self.abandoned_us = _first(self.abandoned_us, ts)
-        elif kind == "ended":
-            if self.ended_us is None or ts < self.ended_us:
-                self.ended_us, self.wrapup_s = ts, ev.wrapup_seconds or 0.0
+        elif kind == "ended" and (self.ended_us is None or ts < self.ended_us):
+            self.ended_us, self.wrapup_s = ts, ev.wrapup_seconds or 0.0
         if self.queue is None:
             self.queue = ev.queue
         return self.offered_us is not None and (self.answered_us is not None or self.abandoned_us is not None)

@@ -52,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default stdout)")
     p.set_defaults(run=_import)
 
+    from monitor.generator_cli import add_generator_args
+
+    p = sub.add_parser("generate", help="synthetic events for the contracts (JSON Lines on stdout)")
+    p.add_argument("--contracts", default=DEFAULT_CONTRACTS)
+    p.add_argument("-o", "--output", help="file to write (default stdout)")
+    add_generator_args(p)
+    p.set_defaults(run=_generate)
     return parser
 
 
@@ -59,7 +66,7 @@ def _instant(text: str) -> int:
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an RFC 3339 time like 2026-11-30T23:59:59Z, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an RFC 3339 time like 2026-11-30T23:59:59Z, got {text!r}") from None
     if ts.tzinfo is None:
         raise argparse.ArgumentTypeError("the time needs an offset, e.g. Z or +01:00")
     return to_us(ts)
@@ -99,7 +106,7 @@ def _open_events(path: str) -> BinaryIO:
     if path == "-":
         return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+        return open(path, "rb")
     except OSError as err:
         raise SystemExit(f"error: cannot read {path}: {err.strerror}") from None
 
@@ -107,7 +114,7 @@ def _open_events(path: str) -> BinaryIO:
 def _with_progress(stream: BinaryIO, path: str, disabled: bool) -> Iterator[bytes]:
     """Lines of the stream, with a byte-based progress bar on stderr for large files."""
     size = Path(path).stat().st_size if path != "-" else None
-    if disabled or not sys.stderr.isatty() and os.environ.get("SLAMON_PROGRESS") != "1":
+    if disabled or (not sys.stderr.isatty() and os.environ.get("SLAMON_PROGRESS") != "1"):
         yield from stream
         return
     from tqdm import tqdm
@@ -128,6 +135,21 @@ def _import(args) -> int:
     try:
         for event in convert(args.path, client=args.client):
             out.write(orjson.dumps(event) + b"\n")
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+def _generate(args) -> int:
+    from monitor.generator import generate
+    from monitor.generator_cli import config_from_args, report_count, write_events
+
+    contracts = load_contracts(args.contracts)
+    config = config_from_args(args, contracts)
+    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
+    try:
+        report_count(write_events(generate(contracts, config), out))
     finally:
         if args.output:
             out.close()

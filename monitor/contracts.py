@@ -6,6 +6,7 @@ names the file, the line and the path of the bad field, and what was expected.
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -72,7 +73,7 @@ def _parse_hours(value: Any) -> tuple[tuple[int, int], ...]:
             raise ValueError(f"span {item!r} must start before it ends, within 00:00-24:00")
         spans.append((start, end))
     spans.sort()
-    for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         if start < end:
             raise ValueError(f"overlapping spans in {items!r}")
     return tuple(spans)
@@ -342,7 +343,7 @@ def _explain(err: ValidationError, root: yaml.Node, source: str) -> str:
     lines = []
     for e in err.errors(include_url=False):
         loc = [p for p in e["loc"] if not _is_union_tag(p)]
-        node, line = _locate(root, loc)
+        _node, line = _locate(root, loc)
         path = ".".join(str(p) for p in loc) or "(top)"
         got = "" if e["type"] in ("missing", "value_error") else f" (got {_short(e.get('input'))})"
         lines.append(f"{source}:{line}: {path}: {e['msg']}{got}")

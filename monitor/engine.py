@@ -363,7 +363,7 @@ class _SnapshotUnpickler(pickle.Unpickler):
         try:
             return self._objects[pid]
         except KeyError:
-            raise pickle.UnpicklingError(f"snapshot refers to {pid}, which the contracts no longer have")
+            raise pickle.UnpicklingError(f"snapshot refers to {pid}, which the contracts no longer have") from None
 
 
 def _contract_objects(engine: Engine):

@@ -79,7 +79,9 @@ def _pct(x: float | None) -> str:
 def _val(x: float | None, unit: str | None) -> str:
     if x is None:
         return "-"
-    return f"{x:.1f}s" if unit == "seconds" else f"{x * 100:.2f}%"
+    if unit == "seconds":
+        return f"{x:.1f}s"
+    return f"{x:.2f}" if unit == "score" else f"{x * 100:.2f}%"
 
 
 def _met(r) -> str:

@@ -1,4 +1,4 @@
-"""Realistic synthetic traffic for the clients of a contract file (`slamon generate`).
+"""Realistic synthetic traffic for the clients of a contract file (`slamon produce --generate`).
 
 `generate(contracts, cfg)` yields spec event dicts (section 1) in emission (arrival) order. Everything is
 derived from the contracts: only their clients, ticket priorities/queues/channels, call queues and uptime
@@ -24,9 +24,10 @@ Model
   contact (no separate reply), 25 % wait once in one of the SLA's pause statuses (the pause is added to
   the wall time, so the plan holds), 5 % change priority (the plan uses the new target), 4 % are resolved,
   reopened and resolved again (the final outcome is the planned one), 85 % are closed 1-5 days later.
+  A business-time SLA of a client whose calendar has no hours is planned on a 24/7 clock.
 * Probes every probe interval per uptime service (the contract's, or `probe_interval_us`), with small
   jitter: `down` during an `outage` scenario and during the client's maintenance windows, 0.2 % single
-  missed probes and rare gaps of 4-7 intervals (longer than the 3x "unknown" threshold).
+  missed probes and rare runs of 4-7 missing probes (longer than the 3x "unknown" threshold).
 * Surveys after a share `survey_rate` of resolved tickets and ended calls; scores are worse after a
   breach or a long wait. Audits every `audit_interval_us` with an error rate around 1 - target.
 * Scenarios: `outage` (a service, or all of the client's, is down), `staffing_drop` (agents x factor on a
@@ -46,6 +47,7 @@ empty (no tickets in flight).
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 import re
@@ -86,8 +88,8 @@ PRIORITY_MIX = {1: (1.0,), 2: (0.2, 0.8), 3: (0.08, 0.42, 0.5), 4: (0.03, 0.12, 
 DEFAULT_FACTOR = {"outage": 0.0, "staffing_drop": 0.5, "backlog_surge": 3.0}
 DEFAULT_CALL_QUEUE = "default"  # when call SLAs name no queue (they then cover every queue)
 SCORES = (1, 2, 3, 4, 5)
-SCORE_CUM_GOOD = (0.03, 0.08, 0.20, 0.55, 1.0)
-SCORE_CUM_BAD = (0.15, 0.35, 0.60, 0.85, 1.0)
+SCORE_CUM_GOOD = (0.02, 0.04, 0.10, 0.40, 1.0)  # 90 % score >= 4, mean 4.4
+SCORE_CUM_BAD = (0.15, 0.35, 0.60, 0.85, 1.0)  # after a breach or a long wait: 40 %, mean 3.05
 
 # Lifecycle shares (see the module docstring).
 P_FIRST_CONTACT = 0.08
@@ -131,7 +133,7 @@ class GeneratorConfig:
     agents: int = 0  # agents per call queue at the weekday peak; 0 = sized for the load
     mean_handle_seconds: float = 300.0  # talk + wrap-up
     mean_patience_seconds: float = 120.0
-    ticket_breach_rate: float = 0.05  # share of tickets replied/resolved after their deadline
+    ticket_breach_rate: float = 0.03  # share of tickets replied/resolved after their deadline
     probe_interval_us: int | None = None  # None: each uptime SLA's probe_interval
     survey_rate: float = 0.2
     audit_interval_us: int = 4 * HOUR_US
@@ -181,7 +183,7 @@ def _timeline(start: int, end: int, tz: ZoneInfo, holidays: set[date], cuts: lis
     bounds.update(c for c in cuts if start < c < end)
     ordered = sorted(bounds)
     weights = []
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         local = datetime.fromtimestamp((a + b) / 2 / US, tz)
         weights.append(curve_weight(local, local.date() in holidays))
     return ordered, weights
@@ -334,9 +336,19 @@ class _ClientPlan:
         return None
 
 
+_MINUTES: dict[int, str] = {}
+
+
 def _fmt(us: int) -> str:
+    """UTC RFC 3339 with milliseconds; the date-hour-minute prefix is cached."""
     s, rem = divmod(us, US)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{rem // 1000:03d}Z"
+    m, sec = divmod(s, 60)
+    prefix = _MINUTES.get(m)
+    if prefix is None:
+        if len(_MINUTES) > 200_000:
+            _MINUTES.clear()
+        prefix = _MINUTES[m] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(m * 60))
+    return f"{prefix}{sec:02d}.{rem // 1000:03d}Z"
 
 
 def _pick(rng: random.Random, cum: list[float] | tuple[float, ...], items):
@@ -357,11 +369,10 @@ def _ticket_source(plan: _ClientPlan, queue: str | None, sid: int, cfg: Generato
     heap: list = []
     n = 0
     push, pop = heapq.heappush, heapq.heappop
-    count = 0
-    for t0, _ in _arrivals(rng, plan.bounds, rates):
+    arrivals = _arrivals(random.Random(rng.getrandbits(64)), plan.bounds, rates)
+    for count, (t0, _) in enumerate(arrivals, 1):
         while heap and heap[0][0] <= t0:
             yield pop(heap)
-        count += 1
         for t, ev in _ticket_lifecycle(plan, queue, f"{prefix}{count:06d}", t0, cfg, rng):
             tq = int(t)
             tq -= tq % 1000
@@ -439,6 +450,8 @@ def _ticket_lifecycle(plan: _ClientPlan, queue, tid: str, t0: float, cfg: Genera
     t_res = rclk.when(v)
     if t_reply >= math.inf:
         return out
+    if first_contact:  # the clock may stand still at the reply instant (outside business hours)
+        t_res = max(t_res, t_reply)
 
     if final != prio:
         first_stop = min(t_reply, t_res)
@@ -487,16 +500,16 @@ def _first(item):
 
 
 def auto_agents(calls_per_hour: float, queues: int, mean_handle_seconds: float) -> int:
-    """Square-root staffing for the weekday peak load of one queue (about 80 % answered in 20 s)."""
+    """Square-root staffing (load + sqrt(load)) for the weekday peak of one queue: ~90 % answered in 20 s."""
     load = calls_per_hour / max(queues, 1) * PEAK_WEIGHT * mean_handle_seconds / 3600
-    return max(1, math.ceil(load + 1.5 * math.sqrt(load)))
+    return max(1, math.ceil(load + math.sqrt(load)))
 
 
 def _call_source(plan: _ClientPlan, queue: str, sid: int, cfg: GeneratorConfig, rng):
     end = cfg.end_us
     client = plan.name
     nq = len(plan.call_queues)
-    peak_agents = cfg.agents if cfg.agents > 0 else auto_agents(cfg.calls_per_hour, nq, cfg.mean_handle_seconds)
+    peak_agents = cfg.agents or auto_agents(cfg.calls_per_hour, nq, cfg.mean_handle_seconds)
     floor = max(1, math.ceil(peak_agents * 0.2))
     base_rate = cfg.calls_per_hour / nq / HOUR_US
     rates = [base_rate * w for w in plan.weights]
@@ -518,7 +531,7 @@ def _call_source(plan: _ClientPlan, queue: str, sid: int, cfg: GeneratorConfig, 
     push, pop = heapq.heappush, heapq.heappop
     n = 0
     count = 0
-    for t, i in _arrivals(rng, plan.bounds, rates):
+    for t, i in _arrivals(random.Random(rng.getrandbits(64)), plan.bounds, rates):
         tq = int(t)
         tq -= tq % 1000
         while heap and heap[0][0] <= tq:
@@ -643,6 +656,10 @@ def _validate(contracts: Contracts, cfg: GeneratorConfig) -> None:
         raise ValueError("ticket_breach_rate and duplicate_rate are shares between 0 and 1")
     if cfg.disorder_us < 0:
         raise ValueError("disorder must not be negative")
+    if min(cfg.tickets_per_hour, cfg.calls_per_hour, cfg.agents, cfg.survey_rate) < 0 or cfg.survey_rate > 1:
+        raise ValueError("rates and agents must not be negative; survey_rate is a share")
+    if cfg.mean_handle_seconds <= 0 or cfg.mean_patience_seconds <= 0:
+        raise ValueError("mean handle time and patience must be positive")
     for s in cfg.scenarios:
         if s.kind not in DEFAULT_FACTOR:
             raise ValueError(f"unknown scenario kind {s.kind!r}")

@@ -39,7 +39,7 @@ def replay_lines(lines: Iterable[bytes], contracts: Contracts, at_us: int | None
     rejected: Counter = Counter()
     examples: dict[str, str] = {}
     count = after = 0
-    for count, line in enumerate(lines, 1):  # noqa: B007 - count is the line number afterwards
+    for count, line in enumerate(lines, 1):
         if not line.strip():
             continue
         event = decode_event(line, clients)

@@ -112,7 +112,7 @@ def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, 
         bad=None if kind in ("asa", "aht") else tally.bad,
         compliance=comp, target=target, met=met,
         error_budget_remaining=_budget(sla, tally, value),
-        value=value, unit=UNITS.get(kind),
+        value=value, unit="score" if isinstance(sla, CsatSla) and sla.method == "mean" else UNITS.get(kind),
     )
     sketch = ledger.sketches.get(window.label if not isinstance(sla.period, Rolling) else "rolling")
     if sketch is not None and sketch.count > 0:

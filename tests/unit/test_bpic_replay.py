@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -65,7 +65,8 @@ def expected(rows: list[dict]) -> tuple[bool, bool]:
 
 
 def hand_picked(by_sr: dict[str, list[dict]]) -> list[str]:
-    """Eight SRs never reopened, some queued first, some with waits, spanning weekends and late first replies (deterministic)."""
+    """Eight SRs never reopened: queued first or not, with waits or not, short and long, and some with
+    late first replies (deterministic)."""
     picked: list[str] = []
     for sr, rows in by_sr.items():
         done = [i for i, r in enumerate(rows) if r["Status"] == "Completed"]

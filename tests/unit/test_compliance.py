@@ -3,7 +3,12 @@
 import pytest
 
 from monitor.compliance import (
-    burn_rate, compliance, credit_percent, error_budget_remaining, projected_mean, projected_ratio,
+    burn_rate,
+    compliance,
+    credit_percent,
+    error_budget_remaining,
+    projected_mean,
+    projected_ratio,
 )
 from monitor.contracts import Penalty
 from monitor.sketch import LogSketch

@@ -62,12 +62,14 @@ def test_penalty_tiers_must_match_the_kind():
 
 
 def test_hours_and_day_ranges():
+    hours_yaml = "{hours: {mon-fri: ['08:00-12:00', '13:00-17:00'], sat: '09:00-13:00'}}"
     c = parse_contracts(GOOD.replace("timezone: Europe/Berlin",
-                                     "timezone: Europe/Berlin\n    calendar: {hours: {mon-fri: ['08:00-12:00', '13:00-17:00'], sat: '09:00-13:00'}}"))
+                                     f"timezone: Europe/Berlin\n    calendar: {hours_yaml}"))
     hours = c.clients["acme"].calendar.weekly_minutes()
     assert hours[0] == ((480, 720), (780, 1020)) and hours[5] == ((540, 780),) and 6 not in hours
+    overlapping = "{hours: {mon: ['08:00-12:00', '11:00-17:00']}}"
     assert "overlapping" in error(GOOD.replace("timezone: Europe/Berlin",
-                                               "timezone: Europe/Berlin\n    calendar: {hours: {mon: ['08:00-12:00', '11:00-17:00']}}"))
+                                               f"timezone: Europe/Berlin\n    calendar: {overlapping}"))
 
 
 def test_unknown_holiday_country():

@@ -4,8 +4,16 @@ import orjson
 import pytest
 
 from monitor.events import (
-    INVALID, MALFORMED, MAX_EVENT_BYTES, OVERSIZED, UNKNOWN_CLIENT, Rejection, TicketEvent, decode_event,
-    encode_event, to_us,
+    INVALID,
+    MALFORMED,
+    MAX_EVENT_BYTES,
+    OVERSIZED,
+    UNKNOWN_CLIENT,
+    Rejection,
+    TicketEvent,
+    decode_event,
+    encode_event,
+    to_us,
 )
 
 CLIENTS = {"acme"}

@@ -50,7 +50,7 @@ def test_breach_is_decided_at_the_deadline_without_any_event():
 def test_business_hours_carry_a_friday_evening_ticket_to_monday():
     # Friday 17:00 + 4 business hours = 1 h on Friday + 3 h on Monday -> Monday 11:00.
     events = [ticket("2026-11-06T17:00:00+01:00", "T1", "created", priority="P2")]
-    engine, r = run(CONTRACT, events, "2026-11-09T10:59:00+01:00")
+    _engine, r = run(CONTRACT, events, "2026-11-09T10:59:00+01:00")
     assert rec(r, "fr").open == 1 and rec(r, "fr").next_deadline_seconds == 60
     _, r = run(CONTRACT, events, "2026-11-09T11:00:00+01:00")
     assert rec(r, "fr").bad == 1
