@@ -59,7 +59,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default stdout)")
     add_generator_args(p)
     p.set_defaults(run=_generate)
+
+    _add_adapter_parsers(sub)
     return parser
+
+
+def _add_adapter_parsers(sub) -> None:
+    """Commands of the adapters (Kafka workers, alerting, reports) live with their code."""
+    from alerts.cli import add_parsers as alerts_parsers
+    from monitor.review_cli import add_parsers as review_parsers
+    from streams.cli import add_parsers as streams_parsers
+
+    streams_parsers(sub)
+    alerts_parsers(sub)
+    review_parsers(sub)
 
 
 def _instant(text: str) -> int:

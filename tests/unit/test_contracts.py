@@ -91,5 +91,5 @@ def test_missing_file(tmp_path):
 
 
 def test_example_contracts_load():
-    for path in Path(__file__).parents[2].joinpath("examples").glob("*.yaml"):
+    for path in Path(__file__).parents[2].joinpath("examples").glob("*contracts.yaml"):
         load_contracts(path)

@@ -1,0 +1,607 @@
+"""The monthly SLA review for account managers (`slamon report`): pure, built from a replay.
+
+    at = review_at(contracts, "2026-11", newest_us=...)      # the instant the review is "as of"
+    result = replay_lines(lines, contracts, at, engine)       # the same replay as `slamon replay --at`
+    review = build_review(result, engine, "2026-11")          # per client, per SLA; no I/O
+
+Every figure of the reviewed month is a record of that replay, unchanged (tests pin this); the review only
+selects, groups and explains them. Rules (documented in the README section "Monthly review"):
+
+* **Which contract periods belong to a month.** Monthly SLAs: the calendar month in the client's timezone.
+  Weekly SLAs: the ISO weeks whose Thursday falls in the month (the ISO-8601 year rule applied to months),
+  so every week belongs to exactly one month and no credit is counted twice; the first days of a month
+  can belong to the previous month's last week. Daily SLAs: the days of the month. Rolling SLAs: the
+  window ending at the review instant (for a complete month: its last instant).
+* **Review instant** = the end of the last contract period of the month (weeks may end a few days after
+  the month) minus 1 µs, or the newest event time if the events stop earlier ("month to date").
+* An SLA is **met** for the month when every contract period of the month is met (an empty period is
+  met, as in the report). Credits are the sum of the periods' credits as the report computes them.
+* **Trend** covers the `trend` months ending with the reviewed month, with the SLA's own contract periods
+  (weekly SLAs show weeks, rolling SLAs their value at each month's end, as `slamon replay --at` would).
+* **Misses per day**: decisions that went bad per local day (tickets late, calls answered after T,
+  abandons, low survey scores, audit errors) and minutes of downtime for uptime SLAs.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from monitor.contracts import VALUE_KINDS, Contracts, CsatSla, Rolling, TicketSla, UptimeSla
+from monitor.engine import Engine
+from monitor.events import format_us, to_us
+from monitor.ledger import Tally
+from monitor.periods import PeriodWindow, period_of, periods_between, rolling_window
+from monitor.replay import ReplayResult
+from monitor.report import Record, _ledger_records, _uptime_records
+
+US = 1_000_000
+MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December")
+DEFAULT_TREND = 6
+LOW_MARGIN = 0.25  # "met with little margin": less than this share of the error budget left
+
+KIND_TITLES = {
+    "first_response": "First response", "resolution": "Resolution", "service_level": "Service level",
+    "asa": "Average speed of answer", "abandon_rate": "Abandon rate", "aht": "Average handle time",
+    "uptime": "Uptime", "csat": "Customer satisfaction", "accuracy": "Accuracy",
+}
+MISS_UNITS = {  # what "bad" counts per kind, for the misses-per-day chart
+    "first_response": "tickets late", "resolution": "tickets late", "service_level": "calls over target",
+    "abandon_rate": "abandoned calls", "csat": "low scores", "accuracy": "errors", "uptime": "minutes down",
+}
+
+
+class ReviewError(ValueError):
+    """A review that cannot be built (bad month, unknown client, no data): the message says why."""
+
+
+# --- months and contract periods -------------------------------------------------------------------------
+
+def parse_month(text: str) -> tuple[int, int]:
+    m = MONTH_RE.match(text)
+    if not m:
+        raise ReviewError(f"--period expects a month like 2026-11, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def month_name(label: str) -> str:
+    year, month = parse_month(label)
+    return f"{MONTH_NAMES[month - 1]} {year}"
+
+
+def shift_month(label: str, delta: int) -> str:
+    year, month = parse_month(label)
+    index = year * 12 + month - 1 + delta
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def month_window(label: str, tz: str) -> PeriodWindow:
+    """The calendar month `label` in timezone `tz`, as [start, end) instants."""
+    year, month = parse_month(label)
+    noon = _dt.datetime(year, month, 15, 12, tzinfo=ZoneInfo(tz))
+    return period_of(to_us(noon), "month", tz)
+
+
+def month_of_window(window: PeriodWindow, period: str) -> str:
+    """The month a contract period belongs to (see the module docstring)."""
+    if period == "month":
+        return window.label
+    if period == "week":
+        year, week = window.label.split("-W")
+        thursday = _dt.date.fromisocalendar(int(year), int(week), 4)
+        return f"{thursday.year:04d}-{thursday.month:02d}"
+    return window.label[:7]  # day: 2026-11-23
+
+
+def windows_of_month(label: str, period: str, tz: str) -> list[PeriodWindow]:
+    """The contract periods (month, week or day windows) that belong to month `label`."""
+    month = month_window(label, tz)
+    # weeks belonging to the month may end up to 3 days after it (Thursday rule): look a week further
+    candidates = periods_between(month.start_us, month.end_us + 7 * 86_400 * US, period, tz)
+    return [w for w in candidates if month_of_window(w, period) == label]
+
+
+def review_at(contracts: Contracts, month: str, clients: list[str] | None = None,
+              newest_us: int | None = None) -> int:
+    """The review instant: the last instant of the month's contract periods (the latest over the selected
+    clients' SLAs), or `newest_us` (the newest event time) if the events stop before it."""
+    end = 0
+    for name in clients or list(contracts.clients):
+        client = contracts.clients[name]
+        end = max(end, month_window(month, client.timezone).end_us)
+        for sla in client.slas:
+            if not isinstance(sla.period, Rolling):
+                for w in windows_of_month(month, sla.period, client.timezone):
+                    end = max(end, w.end_us)
+    at = end - 1
+    return at if newest_us is None else min(at, newest_us)
+
+
+# --- the review ------------------------------------------------------------------------------------------
+
+@dataclass
+class TrendPoint:
+    label: str  # the contract period (2026-11, 2026-W47, 2026-11-23) or the month of a rolling value
+    start_us: int
+    end_us: int
+    month: str  # the month the point belongs to
+    value: float | None
+    met: bool
+    decided: float
+
+
+@dataclass
+class SlaReview:
+    client: str
+    sla: str
+    kind: str
+    title: str  # "Resolution", "Service level (20 s)", ...
+    unit: str | None  # ratio | seconds | score
+    target: float
+    lower_is_better: bool
+    period: str  # month | week | day | rolling-30d
+    records: list[Record]  # the replay records of the month's contract periods (synthesized when empty)
+    trend: list[TrendPoint]
+    breaches: list[tuple[int, str]]  # (decision instant, ticket id), ticket kinds
+    daily: list[float] | None  # misses per local day of the month (None: the kind has no misses)
+    daily_unit: str | None
+    penalty_fee: float | None = None
+    currency: str | None = None
+    credits: float = 0.0
+    credit_percent: float = 0.0  # the largest credit percent of the month's periods
+    projected_credits: float = 0.0
+
+    @property
+    def decided(self) -> float:
+        return sum(r.decided for r in self.records)
+
+    @property
+    def has_data(self) -> bool:
+        return any(r.decided for r in self.records)
+
+    @property
+    def met(self) -> bool:
+        return all(r.met for r in self.records)
+
+    @property
+    def missed_records(self) -> list[Record]:
+        return [r for r in self.records if not r.met]
+
+    @property
+    def worst(self) -> Record | None:
+        """The record furthest from the target (the month's only record for monthly SLAs)."""
+        measured = [r for r in self.records if r.value is not None]
+        if not measured:
+            return None
+        pick = max if self.lower_is_better else min
+        return pick(measured, key=lambda r: r.value)
+
+    @property
+    def value(self) -> float | None:
+        worst = self.worst
+        return None if worst is None else worst.value
+
+    @property
+    def budget_left(self) -> float | None:
+        worst = self.worst
+        return None if worst is None else worst.error_budget_remaining
+
+    @property
+    def breached_ids(self) -> list[str]:
+        return sorted({item for r in self.records for item in (r.breaches or ())})
+
+    def previous(self, month: str) -> tuple[bool, float | None] | None:
+        """(met, worst value) of the SLA in `month`, from the trend; None without data then."""
+        points = [p for p in self.trend if p.month == month and p.decided]
+        if not points:
+            return None
+        values = [p.value for p in points if p.value is not None]
+        worst = (max if self.lower_is_better else min)(values) if values else None
+        return all(p.met for p in points), worst
+
+
+@dataclass
+class ClientReview:
+    client: str
+    timezone: str
+    month: str
+    start_us: int
+    end_us: int
+    complete: bool
+    slas: list[SlaReview]
+    days: list[_dt.date]
+    headline: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def credits(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for s in self.slas:
+            if s.currency and s.credits:
+                out[s.currency] = out.get(s.currency, 0.0) + s.credits
+        return out
+
+    @property
+    def met_count(self) -> tuple[int, int]:
+        with_data = [s for s in self.slas if s.has_data]
+        return sum(s.met for s in with_data), len(with_data)
+
+    @property
+    def summary(self) -> str:
+        return self.headline
+
+
+@dataclass
+class Review:
+    month: str
+    at_us: int
+    trend_months: int
+    clients: list[ClientReview]
+    pipeline: dict
+
+    @property
+    def complete(self) -> bool:
+        return all(c.complete for c in self.clients)
+
+
+def build_review(result: ReplayResult, engine: Engine, month: str, clients: list[str] | None = None,
+                 trend: int = DEFAULT_TREND) -> Review:
+    """The review of `month` from a replay (`result`) and the engine that replay ran (`engine`)."""
+    parse_month(month)
+    if trend < 1:
+        raise ReviewError("--trend must be at least 1")
+    contracts = engine.contracts
+    names = clients or list(contracts.clients)
+    for name in names:
+        if name not in contracts.clients:
+            raise ReviewError(f"client {name!r} is not in the contracts (known: {', '.join(contracts.clients)})")
+    at = result.at_us
+    index = {(r.client, r.sla, r.period): r for r in result.records}
+    reviews = []
+    for name in names:
+        client = contracts.clients[name]
+        tz = client.timezone
+        mwin = month_window(month, tz)
+        if at < mwin.start_us:
+            raise ReviewError(f"the events end at {format_us(at)}, before {month_name(month)} starts for {name}")
+        days = [_dt.date.fromisoformat(w.label) for w in periods_between(mwin.start_us, mwin.end_us, "day", tz)]
+        slas = [_sla_review(engine, index, name, tz, sla, month, mwin, at, trend, days) for sla in client.slas]
+        cr = ClientReview(client=name, timezone=tz, month=month, start_us=mwin.start_us, end_us=mwin.end_us,
+                          complete=all(r.complete for s in slas for r in s.records), slas=slas, days=days)
+        cr.headline, cr.notes = summarize(cr, at)
+        reviews.append(cr)
+    return Review(month=month, at_us=at, trend_months=trend, clients=reviews, pipeline=result.pipeline())
+
+
+def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: str, mwin: PeriodWindow,
+                at: int, trend: int, days: list[_dt.date]) -> SlaReview:
+    kind = sla.kind
+    rolling = isinstance(sla.period, Rolling)
+    if rolling:
+        period_name = rolling_window(at, sla.period.rolling).label
+        records = [index[(client, sla.name, period_name)]]
+    else:
+        period_name = sla.period
+        records = [index.get((client, sla.name, w.label)) or _empty_record(client, sla, w, at)
+                   for w in windows_of_month(month, sla.period, tz) if w.start_us <= at]
+    unit = (records[0].unit if records else None) or "ratio"  # ticket kinds: a share of tickets
+    target = sla.objective if isinstance(sla, TicketSla) else sla.target
+    review = SlaReview(
+        client=client, sla=sla.name, kind=kind, title=sla_title(sla), unit=unit, target=target,
+        lower_is_better=kind in VALUE_KINDS, period=period_name, records=records,
+        trend=_trend(engine, index, client, tz, sla, month, at, trend, records),
+        breaches=[], daily=None, daily_unit=MISS_UNITS.get(kind),
+    )
+    if sla.penalty is not None:
+        review.penalty_fee, review.currency = sla.penalty.monthly_fee, sla.penalty.currency
+        review.credits = round(sum(r.penalty["credit"] for r in records if r.penalty), 2)
+        review.credit_percent = max((r.penalty["credit_percent"] for r in records if r.penalty), default=0.0)
+        review.projected_credits = round(sum(
+            r.penalty["projected_credit"] if not r.complete else r.penalty["credit"] for r in records if r.penalty
+        ), 2)
+    if isinstance(sla, UptimeSla):
+        review.daily = _daily_downtime(engine, client, sla, tz, mwin, at)
+    elif kind in MISS_UNITS:
+        ledger = engine.ledgers[(client, sla.name)]
+        review.daily = _daily_bad(ledger.instants, tz, mwin, days)
+        if isinstance(sla, TicketSla):
+            ids = set(review.breached_ids)
+            spans = [(_us(r.period_start), _us(r.period_end)) for r in records]
+            listed = [pair for label in ({"rolling"} if rolling else {r.period for r in records})
+                      for pair in ledger.breaches.get(label, ())]
+            review.breaches = sorted(
+                (a, item) for a, item in listed if item in ids and any(s <= a < e for s, e in spans))
+    return review
+
+
+def _us(text: str) -> int:
+    return to_us(_dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+def _empty_record(client: str, sla, window: PeriodWindow, at: int) -> Record:
+    """What the report says about a period without decisions (it lists only periods with some)."""
+    target = sla.objective if isinstance(sla, TicketSla) else sla.target
+    unit = "score" if isinstance(sla, CsatSla) and sla.method == "mean" else (
+        "seconds" if sla.kind in ("asa", "aht") else "ratio")
+    penalty = None
+    if sla.penalty is not None:
+        penalty = {"currency": sla.penalty.currency, "monthly_fee": sla.penalty.monthly_fee, "credit_percent": 0.0,
+                   "credit": 0.0, "projected_credit_percent": 0.0, "projected_credit": 0.0}
+    return Record(
+        client=client, sla=sla.name, kind=sla.kind, period=window.label, period_start=format_us(window.start_us),
+        period_end=format_us(window.end_us), complete=window.end_us <= at + 1, decided=0,
+        good=None if sla.kind in ("asa", "aht") else 0, bad=None if sla.kind in ("asa", "aht") else 0,
+        compliance=None, target=target, met=True,
+        error_budget_remaining=None if isinstance(sla, CsatSla) and sla.method == "mean" else 1.0,
+        value=None, unit=unit, penalty=penalty, breaches=[] if isinstance(sla, TicketSla) else None,
+    )
+
+
+def _trend(engine: Engine, index: dict, client: str, tz: str, sla, month: str, at: int, trend: int,
+           current: list[Record]) -> list[TrendPoint]:
+    months = [shift_month(month, -k) for k in range(trend - 1, -1, -1)]
+    if isinstance(sla.period, Rolling):
+        points = []
+        for m in months[:-1]:
+            end = month_window(m, tz).end_us - 1
+            if end > at:
+                continue
+            rec = _rolling_record(engine, client, sla, end)
+            w = rolling_window(end, sla.period.rolling)
+            points.append(TrendPoint(m, w.start_us, w.end_us, m, rec.value, rec.met, rec.decided))
+        rec = current[0]
+        w = rolling_window(at, sla.period.rolling)
+        points.append(TrendPoint(month, w.start_us, w.end_us, month, rec.value, rec.met, rec.decided))
+        return points
+    points = []
+    for m in months:
+        for w in windows_of_month(m, sla.period, tz):
+            if w.start_us > at:
+                continue
+            rec = index.get((client, sla.name, w.label))
+            if rec is None:
+                points.append(TrendPoint(w.label, w.start_us, w.end_us, m, None, True, 0))
+            else:
+                points.append(TrendPoint(w.label, w.start_us, w.end_us, m, rec.value, rec.met, rec.decided))
+    return points
+
+
+def _rolling_record(engine: Engine, client: str, sla, at: int) -> Record:
+    """The rolling SLA's record as `slamon replay --at` would give it at an earlier instant `at` (the
+    ledgers keep every decision instant, so the window is exact)."""
+    if isinstance(sla, UptimeSla):
+        ledger = next(lg for lg in engine.clients[client].uptime[sla.service] if lg.sla is sla)
+        return _uptime_records(ledger, at)[0]
+    return _ledger_records(engine, engine.ledgers[(client, sla.name)], sla, at)[0]
+
+
+def _daily_bad(instants: dict[int, Tally], tz: str, mwin: PeriodWindow, days: list[_dt.date]) -> list[float]:
+    out = [0.0] * len(days)
+    first = days[0]
+    for at, tally in instants.items():
+        if tally.bad and mwin.start_us <= at < mwin.end_us:
+            out[(_dt.date.fromisoformat(period_of(at, "day", tz).label) - first).days] += tally.bad
+    return out
+
+
+def _daily_downtime(engine: Engine, client: str, sla: UptimeSla, tz: str, mwin: PeriodWindow,
+                    at: int) -> list[float]:
+    ledger = next(lg for lg in engine.clients[client].uptime[sla.service] if lg.sla is sla)
+    out = []
+    for w in periods_between(mwin.start_us, mwin.end_us, "day", tz):
+        end = min(w.end_us, at)
+        out.append(ledger.between(w.start_us, end).down_us / 60 / US if end > w.start_us else 0.0)
+    return out
+
+
+# --- words -----------------------------------------------------------------------------------------------
+
+def sla_title(sla) -> str:
+    title = KIND_TITLES[sla.kind]
+    if sla.kind == "service_level":
+        return f"{title} ({sla.within / US:g} s)"
+    if sla.kind == "uptime":
+        return f"{title} ({sla.service})"
+    if isinstance(sla, CsatSla):
+        return f"{title} ({'mean score' if sla.method == 'mean' else f'share ≥ {sla.good_score}'})"
+    return title
+
+
+def summarize(cr: ClientReview, at: int) -> tuple[str, list[str]]:
+    """(headline sentence, detail notes) written from the figures."""
+    name = month_name(cr.month)
+    prev_month = shift_month(cr.month, -1)
+    prev_name = MONTH_NAMES[parse_month(prev_month)[1] - 1]
+    met, total = cr.met_count
+    parts = [f"{met} of {total} SLAs met in {name}" + ("" if cr.complete else " so far")]
+    notes: list[str] = []
+    if not cr.complete:
+        notes.append(f"Month to date: figures as of {local_time(at, cr.timezone)} ({cr.timezone}); "
+                     "they will change until the month ends.")
+    for s in cr.slas:
+        if not s.has_data or s.met:
+            continue
+        credit = f"credit {money(s.credits, s.currency)}" if s.credits else ""
+        worst = s.worst
+        if len(s.records) == 1:
+            phrase = f"{s.sla} missed at {fmt_value(worst.value, s.unit, s.target)} vs {plain_target(s)}"
+            parts.append(phrase + (f" ({credit})" if credit else ""))
+        else:
+            unit_name = _period_noun(s.period)
+            phrase = (f"{s.sla} missed in {len(s.missed_records)} of {len(s.records)} {unit_name}s "
+                      f"(worst {short_period(worst.period)} at {fmt_value(worst.value, s.unit, s.target)} vs {plain_target(s)}"
+                      + (f"; {credit})" if credit else ")"))
+            parts.append(phrase)
+        notes.append(_missed_note(s, prev_month, prev_name))
+    for s in cr.slas:
+        before = s.previous(prev_month)
+        if s.has_data and s.met and before is not None and not before[0]:
+            parts.append(f"{s.sla} recovered from {prev_name}")
+            notes.append(f"{s.sla} recovered: {fmt_value(before[1], s.unit, s.target)} in {prev_name}, "
+                         f"{fmt_value(s.value, s.unit, s.target)} in {name} vs {fmt_target(s)}.")
+    for s in cr.slas:
+        left = s.budget_left
+        if s.has_data and s.met and left is not None and left < LOW_MARGIN:
+            notes.append(f"{s.sla} met with little margin: {fmt_value(s.value, s.unit, s.target)} vs "
+                         f"{fmt_target(s)}, {max(left, 0) * 100:.0f} % of the error budget left.")
+    missing = [s.sla for s in cr.slas if not s.has_data]
+    if missing:
+        notes.append(f"No data in {name} for: {', '.join(missing)}.")
+    credits = cr.credits
+    if credits:
+        owed = " and ".join(money(v, c) for c, v in sorted(credits.items()))
+        notes.append(f"Service credits owed{' so far' if not cr.complete else ''} for {name}: {owed}.")
+    else:
+        notes.append(f"No service credits owed for {name}{' so far' if not cr.complete else ''}.")
+    return "; ".join(parts) + ".", notes
+
+
+def short_period(label: str) -> str:
+    """W47 for 2026-W47; other labels unchanged."""
+    return label.split("-", 1)[1] if "-W" in label else label
+
+
+def _period_noun(period: str) -> str:
+    return {"week": "week", "day": "day", "month": "month"}.get(period, "period")
+
+
+def _missed_note(s: SlaReview, prev_month: str, prev_name: str) -> str:
+    worst = s.worst
+    what = {"first_response": "of tickets answered in time", "resolution": "of tickets resolved in time",
+            "service_level": "of calls answered in time", "uptime": "availability",
+            "accuracy": "accuracy", "csat": "satisfied customers"}.get(s.kind, "")
+    if s.kind in ("asa", "aht", "abandon_rate") or s.unit == "score":
+        what = ""
+    if len(s.records) == 1:
+        text = f"{s.sla} missed: {fmt_value(worst.value, s.unit, s.target)}{' ' + what if what else ''}" \
+               f" vs {fmt_target(s)}"
+        if s.kind in ("first_response", "resolution"):
+            text += f"; {len(s.breached_ids)} of {int(worst.decided):,} tickets breached"
+    else:
+        weeks = ", ".join(f"{short_period(r.period)} at {fmt_value(r.value, s.unit, s.target)}"
+                          for r in s.missed_records)
+        text = f"{s.sla} missed in {len(s.missed_records)} of {len(s.records)} " \
+               f"{_period_noun(s.period)}s ({weeks}) vs {fmt_target(s)}"
+    before = s.previous(prev_month)
+    if before is not None:
+        text += f"; {prev_name}: {fmt_value(before[1], s.unit, s.target)} ({'met' if before[0] else 'missed'})"
+    if s.credits:
+        text += f"; credit {money(s.credits, s.currency)}"
+        if len(s.records) == 1:
+            text += f" ({s.credit_percent:g} % of the {money(s.penalty_fee, s.currency)} monthly fee)"
+    return text + "."
+
+
+def local_time(at_us: int, tz: str) -> str:
+    t = _dt.datetime.fromtimestamp(at_us / US, ZoneInfo(tz))
+    return f"{t.day} {MONTH_NAMES[t.month - 1][:3]} {t.year} {t:%H:%M}"
+
+
+def local_date(at_us: int, tz: str) -> str:
+    t = _dt.datetime.fromtimestamp(at_us / US, ZoneInfo(tz))
+    return f"{t.day} {MONTH_NAMES[t.month - 1][:3]} {t.year}"
+
+
+def money(amount: float | None, currency: str | None) -> str:
+    if amount is None:
+        return "-"
+    text = f"{amount:,.0f}" if float(amount).is_integer() else f"{amount:,.2f}"
+    return f"{currency} {text}" if currency else text
+
+
+def _pct_digits(*ratios: float) -> int:
+    digits = 1
+    for r in ratios:
+        text = f"{r * 100:.4f}".rstrip("0").rstrip(".")
+        if "." in text:
+            digits = max(digits, len(text.split(".")[1]))
+    return min(digits, 3)
+
+
+def fmt_value(value: float | None, unit: str | None, target: float | None = None) -> str:
+    """A measured value for people: 86.4 % (more digits when the target needs them or the value would
+    otherwise read like the target), 28.4 s, 5.0 min, 4.35."""
+    if value is None:
+        return "no data"
+    if unit == "ratio":
+        digits = _pct_digits(target) if target is not None else 1
+        while target is not None and digits < 3 and value != target and \
+                f"{value * 100:.{digits}f}" == f"{target * 100:.{digits}f}":
+            digits += 1
+        return f"{value * 100:.{digits}f} %"
+    if unit == "seconds":
+        return _duration(value)
+    if unit == "score":
+        return f"{value:.2f}"
+    return f"{value:g}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    minutes = seconds / 60
+    return f"{minutes:.0f} min" if float(minutes).is_integer() else f"{minutes:.1f} min"
+
+
+def fmt_target(s: SlaReview) -> str:
+    """The target as the contract states it: ≥ 90 %, ≤ 30 s, ≤ 5 %, ≥ 4.2."""
+    sign = "≤" if s.lower_is_better else "≥"
+    if s.unit == "ratio":
+        digits = _pct_digits(s.target)
+        text = f"{s.target * 100:.{digits}f}".rstrip("0").rstrip(".")
+        return f"{sign} {text} %"
+    if s.unit == "seconds":
+        return f"{sign} {_duration(s.target)}" if s.target >= 120 else f"{sign} {s.target:g} s"
+    return f"{sign} {s.target:g}"
+
+
+def plain_target(s: SlaReview) -> str:
+    """The target without the comparison sign (for headlines: "86.4 % vs 90 %")."""
+    return fmt_target(s)[2:]
+
+
+# --- CSV -------------------------------------------------------------------------------------------------
+
+CSV_COLUMNS = (
+    "section", "client", "sla", "kind", "review_month", "period", "period_start", "period_end", "complete",
+    "decided", "good", "bad", "compliance", "value", "unit", "target", "met", "error_budget_remaining",
+    "currency", "credit_percent", "credit", "projected_credit", "breaches", "summary",
+)
+
+
+def csv_rows(review: Review) -> list[dict]:
+    """The figures as flat rows: `section` = `period` for the month's contract periods (the replay records,
+    with every breached ticket id), `trend` for the earlier periods of the trend, `summary` per client."""
+    rows = []
+    for cr in review.clients:
+        rows.append({"section": "summary", "client": cr.client, "review_month": cr.month,
+                     "complete": cr.complete, "met": cr.met_count[0] == cr.met_count[1],
+                     "summary": " ".join([cr.headline, *cr.notes])})
+        for s in cr.slas:
+            for r in s.records:
+                p = r.penalty or {}
+                rows.append({
+                    "section": "period", "client": cr.client, "sla": s.sla, "kind": s.kind,
+                    "review_month": cr.month, "period": r.period, "period_start": r.period_start,
+                    "period_end": r.period_end, "complete": r.complete, "decided": r.decided, "good": r.good,
+                    "bad": r.bad, "compliance": r.compliance, "value": r.value, "unit": r.unit,
+                    "target": r.target, "met": r.met, "error_budget_remaining": r.error_budget_remaining,
+                    "currency": p.get("currency"), "credit_percent": p.get("credit_percent"),
+                    "credit": p.get("credit"), "projected_credit": p.get("projected_credit"),
+                    "breaches": ";".join(r.breaches) if r.breaches else None,
+                })
+            current = {r.period for r in s.records}
+            for t in s.trend:
+                if t.label in current or t.month == cr.month:
+                    continue
+                rows.append({
+                    "section": "trend", "client": cr.client, "sla": s.sla, "kind": s.kind,
+                    "review_month": cr.month, "period": t.label, "period_start": format_us(t.start_us),
+                    "period_end": format_us(t.end_us), "decided": t.decided, "value": t.value, "unit": s.unit,
+                    "target": s.target, "met": t.met,
+                })
+    return rows

@@ -1,0 +1,564 @@
+"""Rendering the monthly review (`monitor.review`): HTML with inline SVG charts, PDF through headless
+Chromium, CSV of the figures. The charts are drawn here (plain SVG, no plotting library): a bullet chart of
+compliance vs target per SLA, a trend line per SLA over the last months, and misses per day.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from html import escape
+from pathlib import Path
+
+from monitor.events import format_us
+from monitor.review import (
+    CSV_COLUMNS,
+    MONTH_NAMES,
+    ClientReview,
+    Review,
+    SlaReview,
+    csv_rows,
+    fmt_target,
+    fmt_value,
+    local_date,
+    local_time,
+    money,
+    month_name,
+    month_window,
+    parse_month,
+    shift_month,
+)
+
+GOOD = "#2f7d4f"
+BAD = "#c2412d"
+INK = "#1d2733"
+MUTED = "#6b7785"
+BAND = "#e9edf2"
+GRID = "#d5dbe2"
+FONT = "'DejaVu Sans', 'Liberation Sans', Arial, sans-serif"
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless_shell")
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-pdf-header-footer", "--hide-scrollbars",
+)
+MAX_LISTED = 40  # breached ticket ids listed per SLA in the document (the CSV has them all)
+
+
+class ChromiumMissing(RuntimeError):
+    pass
+
+
+class PdfError(RuntimeError):
+    pass
+
+
+# --- CSV -------------------------------------------------------------------------------------------------
+
+def render_csv(review: Review) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in csv_rows(review):
+        writer.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+# --- PDF -------------------------------------------------------------------------------------------------
+
+def find_chromium() -> str | None:
+    """$SLAMON_CHROMIUM, or the first Chromium/Chrome on PATH."""
+    explicit = os.environ.get("SLAMON_CHROMIUM")
+    if explicit:
+        return explicit if (Path(explicit).is_file() or shutil.which(explicit)) else None
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def html_to_pdf(html: str, timeout: float = 180.0, chromium: str | None = None) -> bytes:
+    """Print the HTML to PDF with headless Chromium (A4, the document's own @page rules)."""
+    binary = chromium or find_chromium()
+    if binary is None:
+        raise ChromiumMissing(
+            "PDF output needs Chromium, which was not found on PATH (looked for "
+            f"{', '.join(CHROMIUM_NAMES)}). Install it (Debian: apt-get install chromium) or point "
+            "SLAMON_CHROMIUM at the binary; --format html gives the same document without it.")
+    with tempfile.TemporaryDirectory(prefix="slamon-pdf-") as tmp:
+        page = Path(tmp) / "review.html"
+        pdf = Path(tmp) / "review.pdf"
+        page.write_text(html, encoding="utf-8")
+        cmd = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={Path(tmp) / 'profile'}",
+               f"--print-to-pdf={pdf}", page.as_uri()]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise PdfError(f"Chromium did not finish printing within {timeout:.0f} s") from None
+        except OSError as err:
+            raise ChromiumMissing(f"cannot run Chromium at {binary}: {err}") from None
+        if proc.returncode != 0 or not pdf.exists() or pdf.stat().st_size == 0:
+            tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
+            raise PdfError(f"Chromium failed to print the PDF (exit {proc.returncode}): " + " | ".join(tail))
+        return pdf.read_bytes()
+
+
+# --- HTML ------------------------------------------------------------------------------------------------
+
+CSS = f"""
+@page {{ size: A4; margin: 13mm 12mm 15mm 12mm;
+  @bottom-left {{ content: "slamon · monthly SLA review"; font: 7pt {FONT}; color: {MUTED}; }}
+  @bottom-right {{ content: "page " counter(page) " of " counter(pages); font: 7pt {FONT}; color: {MUTED}; }} }}
+* {{ box-sizing: border-box; }}
+html {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
+body {{ font: 9pt/1.35 {FONT}; color: {INK}; margin: 0; }}
+@media screen {{ body {{ max-width: 190mm; margin: 8mm auto; }} section {{ border-bottom: 2px solid {GRID};
+  padding-bottom: 8mm; margin-bottom: 8mm; }} }}
+section.client, section.overview {{ break-after: page; }}
+section:last-of-type {{ break-after: auto; }}
+.eyebrow {{ font-size: 7.5pt; letter-spacing: .08em; text-transform: uppercase; color: {MUTED}; margin: 0; }}
+h1 {{ font-size: 17pt; margin: 1mm 0 0.5mm; }}
+h2 {{ font-size: 10.5pt; margin: 5mm 0 1.5mm; padding-bottom: 0.8mm; border-bottom: 1px solid {GRID};
+  break-after: avoid; }}
+.sub {{ color: {MUTED}; font-size: 8pt; margin: 0 0 3mm; }}
+.summary {{ display: flex; gap: 4mm; align-items: stretch; break-inside: avoid; }}
+.summary .text {{ flex: 1; background: #f5f7fa; border-left: 3px solid {INK}; padding: 2.5mm 3.5mm; }}
+.summary .headline {{ font-size: 10pt; font-weight: bold; margin: 0 0 1.5mm; }}
+.summary ul {{ margin: 0; padding-left: 4.5mm; }}
+.summary li {{ margin: 0.6mm 0; }}
+.tiles {{ display: flex; flex-direction: column; gap: 2mm; width: 38mm; }}
+.tile {{ border: 1px solid {GRID}; padding: 1.5mm 2.5mm; }}
+.tile .k {{ font-size: 7pt; color: {MUTED}; text-transform: uppercase; letter-spacing: .05em; }}
+.tile .v {{ font-size: 12pt; font-weight: bold; }}
+.tile .v.bad {{ color: {BAD}; }} .tile .v.good {{ color: {GOOD}; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th {{ text-align: left; font-size: 7.5pt; color: {MUTED}; font-weight: normal; border-bottom: 1px solid {INK};
+  padding: 1mm 1.5mm; }}
+td {{ border-bottom: 1px solid {GRID}; padding: 1.2mm 1.5mm; vertical-align: middle; }}
+tr {{ break-inside: avoid; }}
+td.num, th.num {{ text-align: right; white-space: nowrap; }}
+.name {{ font-weight: bold; }} .small {{ font-size: 7.5pt; color: {MUTED}; }}
+.badge {{ display: inline-block; font-size: 7pt; font-weight: bold; padding: 0.3mm 1.6mm; border-radius: 2mm;
+  color: white; white-space: nowrap; }}
+.badge.met {{ background: {GOOD}; }} .badge.missed {{ background: {BAD}; }} .badge.nodata {{ background: #98a2ad; }}
+.periods {{ font-size: 7.5pt; line-height: 1.3; }} .periods .miss {{ color: {BAD}; font-weight: bold; }}
+.grid {{ display: grid; grid-template-columns: repeat(3, 1fr); gap: 2mm 4mm; }}
+.chart {{ break-inside: avoid; }}
+.chart .t {{ font-size: 8pt; font-weight: bold; margin-bottom: 0.5mm; white-space: nowrap; overflow: hidden;
+  text-overflow: ellipsis; }}
+.chart .t span {{ font-weight: normal; color: {MUTED}; }}
+.daily {{ break-inside: avoid; }}
+.ids {{ font: 7pt/1.4 'DejaVu Sans Mono', monospace; color: #3a4450; word-break: break-all; }}
+.breaches p {{ margin: 1mm 0 2mm; break-inside: avoid; }}
+.note {{ font-size: 7.5pt; color: {MUTED}; margin-top: 1.5mm; }}
+svg text {{ font-family: {FONT}; }}
+"""
+
+
+def render_html(review: Review) -> str:
+    title = f"SLA review {month_name(review.month)}"
+    body = []
+    if len(review.clients) > 1:
+        body.append(_overview(review))
+    body.extend(_client_section(review, cr) for cr in review.clients)
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
+            f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def _overview(review: Review) -> str:
+    rows = []
+    for cr in review.clients:
+        met, total = cr.met_count
+        credits = ", ".join(money(v, c) for c, v in sorted(cr.credits.items())) or "none"
+        badge = "met" if met == total else "missed"
+        rows.append(
+            f"<tr><td class=\"name\">{escape(cr.client)}</td><td class=\"num\"><span class=\"badge {badge}\">"
+            f"{met} / {total}</span></td><td class=\"num\">{escape(credits)}</td>"
+            f"<td>{escape(cr.headline)}</td></tr>")
+    status = "" if review.complete else " (month to date)"
+    return (
+        f"<section class=\"overview\"><p class=\"eyebrow\">Monthly SLA review{status}</p>"
+        f"<h1>{escape(month_name(review.month))}</h1>"
+        f"<p class=\"sub\">{len(review.clients)} clients · figures as of {escape(format_us(review.at_us))} · "
+        f"one section per client follows</p>"
+        f"<table><thead><tr><th>Client</th><th class=\"num\">SLAs met</th><th class=\"num\">Credits owed</th>"
+        f"<th>Summary</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{_pipeline_note(review)}</section>")
+
+
+def _pipeline_note(review: Review) -> str:
+    p = review.pipeline
+    rejected = ", ".join(f"{k} {v:,}" for k, v in p.get("rejected", {}).items()) or "none"
+    return (f"<p class=\"note\">Source: {p.get('accepted', 0):,} events replayed ({p.get('duplicates', 0):,} "
+            f"duplicates ignored, {p.get('after_at', 0):,} after the review instant; rejected: {escape(rejected)}). "
+            f"Every figure is the record `slamon replay --at {escape(p.get('at', ''))}` gives for the period.</p>")
+
+
+def _client_section(review: Review, cr: ClientReview) -> str:
+    met, total = cr.met_count
+    first, last = cr.days[0], cr.days[-1]
+    credits = cr.credits
+    breached = sum(len(s.breached_ids) for s in cr.slas)
+    status = "" if cr.complete else " · month to date"
+    tiles = [
+        ("SLAs met", f"{met} / {total}", "good" if met == total else "bad"),
+        ("Credits owed" + ("" if cr.complete else " so far"),
+         "<br>".join(escape(money(v, c)) for c, v in sorted(credits.items())) or "none", "bad" if credits else "good"),
+        ("Tickets breached", f"{breached:,}", ""),
+    ]
+    tile_html = "".join(f"<div class=\"tile\"><div class=\"k\">{k}</div><div class=\"v {cls}\">{v}</div></div>"
+                        for k, v, cls in tiles)
+    notes = "".join(f"<li>{escape(n)}</li>" for n in cr.notes)
+    parts = [
+        f"<section class=\"client\" id=\"{escape(cr.client)}\">",
+        f"<p class=\"eyebrow\">Monthly SLA review · {escape(month_name(cr.month))}{status}</p>",
+        f"<h1>{escape(cr.client)}</h1>",
+        f"<p class=\"sub\">{first.day} {MONTH_NAMES[first.month - 1][:3]} – {last.day} "
+        f"{MONTH_NAMES[last.month - 1][:3]} {last.year} ({escape(cr.timezone)}) · as of "
+        f"{escape(local_time(review.at_us, cr.timezone))} · {len(cr.slas)} SLAs in the contract</p>",
+        f"<div class=\"summary\"><div class=\"text\"><p class=\"headline\">{escape(cr.headline)}</p>"
+        f"<ul>{notes}</ul></div><div class=\"tiles\">{tile_html}</div></div>",
+        "<h2>Scorecard</h2>",
+        _scorecard(cr),
+        f"<h2>Trend · last {review.trend_months} months</h2>",
+        _trend_grid(review, cr),
+    ]
+    daily = [s for s in cr.slas if s.daily is not None and any(s.daily)]
+    if daily:
+        parts += ["<h2>Misses per day</h2>", _daily_block(cr, daily)]
+    listed = [s for s in cr.slas if s.breached_ids]
+    if listed:
+        parts += ["<h2>Breached tickets</h2>", _breach_lists(cr, listed)]
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def _status(s: SlaReview) -> str:
+    if not s.has_data:
+        return "<span class=\"badge nodata\">NO DATA</span>"
+    if s.met:
+        return "<span class=\"badge met\">MET</span>"
+    if len(s.records) > 1:
+        return f"<span class=\"badge missed\">MISSED {len(s.missed_records)}/{len(s.records)}</span>"
+    return "<span class=\"badge missed\">MISSED</span>"
+
+
+def _period_text(s: SlaReview) -> str:
+    if s.period.startswith("rolling"):
+        return f"rolling {s.period.removeprefix('rolling-')} to review date"
+    return {"month": "monthly", "week": "weekly (ISO weeks)", "day": "daily"}.get(s.period, s.period)
+
+
+def _result_cell(s: SlaReview) -> str:
+    if len(s.records) == 1:
+        r = s.records[0]
+        count = f"<div class=\"small\">{_decided_text(s, r.decided)}</div>" if r.decided else ""
+        return f"<b>{escape(fmt_value(r.value, s.unit, s.target))}</b>{count}"
+    lines = []
+    for r in s.records:
+        cls = "miss" if not r.met else ""
+        mark = "" if r.complete else "*"
+        label = r.period.split("-", 1)[1] if s.period == "week" else r.period[-2:]
+        lines.append(f"<span class=\"{cls}\">{escape(label)}{mark} {escape(fmt_value(r.value, s.unit, s.target))}</span>")
+    return f"<div class=\"periods\">{'<br>'.join(lines)}</div>"
+
+
+def _decided_text(s: SlaReview, decided: float) -> str:
+    if s.kind == "uptime":
+        return f"{decided / 3600:,.1f} h measured"
+    noun = {"first_response": "tickets", "resolution": "tickets", "service_level": "calls", "asa": "calls",
+            "abandon_rate": "calls", "aht": "calls", "csat": "surveys", "accuracy": "items audited"}[s.kind]
+    return f"{decided:,.0f} {noun}"
+
+
+def _credit_cell(s: SlaReview) -> str:
+    if s.currency is None:
+        return "<span class=\"small\">no penalty</span>"
+    if not s.credits:
+        return f"<span class=\"small\">{escape(s.currency)} 0</span>"
+    return f"<b style=\"color:{BAD}\">{escape(money(s.credits, s.currency))}</b>"
+
+
+def _scorecard(cr: ClientReview) -> str:
+    rows = []
+    for s in cr.slas:
+        rows.append(
+            f"<tr><td><div class=\"name\">{escape(s.title)}</div><div class=\"small\">{escape(s.sla)} · "
+            f"{escape(_period_text(s))}</div></td>"
+            f"<td class=\"num\">{escape(fmt_target(s))}</td>"
+            f"<td class=\"num\">{_result_cell(s)}</td>"
+            f"<td>{_status(s)}</td>"
+            f"<td>{bullet_svg(s)}</td>"
+            f"<td class=\"num\">{_credit_cell(s)}</td></tr>")
+    incomplete = any(not r.complete for s in cr.slas for r in s.records)
+    foot = "<p class=\"note\">* period still running at the review instant. Weekly SLAs list the ISO weeks " \
+           "whose Thursday falls in the month.</p>" if incomplete else \
+           "<p class=\"note\">Weekly SLAs list the ISO weeks whose Thursday falls in the month; bars show each " \
+           "period's value against the target (black tick).</p>"
+    return ("<table class=\"scorecard\"><thead><tr><th>SLA</th><th class=\"num\">Target</th>"
+            "<th class=\"num\">Result</th><th>Status</th><th>Compliance vs target</th>"
+            "<th class=\"num\">Credit</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + foot)
+
+
+# --- charts ----------------------------------------------------------------------------------------------
+
+def _nice_step(span: float) -> float:
+    if span <= 0:
+        return 1.0
+    exp = 10 ** math.floor(math.log10(span))
+    for m in (1, 2, 2.5, 5, 10):
+        if span / (m * exp) <= 5:
+            return m * exp
+    return 10 * exp
+
+
+def value_range(s: SlaReview, values: list[float]) -> tuple[float, float]:
+    """The axis [lo, hi] for an SLA's values: ratios up to 100 %, zoomed so that the target is readable."""
+    vals = [v for v in values if v is not None] + [s.target]
+    if s.unit == "ratio" and not s.lower_is_better:
+        low = min(vals)
+        lo = max(0.0, low - max(1.2 * (1 - low), 0.002))
+        step = _nice_step(1 - lo) / 2
+        return max(0.0, math.floor(lo / step + 1e-9) * step), 1.0
+    if s.unit == "score":
+        return max(1.0, math.floor((min(vals) - 0.3) * 2) / 2), 5.0
+    hi = max(vals) * 1.3
+    step = _nice_step(hi)
+    return 0.0, math.ceil(hi / step - 1e-9) * step
+
+
+def _x(v: float, lo: float, hi: float, x0: float, width: float) -> float:
+    if hi <= lo:
+        return x0
+    return x0 + (min(max(v, lo), hi) - lo) / (hi - lo) * width
+
+
+def _axis_label(v: float, s: SlaReview) -> str:
+    if s.unit == "ratio":
+        text = f"{v * 100:.2f}".rstrip("0").rstrip(".")
+        return f"{text}%"
+    if s.unit == "seconds":
+        return f"{v:g}s"
+    return f"{v:g}"
+
+
+def bullet_svg(s: SlaReview, width: int = 205) -> str:
+    """Each contract period of the month as a bar against the target tick (a bullet chart)."""
+    records = [r for r in s.records]
+    if len(records) > 7:  # daily SLAs: a column per day instead
+        return _columns_svg(s, width)
+    lo, hi = value_range(s, [r.value for r in records])
+    multi = len(records) > 1
+    label_w = 26 if multi else 0
+    bar_h = 7 if multi else 11
+    gap = 2
+    top = 2
+    plot_w = width - label_w - 4
+    height = top + len(records) * (bar_h + gap) + 11
+    out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
+           f"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{escape(s.sla)} vs target\">"]
+    x0 = label_w
+    out.append(f"<rect x=\"{x0}\" y=\"{top - 1}\" width=\"{plot_w}\" height=\"{len(records) * (bar_h + gap) + 1}\" "
+               f"fill=\"{BAND}\"/>")
+    # the good side of the target, lightly shaded
+    tx = _x(s.target, lo, hi, x0, plot_w)
+    good_x, good_w = (x0, tx - x0) if s.lower_is_better else (tx, x0 + plot_w - tx)
+    out.append(f"<rect x=\"{good_x:.1f}\" y=\"{top - 1}\" width=\"{max(good_w, 0):.1f}\" "
+               f"height=\"{len(records) * (bar_h + gap) + 1}\" fill=\"#d9ece0\"/>")
+    for i, r in enumerate(records):
+        y = top + i * (bar_h + gap)
+        if multi:
+            label = r.period.split("-", 1)[1] if s.period == "week" else r.period[-5:]
+            out.append(f"<text x=\"{label_w - 3}\" y=\"{y + bar_h - 1}\" font-size=\"6.5\" text-anchor=\"end\" "
+                       f"fill=\"{MUTED}\">{escape(label)}</text>")
+        if r.value is None:
+            out.append(f"<text x=\"{x0 + 3}\" y=\"{y + bar_h - 1.5}\" font-size=\"6.5\" fill=\"{MUTED}\">no data</text>")
+            continue
+        xv = _x(r.value, lo, hi, x0, plot_w)
+        color = GOOD if r.met else BAD
+        out.append(f"<rect x=\"{x0}\" y=\"{y + 1.5}\" width=\"{max(xv - x0, 1):.1f}\" height=\"{bar_h - 3}\" "
+                   f"fill=\"{color}\"/>")
+    line_h = len(records) * (bar_h + gap)
+    out.append(f"<line x1=\"{tx:.1f}\" x2=\"{tx:.1f}\" y1=\"{top - 2}\" y2=\"{top + line_h + 1}\" stroke=\"{INK}\" "
+               f"stroke-width=\"2\"/>")
+    base = top + line_h + 9
+    out.append(f"<text x=\"{x0}\" y=\"{base}\" font-size=\"6.5\" fill=\"{MUTED}\">{_axis_label(lo, s)}</text>")
+    out.append(f"<text x=\"{x0 + plot_w}\" y=\"{base}\" font-size=\"6.5\" fill=\"{MUTED}\" text-anchor=\"end\">"
+               f"{_axis_label(hi, s)}</text>")
+    anchor = "middle" if x0 + 20 < tx < x0 + plot_w - 20 else ("start" if tx <= x0 + 20 else "end")
+    out.append(f"<text x=\"{tx:.1f}\" y=\"{base}\" font-size=\"6.5\" fill=\"{INK}\" text-anchor=\"{anchor}\">"
+               f"target {_axis_label(s.target, s)}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _columns_svg(s: SlaReview, width: int) -> str:
+    records = s.records
+    lo, hi = value_range(s, [r.value for r in records])
+    height = 40
+    plot_h = 30
+    bw = width / len(records)
+    out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
+           f"viewBox=\"0 0 {width} {height}\"><rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{plot_h}\" "
+           f"fill=\"{BAND}\"/>"]
+    for i, r in enumerate(records):
+        if r.value is None:
+            continue
+        frac = (min(max(r.value, lo), hi) - lo) / (hi - lo) if hi > lo else 0
+        h = max(frac * plot_h, 1)
+        out.append(f"<rect x=\"{i * bw + 0.5:.1f}\" y=\"{plot_h - h:.1f}\" width=\"{max(bw - 1, 0.5):.1f}\" "
+                   f"height=\"{h:.1f}\" fill=\"{GOOD if r.met else BAD}\"/>")
+    ty = plot_h - (s.target - lo) / (hi - lo) * plot_h if hi > lo else plot_h
+    out.append(f"<line x1=\"0\" x2=\"{width}\" y1=\"{ty:.1f}\" y2=\"{ty:.1f}\" stroke=\"{INK}\" stroke-width=\"1.5\"/>")
+    out.append(f"<text x=\"0\" y=\"{height - 1}\" font-size=\"6.5\" fill=\"{MUTED}\">daily vs target "
+               f"{_axis_label(s.target, s)}</text></svg>")
+    return "".join(out)
+
+
+def _trend_grid(review: Review, cr: ClientReview) -> str:
+    first_month = shift_month(review.month, -(review.trend_months - 1))
+    start = month_window(first_month, cr.timezone).start_us
+    end = cr.end_us
+    months = [shift_month(first_month, k) for k in range(review.trend_months)]
+    ticks = [(month_window(m, cr.timezone).start_us, MONTH_NAMES[parse_month(m)[1] - 1][:3]) for m in months]
+    cells = []
+    for s in cr.slas:
+        cells.append(f"<div class=\"chart\"><div class=\"t\">{escape(s.sla)} <span>{escape(fmt_target(s))}"
+                     f"</span></div>{trend_svg(s, start, end, ticks)}</div>")
+    return (f"<div class=\"grid\">{''.join(cells)}</div><p class=\"note\">Each point is one contract period "
+            f"(weeks for weekly SLAs; the value at each month's end for rolling windows); red points missed "
+            f"the target (dashed).</p>")
+
+
+def trend_svg(s: SlaReview, start_us: int, end_us: int, ticks: list[tuple[int, str]],
+              width: int = 215, height: int = 92) -> str:
+    pad_l, pad_r, pad_t, pad_b = 34, 6, 6, 14
+    pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
+    points = [p for p in s.trend if p.value is not None]
+    lo, hi = value_range(s, [p.value for p in points])
+
+    def px(t: float) -> float:
+        return pad_l + (t - start_us) / max(end_us - start_us, 1) * pw
+
+    def py(v: float) -> float:
+        return pad_t + ph - (min(max(v, lo), hi) - lo) / (hi - lo) * ph if hi > lo else pad_t + ph
+
+    out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
+           f"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"trend of {escape(s.sla)}\">",
+           f"<rect x=\"{pad_l}\" y=\"{pad_t}\" width=\"{pw}\" height=\"{ph}\" fill=\"#f7f9fb\" stroke=\"{GRID}\" "
+           f"stroke-width=\"0.6\"/>"]
+    for t, name in ticks:
+        x = px(t)
+        out.append(f"<line x1=\"{x:.1f}\" x2=\"{x:.1f}\" y1=\"{pad_t}\" y2=\"{pad_t + ph}\" stroke=\"{GRID}\" "
+                   f"stroke-width=\"0.6\"/>")
+        nxt = next((u for u, _ in ticks if u > t), end_us)
+        out.append(f"<text x=\"{(x + px(nxt)) / 2:.1f}\" y=\"{height - 3}\" font-size=\"6.5\" fill=\"{MUTED}\" "
+                   f"text-anchor=\"middle\">{name}</text>")
+    for v in (lo, hi):
+        out.append(f"<text x=\"{pad_l - 3}\" y=\"{py(v) + 2.5:.1f}\" font-size=\"6.5\" fill=\"{MUTED}\" "
+                   f"text-anchor=\"end\">{_axis_label(v, s)}</text>")
+    ty = py(s.target)
+    out.append(f"<line x1=\"{pad_l}\" x2=\"{pad_l + pw}\" y1=\"{ty:.1f}\" y2=\"{ty:.1f}\" stroke=\"{INK}\" "
+               f"stroke-width=\"1\" stroke-dasharray=\"3 2\"/>")
+    if lo + (hi - lo) * 0.12 < s.target < hi - (hi - lo) * 0.12:
+        out.append(f"<text x=\"{pad_l - 3}\" y=\"{ty + 2.5:.1f}\" font-size=\"6.5\" fill=\"{INK}\" "
+                   f"text-anchor=\"end\">{_axis_label(s.target, s)}</text>")
+    if not points:
+        out.append(f"<text x=\"{pad_l + pw / 2}\" y=\"{pad_t + ph / 2}\" font-size=\"7\" fill=\"{MUTED}\" "
+                   f"text-anchor=\"middle\">no data</text></svg>")
+        return "".join(out)
+    # a line through consecutive periods with data; a gap where a period has none
+    segment: list[str] = []
+    for p in s.trend:
+        if p.value is None:
+            if len(segment) > 1:
+                out.append(_polyline(segment))
+            segment = []
+            continue
+        segment.append(f"{px((p.start_us + p.end_us) / 2):.1f},{py(p.value):.1f}")
+    if len(segment) > 1:
+        out.append(_polyline(segment))
+    radius = 2.2 if len(points) <= 40 else 1.2
+    for p in points:
+        out.append(f"<circle cx=\"{px((p.start_us + p.end_us) / 2):.1f}\" cy=\"{py(p.value):.1f}\" r=\"{radius}\" "
+                   f"fill=\"{GOOD if p.met else BAD}\"/>")
+    last = points[-1]
+    out.append(f"<text x=\"{pad_l + pw - 2}\" y=\"{pad_t + 8}\" font-size=\"7\" font-weight=\"bold\" "
+               f"fill=\"{GOOD if last.met else BAD}\" text-anchor=\"end\">"
+               f"{escape(fmt_value(last.value, s.unit, s.target))}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _polyline(points: list[str]) -> str:
+    return f"<polyline points=\"{' '.join(points)}\" fill=\"none\" stroke=\"{INK}\" stroke-width=\"1.1\"/>"
+
+
+def _daily_block(cr: ClientReview, slas: list[SlaReview]) -> str:
+    rows = [daily_svg(s, cr, last=(i == len(slas) - 1)) for i, s in enumerate(slas)]
+    return (f"<div class=\"daily\">{''.join(rows)}</div><p class=\"note\">Decisions that went bad, by local day "
+            f"({escape(cr.timezone)}); grey columns are weekends. Each row has its own scale (max shown).</p>")
+
+
+def daily_svg(s: SlaReview, cr: ClientReview, last: bool, width: int = 700) -> str:
+    label_w, total_w = 170, 80
+    row_h = 26
+    axis_h = 11 if last else 0
+    height = row_h + axis_h
+    days = cr.days
+    pw = width - label_w - total_w
+    bw = pw / len(days)
+    values = s.daily or []
+    top = max(values, default=0) or 1
+    out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
+           f"viewBox=\"0 0 {width} {height}\" style=\"display:block\">"]
+    for i, d in enumerate(days):
+        if d.weekday() >= 5:
+            out.append(f"<rect x=\"{label_w + i * bw:.1f}\" y=\"1\" width=\"{bw:.1f}\" height=\"{row_h - 3}\" "
+                       f"fill=\"{BAND}\"/>")
+    out.append(f"<line x1=\"{label_w}\" x2=\"{label_w + pw}\" y1=\"{row_h - 2}\" y2=\"{row_h - 2}\" stroke=\"{GRID}\"/>")
+    for i, v in enumerate(values):
+        if v <= 0:
+            continue
+        h = max(v / top * (row_h - 6), 1)
+        out.append(f"<rect x=\"{label_w + i * bw + bw * 0.15:.1f}\" y=\"{row_h - 2 - h:.1f}\" "
+                   f"width=\"{bw * 0.7:.1f}\" height=\"{h:.1f}\" fill=\"{BAD}\"/>")
+    out.append(f"<text x=\"0\" y=\"{row_h / 2}\" font-size=\"8\" font-weight=\"bold\" fill=\"{INK}\">"
+               f"{escape(s.sla)}</text>")
+    out.append(f"<text x=\"0\" y=\"{row_h / 2 + 9}\" font-size=\"6.5\" fill=\"{MUTED}\">{escape(s.daily_unit or '')}"
+               f" · max {_count(top)}/day</text>")
+    total = sum(values)
+    out.append(f"<text x=\"{width}\" y=\"{row_h / 2 + 3}\" font-size=\"8\" text-anchor=\"end\" fill=\"{INK}\">"
+               f"{_count(total)} total</text>")
+    if last:
+        for i, d in enumerate(days):
+            if d.day in (1, 8, 15, 22, 29) or i == len(days) - 1:
+                out.append(f"<text x=\"{label_w + (i + 0.5) * bw:.1f}\" y=\"{height - 1}\" font-size=\"6.5\" "
+                           f"fill=\"{MUTED}\" text-anchor=\"middle\">{d.day}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _count(v: float) -> str:
+    return f"{v:,.0f}" if v >= 10 or float(v).is_integer() else f"{v:,.1f}"
+
+
+def _breach_lists(cr: ClientReview, slas: list[SlaReview]) -> str:
+    parts = []
+    for s in slas:
+        ids = [item for _, item in s.breaches] or s.breached_ids
+        shown = ids[:MAX_LISTED]
+        more = len(ids) - len(shown)
+        first = local_date(s.breaches[0][0], cr.timezone) if s.breaches else ""
+        lastd = local_date(s.breaches[-1][0], cr.timezone) if s.breaches else ""
+        span = f", {first} – {lastd}" if first else ""
+        parts.append(
+            f"<p><b>{escape(s.sla)}</b> <span class=\"small\">{len(ids):,} tickets{escape(span)}, in order of the "
+            f"breach</span><br><span class=\"ids\">{escape(', '.join(shown))}"
+            f"{escape(f' … and {more:,} more (all in the CSV)') if more else ''}</span></p>")
+    return f"<div class=\"breaches\">{''.join(parts)}</div>"

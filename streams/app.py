@@ -1,0 +1,592 @@
+"""The streaming worker: a faust app that runs the pure engine per Kafka partition.
+
+    python -m streams.app [--config FILE]      (also: slamon worker [--config FILE])
+
+Data flow. One agent (concurrency 1) reads the events topic, keyed by client. Each assigned partition has a
+`PartitionEngine`; a message is decoded and applied by its partition's holder. Rejections go to the
+dead-letter topic, every decision and withdrawal to the SLA-events topic. A timer advances every holder's
+clock each `tick_interval` so deadlines are decided with no event. `/metrics` on the faust web server (the
+same event loop, so a scrape never races the engine) renders `streams.metrics.EngineCollector`.
+
+Checkpoints and commits are one step. Every offset commit faust makes (its commit timer, set to
+`checkpoint_interval`; the commit before a rebalance; the commit at shutdown) goes through
+`SlamonConsumer.force_commit`, which first snapshots every holder that advanced, writes the snapshots to the
+`snapshots` table (changelog-backed, chunked under 900 KB), flushes the producer and checks the writes landed;
+only then does faust commit, and `_new_offset` caps each partition's commit at the offset its newest stored
+snapshot reflects. So the committed offset never passes a snapshot: a restarted worker restores the snapshot,
+is handed messages from the committed offset (at or before the snapshot), skips those the snapshot already
+reflects and applies the rest. Details and the faust issues behind this design: streams/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import signal
+import time
+import weakref
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+
+import faust
+import orjson
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from monitor.contracts import Contracts, load_contracts
+from streams.config import Settings, load_settings
+from streams.metrics import EngineCollector
+from streams.partition_engine import DEADLETTER, PartitionEngine
+
+log = logging.getLogger("slamon.worker")
+
+CHUNK_BYTES = 900_000  # Kafka's default max message size is 1 MB
+TABLE_NAME = "snapshots"
+SNAPSHOT_META_VERSION = 1
+
+
+def meta_key(partition: int) -> bytes:
+    return f"p{partition}.meta".encode()
+
+
+def chunk_key(partition: int, slot: int, index: int) -> bytes:
+    return f"p{partition}.s{slot}.c{index}".encode()
+
+
+# --- faust extension points --------------------------------------------------------------------------------
+
+
+class SlamonConsumer(aiokafka_driver.Consumer):
+    """faust's aiokafka consumer, with every commit preceded by a checkpoint and capped by it."""
+
+    async def wait_empty(self) -> None:
+        """faust commits here before partitions are revoked and when stopping: checkpoint synchronously."""
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        if runtime is not None:
+            runtime.final_commit = True
+        try:
+            await super().wait_empty()
+        finally:
+            if runtime is not None:
+                runtime.final_commit = False
+
+    async def force_commit(self, topics=None, start_new_transaction: bool = True) -> bool:
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        if runtime is not None and not await runtime.checkpoint():
+            return False
+        return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        limit = runtime.commit_limit(tp) if runtime is not None else None
+        if limit is None:
+            return super()._new_offset(tp)
+        acked = self._acked[tp]
+        held = [offset for offset in acked if offset >= limit]
+        if not held:
+            return super()._new_offset(tp)
+        # Acked but not (durably) reflected by a snapshot: keep them out of this commit, keep them acked.
+        acked[:] = [offset for offset in acked if offset < limit]
+        try:
+            return super()._new_offset(tp) if acked else None
+        finally:
+            acked.extend(held)
+
+
+class SlamonTransport(aiokafka_driver.Transport):
+    Consumer = SlamonConsumer
+
+
+class SlamonApp(faust.App):
+    slamon: Runtime | None = None
+
+    def _new_transport(self):
+        return SlamonTransport(self.conf.broker_consumer, self)
+
+
+class _ShimMessage:
+    __slots__ = ("partition", "topic")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic, self.partition = topic, partition
+
+
+class _ShimEvent:
+    """Stands in for faust's current event, which tables use to pick the changelog partition (and RocksDB
+    the partition database). Checkpoints run in the commit path, outside any stream iteration
+    (faust-streaming/faust#300, #497: "Cannot modify table outside of stream")."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _ShimMessage(topic, partition)
+
+
+@contextmanager
+def _as_partition(topic: str, partition: int):
+    from faust.streams import _current_event
+
+    shim = _ShimEvent(topic, partition)
+    token = _current_event.set(weakref.ref(shim))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+# --- snapshots off the event loop --------------------------------------------------------------------------
+
+
+class Snapshotter:
+    """Serializes partition engines in a forked child (copy-on-write, like Redis' BGSAVE), so pickling a large
+    engine (seconds at a few hundred thousand events) never stalls the event loop; the parent keeps consuming
+    and collects the files when the child exits. Without fork (or with SLAMON_SNAPSHOT_INLINE=1) it snapshots
+    inline. The child only pickles and writes files, then leaves with os._exit: no asyncio, no Kafka, no
+    logging, GC off."""
+
+    def __init__(self, directory: Path, *, fork: bool = True) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.fork = fork and hasattr(os, "fork") and os.environ.get("SLAMON_SNAPSHOT_INLINE") != "1"
+        self.child: int | None = None
+        self.jobs: list[tuple[PartitionEngine, int, Path]] = []
+        self.inline_results: list[tuple[PartitionEngine, int, bytes]] | None = None
+        self.seq = 0
+        self.last_seconds = 0.0
+        self._started = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.child is not None or self.inline_results is not None
+
+    def start(self, holders: list[PartitionEngine]) -> None:
+        if self.running:
+            raise RuntimeError("a snapshot is already being taken")
+        self.seq += 1
+        self.jobs = [(pe, pe.offset, self.dir / f"p{pe.partition}-{self.seq}.snap") for pe in holders]
+        for pe in holders:
+            pe.snapshot_offset = pe.offset  # taken; durable once stored and confirmed
+        self._started = time.perf_counter()
+        if not self.fork:
+            self.inline_results = [(pe, offset, pe.snapshot()) for pe, offset, _ in self.jobs]
+            self.last_seconds = time.perf_counter() - self._started
+            self.jobs = []
+            return
+        pid = os.fork()
+        if pid == 0:  # the child
+            code = 1
+            try:
+                gc.disable()
+                for pe, _, path in self.jobs:
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_bytes(pe.snapshot())
+                    os.replace(tmp, path)
+                code = 0
+            finally:
+                os._exit(code)
+        self.child = pid
+
+    def poll(self) -> list[tuple[PartitionEngine, int, bytes]] | None:
+        """The finished snapshot's (holder, offset, bytes), or None while none is ready."""
+        if self.inline_results is not None:
+            results, self.inline_results = self.inline_results, None
+            return results
+        if self.child is None:
+            return None
+        pid, status = os.waitpid(self.child, os.WNOHANG)
+        if pid == 0:
+            return None
+        self.child = None
+        jobs, self.jobs = self.jobs, []
+        self.last_seconds = time.perf_counter() - self._started
+        code = os.waitstatus_to_exitcode(status)
+        results = []
+        for pe, offset, path in jobs:
+            if code == 0:
+                results.append((pe, offset, path.read_bytes()))
+            else:
+                pe.snapshot_offset = pe.durable_offset  # take it again
+            path.unlink(missing_ok=True)
+            path.with_suffix(".tmp").unlink(missing_ok=True)
+        if code != 0:
+            log.error("snapshot child exited with %s; will retry", code)
+        return results
+
+    async def wait(self, timeout: float = 600.0) -> list[tuple[PartitionEngine, int, bytes]] | None:
+        deadline = time.monotonic() + timeout
+        while self.running:
+            results = self.poll()
+            if results is not None:
+                return results
+            if time.monotonic() > deadline:
+                raise TimeoutError("snapshot child did not finish")
+            await asyncio.sleep(0.01)
+        return None
+
+    def close(self) -> None:
+        if self.child is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.child, signal.SIGKILL)
+                os.waitpid(self.child, 0)
+            self.child = None
+
+
+# --- the runtime ---------------------------------------------------------------------------------------------
+
+
+class Runtime:
+    """Per-worker state: the partition holders, the table, the output topics, the clock."""
+
+    def __init__(self, app: SlamonApp, settings: Settings, contracts: Contracts, num_partitions: int) -> None:
+        self.app = app
+        self.settings = settings
+        self.contracts = contracts
+        self.num_partitions = num_partitions
+        self.events_topic_name = settings.topics.events
+        self.engines: dict[int, PartitionEngine] = {}
+        self.assigned: set[int] = set()
+        self.ckpt_slots: dict[int, tuple[int, dict[int, int]]] = {}  # partition -> (slot, {slot: chunks})
+        self.checkpoints = 0
+        self.checkpoint_failures = 0
+        self.final_commit = False  # set while faust commits before a rebalance or at shutdown
+        self.snapshotter = Snapshotter(settings.data_dir / settings.app_id / "snapshots")
+        self.max_future_us = (None if settings.clock == "event" or settings.max_future_seconds is None
+                              else int(settings.max_future_seconds * 1_000_000))
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.events_topic = app.topic(settings.topics.events, partitions=num_partitions, key_type=bytes,
+                                      value_type=bytes, **raw)
+        self.deadletter_topic = app.topic(settings.topics.deadletter, **raw)
+        self.sla_topic = app.topic(settings.topics.sla_events, **raw)
+        self.table = app.Table(
+            TABLE_NAME, partitions=num_partitions, key_type=bytes, value_type=bytes,
+            help="engine snapshots per events partition (chunked)",
+            extra_topic_configs={  # compact often: recovery reads the changelog from its start
+                "segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1",
+                "delete.retention.ms": str(60 * 60 * 1000), "segment.bytes": str(64 * 1024 * 1024),
+                "max.message.bytes": str(1024 * 1024),
+            },
+        )
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(EngineCollector(lambda: list(self.engines.values()), clock=self.now_for,
+                                               consumer_lag=self.consumer_lag))
+
+    # --- clock ------------------------------------------------------------------------------------------
+
+    def now_for(self, pe: PartitionEngine) -> int:
+        if self.settings.clock == "event":
+            return max(pe.engine.now_us, pe.clock_us, 0)
+        return time.time_ns() // 1000
+
+    def tick(self) -> None:
+        for pe in list(self.engines.values()):
+            pe.advance(self.now_for(pe))
+            self.publish(pe)
+            pe.prune_outbox()
+
+    # --- input ------------------------------------------------------------------------------------------
+
+    def handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        pe = self.engines.get(partition)
+        if pe is None:
+            pe = self.open_partition(partition)
+        now = time.time_ns() // 1000 if self.max_future_us is not None else None
+        pe.process(value if value is not None else b"", offset, key, now_us=now, max_future_us=self.max_future_us)
+        self.publish(pe)
+
+    def publish(self, pe: PartitionEngine) -> None:
+        for out in pe.take_unsent():
+            topic = self.deadletter_topic if out.kind == DEADLETTER else self.sla_topic
+            out.future = topic.send_soon(key=out.key, value=out.value, headers=out.headers)
+
+    # --- partitions -------------------------------------------------------------------------------------
+
+    def open_partition(self, partition: int) -> PartitionEngine:
+        """The holder of a partition: restored from the table, or fresh when it has no snapshot."""
+        pe = self.load(partition)
+        if pe is None:
+            pe = PartitionEngine(partition, self.contracts, source_topic=self.events_topic_name,
+                                 num_partitions=self.num_partitions)
+            log.info("partition %d: no snapshot, starting empty", partition)
+        else:
+            log.info("partition %d: restored snapshot at offset %d (%d bytes, %d outputs to re-publish)",
+                     partition, pe.restored_offset, pe.checkpoint_bytes, len(pe.outbox))
+        self.engines[partition] = pe
+        return pe
+
+    def load(self, partition: int) -> PartitionEngine | None:
+        data = self.table.data
+        raw_meta = data.get(meta_key(partition))
+        if raw_meta is None:
+            return None
+        meta = orjson.loads(raw_meta)
+        if meta.get("v") != SNAPSHOT_META_VERSION:
+            raise RuntimeError(f"partition {partition}: snapshot meta version {meta.get('v')!r} unknown")
+        slot, count = meta["slot"], meta["chunks"]
+        parts = [data.get(chunk_key(partition, slot, i)) for i in range(count)]
+        if any(p is None for p in parts):
+            raise RuntimeError(f"partition {partition}: snapshot at offset {meta['offset']} misses chunks; "
+                               "the snapshots changelog is damaged (reset the consumer group to rebuild)")
+        blob = b"".join(parts)
+        if zlib.crc32(blob) != meta["crc"] or len(blob) != meta["bytes"]:
+            raise RuntimeError(f"partition {partition}: snapshot at offset {meta['offset']} fails its checksum")
+        pe = PartitionEngine.restore(partition, self.contracts, blob, source_topic=self.events_topic_name,
+                                     num_partitions=self.num_partitions)
+        pe.checkpoint_wall = meta["wall"]
+        pe.checkpoint_bytes = len(blob)
+        self.ckpt_slots[partition] = (slot, {int(k): v for k, v in meta.get("slots", {str(slot): count}).items()})
+        return pe
+
+    async def on_partitions_assigned(self, assigned: set[TP]) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == self.events_topic_name}
+        for partition in sorted(set(self.engines) - mine):
+            log.info("partition %d: revoked, dropping its engine", partition)
+            del self.engines[partition]
+            self.ckpt_slots.pop(partition, None)
+        self.assigned = mine
+
+    async def on_rebalance_complete(self) -> None:
+        """Tables are recovered: bring every assigned partition's engine up (so its clients' series exist
+        and its clock runs even before its next event)."""
+        for partition in sorted(self.assigned - set(self.engines)):
+            self.open_partition(partition)
+
+    # --- checkpoints ------------------------------------------------------------------------------------
+
+    def commit_limit(self, tp: TP) -> int | None:
+        """The highest offset + 1 faust may commit for `tp` (None: not ours to limit)."""
+        if tp.topic != self.events_topic_name:
+            return None
+        pe = self.engines.get(tp.partition)
+        return 0 if pe is None else pe.durable_offset + 1
+
+    async def checkpoint(self) -> bool:
+        """Called before every offset commit. Stores the snapshots a background child finished, starts the
+        next one (or, before a rebalance or shutdown, takes and stores a fresh one and waits for it), publishes
+        pending outputs and flushes. True when every write landed; the commit that follows is capped at the
+        offsets the stored snapshots reflect (`commit_limit`)."""
+        started = time.perf_counter()
+        final = self.final_commit
+        written: list[tuple[PartitionEngine, int, list]] = []
+        try:
+            results = await self.snapshotter.wait() if final else self.snapshotter.poll()
+            written += self._store(results)
+            dirty = [pe for pe in self.engines.values() if pe.dirty]
+            if dirty and final:
+                self.snapshotter.start(dirty)
+                written += self._store(await self.snapshotter.wait())
+            elif dirty and not self.snapshotter.running:
+                self.snapshotter.start(dirty)  # stored at a later commit
+            for pe in self.engines.values():
+                self.publish(pe)
+            await self.app.producer.flush()
+        except Exception as exc:  # producer stopping, broker gone: commit nothing, retry next time
+            self.checkpoint_failures += 1
+            log.warning("checkpoint failed, not committing: %r", exc)
+            for pe, _, _ in written:
+                pe.snapshot_offset = pe.durable_offset
+            return False
+        ok = True
+        for pe, offset, futures in written:
+            try:  # flush() returns once the batches are acknowledged; the futures resolve right after
+                results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 30.0)
+            except asyncio.TimeoutError:
+                results = [asyncio.TimeoutError()]
+            errors = [r for r in results if isinstance(r, BaseException)]
+            if not errors:
+                pe.durable_offset = max(pe.durable_offset, offset)
+            else:
+                ok = False
+                pe.snapshot_offset = pe.durable_offset  # take it again
+                log.warning("partition %d: snapshot write failed: %r", pe.partition, errors[0])
+        for pe in self.engines.values():
+            # A failed output is queued again; the snapshot carries every unconfirmed output, so the commit
+            # need not wait for it.
+            failed = pe.prune_outbox()
+            if failed:
+                log.warning("partition %d: %d outputs failed, sending them again", pe.partition, failed)
+            self.publish(pe)
+        if not ok:
+            self.checkpoint_failures += 1
+            log.warning("checkpoint: some writes failed; commit held back to the last stored snapshots")
+        if written:
+            self.checkpoints += 1
+            log.info("stored snapshots of partitions %s (%s) in %.3fs%s", [pe.partition for pe, _, _ in written],
+                     ", ".join(f"{pe.checkpoint_bytes} B @ {off}" for pe, off, _ in written),
+                     time.perf_counter() - started, " (final)" if final else "")
+        return ok
+
+    def _store(self, results: list[tuple[PartitionEngine, int, bytes]] | None) -> list:
+        """Write finished snapshots to the table; returns (holder, offset, futures) for the confirmation."""
+        out = []
+        for pe, offset, blob in results or ():
+            if self.engines.get(pe.partition) is not pe:
+                continue  # revoked (or replaced) while the child ran: never store over another owner's state
+            out.append((pe, offset, self._write_snapshot(pe, offset, blob)))
+        return out
+
+    def _write_snapshot(self, pe: PartitionEngine, offset: int, blob: bytes) -> list:
+        partition = pe.partition
+        prev_slot, counts = self.ckpt_slots.get(partition, (1, {}))
+        slot = 1 - prev_slot  # never overwrite the chunks the stored meta points at
+        chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
+        stale = range(len(chunks), counts.get(slot, 0))
+        counts = {**counts, slot: len(chunks)}
+        meta = orjson.dumps({
+            "v": SNAPSHOT_META_VERSION, "slot": slot, "chunks": len(chunks), "offset": offset,
+            "bytes": len(blob), "crc": zlib.crc32(blob), "wall": time.time(),
+            "slots": {str(k): v for k, v in counts.items()},
+        })
+        table, futures = self.table, []
+        with _as_partition(self.events_topic_name, partition):
+            for i, chunk in enumerate(chunks):
+                key = chunk_key(partition, slot, i)
+                table.data[key] = chunk
+                futures.append(table.send_changelog(partition, key, chunk))
+            for i in stale:  # tombstones: a smaller snapshot than the slot's previous one
+                key = chunk_key(partition, slot, i)
+                table.data.pop(key, None)
+                futures.append(table.send_changelog(partition, key, None, value_serializer="raw"))
+            table.data[meta_key(partition)] = meta
+            futures.append(table.send_changelog(partition, meta_key(partition), meta))
+        self.ckpt_slots[partition] = (slot, counts)
+        pe.checkpoint_wall = time.time()
+        pe.checkpoint_bytes = len(blob)
+        return futures
+
+    # --- metrics ----------------------------------------------------------------------------------------
+
+    def consumer_lag(self, partition: int) -> int | None:
+        pe = self.engines.get(partition)
+        try:
+            highwater = self.app.consumer.highwater(TP(self.events_topic_name, partition))
+        except Exception:
+            return None
+        if highwater is None or pe is None:
+            return None
+        return max(0, highwater - (pe.offset + 1))
+
+    def render_metrics(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+# --- assembly ------------------------------------------------------------------------------------------------
+
+
+def create_app(settings: Settings, contracts: Contracts, num_partitions: int) -> SlamonApp:
+    """The faust app with its agent, timer, web routes and rebalance hooks (no broker contact yet)."""
+    k = settings.kafka
+    (settings.data_dir / settings.app_id).mkdir(parents=True, exist_ok=True)
+    app = SlamonApp(
+        settings.app_id,
+        broker=[f"kafka://{server}" for server in k.servers],
+        broker_credentials=k.faust_credentials(),
+        broker_client_id=k.client_id,
+        broker_session_timeout=settings.session_timeout,
+        broker_heartbeat_interval=max(0.5, settings.session_timeout / 10),
+        broker_request_timeout=max(90.0, settings.session_timeout * 1.5),
+        store=settings.state_store,
+        datadir=str(settings.data_dir / settings.app_id),
+        topic_partitions=num_partitions,
+        topic_replication_factor=settings.topics.replication,
+        table_standby_replicas=settings.standby_replicas,
+        broker_commit_interval=settings.checkpoint_interval,
+        broker_commit_every=1_000_000_000,  # commits (= checkpoints) by time only
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=True,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
+        processing_guarantee="at_least_once",
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=True,
+        web_bind=settings.metrics_host,
+        web_host=settings.metrics_host,
+        web_port=settings.metrics_port,
+        autodiscover=False,
+        producer_max_request_size=1_048_576,
+        producer_linger=0.005,  # batch outputs and snapshot chunks into fewer produce requests
+        producer_max_batch_size=512 * 1024,
+        **({"broker_max_poll_records": settings.max_poll_records} if settings.max_poll_records else {}),
+    )
+    runtime = Runtime(app, settings, contracts, num_partitions)
+    app.slamon = runtime
+
+    @app.agent(runtime.events_topic, concurrency=1, name="slamon.ingest")
+    async def ingest(stream):
+        handle = runtime.handle
+        async for event in stream.events():
+            message = event.message
+            handle(message.partition, message.offset, message.key, message.value)
+
+    @app.timer(settings.tick_interval, name="slamon.clock")
+    async def clock():
+        runtime.tick()
+
+    @app.page("/metrics", name="slamon.metrics")
+    class Metrics(faust.web.View):
+        async def get(self, request):
+            return self.bytes(runtime.render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    @app.page("/healthz", name="slamon.health")
+    class Health(faust.web.View):
+        async def get(self, request):
+            return self.json({
+                "partitions": sorted(runtime.assigned), "engines": sorted(runtime.engines),
+                "offsets": {p: pe.offset for p, pe in runtime.engines.items()},
+                "checkpoints": runtime.checkpoints, "checkpoint_failures": runtime.checkpoint_failures,
+                "clock": settings.clock,
+            })
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender, assigned, **kwargs):
+        await runtime.on_partitions_assigned(assigned)
+
+    @app.on_rebalance_complete.connect
+    async def _complete(sender, **kwargs):
+        await runtime.on_rebalance_complete()
+
+    return app
+
+
+def _tune_gc() -> None:
+    """The engines hold many long-lived objects: the replay's GC tuning applies to the worker too."""
+    try:
+        from monitor.cli import tune_gc
+    except ImportError:  # pragma: no cover - older monitor.cli
+        return
+    tune_gc()
+
+
+def run_worker(settings: Settings) -> int:
+    """Create the topics, build the app and run it until SIGTERM/SIGINT."""
+    from streams.topics import ensure_topics
+
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    contracts = load_contracts(settings.contracts)
+    log.info("settings: %s", orjson.dumps(settings.describe()).decode())
+    counts = ensure_topics(settings)
+    partitions = counts[settings.topics.events]
+    if partitions != settings.topics.partitions:
+        log.warning("topic %s has %d partitions (settings say %d); using %d", settings.topics.events,
+                    partitions, settings.topics.partitions, partitions)
+    app = create_app(settings, contracts, partitions)
+    _tune_gc()
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streams.app", description="run a slamon worker")
+    parser.add_argument("--config", help="YAML settings file (env SLAMON_* overrides it)")
+    args = parser.parse_args(argv)
+    return run_worker(load_settings(args.config))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

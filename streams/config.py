@@ -1,0 +1,225 @@
+"""Worker configuration: defaults < YAML file < `SLAMON_*` environment variables < explicit overrides.
+
+    settings = load_settings("worker.yaml")          # or load_settings() for env/defaults only
+    settings = load_settings(None, clock="event")    # keyword overrides win over everything
+
+Environment variables use the prefix `SLAMON_` and `__` for nesting, e.g. `SLAMON_KAFKA__BOOTSTRAP_SERVERS`,
+`SLAMON_TOPICS__PARTITIONS`, `SLAMON_CLOCK=event`, `SLAMON_CONTRACTS=contracts.yaml` (the same variable the
+replay CLI reads). The YAML file has the same shape as the model (`kafka:`, `topics:`, top-level keys) and
+can also be named by `SLAMON_CONFIG`. Secrets are `SecretStr`: never printed, never logged; `describe()`
+gives a redacted view for logs.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+class KafkaSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="comma-separated host:port list")
+    client_id: str = "slamon"
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    request_timeout_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        sasl = self.security_protocol.startswith("SASL")
+        if sasl and (self.sasl_mechanism is None or self.sasl_username is None or self.sasl_password is None):
+            raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_username "
+                             "and sasl_password")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError("sasl_mechanism is set but security_protocol is not SASL_PLAINTEXT/SASL_SSL")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (client certificate and its key)")
+        return self
+
+    @property
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    @property
+    def uses_ssl(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.uses_ssl:
+            return None
+        ctx = ssl.create_default_context(cafile=str(self.ssl_cafile) if self.ssl_cafile else None)
+        ctx.check_hostname = self.ssl_check_hostname
+        if self.ssl_certfile is not None:
+            password = self.ssl_keyfile_password.get_secret_value() if self.ssl_keyfile_password else None
+            ctx.load_cert_chain(str(self.ssl_certfile), str(self.ssl_keyfile), password)
+        return ctx
+
+    def kafka_python_config(self) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients (KafkaProducer, KafkaConsumer, KafkaAdminClient)."""
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": self.servers,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": int(self.request_timeout_seconds * 1000),
+            "api_version_auto_timeout_ms": int(self.request_timeout_seconds * 1000),
+        }
+        if self.sasl_mechanism is not None:
+            cfg["sasl_mechanism"] = self.sasl_mechanism
+            cfg["sasl_plain_username"] = self.sasl_username
+            cfg["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        if self.uses_ssl:
+            cfg["ssl_context"] = self.ssl_context()
+        return cfg
+
+    def faust_credentials(self):
+        """`broker_credentials` for faust (None for PLAINTEXT)."""
+        import faust
+
+        if self.security_protocol == "PLAINTEXT":
+            return None
+        if self.security_protocol == "SSL":
+            return faust.SSLCredentials(self.ssl_context())
+        password = self.sasl_password.get_secret_value() if self.sasl_password else ""
+        return faust.SASLCredentials(username=self.sasl_username, password=password,
+                                     mechanism=self.sasl_mechanism, ssl_context=self.ssl_context())
+
+
+class TopicSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    events: str = "slamon.events"
+    deadletter: str = "slamon.deadletter"
+    sla_events: str = "slamon.sla-events"
+    partitions: int = Field(4, ge=1, description="partitions of the events topic (= max parallel workers)")
+    deadletter_partitions: int | None = Field(None, ge=1, description="default: same as events")
+    sla_events_partitions: int | None = Field(None, ge=1, description="default: same as events")
+    replication: int = Field(1, ge=1)
+    retention_hours: float | None = Field(None, description="retention.ms of the events topic; None: broker "
+                                                             "default. Keep it > the checkpoint interval plus "
+                                                             "any outage you want to survive")
+
+    @field_validator("events", "deadletter", "sla_events")
+    @classmethod
+    def _legal(cls, name: str) -> str:
+        import re
+
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,249}", name) or name in (".", ".."):
+            raise ValueError(f"{name!r} is not a legal Kafka topic name")
+        return name
+
+
+class Settings(BaseSettings):
+    """Everything a worker, producer or topic admin needs."""
+
+    model_config = SettingsConfigDict(env_prefix="SLAMON_", env_nested_delimiter="__", extra="forbid",
+                                      validate_default=True)
+
+    app_id: str = Field("slamon", description="consumer group id and prefix of the state topics")
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    contracts: Path = Path("examples/contracts.yaml")
+    metrics_bind: str = Field("127.0.0.1:9464", description="host:port of /metrics (the worker's web server)")
+    checkpoint_interval: float = Field(5.0, gt=0, description="seconds between engine snapshots/commits")
+    tick_interval: float = Field(1.0, gt=0, description="seconds between clock ticks (deadline decisions)")
+    clock: Literal["wall", "event"] = "wall"
+    max_future_seconds: float | None = Field(
+        300.0, description="wall clock only: events this far ahead of the worker's clock are dead-lettered "
+                           "as `future` (they would decide deadlines early). None disables the check")
+    state_store: str = Field("memory://", description="faust table store: memory:// or rocksdb://")
+    data_dir: Path = Field(Path(".slamon-data"), description="faust data dir (rocksdb files)")
+    standby_replicas: int = Field(0, ge=0, description="faust table standby replicas")
+    session_timeout: float = Field(30.0, ge=6, description="consumer group session timeout (seconds): how "
+                                   "long a dead worker keeps its partitions before the group moves them")
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    stream_buffer_maxsize: int = Field(16384, ge=1)
+    max_poll_records: int | None = Field(None, description="broker_max_poll_records (None: faust default)")
+
+    @field_validator("state_store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if value.split("://")[0] not in ("memory", "rocksdb"):
+            raise ValueError("state_store is memory:// or rocksdb://")
+        return value if "://" in value else value + "://"
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _bind(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"metrics_bind is host:port, got {value!r}")
+        return value
+
+    @property
+    def metrics_host(self) -> str:
+        return self.metrics_bind.rpartition(":")[0].strip("[]")
+
+    @property
+    def metrics_port(self) -> int:
+        return int(self.metrics_bind.rpartition(":")[2])
+
+    def describe(self) -> dict[str, Any]:
+        """The settings for a log line: secrets redacted (SecretStr dumps as '**********')."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _CONFIG_FILE.get("path")
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+
+_CONFIG_FILE: dict[str, Path | None] = {}
+
+
+class ConfigError(ValueError):
+    """A settings problem, with a message fit for the command line."""
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `config_file` (or $SLAMON_CONFIG), the environment and `overrides`."""
+    path = config_file or os.environ.get("SLAMON_CONFIG") or None
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+    from pydantic import ValidationError
+
+    _CONFIG_FILE["path"] = path
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()]
+        where = f" ({path})" if path else ""
+        raise ConfigError(f"invalid settings{where}:\n  " + "\n  ".join(lines)) from None
+    finally:
+        _CONFIG_FILE.pop("path", None)

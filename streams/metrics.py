@@ -1,0 +1,422 @@
+"""Prometheus exposition of the engines, computed at scrape time (nothing is counted per event).
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(lambda: engines.values(), clock=now_for))
+    body = generate_latest(registry)
+
+Ownership: a client's series are exported by the holder of its designated partition (Kafka's default murmur2
+partitioner on the client key), so across workers every (client, sla, ...) series has exactly one owner and
+`sum()` over workers equals one worker. Pipeline series carry a `partition` label for the same reason: when a
+partition moves, its series move with it (a new series on the new owner, never a counter that goes down).
+
+Period figures come from `monitor.report.build_report` (the replay's code), so a scrape equals a replay at
+the same instant. SLA labels come from the contracts only (client, sla, priority, queue, service, plus the
+contract's stage levels and fixed window names); pipeline labels are closed sets (partition, kind, reason).
+
+Counters (`slamon_sla_{decided,good,bad}_total`) are the all-periods sums of the SLA's ledger. A late event
+can withdraw a decision (a reopened ticket's "met", a call whose late `answered` overrides its `abandoned`),
+which would lower the sum; the exported counter is the high-water mark of the sum (kept in the snapshot), so
+it never decreases and a withdrawn-then-redecided item is not counted twice. The exact, possibly lower,
+period figures are the `slamon_sla_period_*` gauges.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor.contracts import CallSla, CsatSla, Rolling, TicketSla, UptimeSla
+from monitor.events import KINDS, ORPHAN, REJECT_REASONS
+from monitor.report import Record, build_report
+from streams.partition_engine import PartitionEngine
+
+US = 1_000_000
+MINUTE_US = 60 * US
+SOON = {"15m": 15 * MINUTE_US, "30m": 30 * MINUTE_US, "60m": 60 * MINUTE_US}
+ROLLING = {"5m": 5 * MINUTE_US, "30m": 30 * MINUTE_US, "1h": 60 * MINUTE_US, "24h": 24 * 60 * MINUTE_US}
+OTHER_QUEUE = "other"
+SECONDS_KINDS = ("asa", "aht")
+
+_SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+
+
+def _spec(name: str, kind: str, doc: str, *labels: str) -> str:
+    _SPECS[name] = (kind, doc, labels)
+    return name
+
+
+SLA = ("client", "sla")
+# --- SLA figures, current period --------------------------------------------------------------------------
+INFO = _spec("slamon_sla_info", "gauge", "1 per SLA; kind, period and penalty currency from the contract",
+             *SLA, "kind", "period", "currency")
+P_DECIDED = _spec("slamon_sla_period_decided", "gauge", "Items decided in the current period", *SLA)
+P_GOOD = _spec("slamon_sla_period_good", "gauge", "Items decided good in the current period", *SLA)
+P_BAD = _spec("slamon_sla_period_bad", "gauge", "Items decided bad in the current period", *SLA)
+COMPLIANCE = _spec("slamon_sla_compliance_ratio", "gauge", "good / decided in the current period", *SLA)
+TARGET_RATIO = _spec("slamon_sla_target_ratio", "gauge", "Target (ratio kinds; tickets: the objective)", *SLA)
+TARGET_SECONDS = _spec("slamon_sla_target_seconds", "gauge", "Target of asa/aht (a ceiling)", *SLA)
+TARGET_SCORE = _spec("slamon_sla_target_score", "gauge", "Target of a csat SLA measured as mean score", *SLA)
+VALUE_RATIO = _spec("slamon_sla_value_ratio", "gauge", "Measured value of a ratio SLA, current period", *SLA)
+VALUE_SECONDS = _spec("slamon_sla_value_seconds", "gauge", "Measured asa/aht, current period", *SLA)
+VALUE_SCORE = _spec("slamon_sla_value_score", "gauge", "Mean csat score, current period", *SLA)
+MET = _spec("slamon_sla_met", "gauge", "1 if the current period meets the target so far", *SLA)
+BUDGET = _spec("slamon_sla_error_budget_remaining_ratio", "gauge",
+               "1 - bad / ((1 - target) x decided), current period; negative when overspent", *SLA)
+PROJ_RATIO = _spec("slamon_sla_projected_ratio", "gauge",
+                   "Projected end-of-period compliance (ratio kinds)", *SLA)
+PROJ_SECONDS = _spec("slamon_sla_projected_seconds", "gauge", "Projected end-of-period asa/aht", *SLA)
+PROJ_SCORE = _spec("slamon_sla_projected_score", "gauge", "Projected end-of-period csat mean", *SLA)
+BURN = _spec("slamon_sla_burn_rate", "gauge", "(bad / decided in the window) / (1 - target)", *SLA, "window")
+PERIOD_START = _spec("slamon_sla_period_start_seconds", "gauge", "Start of the current period (Unix)", *SLA)
+PERIOD_END = _spec("slamon_sla_period_end_seconds", "gauge", "End of the current period (Unix)", *SLA)
+LATENCY = _spec("slamon_sla_latency_seconds", "gauge",
+                "Quantiles of response/wait/handle time of items decided in the current period",
+                *SLA, "quantile")
+# --- SLA counters, all periods ----------------------------------------------------------------------------
+DECIDED_T = _spec("slamon_sla_decided", "counter", "Items decided, all periods (monotonic high-water)", *SLA)
+GOOD_T = _spec("slamon_sla_good", "counter", "Items decided good, all periods (monotonic high-water)", *SLA)
+BAD_T = _spec("slamon_sla_bad", "counter", "Items decided bad, all periods (monotonic high-water)", *SLA)
+# --- tickets ----------------------------------------------------------------------------------------------
+OPEN = _spec("slamon_sla_open_items", "gauge", "Open items (running or paused clocks)", *SLA, "priority")
+AT_RISK = _spec("slamon_sla_at_risk_items", "gauge",
+                "Open items whose elapsed time reached the stage (highest stage reached)", *SLA, "stage")
+SOON_ITEMS = _spec("slamon_sla_breaching_soon_items", "gauge",
+                   "Open items whose deadline falls within the window", *SLA, "within")
+NEXT_DEADLINE = _spec("slamon_sla_next_deadline_seconds", "gauge", "Time to the nearest open deadline", *SLA)
+# --- calls ------------------------------------------------------------------------------------------------
+WAITING = _spec("slamon_calls_waiting", "gauge", "Calls offered and not yet answered or abandoned",
+                "client", "queue")
+LONGEST = _spec("slamon_calls_longest_wait_seconds", "gauge", "now - offer time of the oldest waiting call",
+                "client", "queue")
+SL_WINDOW = _spec("slamon_service_level_ratio", "gauge", "Service level over a rolling window", *SLA, "window")
+ASA_WINDOW = _spec("slamon_asa_seconds", "gauge", "Mean wait of answered calls over a rolling window",
+                   *SLA, "window")
+# --- uptime -----------------------------------------------------------------------------------------------
+UPTIME = ("client", "sla", "service")
+AVAILABILITY = _spec("slamon_uptime_availability_ratio", "gauge", "up / (up + down), current period", *UPTIME)
+UP_S = _spec("slamon_uptime_up_seconds", "gauge", "Time up in the current period", *UPTIME)
+DOWN_S = _spec("slamon_uptime_downtime_seconds", "gauge", "Time down in the current period", *UPTIME)
+UNKNOWN_S = _spec("slamon_uptime_unknown_seconds", "gauge",
+                  "Time without probes (gaps > 3 probe intervals), current period", *UPTIME)
+SERVICE_UP = _spec("slamon_uptime_service_up", "gauge", "State of the newest probe (1 up, 0 down)",
+                   "client", "service")
+PROBE_AGE = _spec("slamon_uptime_last_probe_age_seconds", "gauge", "now - newest probe time",
+                  "client", "service")
+# --- penalties --------------------------------------------------------------------------------------------
+CREDIT = _spec("slamon_penalty_credit", "gauge",
+               "Service credit the period-to-date value earns (contract currency, see slamon_sla_info)", *SLA)
+CREDIT_PROJ = _spec("slamon_penalty_projected_credit", "gauge",
+                    "Service credit the projected end-of-period value earns (contract currency)", *SLA)
+CREDIT_RATIO = _spec("slamon_penalty_credit_ratio", "gauge", "Period-to-date credit / monthly fee", *SLA)
+CREDIT_PROJ_RATIO = _spec("slamon_penalty_projected_credit_ratio", "gauge", "Projected credit / monthly fee",
+                          *SLA)
+# --- pipeline health --------------------------------------------------------------------------------------
+LAG_EVENT = _spec("slamon_event_time_lag_seconds", "gauge", "now - newest event time of the client", "client")
+RECEIVED = _spec("slamon_events_received", "counter", "Input messages applied", "partition")
+ACCEPTED = _spec("slamon_events", "counter", "Events accepted by the engine", "partition", "kind")
+REJECTED = _spec("slamon_events_rejected", "counter", "Events dead-lettered", "partition", "reason")
+DUPLICATES = _spec("slamon_events_duplicate", "counter", "Events ignored as repeated event_id", "partition")
+MISROUTED = _spec("slamon_events_misrouted", "counter",
+                  "Events on a partition other than their client's (producer not keying by client with the "
+                  "default partitioner)", "partition")
+ORPHANED = _spec("slamon_events_orphaned", "gauge",
+                 "Ticket/call events held for an item whose creating event has not arrived", "partition")
+SKIPPED = _spec("slamon_events_skipped", "counter",
+                "Messages skipped because the restored snapshot already reflected them (this process)",
+                "partition")
+GAPS = _spec("slamon_input_gaps", "counter",
+             "Input offsets skipped over by the consumer (this process): lost deliveries, or compacted or "
+             "transaction-marker offsets", "partition")
+SLA_EVENTS_T = _spec("slamon_sla_events", "counter", "SLA events emitted (decided / withdrawn)", "partition")
+OUTBOX = _spec("slamon_outbox_unconfirmed", "gauge", "Outputs not yet confirmed by the broker", "partition")
+OFFSET = _spec("slamon_input_offset", "gauge", "Last input offset reflected in the state", "partition")
+CONSUMER_LAG = _spec("slamon_consumer_lag_messages", "gauge", "Input messages not yet applied", "partition")
+CKPT_AGE = _spec("slamon_checkpoint_age_seconds", "gauge", "Wall time since the newest snapshot", "partition")
+CKPT_BYTES = _spec("slamon_checkpoint_size_bytes", "gauge", "Size of the newest snapshot", "partition")
+CKPT_OFFSET = _spec("slamon_checkpoint_offset", "gauge", "Input offset the newest snapshot reflects",
+                    "partition")
+ENGINE_NOW = _spec("slamon_engine_now_seconds", "gauge", "The engine clock the figures reflect (Unix)",
+                   "partition")
+SCRAPE = _spec("slamon_scrape_duration_seconds", "gauge", "Time to compute this scrape")
+
+
+class _Families:
+    def __init__(self) -> None:
+        self._fams: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+
+    def add(self, name: str, labels: Iterable[str], value: float | None) -> None:
+        if value is None:
+            return
+        fam = self._fams.get(name)
+        if fam is None:
+            kind, doc, labelnames = _SPECS[name]
+            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            fam = self._fams[name] = cls(name, doc, labels=list(labelnames))
+        fam.add_metric([str(v) for v in labels], float(value))
+
+    def __iter__(self):
+        return iter(self._fams.values())
+
+
+def _to_s(us: int) -> float:
+    return us / US
+
+
+def _iso_us(text: str) -> int:
+    from datetime import datetime
+
+    from monitor.events import to_us
+
+    return to_us(datetime.fromisoformat(text.replace("Z", "+00:00")))
+
+
+class EngineCollector(Collector):
+    """Computes every series from the partition engines at each scrape.
+
+    engines: the holders this worker owns (called at each scrape).
+    clock: the instant to report each holder at (default: its engine's newest event time, the `event` clock).
+    consumer_lag: partition -> messages behind (or None when unknown).
+    """
+
+    def __init__(self, engines: Callable[[], Iterable[PartitionEngine]], *,
+                 clock: Callable[[PartitionEngine], int] | None = None,
+                 consumer_lag: Callable[[int], int | None] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._engines = engines
+        self._clock = clock
+        self._consumer_lag = consumer_lag
+        self._wall = wall
+        self._cache: dict[int, tuple[tuple[int, int], list]] = {}
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        started = time.perf_counter()
+        fams = _Families()
+        exported: set[str] = set()
+        holders = sorted(self._engines(), key=lambda pe: pe.partition)
+        for pe in holders:
+            at = self._clock(pe) if self._clock is not None else max(pe.engine.now_us, pe.clock_us, 0)
+            pe.advance(at)
+            self._pipeline(fams, pe, at)
+            clients = [c for c in pe.contracts.clients if c in pe.owned and c not in exported]
+            exported.update(clients)
+            if clients:
+                self._slas(fams, pe, clients, at)
+        live_partitions = {h.partition for h in holders}
+        for partition in [p for p in self._cache if p not in live_partitions]:
+            del self._cache[partition]
+        fams.add(SCRAPE, (), time.perf_counter() - started)
+        yield from fams
+
+    # --- pipeline ---------------------------------------------------------------------------------------
+
+    def _pipeline(self, fams: _Families, pe: PartitionEngine, at: int) -> None:
+        p = (pe.partition,)
+        engine = pe.engine
+        fams.add(RECEIVED, p, pe.received)
+        for kind in KINDS:
+            fams.add(ACCEPTED, (*p, kind), engine.stats.events.get(kind, 0))
+        for reason in REJECT_REASONS:
+            if reason != ORPHAN:
+                fams.add(REJECTED, (*p, reason), pe.rejected.get(reason, 0))
+        fams.add(DUPLICATES, p, engine.stats.duplicates)
+        fams.add(MISROUTED, p, pe.misrouted)
+        fams.add(ORPHANED, p, engine.orphan_events())
+        fams.add(SKIPPED, p, pe.skipped)
+        fams.add(GAPS, p, pe.gaps)
+        fams.add(SLA_EVENTS_T, p, pe.sla_events)
+        fams.add(OUTBOX, p, len(pe.outbox))
+        fams.add(OFFSET, p, pe.offset)
+        if self._consumer_lag is not None:
+            fams.add(CONSUMER_LAG, p, self._consumer_lag(pe.partition))
+        if pe.checkpoint_wall is not None:
+            fams.add(CKPT_AGE, p, max(0.0, self._wall() - pe.checkpoint_wall))
+            fams.add(CKPT_BYTES, p, pe.checkpoint_bytes)
+        fams.add(CKPT_OFFSET, p, pe.snapshot_offset)
+        if at > 0:
+            fams.add(ENGINE_NOW, p, _to_s(at))
+
+    # --- SLAs -------------------------------------------------------------------------------------------
+
+    def _slas(self, fams: _Families, pe: PartitionEngine, clients: list[str], at: int) -> None:
+        key = (pe.version, at)
+        cached = self._cache.get(pe.partition)
+        if cached is not None and cached[0] == key:
+            records = cached[1]
+        else:
+            records = build_report(pe.engine, at)
+            self._cache[pe.partition] = (key, records)
+        current: dict[tuple[str, str], Record] = {}
+        for rec in records:  # sorted by period start within each SLA: the last one is the current period
+            current[(rec.client, rec.sla)] = rec
+        engine = pe.engine
+        live = _live_tickets(pe, clients, at)
+        for client in clients:
+            contract = pe.contracts.clients[client]
+            lag_from = engine.watermarks.get(client)
+            if lag_from is not None:
+                fams.add(LAG_EVENT, (client,), max(0, at - lag_from) / US)
+            for sla in contract.slas:
+                rec = current.get((client, sla.name))
+                if rec is None:
+                    continue
+                labels = (client, sla.name)
+                self._sla_figures(fams, labels, sla, rec)
+                if isinstance(sla, UptimeSla):
+                    self._uptime(fams, pe, client, sla, rec, at)
+                    continue
+                self._counters(fams, pe, labels, sla)
+                if isinstance(sla, TicketSla):
+                    self._tickets(fams, labels, sla, rec, live.get(labels))
+                elif isinstance(sla, CallSla):
+                    self._rolling(fams, pe, labels, sla, at)
+            self._calls(fams, pe, client, at)
+
+    def _sla_figures(self, fams: _Families, labels: tuple, sla, rec: Record) -> None:
+        currency = sla.penalty.currency if sla.penalty is not None else ""
+        fams.add(INFO, (*labels, rec.kind, period_label(sla.period), currency), 1)
+        unit = _unit(sla)
+        if not isinstance(sla, UptimeSla):
+            fams.add(P_DECIDED, labels, rec.decided)
+            fams.add(P_GOOD, labels, rec.good)
+            fams.add(P_BAD, labels, rec.bad)
+        fams.add(COMPLIANCE, labels, rec.compliance)
+        fams.add({"ratio": TARGET_RATIO, "seconds": TARGET_SECONDS, "score": TARGET_SCORE}[unit], labels,
+                 rec.target)
+        fams.add({"ratio": VALUE_RATIO, "seconds": VALUE_SECONDS, "score": VALUE_SCORE}[unit], labels,
+                 rec.value)
+        fams.add(MET, labels, int(rec.met))
+        fams.add(BUDGET, labels, rec.error_budget_remaining)
+        fams.add({"ratio": PROJ_RATIO, "seconds": PROJ_SECONDS, "score": PROJ_SCORE}[unit], labels,
+                 rec.projected)
+        for window, rate in rec.burn_rate.items():
+            fams.add(BURN, (*labels, window), rate)
+        fams.add(PERIOD_START, labels, _iso_us(rec.period_start) / US)
+        fams.add(PERIOD_END, labels, _iso_us(rec.period_end) / US)
+        for q, v in (rec.latency_seconds or {}).items():
+            fams.add(LATENCY, (*labels, str(int(q[1:]) / 100)), v)
+        if rec.penalty is not None:
+            fams.add(CREDIT, labels, rec.penalty["credit"])
+            fams.add(CREDIT_PROJ, labels, rec.penalty["projected_credit"])
+            fams.add(CREDIT_RATIO, labels, rec.penalty["credit_percent"] / 100)
+            fams.add(CREDIT_PROJ_RATIO, labels, rec.penalty["projected_credit_percent"] / 100)
+
+    def _counters(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla) -> None:
+        ledger = pe.engine.ledgers[labels]
+        sums = {"decided": 0.0, "good": 0.0, "bad": 0.0}
+        for tally in ledger.periods.values():
+            sums["decided"] += tally.decided
+            sums["good"] += tally.good
+            sums["bad"] += tally.bad
+        names = {"decided": DECIDED_T, "good": GOOD_T, "bad": BAD_T}
+        for field, net in sums.items():
+            if field != "decided" and sla.kind in SECONDS_KINDS:
+                continue
+            key = (*labels, field)
+            value = max(pe.high_water.get(key, 0.0), net)
+            pe.high_water[key] = value
+            fams.add(names[field], labels, value)
+
+    def _tickets(self, fams: _Families, labels: tuple, sla: TicketSla, rec: Record, live: dict | None) -> None:
+        by_priority = live["open"] if live else {}
+        for priority in sla.target:
+            fams.add(OPEN, (*labels, priority), by_priority.get(priority, 0))
+        for stage, count in (rec.at_risk or {}).items():
+            fams.add(AT_RISK, (*labels, stage), count)
+        soon = live["soon"] if live else {}
+        for window in SOON:
+            fams.add(SOON_ITEMS, (*labels, window), soon.get(window, 0))
+        fams.add(NEXT_DEADLINE, labels, rec.next_deadline_seconds)
+
+    def _rolling(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla: CallSla, at: int) -> None:
+        if sla.kind not in ("service_level", "asa"):
+            return
+        ledger = pe.engine.ledgers[labels]
+        for window, length in ROLLING.items():
+            tally = ledger.window(at + 1 - length, at + 1)
+            if not tally.decided:
+                continue
+            if sla.kind == "service_level":
+                fams.add(SL_WINDOW, (*labels, window), tally.good / tally.decided)
+            else:
+                fams.add(ASA_WINDOW, (*labels, window), tally.total / tally.decided)
+
+    def _calls(self, fams: _Families, pe: PartitionEngine, client: str, at: int) -> None:
+        contract = pe.contracts.clients[client]
+        queues = sorted({q for s in contract.slas if isinstance(s, CallSla) for q in s.queues})
+        if not any(isinstance(s, CallSla) for s in contract.slas):
+            return
+        waiting: dict[str, int] = defaultdict(int)
+        oldest: dict[str, int] = {}
+        known = set(queues)
+        for (owner, _), item in pe.engine.calls.items():
+            state = item.state
+            if owner != client or not state.waiting or state.offered_us > at:
+                continue
+            queue = state.queue if state.queue in known else OTHER_QUEUE
+            waiting[queue] += 1
+            if queue not in oldest or state.offered_us < oldest[queue]:
+                oldest[queue] = state.offered_us
+        for queue in [*queues, OTHER_QUEUE]:
+            fams.add(WAITING, (client, queue), waiting.get(queue, 0))
+            fams.add(LONGEST, (client, queue), (at - oldest[queue]) / US if queue in oldest else 0.0)
+
+    def _uptime(self, fams: _Families, pe: PartitionEngine, client: str, sla: UptimeSla, rec: Record,
+                at: int) -> None:
+        labels = (client, sla.name, sla.service)
+        fams.add(AVAILABILITY, labels, rec.value)
+        fams.add(UP_S, labels, rec.good)
+        fams.add(DOWN_S, labels, rec.bad)
+        fams.add(UNKNOWN_S, labels, rec.unknown_seconds)
+        model = pe.engine.clients[client]
+        ledger = next(lg for lg in model.uptime[sla.service] if lg.sla is sla)
+        last = ledger.last_probe()
+        if last is not None and model.uptime[sla.service][0] is ledger:  # once per service
+            fams.add(SERVICE_UP, (client, sla.service), int(last[1]))
+            fams.add(PROBE_AGE, (client, sla.service), max(0, at - last[0]) / US)
+
+
+def period_label(period) -> str:
+    """'month' | 'week' | 'day' | 'rolling:<seconds>s' (the contract's period, for slamon_sla_info)."""
+    return f"rolling:{period.rolling // US}s" if isinstance(period, Rolling) else str(period)
+
+
+def _unit(sla) -> str:
+    if sla.kind in SECONDS_KINDS:
+        return "seconds"
+    if isinstance(sla, CsatSla) and sla.method == "mean":
+        return "score"
+    return "ratio"
+
+
+def _live_tickets(pe: PartitionEngine, clients: list[str], at: int) -> dict[tuple[str, str], dict]:
+    """One pass over open ticket clocks: open items by priority and deadlines within 15/30/60 minutes."""
+    wanted = set(clients)
+    out: dict[tuple[str, str], dict] = {}
+    for (client, _), item in pe.engine.tickets.items():
+        if client not in wanted:
+            continue
+        for clock in item.state.clocks:
+            if not clock.open:
+                continue
+            entry = out.get((client, clock.sla.name))
+            if entry is None:
+                entry = out[(client, clock.sla.name)] = {"open": defaultdict(int), "soon": defaultdict(int)}
+            entry["open"][clock.priority] += 1
+            if clock.deadline_us is not None:
+                for window, length in SOON.items():
+                    if clock.deadline_us <= at + length:
+                        entry["soon"][window] += 1
+    return out
+
+
+def exported_sla_names() -> list[str]:
+    """Every metric family name this collector can export (for docs and tests)."""
+    return sorted(name + ("_total" if kind == "counter" else "") for name, (kind, _, _) in _SPECS.items())
+

@@ -1,0 +1,254 @@
+"""One Kafka partition's share of the pipeline: raw bytes in, engine state, outputs to publish, snapshots.
+
+Pure Python with no Kafka or faust in it, so the metric collector, the unit tests and the bench drive it
+exactly as the worker does:
+
+    pe = PartitionEngine(partition, contracts, source_topic="slamon.events", num_partitions=4)
+    pe.process(value, offset, key)   # decode -> engine; rejections become dead letters
+    pe.advance(now_us)               # the clock: deadlines <= now are decided
+    pe.take_unsent()                 # dead letters and SLA events to hand to a producer
+    data = pe.snapshot()             # checkpoint; PartitionEngine.restore(partition, contracts, data)
+
+Offsets: `offset` is the last input offset reflected in the state. `process` skips any message at or below
+it, so a worker that restored a snapshot and was handed older messages (the committed offset never passes the
+snapshot, it may lag it) applies each message exactly once. The engine also dedupes by `event_id`.
+
+Outputs are at-least-once: every output stays in `outbox` until its delivery is confirmed, and a snapshot
+carries the unconfirmed ones, which a restored holder publishes again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from monitor.contracts import Contracts
+from monitor.engine import Engine, restore, snapshot
+from monitor.events import FUTURE, Rejection, decode_event, format_us
+
+SNAPSHOT_FORMAT = 1
+DEADLETTER = "deadletter"
+SLA_EVENTS = "sla_events"
+
+
+def designated_partition(client: str, num_partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as in the Java client, kafka-python and aiokafka)
+    gives a record keyed by `client`. The owner of that partition exports the client's series."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(client.encode()) & 0x7FFFFFFF) % num_partitions
+
+
+@dataclass(slots=True)
+class Output:
+    """A record to publish: a dead letter or an SLA event."""
+
+    kind: str  # DEADLETTER | SLA_EVENTS
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
+    future: Any = None  # the producer's future once handed over
+
+    @property
+    def confirmed(self) -> bool:
+        fut = self.future
+        return fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None
+
+    @property
+    def failed(self) -> bool:
+        fut = self.future
+        return fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None)
+
+
+def _b64(value: bytes | None) -> str | None:
+    import base64
+
+    return None if value is None else base64.b64encode(value).decode()
+
+
+def _unb64(value: str | None) -> bytes | None:
+    import base64
+
+    return None if value is None else base64.b64decode(value)
+
+
+class PartitionEngine:
+    def __init__(self, partition: int, contracts: Contracts, *, source_topic: str = "slamon.events",
+                 num_partitions: int | None = None, engine: Engine | None = None) -> None:
+        self.partition = partition
+        self.contracts = contracts
+        self.clients = contracts.clients
+        self.source_topic = source_topic
+        self.num_partitions = num_partitions
+        self.engine = engine if engine is not None else Engine(contracts, keep_decisions=True)
+        self.engine.keep_decisions = True
+        self.offset = -1  # last input offset reflected in the state
+        self.snapshot_offset = -1  # offset reflected by the newest snapshot taken
+        self.durable_offset = -1  # offset reflected by the newest snapshot known stored (set by the worker)
+        self.restored_offset = -1  # offset of the snapshot this holder was restored from (-1: fresh)
+        self.received = 0  # messages applied (not counting skipped ones)
+        self.rejected: Counter = Counter()  # reason -> dead-lettered events (decode, late, future)
+        self.misrouted = 0  # events whose client the default partitioner puts on another partition
+        self.sla_events = 0  # SLA events emitted
+        self.high_water: dict[tuple[str, str, str], float] = {}  # monotonic counters, see streams.metrics
+        self.outbox: list[Output] = []  # unconfirmed outputs (dead letters, SLA events)
+        self._unsent: list[Output] = []  # outputs not handed to a producer yet
+        self.skipped = 0  # messages at or below `offset` (replayed after a restore); not persisted
+        self.gaps = 0  # offsets never handed to `process` between two that were; not persisted
+        self.version = 0  # bumps on every change (cache key for the metrics)
+        self.clock_us = self.engine.now_us  # the instant the holder was last advanced to
+        self.checkpoint_wall: float | None = None  # wall time of the newest snapshot (set by the worker)
+        self.checkpoint_bytes = 0
+        self.owned = {c for c in contracts.clients
+                      if num_partitions is None or designated_partition(c, num_partitions) == partition}
+
+    # --- input ------------------------------------------------------------------------------------------
+
+    def process(self, value: bytes, offset: int, key: bytes | None = None, *, now_us: int | None = None,
+                max_future_us: int | None = None) -> bool:
+        """Apply one input message. False if it was already reflected (offset at or below `offset`)."""
+        if offset <= self.offset:
+            self.skipped += 1
+            return False
+        if offset > self.offset + 1 and self.offset >= 0:
+            self.gaps += offset - self.offset - 1
+        self.offset = offset
+        self.received += 1
+        self.version += 1
+        event = decode_event(value, self.clients)
+        if isinstance(event, Rejection):
+            self._dead_letter(event, value, key, offset)
+            return True
+        if max_future_us is not None and now_us is not None and event.ts_us > now_us + max_future_us:
+            ahead = (event.ts_us - now_us) / 1e6
+            self._dead_letter(Rejection(FUTURE, f"{ahead:.0f}s ahead of the worker clock, at most "
+                                                f"{max_future_us / 1e6:.0f}s allowed", event.event_id,
+                                        event.client), value, key, offset)
+            return True
+        if event.client not in self.owned:
+            self.misrouted += 1
+        problem = self.engine.ingest(event)
+        if problem is not None:
+            self._dead_letter(problem, value, key, offset)
+        self._drain(offset)
+        return True
+
+    def advance(self, now_us: int) -> None:
+        """Time has reached `now_us`: decide every deadline <= now (no-op if the clock is past it)."""
+        if now_us <= self.clock_us and now_us <= self.engine.horizon_us:
+            return
+        self.engine.advance_to(now_us)
+        self.clock_us = max(self.clock_us, now_us)
+        self.version += 1
+        self._drain(None)
+
+    def _dead_letter(self, rejection: Rejection, value: bytes, key: bytes | None, offset: int) -> None:
+        self.rejected[rejection.reason] += 1
+        headers = [
+            ("reason", rejection.reason.encode()),
+            ("detail", rejection.detail.encode()[:1000]),
+            ("source_topic", self.source_topic.encode()),
+            ("source_partition", str(self.partition).encode()),
+            ("source_offset", str(offset).encode()),
+        ]
+        if rejection.event_id:
+            headers.append(("event_id", rejection.event_id.encode()))
+        if rejection.client:
+            headers.append(("client", rejection.client.encode()))
+        self._emit(Output(DEADLETTER, key, bytes(value), headers))
+
+    def _drain(self, offset: int | None) -> None:
+        decisions = self.engine.decisions
+        if not decisions:
+            return
+        for d in decisions:
+            record = {
+                "client": d["client"], "sla": d["sla"], "item": d["item"], "at": format_us(d["at_us"]),
+                "at_us": d["at_us"], "outcome": d["outcome"], "change": d["change"], "priority": d["priority"],
+                "trigger": "clock" if offset is None else "event",
+                "source_partition": self.partition, "source_offset": offset,
+            }
+            self._emit(Output(SLA_EVENTS, d["client"].encode(), orjson.dumps(record),
+                              [("change", d["change"].encode())]))
+        self.sla_events += len(decisions)
+        decisions.clear()
+
+    # --- outputs ----------------------------------------------------------------------------------------
+
+    def _emit(self, output: Output) -> None:
+        self.outbox.append(output)
+        self._unsent.append(output)
+
+    def take_unsent(self) -> list[Output]:
+        """Outputs to hand to a producer now (set their `future`), oldest first."""
+        unsent, self._unsent = self._unsent, []
+        return unsent
+
+    def prune_outbox(self) -> int:
+        """Drop confirmed outputs; failed ones are queued to be sent again. Returns how many failed."""
+        failed = 0
+        kept = []
+        for o in self.outbox:
+            if o.confirmed:
+                continue
+            if o.failed:
+                o.future = None
+                self._unsent.append(o)
+                failed += 1
+            kept.append(o)
+        self.outbox = kept
+        return failed
+
+    # --- checkpoints ------------------------------------------------------------------------------------
+
+    def snapshot(self) -> bytes:
+        """The whole state, including unconfirmed outputs. Sets `snapshot_offset`."""
+        self.prune_outbox()
+        extras = {
+            "format": SNAPSHOT_FORMAT, "partition": self.partition, "offset": self.offset,
+            "received": self.received, "rejected": dict(self.rejected), "misrouted": self.misrouted,
+            "sla_events": self.sla_events, "clock_us": self.clock_us,
+            "high_water": [[c, s, f, v] for (c, s, f), v in self.high_water.items()],
+            "outbox": [[o.kind, _b64(o.key), _b64(o.value), [[k, _b64(v)] for k, v in o.headers]]
+                       for o in self.outbox],
+        }
+        head = orjson.dumps(extras)
+        data = len(head).to_bytes(4, "big") + head + snapshot(self.engine)
+        self.snapshot_offset = self.offset
+        return data
+
+    @classmethod
+    def restore(cls, partition: int, contracts: Contracts, data: bytes, *, source_topic: str = "slamon.events",
+                num_partitions: int | None = None) -> PartitionEngine:
+        size = int.from_bytes(data[:4], "big")
+        extras = orjson.loads(data[4 : 4 + size])
+        if extras.get("format") != SNAPSHOT_FORMAT:
+            raise ValueError(f"snapshot format {extras.get('format')!r}, this worker reads {SNAPSHOT_FORMAT}")
+        if extras["partition"] != partition:
+            raise ValueError(f"snapshot of partition {extras['partition']} offered for partition {partition}")
+        engine = restore(contracts, data[4 + size :], keep_decisions=True)
+        pe = cls(partition, contracts, source_topic=source_topic, num_partitions=num_partitions, engine=engine)
+        pe.offset = pe.snapshot_offset = pe.durable_offset = pe.restored_offset = extras["offset"]
+        pe.received = extras["received"]
+        pe.rejected = Counter(extras["rejected"])
+        pe.misrouted = extras["misrouted"]
+        pe.sla_events = extras["sla_events"]
+        pe.clock_us = extras["clock_us"]
+        pe.high_water = {(c, s, f): v for c, s, f, v in extras["high_water"]}
+        pe.outbox = [Output(kind, _unb64(key), _unb64(value), [(k, _unb64(v)) for k, v in headers])
+                     for kind, key, value, headers in extras["outbox"]]
+        pe._unsent = list(pe.outbox)  # unconfirmed when the snapshot was taken: publish again
+        return pe
+
+    # --- queries ----------------------------------------------------------------------------------------
+
+    @property
+    def dirty(self) -> bool:
+        """State changed by input since the newest snapshot."""
+        return self.offset != self.snapshot_offset
+
+    def dead_letters(self) -> list[Output]:
+        return [o for o in self.outbox if o.kind == DEADLETTER]

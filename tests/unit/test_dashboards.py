@@ -1,0 +1,233 @@
+"""Dashboards as code (alerts.dashboards): the model check on every generated dashboard, the committed JSON
+is up to date, provisioning points at the same datasource, and `grafana push` against a fake Grafana API."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alerts.dashboards import (
+    DATASOURCE_UID,
+    Dashboard,
+    Panel,
+    Row,
+    Target,
+    all_panels,
+    check_dashboard,
+    dashboards,
+    used_variables,
+    write_dashboards,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMITTED = ROOT / "deploy" / "grafana" / "dashboards"
+
+
+@pytest.mark.parametrize("dashboard", dashboards(), ids=lambda d: d.uid)
+def test_model_check(dashboard):
+    j = dashboard.to_json()
+    assert check_dashboard(j) == []
+    assert j["schemaVersion"] == 39
+    # beyond the checker: every panel sits inside the grid and none overlap
+    cells = set()
+    for p in all_panels(j):
+        g = p["gridPos"]
+        assert g["x"] >= 0 and g["x"] + g["w"] <= 24
+        for x in range(g["x"], g["x"] + g["w"]):
+            for y in range(g["y"], g["y"] + g["h"]):
+                assert (x, y) not in cells, f"{p['title']} overlaps at {(x, y)}"
+                cells.add((x, y))
+        for t in p.get("targets", []):
+            assert t["datasource"]["uid"] == DATASOURCE_UID and t["expr"].strip()
+            assert t["expr"].count("(") == t["expr"].count(")"), t["expr"]
+
+
+def test_the_four_dashboards_and_what_they_show():
+    by_uid = {d.uid: d.to_json() for d in dashboards()}
+    assert set(by_uid) == {"slamon-floor", "slamon-client", "slamon-oncall", "slamon-pipeline"}
+    exprs = {uid: " ".join(t["expr"] for p in all_panels(j) for t in p.get("targets", []))
+             for uid, j in by_uid.items()}
+    for metric in ("slamon_service_level_ratio", "slamon_calls_waiting", "slamon_calls_longest_wait_seconds",
+                   "slamon_sla_at_risk_items", "slamon_uptime_availability_ratio"):
+        assert metric in exprs["slamon-floor"]
+    floor = by_uid["slamon-floor"]
+    assert floor["panels"][0]["type"] == "row" and floor["panels"][0]["repeat"] == "client"
+    assert all(p["options"]["colorMode"] == "background" for p in all_panels(floor) if p["type"] == "stat")
+    for metric in ("slamon_sla_compliance_ratio", "slamon_sla_target_ratio", "slamon_sla_error_budget_remaining",
+                   "slamon_sla_projected_ratio", "slamon_penalty_projected_credit", "slamon_sla_bad_total"):
+        assert metric in exprs["slamon-client"]
+    assert "client" in {v["name"] for v in by_uid["slamon-client"]["templating"]["list"]}
+    assert "ALERTS{" in exprs["slamon-oncall"] and "client_sla:slamon_sla_burn_rate:1h" in exprs["slamon-oncall"]
+    for metric in ("slamon_consumer_lag_messages", "slamon_events_rejected_total", 'up{job="$job"}'):
+        assert metric in exprs["slamon-pipeline"]
+
+
+def test_checker_finds_problems():
+    good = dashboards()[0].to_json()
+    bad = copy.deepcopy(good)
+    panels = [p for p in bad["panels"] if p["type"] != "row"]
+    panels[1]["id"] = panels[0]["id"]
+    panels[2]["gridPos"]["x"] = 20
+    panels[2]["gridPos"]["w"] = 6
+    panels[3]["targets"][0]["datasource"] = {}
+    panels[4]["targets"][0]["expr"] = 'up{x="$nope"}'
+    panels[5]["targets"][0]["expr"] = ""
+    problems = "\n".join(check_dashboard(bad))
+    assert "ids not unique" in problems
+    assert "outside the 24-column grid" in problems
+    assert "no datasource uid" in problems
+    assert "undefined variable $nope" in problems
+    assert "has no expr" in problems
+    del bad["schemaVersion"]
+    assert any("schemaVersion" in p for p in check_dashboard(bad))
+
+
+def test_layout_wraps_rows_and_refuses_oversized_panels():
+    d = Dashboard("x", "x", "", [Row("r", [Panel("a", "stat", [Target("up")], w=16),
+                                          Panel("b", "stat", [Target("up")], w=16)])])
+    j = d.to_json()
+    a, b = j["panels"][1], j["panels"][2]
+    assert (a["gridPos"]["x"], b["gridPos"]["x"]) == (0, 0) and b["gridPos"]["y"] == a["gridPos"]["y"] + 6
+    with pytest.raises(ValueError, match="wider"):
+        Dashboard("y", "y", "", [Row("r", [Panel("a", "stat", [Target("up")], w=25)])]).to_json()
+
+
+def test_used_variables():
+    assert used_variables('x{a=~"$client", b="${sla}"}[$__rate_interval]') == {"client", "sla", "__rate_interval"}
+
+
+def test_committed_dashboards_are_current(tmp_path):
+    written = write_dashboards(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in COMMITTED.glob("*.json")), \
+        "regenerate: slamon dashboards -o deploy/grafana/dashboards"
+    for p in written:
+        assert json.loads(p.read_text()) == json.loads((COMMITTED / p.name).read_text()), \
+            f"{p.name} is stale: slamon dashboards -o deploy/grafana/dashboards"
+
+
+def test_provisioning_matches_the_dashboards():
+    prov = ROOT / "deploy" / "grafana" / "provisioning"
+    ds = yaml.safe_load((prov / "datasources" / "prometheus.yaml").read_text())
+    assert [d["uid"] for d in ds["datasources"]] == [DATASOURCE_UID]
+    assert ds["datasources"][0]["type"] == "prometheus"
+    dash = yaml.safe_load((prov / "dashboards" / "slamon.yaml").read_text())
+    provider = dash["providers"][0]
+    assert provider["type"] == "file" and provider["options"]["path"]
+
+
+# --- grafana push against a fake Grafana HTTP API ---------------------------------------------------------
+
+
+class FakeGrafana:
+    def __init__(self, folder_exists: bool = False) -> None:
+        self.folders: dict[str, dict] = {"slamon": {"uid": "slamon"}} if folder_exists else {}
+        self.dashboards: dict[str, dict] = {}
+        self.auth: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _reply(self, status: int, body: dict) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self):
+                outer.auth.append(self.headers.get("Authorization", ""))
+                uid = self.path.rsplit("/", 1)[-1]
+                if self.path.startswith("/api/folders/") and uid in outer.folders:
+                    return self._reply(200, outer.folders[uid])
+                return self._reply(404, {"message": "not found"})
+
+            def do_POST(self):
+                outer.auth.append(self.headers.get("Authorization", ""))
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if self.path == "/api/folders":
+                    outer.folders[body["uid"]] = body
+                    return self._reply(200, body)
+                if self.path == "/api/dashboards/db":
+                    uid = body["dashboard"]["uid"]
+                    outer.dashboards[uid] = body
+                    return self._reply(200, {"status": "success", "uid": uid, "url": f"/d/{uid}"})
+                return self._reply(404, {"message": "not found"})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("folder_exists", [False, True])
+def test_grafana_push_creates_folder_and_dashboards(tmp_path, folder_exists):
+    from alerts.grafana import push
+
+    write_dashboards(tmp_path)
+    fake = FakeGrafana(folder_exists)
+    try:
+        urls = push(fake.url, "s3cret-token", tmp_path)
+    finally:
+        fake.close()
+    assert "slamon" in fake.folders
+    assert set(fake.dashboards) == {"slamon-floor", "slamon-client", "slamon-oncall", "slamon-pipeline"}
+    for body in fake.dashboards.values():
+        assert body["folderUid"] == "slamon" and body["overwrite"] is True and "id" not in body["dashboard"]
+    assert sorted(urls) == sorted(f"/d/{u}" for u in fake.dashboards)
+    assert all(a == "Bearer s3cret-token" for a in fake.auth)
+
+
+def test_cli_dashboards_and_grafana_push(tmp_path, capsys):
+    from alerts.cli import add_parsers
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(required=True))
+    args = parser.parse_args(["dashboards", "-o", str(tmp_path / "d")])
+    assert args.run(args) == 0 and len(list((tmp_path / "d").glob("*.json"))) == 4
+    token = tmp_path / "token"
+    token.write_text("tok\n")
+    fake = FakeGrafana()
+    try:
+        args = parser.parse_args(["grafana", "push", "--url", fake.url, "--token-file", str(token),
+                                  str(tmp_path / "d")])
+        assert args.run(args) == 0
+    finally:
+        fake.close()
+    assert len(fake.dashboards) == 4 and fake.auth[0] == "Bearer tok"
+    args = parser.parse_args(["grafana", "push", "--url", "http://127.0.0.1:9", "--token-file",
+                              str(tmp_path / "missing"), str(tmp_path / "d")])
+    assert args.run(args) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_dashboards_only_read_metrics_that_exist():
+    """slamon_* names come from streams/metrics.py, client_sla:* from the generated recording rules."""
+    import re
+
+    from alerts.rules import rule_files
+    from monitor.contracts import load_contracts
+    from streams.metrics import exported_sla_names
+
+    recorded = {r["record"] for content in rule_files(load_contracts(ROOT / "examples" / "contracts.yaml")).values()
+                for g in content["groups"] for r in g["rules"] if "record" in r}
+    exported = set(exported_sla_names())
+    for d in dashboards():
+        for p in all_panels(d.to_json()):
+            for t in p.get("targets", []):
+                for name in re.findall(r"(?<![:\w])(slamon_[a-z_]+)\b", t["expr"]):
+                    assert name in exported, (d.uid, p["title"], name)
+                for name in re.findall(r"\b(client_sla:[a-z_]+:[a-z0-9_]+)", t["expr"]):
+                    assert name in recorded, (d.uid, p["title"], name)
