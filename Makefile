@@ -1,0 +1,48 @@
+# slamon developer entry points.
+#
+#   make demo        the whole pipeline on this machine without Docker (Kafka, 2 workers, Prometheus,
+#                    Alertmanager, traffic generator); Ctrl-C stops everything. DEMO_ARGS="--duration 300"
+#   make test        the README's test command (python -m pytest -q) in .venv
+#   make deploy-config   regenerate the committed deploy files (rules, alertmanager.yml, k8s manifests)
+#   make secrets     create deploy/secrets/* for docker-compose (random values, never committed)
+#   make compose-check   docker-compose config -q
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_ARGS ?=
+
+.PHONY: demo test venv deploy-config secrets compose-check lint
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+
+venv: $(PY)
+
+# deploy/local/demo.py installs whatever else is missing (Python packages into .venv; JDK, Maven,
+# Prometheus and Alertmanager via .ci/install-services.sh when root; the Kafka jars from Maven Central)
+demo: $(PY)
+	$(PY) -m deploy.local.demo $(DEMO_ARGS)
+
+test: $(PY)
+	. $(VENV)/bin/activate && python -m pytest -q
+
+lint: $(PY)
+	$(VENV)/bin/ruff check .
+
+deploy-config: $(PY)
+	$(VENV)/bin/slamon rules examples/contracts.yaml -o deploy/prometheus/rules --alerting examples/alerting.yaml
+	$(VENV)/bin/slamon alertmanager -o deploy/alertmanager/alertmanager.yml --alerting deploy/alertmanager/alerting.yaml
+	$(PY) deploy/k8s/generate.py
+
+secrets:
+	@umask 077; for name in grafana_admin_password; do \
+	  f=deploy/secrets/$$name; \
+	  if [ -s $$f ]; then echo "$$f exists"; \
+	  else head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > $$f; echo "created $$f"; fi; \
+	done
+
+compose-check:
+	docker-compose config -q
