@@ -30,6 +30,7 @@ java_ok || need+=(default-jdk-headless)
 command -v mvn >/dev/null || need+=(maven)
 [[ -x /usr/bin/prometheus && -x /usr/bin/promtool ]] || need+=(prometheus)
 [[ -x /usr/bin/prometheus-alertmanager && -x /usr/bin/amtool ]] || need+=(prometheus-alertmanager)
+command -v chromium >/dev/null || need+=(chromium)   # PDF rendering of the monthly review
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 
 if (( ${#need[@]} )); then

@@ -66,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_adapter_parsers(sub) -> None:
     """Commands of the adapters (Kafka workers, alerting, reports) live with their code."""
+    from alerts.backtest import add_parsers as backtest_parsers
     from alerts.cli import add_parsers as alerts_parsers
     from monitor.review_cli import add_parsers as review_parsers
     from streams.cli import add_parsers as streams_parsers
@@ -73,6 +74,7 @@ def _add_adapter_parsers(sub) -> None:
     streams_parsers(sub)
     alerts_parsers(sub)
     review_parsers(sub)
+    backtest_parsers(sub)
 
 
 def _instant(text: str) -> int:

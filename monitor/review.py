@@ -242,6 +242,7 @@ class Review:
     trend_months: int
     clients: list[ClientReview]
     pipeline: dict
+    not_started: list[str] = field(default_factory=list)  # clients whose month starts after the events end
 
     @property
     def complete(self) -> bool:
@@ -261,20 +262,25 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
             raise ReviewError(f"client {name!r} is not in the contracts (known: {', '.join(contracts.clients)})")
     at = result.at_us
     index = {(r.client, r.sla, r.period): r for r in result.records}
-    reviews = []
+    reviews, not_started = [], []
     for name in names:
         client = contracts.clients[name]
         tz = client.timezone
         mwin = month_window(month, tz)
-        if at < mwin.start_us:
-            raise ReviewError(f"the events end at {format_us(at)}, before {month_name(month)} starts for {name}")
+        if at < mwin.start_us:  # the month has not begun in this client's timezone
+            not_started.append(name)
+            continue
         days = [_dt.date.fromisoformat(w.label) for w in periods_between(mwin.start_us, mwin.end_us, "day", tz)]
         slas = [_sla_review(engine, index, name, tz, sla, month, mwin, at, trend, days) for sla in client.slas]
         cr = ClientReview(client=name, timezone=tz, month=month, start_us=mwin.start_us, end_us=mwin.end_us,
                           complete=all(r.complete for s in slas for r in s.records), slas=slas, days=days)
         cr.headline, cr.notes = summarize(cr, at)
         reviews.append(cr)
-    return Review(month=month, at_us=at, trend_months=trend, clients=reviews, pipeline=result.pipeline())
+    if not reviews:
+        raise ReviewError(f"the events end at {format_us(at)}, before {month_name(month)} starts"
+                          + (f" for {', '.join(not_started)}" if len(not_started) < len(contracts.clients) else ""))
+    return Review(month=month, at_us=at, trend_months=trend, clients=reviews, pipeline=result.pipeline(),
+                  not_started=not_started)
 
 
 def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: str, mwin: PeriodWindow,
@@ -429,11 +435,14 @@ def summarize(cr: ClientReview, at: int) -> tuple[str, list[str]]:
         worst = s.worst
         if len(s.records) == 1:
             phrase = f"{s.sla} missed at {fmt_value(worst.value, s.unit, s.target)} vs {plain_target(s)}"
+            if s.period in ("week", "day"):
+                phrase += f" in {short_period(worst.period)}"
             parts.append(phrase + (f" ({credit})" if credit else ""))
         else:
             unit_name = _period_noun(s.period)
             phrase = (f"{s.sla} missed in {len(s.missed_records)} of {len(s.records)} {unit_name}s "
-                      f"(worst {short_period(worst.period)} at {fmt_value(worst.value, s.unit, s.target)} vs {plain_target(s)}"
+                      f"(worst {short_period(worst.period)} at {fmt_value(worst.value, s.unit, s.target)} "
+                      f"vs {plain_target(s)}"
                       + (f"; {credit})" if credit else ")"))
             parts.append(phrase)
         notes.append(_missed_note(s, prev_month, prev_name))

@@ -32,6 +32,7 @@ from monitor.review import (
     month_window,
     parse_month,
     shift_month,
+    short_period,
 )
 
 GOOD = "#2f7d4f"
@@ -40,6 +41,7 @@ INK = "#1d2733"
 MUTED = "#6b7785"
 BAND = "#e9edf2"
 GRID = "#d5dbe2"
+LATER = "#f3eedf"  # days after the review instant
 FONT = "'DejaVu Sans', 'Liberation Sans', Arial, sans-serif"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless_shell")
 CHROMIUM_FLAGS = (
@@ -153,7 +155,8 @@ td.num, th.num {{ text-align: right; white-space: nowrap; }}
   text-overflow: ellipsis; }}
 .chart .t span {{ font-weight: normal; color: {MUTED}; }}
 .daily {{ break-inside: avoid; }}
-.ids {{ font: 7pt/1.4 'DejaVu Sans Mono', monospace; color: #3a4450; word-break: break-all; }}
+.ids {{ font: 7pt/1.45 'DejaVu Sans Mono', monospace; color: #3a4450; }}
+.ids span {{ white-space: nowrap; }}
 .breaches p {{ margin: 1mm 0 2mm; break-inside: avoid; }}
 .note {{ font-size: 7.5pt; color: {MUTED}; margin-top: 1.5mm; }}
 svg text {{ font-family: {FONT}; }}
@@ -163,7 +166,7 @@ svg text {{ font-family: {FONT}; }}
 def render_html(review: Review) -> str:
     title = f"SLA review {month_name(review.month)}"
     body = []
-    if len(review.clients) > 1:
+    if len(review.clients) > 1 or review.not_started:
         body.append(_overview(review))
     body.extend(_client_section(review, cr) for cr in review.clients)
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
@@ -177,7 +180,8 @@ def _overview(review: Review) -> str:
         credits = ", ".join(money(v, c) for c, v in sorted(cr.credits.items())) or "none"
         badge = "met" if met == total else "missed"
         rows.append(
-            f"<tr><td class=\"name\">{escape(cr.client)}</td><td class=\"num\"><span class=\"badge {badge}\">"
+            f"<tr><td class=\"name\" style=\"white-space:nowrap\">{escape(cr.client)}</td>"
+            f"<td class=\"num\"><span class=\"badge {badge}\">"
             f"{met} / {total}</span></td><td class=\"num\">{escape(credits)}</td>"
             f"<td>{escape(cr.headline)}</td></tr>")
     status = "" if review.complete else " (month to date)"
@@ -188,7 +192,9 @@ def _overview(review: Review) -> str:
         f"one section per client follows</p>"
         f"<table><thead><tr><th>Client</th><th class=\"num\">SLAs met</th><th class=\"num\">Credits owed</th>"
         f"<th>Summary</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-        f"{_pipeline_note(review)}</section>")
+        + (f"<p class=\"note\">Not in this review: {escape(', '.join(review.not_started))} (the month had not begun "
+           f"in the client's timezone when the events end).</p>" if review.not_started else "")
+        + f"{_pipeline_note(review)}</section>")
 
 
 def _pipeline_note(review: Review) -> str:
@@ -209,7 +215,7 @@ def _client_section(review: Review, cr: ClientReview) -> str:
         ("SLAs met", f"{met} / {total}", "good" if met == total else "bad"),
         ("Credits owed" + ("" if cr.complete else " so far"),
          "<br>".join(escape(money(v, c)) for c, v in sorted(credits.items())) or "none", "bad" if credits else "good"),
-        ("Tickets breached", f"{breached:,}", ""),
+        ("Ticket breaches", f"{breached:,}", ""),
     ]
     tile_html = "".join(f"<div class=\"tile\"><div class=\"k\">{k}</div><div class=\"v {cls}\">{v}</div></div>"
                         for k, v, cls in tiles)
@@ -219,8 +225,9 @@ def _client_section(review: Review, cr: ClientReview) -> str:
         f"<p class=\"eyebrow\">Monthly SLA review · {escape(month_name(cr.month))}{status}</p>",
         f"<h1>{escape(cr.client)}</h1>",
         f"<p class=\"sub\">{first.day} {MONTH_NAMES[first.month - 1][:3]} – {last.day} "
-        f"{MONTH_NAMES[last.month - 1][:3]} {last.year} ({escape(cr.timezone)}) · as of "
-        f"{escape(local_time(review.at_us, cr.timezone))} · {len(cr.slas)} SLAs in the contract</p>",
+        f"{MONTH_NAMES[last.month - 1][:3]} {last.year} ({escape(cr.timezone)}) · "
+        + ("complete month" if cr.complete else f"month to date, as of {escape(local_time(review.at_us, cr.timezone))}")
+        + f" · {len(cr.slas)} SLAs in the contract</p>",
         f"<div class=\"summary\"><div class=\"text\"><p class=\"headline\">{escape(cr.headline)}</p>"
         f"<ul>{notes}</ul></div><div class=\"tiles\">{tile_html}</div></div>",
         "<h2>Scorecard</h2>",
@@ -230,7 +237,7 @@ def _client_section(review: Review, cr: ClientReview) -> str:
     ]
     daily = [s for s in cr.slas if s.daily is not None and any(s.daily)]
     if daily:
-        parts += ["<h2>Misses per day</h2>", _daily_block(cr, daily)]
+        parts += ["<h2>Misses per day</h2>", _daily_block(cr, daily, review.at_us)]
     listed = [s for s in cr.slas if s.breached_ids]
     if listed:
         parts += ["<h2>Breached tickets</h2>", _breach_lists(cr, listed)]
@@ -255,7 +262,7 @@ def _period_text(s: SlaReview) -> str:
 
 
 def _result_cell(s: SlaReview) -> str:
-    if len(s.records) == 1:
+    if len(s.records) == 1 and s.period not in ("week", "day"):
         r = s.records[0]
         count = f"<div class=\"small\">{_decided_text(s, r.decided)}</div>" if r.decided else ""
         return f"<b>{escape(fmt_value(r.value, s.unit, s.target))}</b>{count}"
@@ -264,7 +271,8 @@ def _result_cell(s: SlaReview) -> str:
         cls = "miss" if not r.met else ""
         mark = "" if r.complete else "*"
         label = r.period.split("-", 1)[1] if s.period == "week" else r.period[-2:]
-        lines.append(f"<span class=\"{cls}\">{escape(label)}{mark} {escape(fmt_value(r.value, s.unit, s.target))}</span>")
+        value = escape(fmt_value(r.value, s.unit, s.target))
+        lines.append(f"<span class=\"{cls}\">{escape(label)}{mark} {value}</span>")
     return f"<div class=\"periods\">{'<br>'.join(lines)}</div>"
 
 
@@ -295,11 +303,12 @@ def _scorecard(cr: ClientReview) -> str:
             f"<td>{_status(s)}</td>"
             f"<td>{bullet_svg(s)}</td>"
             f"<td class=\"num\">{_credit_cell(s)}</td></tr>")
-    incomplete = any(not r.complete for s in cr.slas for r in s.records)
-    foot = "<p class=\"note\">* period still running at the review instant. Weekly SLAs list the ISO weeks " \
-           "whose Thursday falls in the month.</p>" if incomplete else \
-           "<p class=\"note\">Weekly SLAs list the ISO weeks whose Thursday falls in the month; bars show each " \
-           "period's value against the target (black tick).</p>"
+    notes = ["Bars show each contract period's value against the target (black tick); the green zone meets it."]
+    if any(s.period == "week" for s in cr.slas):
+        notes.append("Weekly SLAs list the ISO weeks whose Thursday falls in the month.")
+    if any(not r.complete for s in cr.slas for r in s.records):
+        notes.append("* period still running at the review instant.")
+    foot = f"<p class=\"note\">{' '.join(notes)}</p>"
     return ("<table class=\"scorecard\"><thead><tr><th>SLA</th><th class=\"num\">Target</th>"
             "<th class=\"num\">Result</th><th>Status</th><th>Compliance vs target</th>"
             "<th class=\"num\">Credit</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + foot)
@@ -377,7 +386,8 @@ def bullet_svg(s: SlaReview, width: int = 205) -> str:
             out.append(f"<text x=\"{label_w - 3}\" y=\"{y + bar_h - 1}\" font-size=\"6.5\" text-anchor=\"end\" "
                        f"fill=\"{MUTED}\">{escape(label)}</text>")
         if r.value is None:
-            out.append(f"<text x=\"{x0 + 3}\" y=\"{y + bar_h - 1.5}\" font-size=\"6.5\" fill=\"{MUTED}\">no data</text>")
+            out.append(f"<text x=\"{x0 + 3}\" y=\"{y + bar_h - 1.5}\" font-size=\"6.5\" "
+                       f"fill=\"{MUTED}\">no data</text>")
             continue
         xv = _x(r.value, lo, hi, x0, plot_w)
         color = GOOD if r.met else BAD
@@ -387,12 +397,16 @@ def bullet_svg(s: SlaReview, width: int = 205) -> str:
     out.append(f"<line x1=\"{tx:.1f}\" x2=\"{tx:.1f}\" y1=\"{top - 2}\" y2=\"{top + line_h + 1}\" stroke=\"{INK}\" "
                f"stroke-width=\"2\"/>")
     base = top + line_h + 9
-    out.append(f"<text x=\"{x0}\" y=\"{base}\" font-size=\"6.5\" fill=\"{MUTED}\">{_axis_label(lo, s)}</text>")
-    out.append(f"<text x=\"{x0 + plot_w}\" y=\"{base}\" font-size=\"6.5\" fill=\"{MUTED}\" text-anchor=\"end\">"
-               f"{_axis_label(hi, s)}</text>")
-    anchor = "middle" if x0 + 20 < tx < x0 + plot_w - 20 else ("start" if tx <= x0 + 20 else "end")
-    out.append(f"<text x=\"{tx:.1f}\" y=\"{base}\" font-size=\"6.5\" fill=\"{INK}\" text-anchor=\"{anchor}\">"
-               f"target {_axis_label(s.target, s)}</text>")
+    target_text = f"target {_axis_label(s.target, s)}"
+    half = len(target_text) * 1.9  # about half the label's width at 6.5 px
+    tlabel_x = min(max(tx, x0 + half), x0 + plot_w - half)
+    if tlabel_x - half > x0 + 4 * len(_axis_label(lo, s)):
+        out.append(f"<text x=\"{x0}\" y=\"{base}\" font-size=\"6.5\" fill=\"{MUTED}\">{_axis_label(lo, s)}</text>")
+    if tlabel_x + half < x0 + plot_w - 4 * len(_axis_label(hi, s)):
+        out.append(f"<text x=\"{x0 + plot_w}\" y=\"{base}\" font-size=\"6.5\" fill=\"{MUTED}\" "
+                   f"text-anchor=\"end\">{_axis_label(hi, s)}</text>")
+    out.append(f"<text x=\"{tlabel_x:.1f}\" y=\"{base}\" font-size=\"6.5\" fill=\"{INK}\" "
+               f"text-anchor=\"middle\">{target_text}</text>")
     out.append("</svg>")
     return "".join(out)
 
@@ -428,8 +442,16 @@ def _trend_grid(review: Review, cr: ClientReview) -> str:
     ticks = [(month_window(m, cr.timezone).start_us, MONTH_NAMES[parse_month(m)[1] - 1][:3]) for m in months]
     cells = []
     for s in cr.slas:
-        cells.append(f"<div class=\"chart\"><div class=\"t\">{escape(s.sla)} <span>{escape(fmt_target(s))}"
-                     f"</span></div>{trend_svg(s, start, end, ticks)}</div>")
+        points = [p for p in s.trend if p.value is not None]
+        last = ""
+        if points:
+            p = points[-1]
+            label = short_period(p.label) if s.period in ("week", "day") else \
+                MONTH_NAMES[parse_month(p.month)[1] - 1][:3]
+            last = (f" · {escape(label)} <b style=\"color:{GOOD if p.met else BAD}\">"
+                    f"{escape(fmt_value(p.value, s.unit, s.target))}</b>")
+        cells.append(f"<div class=\"chart\"><div class=\"t\">{escape(s.sla)} <span>target {escape(fmt_target(s))}"
+                     f"{last}</span></div>{trend_svg(s, start, end, ticks)}</div>")
     return (f"<div class=\"grid\">{''.join(cells)}</div><p class=\"note\">Each point is one contract period "
             f"(weeks for weekly SLAs; the value at each month's end for rolling windows); red points missed "
             f"the target (dashed).</p>")
@@ -487,10 +509,6 @@ def trend_svg(s: SlaReview, start_us: int, end_us: int, ticks: list[tuple[int, s
     for p in points:
         out.append(f"<circle cx=\"{px((p.start_us + p.end_us) / 2):.1f}\" cy=\"{py(p.value):.1f}\" r=\"{radius}\" "
                    f"fill=\"{GOOD if p.met else BAD}\"/>")
-    last = points[-1]
-    out.append(f"<text x=\"{pad_l + pw - 2}\" y=\"{pad_t + 8}\" font-size=\"7\" font-weight=\"bold\" "
-               f"fill=\"{GOOD if last.met else BAD}\" text-anchor=\"end\">"
-               f"{escape(fmt_value(last.value, s.unit, s.target))}</text>")
     out.append("</svg>")
     return "".join(out)
 
@@ -499,13 +517,23 @@ def _polyline(points: list[str]) -> str:
     return f"<polyline points=\"{' '.join(points)}\" fill=\"none\" stroke=\"{INK}\" stroke-width=\"1.1\"/>"
 
 
-def _daily_block(cr: ClientReview, slas: list[SlaReview]) -> str:
-    rows = [daily_svg(s, cr, last=(i == len(slas) - 1)) for i, s in enumerate(slas)]
+def _daily_block(cr: ClientReview, slas: list[SlaReview], at_us: int) -> str:
+    future = _days_after(cr, at_us)
+    rows = [daily_svg(s, cr, last=(i == len(slas) - 1), future=future) for i, s in enumerate(slas)]
+    later = " Beige days come after the review instant." if future else ""
     return (f"<div class=\"daily\">{''.join(rows)}</div><p class=\"note\">Decisions that went bad, by local day "
-            f"({escape(cr.timezone)}); grey columns are weekends. Each row has its own scale (max shown).</p>")
+            f"({escape(cr.timezone)}); grey columns are weekends. Each row has its own scale (max shown).{later}</p>")
 
 
-def daily_svg(s: SlaReview, cr: ClientReview, last: bool, width: int = 700) -> str:
+def _days_after(cr: ClientReview, at_us: int) -> int:
+    """How many days at the end of the month start after the review instant."""
+    from monitor.periods import periods_between
+
+    days = periods_between(cr.start_us, cr.end_us, "day", cr.timezone)
+    return sum(1 for w in days if w.start_us > at_us)
+
+
+def daily_svg(s: SlaReview, cr: ClientReview, last: bool, width: int = 700, future: int = 0) -> str:
     label_w, total_w = 170, 80
     row_h = 26
     axis_h = 11 if last else 0
@@ -518,10 +546,14 @@ def daily_svg(s: SlaReview, cr: ClientReview, last: bool, width: int = 700) -> s
     out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
            f"viewBox=\"0 0 {width} {height}\" style=\"display:block\">"]
     for i, d in enumerate(days):
-        if d.weekday() >= 5:
+        if i >= len(days) - future:
+            out.append(f"<rect x=\"{label_w + i * bw:.1f}\" y=\"1\" width=\"{bw:.1f}\" height=\"{row_h - 3}\" "
+                       f"fill=\"{LATER}\"/>")
+        elif d.weekday() >= 5:
             out.append(f"<rect x=\"{label_w + i * bw:.1f}\" y=\"1\" width=\"{bw:.1f}\" height=\"{row_h - 3}\" "
                        f"fill=\"{BAND}\"/>")
-    out.append(f"<line x1=\"{label_w}\" x2=\"{label_w + pw}\" y1=\"{row_h - 2}\" y2=\"{row_h - 2}\" stroke=\"{GRID}\"/>")
+    out.append(f"<line x1=\"{label_w}\" x2=\"{label_w + pw}\" y1=\"{row_h - 2}\" y2=\"{row_h - 2}\" "
+               f"stroke=\"{GRID}\"/>")
     for i, v in enumerate(values):
         if v <= 0:
             continue
@@ -559,6 +591,6 @@ def _breach_lists(cr: ClientReview, slas: list[SlaReview]) -> str:
         span = f", {first} – {lastd}" if first else ""
         parts.append(
             f"<p><b>{escape(s.sla)}</b> <span class=\"small\">{len(ids):,} tickets{escape(span)}, in order of the "
-            f"breach</span><br><span class=\"ids\">{escape(', '.join(shown))}"
+            f"breach</span><br><span class=\"ids\">{', '.join(f'<span>{escape(i)}</span>' for i in shown)}"
             f"{escape(f' … and {more:,} more (all in the CSV)') if more else ''}</span></p>")
     return f"<div class=\"breaches\">{''.join(parts)}</div>"
