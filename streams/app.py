@@ -43,13 +43,22 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from monitor.contracts import Contracts, load_contracts
 from streams.config import Settings, load_settings
 from streams.metrics import EngineCollector
-from streams.partition_engine import DEADLETTER, PartitionEngine
+from streams.partition_engine import DEADLETTER, PartitionEngine, designated_partition
 
 log = logging.getLogger("slamon.worker")
 
+REWIND_GRACE = 10.0  # seconds a seek back may take to deliver the missing offset
 CHUNK_BYTES = 900_000  # Kafka's default max message size is 1 MB
 TABLE_NAME = "snapshots"
 SNAPSHOT_META_VERSION = 1
+
+
+def out_partition(out, count: int) -> int:
+    """Partition of an output without a key (a dead letter of an unkeyed message): its source partition."""
+    for name, value in out.headers:
+        if name == "source_partition":
+            return int(value) % count
+    return 0
 
 
 def meta_key(partition: int) -> bytes:
@@ -253,6 +262,10 @@ class Runtime:
         self.ckpt_slots: dict[int, tuple[int, dict[int, int]]] = {}  # partition -> (slot, {slot: chunks})
         self.checkpoints = 0
         self.checkpoint_failures = 0
+        self.stale_messages = 0
+        self.pending_outputs: list = []
+        self._partition_counts: dict[str, int] = {}
+        self._flush_task = None
         self.final_commit = False  # set while faust commits before a rebalance or at shutdown
         self.snapshotter = Snapshotter(settings.data_dir / settings.app_id / "snapshots")
         self.max_future_us = (None if settings.clock == "event" or settings.max_future_seconds is None
@@ -290,18 +303,87 @@ class Runtime:
 
     # --- input ------------------------------------------------------------------------------------------
 
-    def handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+    def handle(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> int | None:
+        """Apply one message. Returns an offset to seek the partition back to when messages before this one
+        were never delivered (the caller seeks; the message is applied when it comes again)."""
         pe = self.engines.get(partition)
         if pe is None:
+            if partition not in self.assigned:
+                # a message fetched before the partition was revoked: its new owner applies it. Opening the
+                # partition here would write snapshots over the new owner's.
+                self.stale_messages += 1
+                return None
             pe = self.open_partition(partition)
+        expected = pe.offset + 1
+        if offset > expected:
+            # faust dropped messages (e.g. "old generation" ones around a rebalance) and moved on: go back
+            # for them rather than apply this one out of order. Messages already fetched behind this one are
+            # dropped until the rewind delivers `expected`; after REWIND_GRACE the gap is accepted (retention
+            # deleted the data) and counted.
+            now = time.monotonic()
+            if pe.rewind_to != expected:
+                pe.rewind_to, pe.rewind_since, pe.rewind_seek = expected, now, now
+                pe.rewinds += 1
+                log.warning("partition %d: got offset %d, expected %d: seeking back", partition, offset,
+                            expected)
+                return expected
+            if now - pe.rewind_since < REWIND_GRACE:
+                if now - pe.rewind_seek >= 1.0:  # messages fetched before the seek moved faust's read offset
+                    pe.rewind_seek = now  # past `expected` again: seek once more now that they are drained
+                    return expected
+                return None
+            log.error("partition %d: offsets %d..%d still missing %.0fs after seeking back; going on",
+                      partition, expected, offset - 1, REWIND_GRACE)
+        pe.rewind_to = None
         now = time.time_ns() // 1000 if self.max_future_us is not None else None
         pe.process(value if value is not None else b"", offset, key, now_us=now, max_future_us=self.max_future_us)
         self.publish(pe)
+        return None
 
     def publish(self, pe: PartitionEngine) -> None:
-        for out in pe.take_unsent():
-            topic = self.deadletter_topic if out.kind == DEADLETTER else self.sla_topic
-            out.future = topic.send_soon(key=out.key, value=out.value, headers=out.headers)
+        """Queue a holder's new outputs; `flush_outputs` hands them to the producer in batches (one
+        `send_soon` per record costs about as much as applying the event that caused it)."""
+        unsent = pe.take_unsent()
+        if unsent:
+            self.pending_outputs.extend(unsent)
+            if len(self.pending_outputs) >= 5000 and self._flush_task is None:
+                self._flush_task = asyncio.ensure_future(self.flush_outputs())
+
+    async def flush_outputs(self) -> None:
+        """Send the queued outputs as record batches per (topic, partition) with aiokafka's batch API; each
+        output's future resolves when its batch is acknowledged. Partitions: murmur2 of the key, as the
+        default partitioner would pick."""
+        try:
+            while self.pending_outputs:
+                outputs, self.pending_outputs = self.pending_outputs, []
+                producer = self.app.producer._ensure_producer()  # the AIOKafkaProducer faust runs
+                groups: dict[tuple[str, int], list] = {}
+                for out in outputs:
+                    topic = self.settings.topics.deadletter if out.kind == DEADLETTER else \
+                        self.settings.topics.sla_events
+                    count = self._partition_counts.get(topic)
+                    if count is None:
+                        count = self._partition_counts[topic] = len(await producer.partitions_for(topic))
+                    partition = (designated_partition(out.key.decode(errors="replace"), count) if out.key
+                                 else out_partition(out, count))
+                    groups.setdefault((topic, partition), []).append(out)
+                for (topic, partition), group in groups.items():
+                    batch, members = producer.create_batch(), []
+                    for out in group:
+                        if batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers) \
+                                is None:
+                            fut = await producer.send_batch(batch, topic, partition=partition)
+                            for m in members:
+                                m.future = fut
+                            batch, members = producer.create_batch(), []
+                            batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers)
+                        members.append(out)
+                    if members:
+                        fut = await producer.send_batch(batch, topic, partition=partition)
+                        for m in members:
+                            m.future = fut
+        finally:
+            self._flush_task = None
 
     # --- partitions -------------------------------------------------------------------------------------
 
@@ -351,9 +433,31 @@ class Runtime:
 
     async def on_rebalance_complete(self) -> None:
         """Tables are recovered: bring every assigned partition's engine up (so its clients' series exist
-        and its clock runs even before its next event)."""
+        and its clock runs even before its next event), then point the consumer at the first offset each
+        engine still needs.
+
+        The seek closes a hole in faust: messages fetched before a rebalance are dropped by the stream as
+        "old generation" (and acked), and faust then seeks only partitions that have a committed offset, so a
+        partition without one (a new group, or a partition whose state is newer than its commit) would resume
+        after the dropped messages and never see them. faust's own seek to the committed offset follows
+        ours; it can only move the position back (the commit never passes a stored snapshot), and the holder
+        skips what it already reflects."""
         for partition in sorted(self.assigned - set(self.engines)):
             self.open_partition(partition)
+        consumer = self.app.consumer
+        tps = [TP(self.events_topic_name, p) for p in sorted(self.assigned)]
+        fresh = [tp for tp in tps if self.engines[tp.partition].offset < 0]
+        try:
+            earliest = await consumer.earliest_offsets(*fresh) if fresh else {}
+            for tp in tps:
+                pe = self.engines[tp.partition]
+                if pe.offset < 0 and earliest.get(tp):
+                    pe.offset = pe.snapshot_offset = pe.durable_offset = earliest[tp] - 1  # older ones are gone
+            # seek_wait runs in the consumer's thread (faust's plain seek() calls into aiokafka from the
+            # event loop's thread and races the fetcher)
+            await consumer.seek_wait({tp: self.engines[tp.partition].offset + 1 for tp in tps})
+        except Exception as exc:  # a rebalance started again: the next completion seeks
+            log.warning("could not seek the assigned partitions: %r", exc)
 
     # --- checkpoints ------------------------------------------------------------------------------------
 
@@ -383,6 +487,9 @@ class Runtime:
                 self.snapshotter.start(dirty)  # stored at a later commit
             for pe in self.engines.values():
                 self.publish(pe)
+            if self._flush_task is not None:
+                await self._flush_task
+            await self.flush_outputs()
             await self.app.producer.flush()
         except Exception as exc:  # producer stopping, broker gone: commit nothing, retry next time
             self.checkpoint_failures += 1
@@ -394,8 +501,8 @@ class Runtime:
         for pe, offset, futures in written:
             try:  # flush() returns once the batches are acknowledged; the futures resolve right after
                 results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 30.0)
-            except asyncio.TimeoutError:
-                results = [asyncio.TimeoutError()]
+            except TimeoutError:
+                results = [TimeoutError()]
             errors = [r for r in results if isinstance(r, BaseException)]
             if not errors:
                 pe.durable_offset = max(pe.durable_offset, offset)
@@ -520,11 +627,18 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
         handle = runtime.handle
         async for event in stream.events():
             message = event.message
-            handle(message.partition, message.offset, message.key, message.value)
+            rewind = handle(message.partition, message.offset, message.key, message.value)
+            if rewind is not None:
+                await app.consumer.seek_wait({message.tp: rewind})  # runs in the consumer's thread
 
     @app.timer(settings.tick_interval, name="slamon.clock")
     async def clock():
         runtime.tick()
+
+    @app.timer(0.05, name="slamon.outputs")
+    async def outputs():
+        if runtime.pending_outputs and runtime._flush_task is None:
+            await runtime.flush_outputs()
 
     @app.page("/metrics", name="slamon.metrics")
     class Metrics(faust.web.View):

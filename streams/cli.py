@@ -44,7 +44,8 @@ def _instant(text: str) -> int:
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an RFC 3339 time like 2026-03-02T00:00:00Z, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected an RFC 3339 time like 2026-03-02T00:00:00Z, got {text!r}") from None
     if ts.tzinfo is None:
         raise argparse.ArgumentTypeError("the time needs an offset, e.g. Z or +01:00")
     return to_us(ts)

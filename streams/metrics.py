@@ -131,6 +131,8 @@ SKIPPED = _spec("slamon_events_skipped", "counter",
 GAPS = _spec("slamon_input_gaps", "counter",
              "Input offsets skipped over by the consumer (this process): lost deliveries, or compacted or "
              "transaction-marker offsets", "partition")
+REWINDS = _spec("slamon_input_rewinds", "counter",
+                "Seeks back for offsets the consumer skipped (this process)", "partition")
 SLA_EVENTS_T = _spec("slamon_sla_events", "counter", "SLA events emitted (decided / withdrawn)", "partition")
 OUTBOX = _spec("slamon_outbox_unconfirmed", "gauge", "Outputs not yet confirmed by the broker", "partition")
 OFFSET = _spec("slamon_input_offset", "gauge", "Last input offset reflected in the state", "partition")
@@ -230,6 +232,7 @@ class EngineCollector(Collector):
         fams.add(ORPHANED, p, engine.orphan_events())
         fams.add(SKIPPED, p, pe.skipped)
         fams.add(GAPS, p, pe.gaps)
+        fams.add(REWINDS, p, pe.rewinds)
         fams.add(SLA_EVENTS_T, p, pe.sla_events)
         fams.add(OUTBOX, p, len(pe.outbox))
         fams.add(OFFSET, p, pe.offset)

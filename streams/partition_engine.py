@@ -19,6 +19,7 @@ carries the unconfirmed ones, which a restored holder publishes again.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,8 @@ import orjson
 from monitor.contracts import Contracts
 from monitor.engine import Engine, restore, snapshot
 from monitor.events import FUTURE, Rejection, decode_event, format_us
+
+log = logging.getLogger("slamon.partition")
 
 SNAPSHOT_FORMAT = 1
 DEADLETTER = "deadletter"
@@ -98,6 +101,10 @@ class PartitionEngine:
         self._unsent: list[Output] = []  # outputs not handed to a producer yet
         self.skipped = 0  # messages at or below `offset` (replayed after a restore); not persisted
         self.gaps = 0  # offsets never handed to `process` between two that were; not persisted
+        self.rewinds = 0  # seeks back for undelivered offsets (set by the worker); not persisted
+        self.rewind_to: int | None = None
+        self.rewind_since = 0.0
+        self.rewind_seek = 0.0
         self.version = 0  # bumps on every change (cache key for the metrics)
         self.clock_us = self.engine.now_us  # the instant the holder was last advanced to
         self.checkpoint_wall: float | None = None  # wall time of the newest snapshot (set by the worker)
@@ -113,8 +120,10 @@ class PartitionEngine:
         if offset <= self.offset:
             self.skipped += 1
             return False
-        if offset > self.offset + 1 and self.offset >= 0:
+        if offset > self.offset + 1:
             self.gaps += offset - self.offset - 1
+            log.warning("partition %d: offsets %d..%d never delivered", self.partition, self.offset + 1,
+                        offset - 1)
         self.offset = offset
         self.received += 1
         self.version += 1

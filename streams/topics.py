@@ -15,6 +15,7 @@ topic's partition count, and the assignor's leader topic).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -70,11 +71,9 @@ def ensure_topics(settings: Settings, *, timeout: float = 60.0) -> dict[str, int
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # created concurrently by another worker
                 admin.create_topics([NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs)
                                      for s in missing], timeout_ms=int(timeout * 1000))
-            except TopicAlreadyExistsError:  # created concurrently by another worker
-                pass
         deadline = time.monotonic() + timeout
         while True:
             counts = _partition_counts(admin, [s.name for s in specs])

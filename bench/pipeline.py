@@ -1,0 +1,436 @@
+"""Streaming throughput and latency on one broker, in one run.
+
+    python bench/pipeline.py [--events 200000] [--rate 5000] [--latency-seconds 30] [--bootstrap HOST:PORT]
+
+Starts a single-node Kafka broker (tests/support/procs.py) unless --bootstrap is given, produces N generated
+events for examples/contracts.yaml once (keyed by client, 4 partitions; not timed), then measures, each
+reading the same topic from its start with its own consumer group:
+
+  raw_aiokafka   an aiokafka consumer that only fetches and decodes (orjson.loads) every value: the floor
+                 cost of getting events out of Kafka in Python;
+  slamon         the real worker (`python -m streams.app`, event clock, default 5 s checkpoints), timed from
+                 the moment it owns its partitions until every event is applied; the last step checks that
+                 /metrics shows all N (slamon_events_received_total);
+  naive_faust    a textbook faust app: one agent, a windowed (tumbling 1 h) table with one update per event,
+                 each update a changelog record;
+  engine_only    decode + engine in-process, no Kafka (the replay path), for reference.
+
+Then the latency run: a fresh topic and a wall-clock worker, events produced at a steady --rate for
+--latency-seconds; each record's send time and (partition, offset) are matched with the first /healthz poll
+(every 20 ms) at which the worker reports that offset applied: "event to metric" is that delay (a scrape
+computes from the engines, so an applied event is in the next scrape), and the /metrics scrape time under
+that load is reported next to it. Prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monitor.contracts import load_contracts  # noqa: E402
+from monitor.generator import GeneratorConfig, generate  # noqa: E402
+from streams.config import load_settings  # noqa: E402
+from streams.producer import make_producer, produce  # noqa: E402
+from streams.topics import ensure_topics  # noqa: E402
+
+HOUR_US = 3_600_000_000
+PARTITIONS = 4
+
+
+def make_events(contracts, n: int, end_us: int | None = None) -> list[bytes]:
+    """n generated events (duplicates 1 %, disorder 60 s); ending near end_us when given."""
+    hours = 24 * 60  # lazily generated: only as much as n needs is produced
+    if end_us is not None:  # the traffic should end near end_us: about 10k events an hour at these rates
+        hours = max(1, n // 9_000 + 1)
+    start = 1_793_574_000_000_000 if end_us is None else end_us - hours * HOUR_US
+    cfg = GeneratorConfig(start_us=start, duration_us=hours * HOUR_US, seed=7, tickets_per_hour=400,
+                          calls_per_hour=1200, disorder_us=60_000_000, duplicate_rate=0.01)
+    lines = []
+    for event in generate(contracts, cfg):
+        lines.append(orjson.dumps(event))
+        if len(lines) >= n:
+            break
+    return lines
+
+
+def _get(port: int, path: str, timeout: float = 30) -> bytes | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as resp:
+            return resp.read()
+    except OSError:
+        return None
+
+
+def _free_port() -> int:
+    from tests.support.procs import free_port
+
+    return free_port()
+
+
+def _settings(bootstrap: str, tag: str):
+    return load_settings(None, kafka={"bootstrap_servers": bootstrap},
+                         topics={"events": f"bench-{tag}.events", "deadletter": f"bench-{tag}.deadletter",
+                                 "sla_events": f"bench-{tag}.sla-events", "partitions": PARTITIONS})
+
+
+# --- (a) raw aiokafka ---------------------------------------------------------------------------------------
+
+
+async def _raw_consume(bootstrap: str, topic: str, n: int) -> float:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        count = 0
+        started = time.perf_counter()
+        while count < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    orjson.loads(record.value)
+                count += sum(len(r) for r in batches.values())
+        return time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+# --- (b) slamon worker --------------------------------------------------------------------------------------
+
+
+class WorkerProc:
+    def __init__(self, bootstrap: str, tag: str, contracts: str, workdir: Path, clock: str,
+                 checkpoint: float = 5.0) -> None:
+        self.port = _free_port()
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SLAMON_")},
+            "PYTHONPATH": str(ROOT), "SLAMON_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "SLAMON_APP_ID": f"bench-{tag}-slamon", "SLAMON_TOPICS__EVENTS": f"bench-{tag}.events",
+            "SLAMON_TOPICS__DEADLETTER": f"bench-{tag}.deadletter",
+            "SLAMON_TOPICS__SLA_EVENTS": f"bench-{tag}.sla-events", "SLAMON_TOPICS__PARTITIONS": str(PARTITIONS),
+            "SLAMON_CONTRACTS": contracts, "SLAMON_CLOCK": clock, "SLAMON_METRICS_BIND": f"127.0.0.1:{self.port}",
+            "SLAMON_DATA_DIR": str(workdir / f"data-{tag}"), "SLAMON_CHECKPOINT_INTERVAL": str(checkpoint),
+            "SLAMON_LOG_LEVEL": "warning", "SLAMON_MAX_FUTURE_SECONDS": "86400",
+        }
+        self.log = open(workdir / f"worker-{tag}.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.app"], cwd=ROOT, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+
+    def health(self) -> dict | None:
+        body = _get(self.port, "/healthz", timeout=5)
+        return orjson.loads(body) if body else None
+
+    def wait_owned(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("worker exited; see its log")
+            h = self.health()
+            if h and sorted(h["engines"]) == list(range(PARTITIONS)):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("worker did not get its partitions")
+
+    def applied(self) -> int:
+        h = self.health()
+        return sum(o + 1 for o in h["offsets"].values()) if h else 0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def _metric_sum(text: str, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name:
+                total += s.value
+    return total
+
+
+def bench_slamon(bootstrap: str, tag: str, contracts: str, workdir: Path, n: int) -> dict:
+    w = WorkerProc(bootstrap, tag, contracts, workdir, clock="event")
+    try:
+        t0 = time.perf_counter()
+        w.wait_owned()
+        started = time.perf_counter()
+        while w.applied() < n:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        t = time.perf_counter()
+        body = _get(w.port, "/metrics", timeout=120)
+        scrape = time.perf_counter() - t
+        received = _metric_sum(body.decode(), "slamon_events_received_total")
+        assert received == n, f"/metrics shows {received} of {n}"
+        return {"events_per_s": round(n / elapsed), "seconds": round(elapsed, 2),
+                "startup_to_owned_s": round(started - t0, 2), "metrics_scrape_s": round(scrape, 3),
+                "metrics_received_total": received}
+    finally:
+        w.stop()
+
+
+# --- (c) naive faust ----------------------------------------------------------------------------------------
+
+
+def naive_worker(args) -> None:
+    """A textbook faust implementation: windowed counts per (client, kind), one table update per event."""
+    from datetime import timedelta
+
+    import faust
+
+    app = faust.App(args.app_id, broker=f"kafka://{args.bootstrap}", store="memory://",
+                    web_port=args.port, web_bind="127.0.0.1", web_host="127.0.0.1",
+                    topic_partitions=PARTITIONS, datadir=args.datadir, autodiscover=False,
+                    consumer_auto_offset_reset="earliest", key_serializer="raw", value_serializer="raw")
+    topic = app.topic(args.topic, key_type=bytes, value_type=bytes, partitions=PARTITIONS)
+    counts = app.Table("counts", default=int, partitions=PARTITIONS).tumbling(
+        timedelta(hours=1), expires=timedelta(days=2))
+    seen = {"n": 0}
+
+    @app.agent(topic)
+    async def count(stream):
+        async for value in stream:
+            event = orjson.loads(value)
+            key = f"{event.get('client')}:{event.get('kind')}"
+            counts[key] += 1
+            seen["n"] += 1
+
+    @app.page("/count")
+    async def _count(web, request):
+        return web.json({"n": seen["n"]})
+
+    faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
+
+
+def bench_naive(bootstrap: str, tag: str, workdir: Path, n: int) -> dict:
+    port = _free_port()
+    log = open(workdir / "naive.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "naive-worker",
+                             "--bootstrap", bootstrap, "--topic", f"bench-{tag}.events", "--port", str(port),
+                             "--app-id", f"bench-{tag}-naive", "--datadir", str(workdir / "naive-data")],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        started = None
+        deadline = time.monotonic() + 900
+        seen = 0
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"naive worker exited; see {workdir / 'naive.log'}")
+            body = _get(port, "/count", timeout=5)
+            if body is not None:
+                seen = orjson.loads(body)["n"]
+                if started is None:
+                    started = time.perf_counter()
+                if seen >= n:
+                    break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        return {"events_per_s": round(n / elapsed), "seconds": round(elapsed, 2), "counted": seen}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+# --- latency -------------------------------------------------------------------------------------------------
+
+
+def bench_latency(bootstrap: str, tag: str, contracts_path: str, contracts, workdir: Path, rate: float,
+                  seconds: float) -> dict:
+    settings = _settings(bootstrap, tag)
+    ensure_topics(settings)
+    n = int(rate * seconds)
+    lines = make_events(contracts, n, end_us=time.time_ns() // 1000)
+    w = WorkerProc(bootstrap, tag, contracts_path, workdir, clock="wall")
+    applied: dict[int, list[tuple[int, float]]] = {p: [] for p in range(PARTITIONS)}  # (offset, seen at)
+    stop = threading.Event()
+    scrapes: list[float] = []
+
+    def poll():
+        last = {p: -1 for p in range(PARTITIONS)}
+        while not stop.is_set():
+            h = w.health()
+            now = time.perf_counter()
+            if h:
+                for p, off in h["offsets"].items():
+                    p = int(p)
+                    if off > last[p]:
+                        applied[p].append((off, now))
+                        last[p] = off
+            time.sleep(0.02)
+
+    def scrape():
+        while not stop.is_set():
+            t = time.perf_counter()
+            if _get(w.port, "/metrics", timeout=30) is not None:
+                scrapes.append(time.perf_counter() - t)
+            stop.wait(2.0)
+
+    try:
+        w.wait_owned()
+        producer = make_producer(settings, linger_ms=1)
+        pollers = [threading.Thread(target=poll, daemon=True), threading.Thread(target=scrape, daemon=True)]
+        for t in pollers:
+            t.start()
+
+        started = time.perf_counter()
+        for i, line in enumerate(lines):
+            due = started + i / rate
+            ahead = due - time.perf_counter()
+            if ahead > 0.001:
+                time.sleep(ahead)
+            t_send = time.perf_counter()
+            key = orjson.loads(line)["client"].encode()
+            fut = producer.send(settings.topics.events, value=line, key=key)
+            fut.add_callback(lambda md, ts=t_send: _record(md, ts))
+        producer.flush()
+        produce_s = time.perf_counter() - started
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and w.applied() < len(lines):
+            time.sleep(0.05)
+        time.sleep(0.1)
+        stop.set()
+        for t in pollers:
+            t.join(5)
+        producer.close()
+    finally:
+        w.stop()
+
+    latencies = []
+    for p, off, t_send in list(_SENT):
+        seen_at = next((t for o, t in applied[p] if o >= off), None)
+        if seen_at is not None:
+            latencies.append(max(0.0, seen_at - t_send))
+    latencies.sort()
+
+    def q(x: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(x * len(latencies)))] * 1000, 1)
+
+    scr = sorted(scrapes)
+    return {
+        "target_rate": rate, "achieved_rate": round(len(lines) / produce_s), "events": len(lines),
+        "matched": len(latencies),
+        "event_to_applied_ms": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": q(1.0)} if latencies else None,
+        "metrics_scrape_ms": {"p50": round(scr[len(scr) // 2] * 1000, 1), "max": round(scr[-1] * 1000, 1),
+                              "count": len(scr)} if scr else None,
+        "poll_interval_ms": 20,
+    }
+
+
+_SENT: list[tuple[int, int, float]] = []  # (partition, offset, send time), from producer callbacks
+
+
+def _record(metadata, t_send: float) -> None:
+    _SENT.append((metadata.partition, metadata.offset, t_send))
+
+
+# --- main ----------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd")
+    nw = sub.add_parser("naive-worker")
+    for a in ("--bootstrap", "--topic", "--app-id", "--datadir"):
+        nw.add_argument(a, required=True)
+    nw.add_argument("--port", type=int, required=True)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--latency-seconds", type=float, default=30)
+    ap.add_argument("--contracts", default=str(ROOT / "examples" / "contracts.yaml"))
+    ap.add_argument("--bootstrap", help="use this broker instead of starting one")
+    ap.add_argument("--skip", nargs="*", default=[], choices=("raw", "slamon", "naive", "engine", "latency"))
+    args = ap.parse_args()
+    if args.cmd == "naive-worker":
+        naive_worker(args)
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="slamon-bench-"))
+    broker = None
+    if args.bootstrap:
+        bootstrap = args.bootstrap
+    else:
+        from tests.support.procs import KafkaBroker
+
+        broker = KafkaBroker(workdir / "kafka").start()
+        bootstrap = broker.bootstrap
+    out: dict = {"events": args.events, "partitions": PARTITIONS, "workdir": str(workdir),
+                 "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count()}}
+    try:
+        contracts = load_contracts(args.contracts)
+        lines = make_events(contracts, args.events)
+        n = len(lines)
+        tag = uuid.uuid4().hex[:6]
+        settings = _settings(bootstrap, tag)
+        ensure_topics(settings)
+        t = time.perf_counter()
+        result = produce(settings, lines)
+        out["produce"] = {"events_per_s": round(result.sent / (time.perf_counter() - t)), "failed": result.failed}
+        print(f"produced {n} events", file=sys.stderr)
+        if "raw" not in args.skip:
+            secs = asyncio.run(_raw_consume(bootstrap, settings.topics.events, n))
+            out["raw_aiokafka"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
+            print("raw", out["raw_aiokafka"], file=sys.stderr)
+        if "engine" not in args.skip:
+            from monitor.replay import replay_lines
+
+            t = time.perf_counter()
+            replay_lines(lines, contracts)
+            secs = time.perf_counter() - t
+            out["engine_only"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
+            print("engine", out["engine_only"], file=sys.stderr)
+        if "slamon" not in args.skip:
+            out["slamon"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n)
+            print("slamon", out["slamon"], file=sys.stderr)
+        if "naive" not in args.skip:
+            out["naive_faust"] = bench_naive(bootstrap, tag, workdir, n)
+            print("naive", out["naive_faust"], file=sys.stderr)
+        rates = {k: out[k]["events_per_s"] for k in ("raw_aiokafka", "slamon", "naive_faust", "engine_only")
+                 if k in out}
+        if "slamon" in rates:
+            out["ratios"] = {f"slamon_over_{k}": round(rates["slamon"] / v, 3) for k, v in rates.items()
+                             if k != "slamon"}
+        if "latency" not in args.skip:
+            _SENT.clear()
+            out["latency"] = bench_latency(bootstrap, uuid.uuid4().hex[:6], args.contracts, contracts, workdir,
+                                           args.rate, args.latency_seconds)
+    finally:
+        if broker is not None:
+            broker.stop()
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
