@@ -13,12 +13,14 @@ the client's watermark minus its allowed lateness are rejected as `late`; older 
 
 from __future__ import annotations
 
+import copyreg
 import heapq
 import io
 import pickle
 import zlib
 from bisect import insort
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from monitor.calendar import calendar_for
@@ -346,24 +348,30 @@ _STATE_FIELDS = ("ledgers", "tickets", "calls", "seen", "watermarks", "now_us", 
 
 
 class _SnapshotPickler(pickle.Pickler):
+    """Contract objects are pickled as references through `dispatch_table`, which the C pickler consults
+    only for those types (a `persistent_id` hook would be a Python call for every object pickled)."""
+
     def __init__(self, file, engine: Engine) -> None:
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self._refs = _contract_refs(engine)
+        refs = _contract_refs(engine)
 
-    def persistent_id(self, obj):
-        return self._refs.get(id(obj))
+        def by_reference(obj):
+            return _resolve_contract_object, (refs[id(obj)],)
+
+        table = copyreg.dispatch_table.copy()
+        for obj, _ in _contract_objects(engine):
+            table[type(obj)] = by_reference
+        self.dispatch_table = table
 
 
-class _SnapshotUnpickler(pickle.Unpickler):
-    def __init__(self, file, engine: Engine) -> None:
-        super().__init__(file)
-        self._objects = {ref: obj for obj, ref in _contract_objects(engine)}
+_RESTORING: ContextVar[dict] = ContextVar("slamon_restoring_contract_objects")
 
-    def persistent_load(self, pid):
-        try:
-            return self._objects[pid]
-        except KeyError:
-            raise pickle.UnpicklingError(f"snapshot refers to {pid}, which the contracts no longer have") from None
+
+def _resolve_contract_object(ref: tuple):
+    try:
+        return _RESTORING.get()[ref]
+    except KeyError:
+        raise pickle.UnpicklingError(f"snapshot refers to {ref}, which the contracts no longer have") from None
 
 
 def _contract_objects(engine: Engine):
@@ -396,7 +404,11 @@ def snapshot(engine: Engine) -> bytes:
 def restore(contracts: Contracts, data: bytes, **kwargs) -> Engine:
     """An engine for `contracts` holding the state of a snapshot."""
     engine = Engine(contracts, **kwargs)
-    state = _SnapshotUnpickler(io.BytesIO(zlib.decompress(data)), engine).load()
+    token = _RESTORING.set({ref: obj for obj, ref in _contract_objects(engine)})
+    try:
+        state = pickle.loads(zlib.decompress(data))
+    finally:
+        _RESTORING.reset(token)
     probes = state.pop("probes")
     for name in _STATE_FIELDS:
         setattr(engine, name, state[name])

@@ -85,7 +85,7 @@ OPEN = _spec("slamon_sla_open_items", "gauge", "Open items (running or paused cl
 AT_RISK = _spec("slamon_sla_at_risk_items", "gauge",
                 "Open items whose elapsed time reached the stage (highest stage reached)", *SLA, "stage")
 SOON_ITEMS = _spec("slamon_sla_breaching_soon_items", "gauge",
-                   "Open items whose deadline falls within the window", *SLA, "within")
+                   "Open items whose deadline falls within the window", *SLA, "priority", "within")
 NEXT_DEADLINE = _spec("slamon_sla_next_deadline_seconds", "gauge", "Time to the nearest open deadline", *SLA)
 # --- calls ------------------------------------------------------------------------------------------------
 WAITING = _spec("slamon_calls_waiting", "gauge", "Calls offered and not yet answered or abandoned",
@@ -333,8 +333,9 @@ class EngineCollector(Collector):
         for stage, count in (rec.at_risk or {}).items():
             fams.add(AT_RISK, (*labels, stage), count)
         soon = live["soon"] if live else {}
-        for window in SOON:
-            fams.add(SOON_ITEMS, (*labels, window), soon.get(window, 0))
+        for priority in sla.target:
+            for window in SOON:
+                fams.add(SOON_ITEMS, (*labels, priority, window), soon.get((priority, window), 0))
         fams.add(NEXT_DEADLINE, labels, rec.next_deadline_seconds)
 
     def _rolling(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla: CallSla, at: int) -> None:
@@ -415,7 +416,7 @@ def _live_tickets(pe: PartitionEngine, clients: list[str], at: int) -> dict[tupl
             if clock.deadline_us is not None:
                 for window, length in SOON.items():
                     if clock.deadline_us <= at + length:
-                        entry["soon"][window] += 1
+                        entry["soon"][(clock.priority, window)] += 1
     return out
 
 

@@ -246,13 +246,14 @@ def test_live_figures():
     acme_fr = {"client": "acme", "sla": "first-response"}
     assert series(m, "slamon_sla_open_items", priority="P1", **acme_fr) == 1  # t3
     assert series(m, "slamon_sla_open_items", priority="P2", **acme_fr) == 0
-    assert series(m, "slamon_sla_breaching_soon_items", within="15m", **acme_fr) == 1  # due 12:10
+    assert series(m, "slamon_sla_breaching_soon_items", within="15m", priority="P1", **acme_fr) == 1  # 12:10
+    assert series(m, "slamon_sla_breaching_soon_items", within="15m", priority="P2", **acme_fr) == 0
     assert series(m, "slamon_sla_next_deadline_seconds", **acme_fr) == 600
     assert series(m, "slamon_sla_at_risk_items", stage="0.5", **acme_fr) == 1  # 20 of 30 minutes
     assert series(m, "slamon_sla_at_risk_items", stage="0.75", **acme_fr) == 0
     res = {"client": "acme", "sla": "resolution"}
     assert series(m, "slamon_sla_open_items", priority="P2", **res) == 1  # t2 (resolution 8h: 17:00)
-    assert series(m, "slamon_sla_breaching_soon_items", within="60m", **res) == 0
+    assert series(m, "slamon_sla_breaching_soon_items", within="60m", priority="P2", **res) == 0
     assert series(m, "slamon_calls_waiting", client="acme", queue="orders") == 1
     assert series(m, "slamon_calls_longest_wait_seconds", client="acme", queue="orders") == 600
     assert series(m, "slamon_calls_longest_wait_seconds", client="acme", queue="other") == 300
