@@ -15,27 +15,12 @@ import platform
 import statistics
 import time
 
-import orjson
+from bench_events import make_events
 
 from monitor.cli import tune_gc
 from monitor.contracts import load_contracts
 from monitor.events import decode_event
-from monitor.generator import GeneratorConfig, generate
 from monitor.replay import replay_lines
-
-HOUR_US = 3_600_000_000
-
-
-def make_events(contracts, n: int) -> list[bytes]:
-    cfg = GeneratorConfig(start_us=1_793_574_000_000_000, duration_us=24 * HOUR_US * 60, seed=7,
-                          tickets_per_hour=400, calls_per_hour=1200, disorder_us=60_000_000,
-                          duplicate_rate=0.01)
-    lines = []
-    for event in generate(contracts, cfg):
-        lines.append(orjson.dumps(event))
-        if len(lines) >= n:
-            break
-    return lines
 
 
 def main() -> None:
