@@ -22,9 +22,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
+from kafka.partitioner.default import murmur2
 
 from monitor.contracts import Contracts
 from monitor.engine import Engine, restore, snapshot
@@ -35,13 +37,16 @@ log = logging.getLogger("slamon.partition")
 SNAPSHOT_FORMAT = 1
 DEADLETTER = "deadletter"
 SLA_EVENTS = "sla_events"
+# A dead letter carries the original bytes plus ~150 bytes of headers: an event just under the 1 MiB message
+# limit would make a dead letter the broker refuses, resent forever. Longer values are cut (header
+# `original_bytes` says how long the event was).
+DEADLETTER_MAX_VALUE = 256 * 1024
 
 
+@lru_cache(maxsize=65536)  # asked for every output record; clients are few
 def designated_partition(client: str, num_partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as in the Java client, kafka-python and aiokafka)
     gives a record keyed by `client`. The owner of that partition exports the client's series."""
-    from kafka.partitioner.default import murmur2
-
     return (murmur2(client.encode()) & 0x7FFFFFFF) % num_partitions
 
 
@@ -131,8 +136,8 @@ class PartitionEngine:
         if isinstance(event, Rejection):
             self._dead_letter(event, value, key, offset)
             return True
-        if max_future_us is not None and now_us is not None and event.ts_us > now_us + max_future_us:
-            ahead = (event.ts_us - now_us) / 1e6
+        if max_future_us is not None and now_us is not None and (ts_us := event.ts_us) > now_us + max_future_us:
+            ahead = (ts_us - now_us) / 1e6
             self._dead_letter(Rejection(FUTURE, f"{ahead:.0f}s ahead of the worker clock, at most "
                                                 f"{max_future_us / 1e6:.0f}s allowed", event.event_id,
                                         event.client), value, key, offset)
@@ -167,6 +172,9 @@ class PartitionEngine:
             headers.append(("event_id", rejection.event_id.encode()))
         if rejection.client:
             headers.append(("client", rejection.client.encode()))
+        if len(value) > DEADLETTER_MAX_VALUE:
+            headers.append(("original_bytes", str(len(value)).encode()))
+            value = value[:DEADLETTER_MAX_VALUE]
         self._emit(Output(DEADLETTER, key, bytes(value), headers))
 
     def _drain(self, offset: int | None) -> None:
