@@ -42,8 +42,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.contracts import Contracts, load_contracts
 from streams.config import Settings, load_settings
-from streams.metrics import EngineCollector
+from streams.metrics import EngineCollector, settle_counters
 from streams.partition_engine import DEADLETTER, PartitionEngine, designated_partition
+from streams.scrape import ForkedRenderer, ScrapeError
 
 log = logging.getLogger("slamon.worker")
 
@@ -334,6 +335,7 @@ class Runtime:
                 "max.message.bytes": str(1024 * 1024),
             },
         )
+        self.scrape = ForkedRenderer(self.render_metrics)  # /metrics off the event loop (streams/scrape.py)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(EngineCollector(lambda: list(self.engines.values()), clock=self.now_for,
                                                consumer_lag=self.consumer_lag))
@@ -642,6 +644,14 @@ class Runtime:
     def render_metrics(self) -> bytes:
         return generate_latest(self.registry)
 
+    async def metrics_body(self) -> bytes:
+        """/metrics, rendered in a forked child. What a scrape would change is done here first, in the
+        worker: deadlines due now are decided (and published), counters' high-water marks raised."""
+        self.tick()
+        for pe in self.engines.values():
+            settle_counters(pe)
+        return await self.scrape()
+
 
 # --- assembly ------------------------------------------------------------------------------------------------
 
@@ -707,7 +717,12 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
     @app.page("/metrics", name="slamon.metrics")
     class Metrics(faust.web.View):
         async def get(self, request):
-            return self.bytes(runtime.render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            try:
+                body = await runtime.metrics_body()
+            except ScrapeError as exc:
+                log.error("%s", exc)
+                return self.text(f"{exc}\n", status=500)
+            return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz", name="slamon.health")
     class Health(faust.web.View):

@@ -311,19 +311,10 @@ class EngineCollector(Collector):
             fams.add(CREDIT_PROJ_RATIO, labels, rec.penalty["projected_credit_percent"] / 100)
 
     def _counters(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla) -> None:
-        ledger = pe.engine.ledgers[labels]
-        sums = {"decided": 0.0, "good": 0.0, "bad": 0.0}
-        for tally in ledger.periods.values():
-            sums["decided"] += tally.decided
-            sums["good"] += tally.good
-            sums["bad"] += tally.bad
         names = {"decided": DECIDED_T, "good": GOOD_T, "bad": BAD_T}
-        for field, net in sums.items():
+        for field, value in _raise_high_water(pe, labels).items():
             if field != "decided" and sla.kind in SECONDS_KINDS:
                 continue
-            key = (*labels, field)
-            value = max(pe.high_water.get(key, 0.0), net)
-            pe.high_water[key] = value
             fams.add(names[field], labels, value)
 
     def _tickets(self, fams: _Families, labels: tuple, sla: TicketSla, rec: Record, live: dict | None) -> None:
@@ -384,6 +375,26 @@ class EngineCollector(Collector):
         if last is not None and model.uptime[sla.service][0] is ledger:  # once per service
             fams.add(SERVICE_UP, (client, sla.service), int(last[1]))
             fams.add(PROBE_AGE, (client, sla.service), max(0, at - last[0]) / US)
+
+
+def _raise_high_water(pe: PartitionEngine, labels: tuple[str, str]) -> dict[str, float]:
+    """The SLA's all-periods sums, raised to (and recorded as) their high-water marks."""
+    sums = {"decided": 0.0, "good": 0.0, "bad": 0.0}
+    for tally in pe.engine.ledgers[labels].periods.values():
+        sums["decided"] += tally.decided
+        sums["good"] += tally.good
+        sums["bad"] += tally.bad
+    for field, net in sums.items():
+        key = (*labels, field)
+        sums[field] = pe.high_water[key] = max(pe.high_water.get(key, 0.0), net)
+    return sums
+
+
+def settle_counters(pe: PartitionEngine) -> None:
+    """Raise every counter's high-water mark in this process. A scrape rendered in a forked child
+    (streams/scrape.py) would raise them in the child only, and a later scrape could then go down."""
+    for labels in pe.engine.ledgers:
+        _raise_high_water(pe, labels)
 
 
 def period_label(period) -> str:
