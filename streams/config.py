@@ -6,13 +6,16 @@
 Environment variables use the prefix `SLAMON_` and `__` for nesting, e.g. `SLAMON_KAFKA__BOOTSTRAP_SERVERS`,
 `SLAMON_TOPICS__PARTITIONS`, `SLAMON_CLOCK=event`, `SLAMON_CONTRACTS=contracts.yaml` (the same variable the
 replay CLI reads). The YAML file has the same shape as the model (`kafka:`, `topics:`, top-level keys) and
-can also be named by `SLAMON_CONFIG`. Secrets are `SecretStr`: never printed, never logged; `describe()`
-gives a redacted view for logs.
+can also be named by `SLAMON_CONFIG`. Secrets are `SecretStr` (or `*_file` paths to read them from): never
+printed, never logged; `describe()` gives a redacted view for logs, and `redact_secrets_in_logs()` masks their
+values in every log record (kafka-python logs its whole configuration, password included, at DEBUG).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import ssl
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +32,19 @@ SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
+class KafkaSecurityError(ConnectionError):
+    """The broker refused our credentials or TLS handshake: retrying cannot help (the message holds no secret)."""
+
+
+def read_secret_file(path: Path) -> SecretStr:
+    """A secret from a file (Kubernetes/compose secret mounts); one trailing newline is not part of it."""
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise ValueError(f"cannot read secret file {path}: {err.strerror}") from None
+    return SecretStr(text.removesuffix("\n").removesuffix("\r"))
+
+
 class KafkaSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +54,7 @@ class KafkaSettings(BaseModel):
     sasl_mechanism: SaslMechanism | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = Field(None, description="file holding sasl_password (instead of it)")
     ssl_cafile: Path | None = None
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
@@ -47,10 +64,14 @@ class KafkaSettings(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self):
+        if self.sasl_password_file is not None:
+            if self.sasl_password is not None:
+                raise ValueError("give sasl_password or sasl_password_file, not both")
+            self.sasl_password = read_secret_file(self.sasl_password_file)
         sasl = self.security_protocol.startswith("SASL")
         if sasl and (self.sasl_mechanism is None or self.sasl_username is None or self.sasl_password is None):
             raise ValueError(f"security_protocol {self.security_protocol} needs sasl_mechanism, sasl_username "
-                             "and sasl_password")
+                             "and sasl_password (or sasl_password_file)")
         if not sasl and self.sasl_mechanism is not None:
             raise ValueError("sasl_mechanism is set but security_protocol is not SASL_PLAINTEXT/SASL_SSL")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
@@ -89,8 +110,52 @@ class KafkaSettings(BaseModel):
             cfg["sasl_plain_username"] = self.sasl_username
             cfg["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
         if self.uses_ssl:
-            cfg["ssl_context"] = self.ssl_context()
+            cfg["ssl_context"] = ctx = self.ssl_context()
+            if self.security_protocol == "SSL":
+                # kafka-python closes a connection that becomes readable with no request in flight ("Socket
+                # EVENT_READ without in-flight-requests"): a TLS 1.3 broker's post-handshake session tickets
+                # do that, and failed ~1 admin call in 8 in our tests. TLS 1.2 has none. (SASL_SSL is immune:
+                # the SASL request is in flight when they arrive; aiokafka/faust keep TLS 1.3.)
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         return cfg
+
+    def check_connection(self, timeout: float = 15.0) -> None:
+        """Connect to a bootstrap server once and raise `KafkaSecurityError` if it rejects our credentials or
+        TLS handshake. kafka-python otherwise reports a bad password as `IncompatibleBrokerVersion` (admin
+        client) or as a metadata timeout a minute later (producer). An unreachable broker is not an error here:
+        callers keep their own retries for brokers that are starting. No-op for PLAINTEXT."""
+        if self.security_protocol == "PLAINTEXT":
+            return
+        from kafka.conn import BrokerConnection
+
+        class Probe(BrokerConnection):
+            close_error: Exception | None = None
+
+            def close(self, error=None):  # the reason of a failed handshake is only passed to close()
+                if error is not None and self.close_error is None:
+                    self.close_error = error
+                super().close(error)
+
+        host, _, port = self.servers[0].rpartition(":")
+        probe = Probe(host.strip("[]"), int(port), socket.AF_UNSPEC, **self.kafka_python_config())
+        try:
+            probe.connect_blocking(timeout)
+        except ssl.SSLError as err:
+            raise KafkaSecurityError(self._failure(err)) from None
+        finally:
+            probe.close()
+        if _is_auth_error(probe.close_error):
+            raise KafkaSecurityError(self._failure(probe.close_error))
+
+    def _failure(self, err: BaseException) -> str:
+        who = f" as {self.sasl_username!r} with {self.sasl_mechanism}" if self.sasl_mechanism else ""
+        hint = ""
+        if isinstance(err, ssl.SSLCertVerificationError):
+            hint = " (is ssl_cafile the CA that signed the broker's certificate?)"
+        elif isinstance(err, ssl.SSLError) and "CERTIFICATE" in str(err).upper():
+            hint = " (the broker wants a client certificate: ssl_certfile / ssl_keyfile)"
+        detail = str(err) if type(err).__name__ in str(err) else f"{type(err).__name__}: {err}"
+        return f"Kafka at {self.servers[0]} refused the connection{who} over {self.security_protocol}: {detail}{hint}"
 
     def faust_credentials(self):
         """`broker_credentials` for faust (None for PLAINTEXT)."""
@@ -103,6 +168,13 @@ class KafkaSettings(BaseModel):
         password = self.sasl_password.get_secret_value() if self.sasl_password else ""
         return faust.SASLCredentials(username=self.sasl_username, password=password,
                                      mechanism=self.sasl_mechanism, ssl_context=self.ssl_context())
+
+
+def _is_auth_error(err: BaseException | None) -> bool:
+    from kafka import errors
+
+    return isinstance(err, (errors.SaslAuthenticationFailedError,
+                            errors.UnsupportedSaslMechanismError, errors.IllegalSaslStateError))
 
 
 class TopicSettings(BaseModel):
@@ -140,6 +212,11 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     contracts: Path = Path("examples/contracts.yaml")
     metrics_bind: str = Field("127.0.0.1:9464", description="host:port of /metrics (the worker's web server)")
+    metrics_username: str | None = Field(None, description="HTTP basic auth user for /metrics (None: open)")
+    metrics_password: SecretStr | None = None
+    metrics_password_file: Path | None = Field(None, description="file holding metrics_password (instead of it)")
+    metrics_tls_certfile: Path | None = Field(None, description="PEM certificate (chain): serve https")
+    metrics_tls_keyfile: Path | None = Field(None, description="PEM private key of metrics_tls_certfile")
     checkpoint_interval: float = Field(5.0, gt=0, description="seconds between engine snapshots/commits")
     tick_interval: float = Field(1.0, gt=0, description="seconds between clock ticks (deadline decisions)")
     clock: Literal["wall", "event"] = "wall"
@@ -170,6 +247,25 @@ class Settings(BaseSettings):
             raise ValueError(f"metrics_bind is host:port, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _metrics_security(self):
+        if self.metrics_password_file is not None:
+            if self.metrics_password is not None:
+                raise ValueError("give metrics_password or metrics_password_file, not both")
+            self.metrics_password = read_secret_file(self.metrics_password_file)
+        if (self.metrics_username is None) != (self.metrics_password is None):
+            raise ValueError("metrics_username and metrics_password (or metrics_password_file) go together")
+        if self.metrics_password is not None and not self.metrics_password.get_secret_value():
+            raise ValueError("metrics_password is empty")
+        if (self.metrics_tls_certfile is None) != (self.metrics_tls_keyfile is None):
+            raise ValueError("metrics_tls_certfile and metrics_tls_keyfile go together")
+        return self
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting (to mask them in logs)."""
+        secrets = (self.kafka.sasl_password, self.kafka.ssl_keyfile_password, self.metrics_password)
+        return [s.get_secret_value() for s in secrets if s is not None and s.get_secret_value()]
+
     @property
     def metrics_host(self) -> str:
         return self.metrics_bind.rpartition(":")[0].strip("[]")
@@ -199,6 +295,29 @@ class Settings(BaseSettings):
 
 
 _CONFIG_FILE: dict[str, Path | None] = {}
+
+
+def redact_secrets_in_logs(settings: Settings) -> None:
+    """Mask the values of the settings' secrets in every log record from now on, whichever library logs
+    them and whichever handlers faust installs later (the record factory runs before any handler)."""
+    secrets = sorted(settings.secret_values(), key=len, reverse=True)
+    if not secrets:
+        return
+    make_record = logging.getLogRecordFactory()
+
+    def redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make_record(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: leave it to the handler to report
+            return record
+        if any(secret in message for secret in secrets):
+            for secret in secrets:
+                message = message.replace(secret, "**********")
+            record.msg, record.args = message, None
+        return record
+
+    logging.setLogRecordFactory(redacting_factory)
 
 
 class ConfigError(ValueError):

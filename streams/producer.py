@@ -48,6 +48,7 @@ def event_key(line: bytes) -> bytes | None:
 def make_producer(settings: Settings, **overrides):
     from kafka import KafkaProducer
 
+    settings.kafka.check_connection()  # else a rejected password shows as a metadata timeout a minute later
     cfg = settings.kafka.kafka_python_config()
     cfg.update(acks="all", linger_ms=5, batch_size=256 * 1024, max_request_size=1_048_576,
                compression_type=None, retries=5, max_in_flight_requests_per_connection=1)

@@ -49,6 +49,7 @@ def admin_client(settings: Settings, *, timeout: float = 60.0):
     from kafka.admin import KafkaAdminClient
     from kafka.errors import NoBrokersAvailable
 
+    settings.kafka.check_connection()  # a rejected password or certificate fails now, clearly, not after retries
     deadline = time.monotonic() + timeout
     while True:
         try:

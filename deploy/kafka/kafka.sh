@@ -20,6 +20,20 @@
 #   SLAMON_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 90)
 #   SLAMON_KAFKA_LOG_LEVEL        root log level of the broker (default INFO), log in DIR/kafka.log
 #
+# Secure listeners (read when DIR is configured the first time; none by default). Each adds a listener on
+# 127.0.0.1 next to the PLAINTEXT one (controller and inter-broker traffic stay PLAINTEXT on loopback):
+#   SLAMON_KAFKA_SASL_PLAINTEXT_PORT  SASL_PLAINTEXT listener, SCRAM-SHA-256/512
+#   SLAMON_KAFKA_SSL_PORT             SSL listener (TLS; client certificates per SLAMON_KAFKA_SSL_CLIENT_AUTH)
+#   SLAMON_KAFKA_SASL_SSL_PORT        SASL_SSL listener, SCRAM-SHA-256/512 over TLS
+#   SLAMON_KAFKA_SSL_KEYSTORE_PEM     TLS listeners: PEM file with the broker's unencrypted PKCS#8 private key
+#                                     followed by its certificate chain
+#   SLAMON_KAFKA_SSL_TRUSTSTORE_PEM   PEM CA certificates that sign client certificates (optional)
+#   SLAMON_KAFKA_SSL_CLIENT_AUTH      none|requested|required, SSL listener only (default none)
+#   SLAMON_KAFKA_SCRAM_USERS_FILE     SASL listeners: "name:password" lines (no , ] or " in them); each user is
+#                                     created for both SCRAM mechanisms when DIR is formatted. The passwords
+#                                     go to the format command only, never into DIR.
+# The secure listeners' addresses are written to DIR/listeners ("PROTOCOL 127.0.0.1:PORT" lines).
+#
 # stdout carries only the result (lib dir / bootstrap address); diagnostics go to stderr.
 set -euo pipefail
 
@@ -120,6 +134,71 @@ java_cmd() {
         -Dlog4j2.disable.jmx=true -cp "$LIB/*")
 }
 
+# the optional secure listeners: "PROTOCOL PORT" lines on stdout ("auto" ports become free ones)
+secure_listener_ports() {
+    local proto var port
+    for proto in SASL_PLAINTEXT SSL SASL_SSL; do
+        var="SLAMON_KAFKA_${proto}_PORT"
+        port="${!var:-}"
+        [[ -n "$port" ]] || continue
+        [[ "$port" == auto ]] && port="$(free_port)"
+        [[ "$port" =~ ^[0-9]+$ ]] || die "$var must be a port number or auto, got '$port'"
+        echo "$proto $port"
+    done
+}
+
+# append the secure listeners to DIR/server.properties (needs DIR/listeners)
+write_security_config() {
+    local dir="$1" port="$2" cport="$3" proto p listeners="" protomap="" sasl=0 tls=0
+    while read -r proto p; do
+        listeners+=",$proto://127.0.0.1:$p"
+        protomap+=",$proto:$proto"
+        [[ "$proto" == SASL_* ]] && sasl=1
+        [[ "$proto" == *SSL ]] && tls=1
+    done < <(sed 's/ 127.0.0.1:/ /' "$dir/listeners")
+    sed -i -e "s|^listeners=.*|listeners=PLAINTEXT://127.0.0.1:$port$listeners,CONTROLLER://127.0.0.1:$cport|" \
+        -e "s|^advertised.listeners=.*|advertised.listeners=PLAINTEXT://127.0.0.1:$port$listeners|" \
+        -e "s|^listener.security.protocol.map=.*|&$protomap|" "$dir/server.properties"
+    {
+        echo ""
+        echo "# secure listeners (SLAMON_KAFKA_*_PORT); no secret in this file"
+        if (( sasl )); then
+            echo "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512"
+            for proto in sasl_plaintext sasl_ssl; do
+                for mech in scram-sha-256 scram-sha-512; do
+                    echo "listener.name.$proto.$mech.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+                done
+            done
+        fi
+        if (( tls )); then
+            local keystore="${SLAMON_KAFKA_SSL_KEYSTORE_PEM:-}" truststore="${SLAMON_KAFKA_SSL_TRUSTSTORE_PEM:-}"
+            [[ -f "$keystore" ]] || die "a TLS listener needs SLAMON_KAFKA_SSL_KEYSTORE_PEM (key + certificate chain)"
+            echo "ssl.keystore.type=PEM"
+            echo "ssl.keystore.location=$(cd "$(dirname "$keystore")" && pwd)/$(basename "$keystore")"
+            if [[ -n "$truststore" ]]; then
+                [[ -f "$truststore" ]] || die "SLAMON_KAFKA_SSL_TRUSTSTORE_PEM: $truststore not found"
+                echo "ssl.truststore.type=PEM"
+                echo "ssl.truststore.location=$(cd "$(dirname "$truststore")" && pwd)/$(basename "$truststore")"
+            fi
+            echo "listener.name.ssl.ssl.client.auth=${SLAMON_KAFKA_SSL_CLIENT_AUTH:-none}"
+        fi
+    } >>"$dir/server.properties"
+}
+
+# --add-scram arguments of the storage format command, from SLAMON_KAFKA_SCRAM_USERS_FILE
+scram_format_args() {
+    local file="${SLAMON_KAFKA_SCRAM_USERS_FILE:-}" name password mech
+    SCRAM_ARGS=()
+    [[ -n "$file" ]] || return 0
+    [[ -f "$file" ]] || die "SLAMON_KAFKA_SCRAM_USERS_FILE: $file not found"
+    while IFS=: read -r name password || [[ -n "$name" ]]; do
+        [[ -n "$name" && "$name" != \#* ]] || continue
+        for mech in SCRAM-SHA-256 SCRAM-SHA-512; do
+            SCRAM_ARGS+=(--add-scram "$mech=[name=$name,password=$password]")
+        done
+    done <"$file"
+}
+
 write_config() {
     local dir="$1" port="$2" cport="$3"
     cat >"$dir/server.properties" <<EOF
@@ -211,6 +290,12 @@ prepare() {
         cport="$(free_port)"
         while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done
         write_config "$dir" "$port" "$cport"
+        secure_listener_ports | sed 's/ / 127.0.0.1:/' >"$dir/listeners"
+        if [[ -s "$dir/listeners" ]]; then
+            write_security_config "$dir" "$port" "$cport"
+        else
+            rm -f "$dir/listeners"
+        fi
         echo "$port $cport" >"$dir/ports"
     fi
     # a broker killed just before (kill -9) may still hold its ports for a moment
@@ -220,8 +305,9 @@ prepare() {
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         local cluster_id
         cluster_id="$(random_cluster_id)"
+        scram_format_args
         "${JAVA_ARGS[@]}" kafka.tools.StorageTool format -t "$cluster_id" -c "$dir/server.properties" \
-            >>"$dir/format.log" 2>&1 || { tail -n 20 "$dir/format.log" >&2; die "storage format failed"; }
+            "${SCRAM_ARGS[@]}" >>"$dir/format.log" 2>&1 || { tail -n 20 "$dir/format.log" >&2; die "storage format failed"; }
     fi
     PORT="$port"
 }
@@ -252,6 +338,7 @@ cmd_start() {
         die "kafka did not start"
     fi
     log "kafka $KAFKA_VERSION ready on 127.0.0.1:$port after $(( SECONDS - start ))s (pid $pid, log $dir/kafka.log)"
+    if [[ -f "$dir/listeners" ]]; then log "secure listeners: $(tr '\n' ' ' <"$dir/listeners")"; fi
     echo "127.0.0.1:$port"
 }
 
