@@ -32,6 +32,7 @@ command -v mvn >/dev/null || need+=(maven)
 [[ -x /usr/bin/prometheus-alertmanager && -x /usr/bin/amtool ]] || need+=(prometheus-alertmanager)
 command -v chromium >/dev/null || need+=(chromium)   # PDF rendering of the monthly review
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
+command -v openssl >/dev/null || need+=(openssl)            # test certificates for the TLS listeners
 
 if (( ${#need[@]} )); then
     log "installing: ${need[*]}"
