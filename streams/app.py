@@ -11,7 +11,8 @@ same event loop, so a scrape never races the engine) renders `streams.metrics.En
 Checkpoints and commits are one step. Every offset commit faust makes (its commit timer, set to
 `checkpoint_interval`; the commit before a rebalance; the commit at shutdown) goes through
 `SlamonConsumer.force_commit`, which first snapshots every holder that advanced, writes the snapshots to the
-`snapshots` table (changelog-backed, chunked under 900 KB), flushes the producer and checks the writes landed;
+snapshots topic (`<app_id>-snapshots-changelog`, compacted, chunked under 900 KB; read back by a new owner
+when partitions are assigned), flushes the producer and checks the writes landed;
 only then does faust commit, and `_new_offset` caps each partition's commit at the offset its newest stored
 snapshot reflects. So the committed offset never passes a snapshot: a restarted worker restores the snapshot,
 is handed messages from the committed offset (at or before the snapshot), skips those the snapshot already
@@ -28,9 +29,7 @@ import logging
 import os
 import signal
 import time
-import weakref
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import faust
@@ -41,8 +40,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.contracts import Contracts, load_contracts
-from streams.config import Settings, load_settings
+from streams.config import Settings, load_settings, redact_secrets_in_logs
 from streams.metrics import EngineCollector, settle_counters
+from streams.metrics_server import BasicAuthGuard, web_server_settings
 from streams.partition_engine import DEADLETTER, PartitionEngine, designated_partition
 from streams.scrape import ForkedRenderer, ScrapeError
 
@@ -171,34 +171,6 @@ class SlamonApp(faust.App):
         return SlamonTransport(self.conf.broker_consumer, self)
 
 
-class _ShimMessage:
-    __slots__ = ("partition", "topic")
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.topic, self.partition = topic, partition
-
-
-class _ShimEvent:
-    """Stands in for faust's current event, which tables use to pick the changelog partition (and RocksDB
-    the partition database). Checkpoints run in the commit path, outside any stream iteration
-    (faust-streaming/faust#300, #497: "Cannot modify table outside of stream")."""
-
-    def __init__(self, topic: str, partition: int) -> None:
-        self.message = _ShimMessage(topic, partition)
-
-
-@contextmanager
-def _as_partition(topic: str, partition: int):
-    from faust.streams import _current_event
-
-    shim = _ShimEvent(topic, partition)
-    token = _current_event.set(weakref.ref(shim))
-    try:
-        yield
-    finally:
-        _current_event.reset(token)
-
-
 # --- snapshots off the event loop --------------------------------------------------------------------------
 
 
@@ -217,6 +189,7 @@ class Snapshotter:
         self.jobs: list[tuple[PartitionEngine, int, Path]] = []
         self.inline_results: list[tuple[PartitionEngine, int, bytes]] | None = None
         self.seq = 0
+        self.failures = 0  # children that could not write their files (full disk, ...)
         self.last_seconds = 0.0
         self._started = 0.0
 
@@ -247,6 +220,9 @@ class Snapshotter:
                     tmp.write_bytes(pe.snapshot())
                     os.replace(tmp, path)
                 code = 0
+            except BaseException as exc:  # say why on stderr (the worker's log): no logging in the child
+                with contextlib.suppress(OSError):
+                    os.write(2, f"snapshot child: {exc!r}\n".encode(errors="replace"))
             finally:
                 os._exit(code)
         self.child = pid
@@ -274,7 +250,9 @@ class Snapshotter:
             path.unlink(missing_ok=True)
             path.with_suffix(".tmp").unlink(missing_ok=True)
         if code != 0:
-            log.error("snapshot child exited with %s; will retry", code)
+            self.failures += 1
+            log.error("snapshot child exited with %s (its error is logged above); nothing committed past the "
+                      "last stored snapshot; will retry", code)
         return results
 
     async def wait(self, timeout: float = 600.0) -> list[tuple[PartitionEngine, int, bytes]] | None:
@@ -296,11 +274,28 @@ class Snapshotter:
             self.child = None
 
 
+class CheckpointCollector:
+    """`slamon_checkpoint_failures_total`: checkpoints that could not store a snapshot (snapshot child failed,
+    e.g. a full disk; snapshot writes or the flush failed). Each one holds commits back to the last stored
+    snapshot, so a rising counter with a growing `slamon_checkpoint_age_seconds` means a restart would re-read
+    more and more input."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        runtime = self.runtime
+        yield CounterMetricFamily("slamon_checkpoint_failures", "Checkpoints that could not store a snapshot",
+                                  value=runtime.checkpoint_failures + runtime.snapshotter.failures)
+
+
 # --- the runtime ---------------------------------------------------------------------------------------------
 
 
 class Runtime:
-    """Per-worker state: the partition holders, the table, the output topics, the clock."""
+    """Per-worker state: the partition holders, the snapshots topic, the output topics, the clock."""
 
     def __init__(self, app: SlamonApp, settings: Settings, contracts: Contracts, num_partitions: int) -> None:
         self.app = app
@@ -326,17 +321,25 @@ class Runtime:
                                       value_type=bytes, **raw)
         self.deadletter_topic = app.topic(settings.topics.deadletter, **raw)
         self.sla_topic = app.topic(settings.topics.sla_events, **raw)
-        self.table = app.Table(
-            TABLE_NAME, partitions=num_partitions, key_type=bytes, value_type=bytes,
-            help="engine snapshots per events partition (chunked)",
-            extra_topic_configs={  # compact often: recovery reads the changelog from its start
+        # Snapshots go to a compacted topic of our own, read back by `read_snapshot_records` when partitions are
+        # assigned. Not a faust Table: faust's table recovery stalled now and then after a rebalance under CPU
+        # contention (issue 3; see `on_rebalance_complete`), and a worker without tables skips it. Same name
+        # as the former table's changelog, so existing snapshots stay readable.
+        self.snapshot_topic_name = f"{settings.app_id}-{TABLE_NAME}-changelog"
+        self.snapshot_topic = app.topic(
+            self.snapshot_topic_name, partitions=num_partitions, key_type=bytes, value_type=bytes, **raw,
+            compacting=True, deleting=False, acks=False, internal=True,
+            config={  # compact often: a new owner reads the partition from its start
                 "segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1",
                 "delete.retention.ms": str(60 * 60 * 1000), "segment.bytes": str(64 * 1024 * 1024),
                 "max.message.bytes": str(1024 * 1024),
             },
         )
+        self._snapshot_topic_declared = False
+        self.snapshot_records: dict[int, dict[bytes, bytes]] = {}  # read for partitions about to be opened
         self.scrape = ForkedRenderer(self.render_metrics)  # /metrics off the event loop (streams/scrape.py)
         self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(CheckpointCollector(self))
         self.registry.register(EngineCollector(lambda: list(self.engines.values()), clock=self.now_for,
                                                consumer_lag=self.consumer_lag))
 
@@ -452,8 +455,12 @@ class Runtime:
     # --- partitions -------------------------------------------------------------------------------------
 
     def open_partition(self, partition: int) -> PartitionEngine:
-        """The holder of a partition: restored from the table, or fresh when it has no snapshot."""
-        pe = self.load(partition)
+        """The holder of a partition: restored from its newest snapshot, or fresh when it has none. Its
+        snapshots topic partition must have been read (`read_snapshot_records`): never start empty by mistake."""
+        records = self.snapshot_records.pop(partition, None)
+        if records is None:
+            raise RuntimeError(f"partition {partition}: opened before its snapshots were read")
+        pe = self.load(partition, records)
         if pe is None:
             pe = PartitionEngine(partition, self.contracts, source_topic=self.events_topic_name,
                                  num_partitions=self.num_partitions)
@@ -464,8 +471,9 @@ class Runtime:
         self.engines[partition] = pe
         return pe
 
-    def load(self, partition: int) -> PartitionEngine | None:
-        data = self.table.data
+    def load(self, partition: int, data: dict[bytes, bytes]) -> PartitionEngine | None:
+        """The holder restored from the newest snapshot in `data` (key -> newest value in the partition of
+        the snapshots topic), or None when there is none."""
         raw_meta = data.get(meta_key(partition))
         if raw_meta is None:
             return None
@@ -476,7 +484,7 @@ class Runtime:
         parts = [data.get(chunk_key(partition, slot, i)) for i in range(count)]
         if any(p is None for p in parts):
             raise RuntimeError(f"partition {partition}: snapshot at offset {meta['offset']} misses chunks; "
-                               "the snapshots changelog is damaged (reset the consumer group to rebuild)")
+                               "the snapshots topic is damaged (reset the consumer group to rebuild)")
         blob = b"".join(parts)
         if zlib.crc32(blob) != meta["crc"] or len(blob) != meta["bytes"]:
             raise RuntimeError(f"partition {partition}: snapshot at offset {meta['offset']} fails its checksum")
@@ -496,9 +504,14 @@ class Runtime:
         self.assigned = mine
 
     async def on_rebalance_complete(self) -> None:
-        """Tables are recovered: bring every assigned partition's engine up (so its clients' series exist
-        and its clock runs even before its next event), then point the consumer at the first offset each
-        engine still needs.
+        """Streams are still paused: read the snapshots of the newly assigned partitions, bring every
+        assigned partition's engine up (so its clients' series exist and its clock runs even before its next
+        event), then point the consumer at the first offset each engine still needs.
+
+        Snapshots are read here with a consumer of our own rather than recovered by faust as a table: faust's
+        table recovery sometimes never finished after a rebalance on a busy machine ("No event received for
+        active tp ... since recovery start", a handful of changelog records never read; issue 3, and
+        faust-streaming/faust#155, #176), so the worker has no faust tables and faust's recovery is a no-op.
 
         The seek closes a hole in faust: messages fetched before a rebalance are dropped by the stream as
         "old generation" (and acked), and faust then seeks only partitions that have a committed offset, so a
@@ -506,10 +519,12 @@ class Runtime:
         after the dropped messages and never see them. faust's own seek to the committed offset follows
         ours; it can only move the position back (the commit never passes a stored snapshot), and the holder
         skips what it already reflects."""
+        await self.load_snapshots(sorted(self.assigned - set(self.engines)))
         for partition in sorted(self.assigned - set(self.engines)):
-            self.open_partition(partition)
+            if partition in self.snapshot_records:  # else assigned while reading: the next completion opens it
+                self.open_partition(partition)
         consumer = self.app.consumer
-        tps = [TP(self.events_topic_name, p) for p in sorted(self.assigned)]
+        tps = [TP(self.events_topic_name, p) for p in sorted(self.assigned) if p in self.engines]
         fresh = [tp for tp in tps if self.engines[tp.partition].offset < 0]
         try:
             earliest = await consumer.earliest_offsets(*fresh) if fresh else {}
@@ -522,6 +537,59 @@ class Runtime:
             await consumer.seek_wait({tp: self.engines[tp.partition].offset + 1 for tp in tps})
         except Exception as exc:  # a rebalance started again: the next completion seeks
             log.warning("could not seek the assigned partitions: %r", exc)
+
+    async def load_snapshots(self, partitions: list[int]) -> None:
+        """Read the snapshots topic partitions into `snapshot_records`; retried until it succeeds (a broker
+        restarting), since an engine must never start without its state."""
+        self.snapshot_records.clear()  # only what is read now: another owner may have written since
+        if not self._snapshot_topic_declared:
+            await self.snapshot_topic.maybe_declare()
+            self._snapshot_topic_declared = True
+        attempt = 0
+        while partitions:
+            try:
+                self.snapshot_records.update(await asyncio.to_thread(self.read_snapshot_records, partitions))
+                return
+            except Exception as exc:
+                attempt += 1
+                log.warning("could not read the snapshots of partitions %s (attempt %d), retrying: %r",
+                            partitions, attempt, exc)
+                await asyncio.sleep(min(5.0, 0.5 * attempt))
+                partitions = [p for p in partitions if p in self.assigned]  # a new rebalance may take some
+
+    def read_snapshot_records(self, partitions: list[int], timeout: float = 120.0) -> dict[int, dict[bytes, bytes]]:
+        """The newest value of every key in these partitions of the snapshots topic, read from the start to
+        the end offsets seen at the start (runs in a thread: kafka-python)."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        config = self.settings.kafka.kafka_python_config()
+        config["client_id"] = f"{config.get('client_id') or 'slamon'}-snapshots"
+        consumer = KafkaConsumer(**config, group_id=None, enable_auto_commit=False,
+                                 max_partition_fetch_bytes=4 * 1024 * 1024)
+        try:
+            tps = [TopicPartition(self.snapshot_topic_name, p) for p in partitions]
+            consumer.assign(tps)
+            ends = consumer.end_offsets(tps)
+            begins = consumer.beginning_offsets(tps)
+            for tp in tps:  # explicit offsets: position() after seek_to_beginning hangs on an empty partition
+                consumer.seek(tp, begins[tp])
+            records: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}
+            pending = [tp for tp in tps if begins[tp] < ends[tp]]
+            deadline = time.monotonic() + timeout
+            while pending:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"snapshots of {pending} not read in {timeout:.0f}s")
+                for tp, batch in consumer.poll(timeout_ms=500).items():
+                    data = records[tp.partition]
+                    for record in batch:
+                        if record.value is None:
+                            data.pop(record.key, None)  # tombstone
+                        else:
+                            data[record.key] = record.value
+                pending = [tp for tp in pending if consumer.position(tp) < ends[tp]]
+            return records
+        finally:
+            consumer.close()
 
     # --- checkpoints ------------------------------------------------------------------------------------
 
@@ -592,7 +660,8 @@ class Runtime:
         return ok
 
     def _store(self, results: list[tuple[PartitionEngine, int, bytes]] | None) -> list:
-        """Write finished snapshots to the table; returns (holder, offset, futures) for the confirmation."""
+        """Write finished snapshots to the snapshots topic; returns (holder, offset, futures) for the
+        confirmation."""
         out = []
         for pe, offset, blob in results or ():
             if self.engines.get(pe.partition) is not pe:
@@ -612,18 +681,12 @@ class Runtime:
             "bytes": len(blob), "crc": zlib.crc32(blob), "wall": time.time(),
             "slots": {str(k): v for k, v in counts.items()},
         })
-        table, futures = self.table, []
-        with _as_partition(self.events_topic_name, partition):
-            for i, chunk in enumerate(chunks):
-                key = chunk_key(partition, slot, i)
-                table.data[key] = chunk
-                futures.append(table.send_changelog(partition, key, chunk))
-            for i in stale:  # tombstones: a smaller snapshot than the slot's previous one
-                key = chunk_key(partition, slot, i)
-                table.data.pop(key, None)
-                futures.append(table.send_changelog(partition, key, None, value_serializer="raw"))
-            table.data[meta_key(partition)] = meta
-            futures.append(table.send_changelog(partition, meta_key(partition), meta))
+        topic = self.snapshot_topic
+        futures = [topic.send_soon(key=chunk_key(partition, slot, i), value=chunk, partition=partition)
+                   for i, chunk in enumerate(chunks)]
+        for i in stale:  # tombstones: a smaller snapshot than the slot's previous one
+            futures.append(topic.send_soon(key=chunk_key(partition, slot, i), value=None, partition=partition))
+        futures.append(topic.send_soon(key=meta_key(partition), value=meta, partition=partition))
         self.ckpt_slots[partition] = (slot, counts)
         pe.checkpoint_wall = time.time()
         pe.checkpoint_bytes = len(blob)
@@ -681,10 +744,7 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
         processing_guarantee="at_least_once",
         key_serializer="raw",
         value_serializer="raw",
-        web_enabled=True,
-        web_bind=settings.metrics_host,
-        web_host=settings.metrics_host,
-        web_port=settings.metrics_port,
+        **web_server_settings(settings),  # bind address, TLS; faust's unauthenticated table views off
         autodiscover=False,
         producer_max_request_size=1_048_576,
         producer_linger=0.005,  # batch outputs and snapshot chunks into fewer produce requests
@@ -714,9 +774,13 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
         if runtime.pending_outputs and runtime._flush_task is None:
             await runtime.flush_outputs()
 
+    metrics_auth = BasicAuthGuard.from_settings(settings)
+
     @app.page("/metrics", name="slamon.metrics")
     class Metrics(faust.web.View):
         async def get(self, request):
+            if not metrics_auth.allows(request.headers.get("Authorization")):
+                return self.text("unauthorized\n", status=401, headers=metrics_auth.challenge_headers)
             try:
                 body = await runtime.metrics_body()
             except ScrapeError as exc:
@@ -725,7 +789,7 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
             return self.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz", name="slamon.health")
-    class Health(faust.web.View):
+    class Health(faust.web.View):  # open on purpose: liveness probes send no credentials (metrics_server.py)
         async def get(self, request):
             return self.json({
                 "partitions": sorted(runtime.assigned), "engines": sorted(runtime.engines),
@@ -760,6 +824,7 @@ def run_worker(settings: Settings) -> int:
 
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact_secrets_in_logs(settings)
     contracts = load_contracts(settings.contracts)
     log.info("settings: %s", orjson.dumps(settings.describe()).decode())
     counts = ensure_topics(settings)
