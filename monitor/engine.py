@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from monitor.calendar import calendar_for
 from monitor.calls import CallState
 from monitor.contracts import AccuracySla, CallSla, Contracts, CsatSla, TicketSla, UptimeSla
-from monitor.events import LATE, AuditEvent, CallEvent, ProbeEvent, Rejection, SurveyEvent, TicketEvent
+from monitor.events import INVALID, LATE, AuditEvent, CallEvent, ProbeEvent, Rejection, SurveyEvent, TicketEvent
 from monitor.ledger import Contribution, SlaLedger
 from monitor.tickets import TicketState
 from monitor.uptime import UptimeLedger
@@ -111,12 +111,14 @@ class PipelineStats:
     duplicates: int = 0
     rejected: Counter = field(default_factory=Counter)  # by reason (engine-side: late)
     rebuilds: int = 0
+    errors: int = 0  # events the engine failed on (a bug): rejected as invalid, see Engine.ingest
 
     def merge(self, other: PipelineStats) -> None:
         self.events.update(other.events)
         self.rejected.update(other.rejected)
         self.duplicates += other.duplicates
         self.rebuilds += other.rebuilds
+        self.errors += other.errors
 
 
 class Engine:
@@ -147,6 +149,20 @@ class Engine:
     # --- ingest -----------------------------------------------------------------------------------------
 
     def ingest(self, ev) -> Rejection | None:
+        """Apply a decoded event; a Rejection when it is refused (late, ...).
+
+        An exception inside the engine is a bug, but one event must not stop a stream (the worker would crash
+        on it at every restart): the event is rejected as invalid with the error in the detail and counted in
+        `stats.errors`. The item it touched may be left part-applied; replay behaves the same, so the worker
+        and a replay still agree."""
+        try:
+            return self._ingest(ev)
+        except Exception as exc:
+            self.stats.errors += 1
+            self.stats.rejected[INVALID] += 1
+            return Rejection(INVALID, f"engine error: {type(exc).__name__}: {exc}"[:500], ev.event_id, ev.client)
+
+    def _ingest(self, ev) -> Rejection | None:
         model = self.clients[ev.client]
         ts = ev.ts_us
         if ev.event_id in self.seen:

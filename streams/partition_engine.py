@@ -144,8 +144,12 @@ class PartitionEngine:
             return True
         if event.client not in self.owned:
             self.misrouted += 1
+        errors = self.engine.stats.errors
         problem = self.engine.ingest(event)
         if problem is not None:
+            if self.engine.stats.errors != errors:  # a bug in the engine: dead-lettered, the stream goes on
+                log.error("partition %d offset %d: %s (event %s dead-lettered)", self.partition, offset,
+                          problem.detail, problem.event_id)
             self._dead_letter(problem, value, key, offset)
         self._drain(offset)
         return True

@@ -380,3 +380,26 @@ def test_future_events_are_dead_lettered_against_the_wall_clock():
                       max_future_us=300_000_000)
     assert pe.rejected == {"future": 1}
     assert sum(pe.engine.stats.events.values()) == 1
+
+
+
+def test_an_engine_error_dead_letters_the_event_and_the_stream_goes_on(monkeypatch):
+    """A bug in the engine on one event must not stop the partition (it would crash at every restart)."""
+    from monitor import engine as engine_module
+
+    original = engine_module.Engine._on_call
+
+    def explode_on_c2(self, model, event, ts):
+        if event.call_id == "c2":
+            raise ZeroDivisionError("boom")
+        return original(self, model, event, ts)
+
+    monkeypatch.setattr(engine_module.Engine, "_on_call", explode_on_c2)
+    lines = [call(f"2026-03-02T09:00:0{i}Z", "acme", f"c{i}", "offered") for i in (1, 2, 3)]
+    pe = PartitionEngine(0, parse_contracts(CONTRACTS), num_partitions=None)
+    for offset, line in enumerate(lines):
+        assert pe.process(line, offset) is True
+    dead = [o for o in pe.take_unsent() if o.kind == DEADLETTER]
+    assert len(dead) == 1 and dict(dead[0].headers)["reason"] == b"invalid"
+    assert b"engine error: ZeroDivisionError: boom" in dict(dead[0].headers)["detail"]
+    assert pe.engine.stats.errors == 1 and pe.offset == 2 and ("acme", "c3") in pe.engine.calls
