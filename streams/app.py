@@ -731,11 +731,10 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
         broker_session_timeout=settings.session_timeout,
         broker_heartbeat_interval=max(0.5, settings.session_timeout / 10),
         broker_request_timeout=max(90.0, settings.session_timeout * 1.5),
-        store=settings.state_store,
+        store="memory://",
         datadir=str(settings.data_dir / settings.app_id),
         topic_partitions=num_partitions,
         topic_replication_factor=settings.topics.replication,
-        table_standby_replicas=settings.standby_replicas,
         broker_commit_interval=settings.checkpoint_interval,
         broker_commit_every=1_000_000_000,  # commits (= checkpoints) by time only
         consumer_auto_offset_reset="earliest",

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import ssl
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -223,9 +224,12 @@ class Settings(BaseSettings):
     max_future_seconds: float | None = Field(
         300.0, description="wall clock only: events this far ahead of the worker's clock are dead-lettered "
                            "as `future` (they would decide deadlines early). None disables the check")
-    state_store: str = Field("memory://", description="faust table store: memory:// or rocksdb://")
-    data_dir: Path = Field(Path(".slamon-data"), description="faust data dir (rocksdb files)")
-    standby_replicas: int = Field(0, ge=0, description="faust table standby replicas")
+    state_store: str = Field("memory://", description="deprecated, ignored: the worker has no faust table "
+                             "(snapshots live in the <app_id>-snapshots-changelog topic); accepted for old configs")
+    data_dir: Path = Field(Path(".slamon-data"), description="worker scratch dir: the snapshot child's temporary "
+                           "files (and faust's data dir); one per worker, need not persist")
+    standby_replicas: int = Field(0, ge=0, description="deprecated, ignored: no faust table to keep standbys of; "
+                                  "accepted for old configs")
     session_timeout: float = Field(30.0, ge=6, description="consumer group session timeout (seconds): how "
                                    "long a dead worker keeps its partitions before the group moves them")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -335,10 +339,30 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
     _CONFIG_FILE["path"] = path
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as err:
         lines = [f"{'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in err.errors()]
         where = f" ({path})" if path else ""
         raise ConfigError(f"invalid settings{where}:\n  " + "\n  ".join(lines)) from None
     finally:
         _CONFIG_FILE.pop("path", None)
+    _warn_ignored(settings)
+    return settings
+
+
+_IGNORED = {
+    "state_store": ("memory://", "SLAMON_STATE_STORE"),
+    "standby_replicas": (0, "SLAMON_STANDBY_REPLICAS"),
+}
+_WARNED: set[str] = set()
+
+
+def _warn_ignored(settings: Settings) -> None:
+    """Warn once per process for each deprecated setting given a non-default value (it has no effect)."""
+    for name, (default, env) in _IGNORED.items():
+        value = getattr(settings, name)
+        if value != default and name not in _WARNED:
+            _WARNED.add(name)
+            warnings.warn(f"{name} ({env}) = {value!r} is ignored: the worker keeps engine snapshots in the "
+                          "compacted <app_id>-snapshots-changelog topic and reads them back itself, with no faust "
+                          "table, store or standbys; remove the setting", FutureWarning, stacklevel=3)

@@ -59,7 +59,7 @@ ALERTMANAGER_BIN = os.environ.get("SLAMON_ALERTMANAGER_BIN", "/usr/bin/prometheu
 PY_MODULES = {
     "faust": "faust-streaming", "aiokafka": "aiokafka", "kafka": "kafka-python",
     "prometheus_client": "prometheus-client", "pydantic": "pydantic", "pydantic_settings": "pydantic-settings",
-    "yaml": "pyyaml", "orjson": "orjson", "holidays": "holidays", "rocksdict": "rocksdict", "tqdm": "tqdm",
+    "yaml": "pyyaml", "orjson": "orjson", "holidays": "holidays", "tqdm": "tqdm",
 }
 
 # The demo's story: the phone team of acme-retail is short-staffed (service level and waits degrade), the
@@ -257,7 +257,6 @@ class Demo:
             SLAMON_TOPICS__PARTITIONS=str(self.args.partitions),
             SLAMON_CONTRACTS=str(Path(self.args.contracts).resolve()),
             SLAMON_CLOCK="wall",
-            SLAMON_STATE_STORE=f"{self.args.store}://",
             SLAMON_CHECKPOINT_INTERVAL="5",
             SLAMON_SESSION_TIMEOUT="10",
             SLAMON_LOG_LEVEL="info",
@@ -410,7 +409,7 @@ class Demo:
 
     def start_workers(self) -> None:
         n = self.args.workers
-        say(f"starting {n} workers (`slamon worker`, {self.args.partitions} partitions, {self.args.store} state, "
+        say(f"starting {n} workers (`slamon worker`, {self.args.partitions} partitions, "
             f"wall clock) ...")
         started = time.monotonic()
         procs = []
@@ -601,7 +600,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--alerting", default=str(DEFAULT_ALERTING), help="alerting config for rules + Alertmanager")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--partitions", type=int, default=4, help="partitions of the events topic")
-    p.add_argument("--store", choices=("rocksdb", "memory"), default="rocksdb", help="worker table store")
     p.add_argument("--backfill", default="45m", help="traffic before now sent at start (default 45m)")
     p.add_argument("--incidents", default="20m", help="P1 incident waves every ... (0: only one)")
     p.add_argument("--scenario", action="append", default=[],
