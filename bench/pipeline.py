@@ -1,6 +1,6 @@
 """Streaming throughput and latency on one broker, in one run.
 
-    python bench/pipeline.py [--events 200000] [--rate 5000] [--latency-seconds 30] [--bootstrap HOST:PORT]
+    python bench/pipeline.py [--events 200000] [--repeat 3] [--rate 5000] [--latency-seconds 30] [--bootstrap HOST:PORT]
 
 Starts a single-node Kafka broker (tests/support/procs.py) unless --bootstrap is given, produces N generated
 events for examples/contracts.yaml once (keyed by client, 4 partitions; not timed), then measures, each
@@ -29,6 +29,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,19 +106,19 @@ async def _raw_consume(bootstrap: str, topic: str, n: int) -> float:
 
 class WorkerProc:
     def __init__(self, bootstrap: str, tag: str, contracts: str, workdir: Path, clock: str,
-                 checkpoint: float = 5.0) -> None:
+                 checkpoint: float = 5.0, run: str = "") -> None:
         self.port = _free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SLAMON_")},
             "PYTHONPATH": str(ROOT), "SLAMON_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
-            "SLAMON_APP_ID": f"bench-{tag}-slamon", "SLAMON_TOPICS__EVENTS": f"bench-{tag}.events",
+            "SLAMON_APP_ID": f"bench-{tag}-slamon{run}", "SLAMON_TOPICS__EVENTS": f"bench-{tag}.events",
             "SLAMON_TOPICS__DEADLETTER": f"bench-{tag}.deadletter",
             "SLAMON_TOPICS__SLA_EVENTS": f"bench-{tag}.sla-events", "SLAMON_TOPICS__PARTITIONS": str(PARTITIONS),
             "SLAMON_CONTRACTS": contracts, "SLAMON_CLOCK": clock, "SLAMON_METRICS_BIND": f"127.0.0.1:{self.port}",
-            "SLAMON_DATA_DIR": str(workdir / f"data-{tag}"), "SLAMON_CHECKPOINT_INTERVAL": str(checkpoint),
+            "SLAMON_DATA_DIR": str(workdir / f"data-{tag}{run}"), "SLAMON_CHECKPOINT_INTERVAL": str(checkpoint),
             "SLAMON_LOG_LEVEL": "warning", "SLAMON_MAX_FUTURE_SECONDS": "86400",
         }
-        self.log = open(workdir / f"worker-{tag}.log", "wb")  # noqa: SIM115
+        self.log = open(workdir / f"worker-{tag}{run}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.app"], cwd=ROOT, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -161,8 +162,8 @@ def _metric_sum(text: str, name: str) -> float:
     return total
 
 
-def bench_slamon(bootstrap: str, tag: str, contracts: str, workdir: Path, n: int) -> dict:
-    w = WorkerProc(bootstrap, tag, contracts, workdir, clock="event")
+def bench_slamon(bootstrap: str, tag: str, contracts: str, workdir: Path, n: int, run: str = "") -> dict:
+    w = WorkerProc(bootstrap, tag, contracts, workdir, clock="event", run=run)
     try:
         t0 = time.perf_counter()
         w.wait_owned()
@@ -215,12 +216,12 @@ def naive_worker(args) -> None:
     faust.Worker(app, loglevel="warning", quiet=True).execute_from_commandline()
 
 
-def bench_naive(bootstrap: str, tag: str, workdir: Path, n: int) -> dict:
+def bench_naive(bootstrap: str, tag: str, workdir: Path, n: int, run: str = "") -> dict:
     port = _free_port()
     log = open(workdir / "naive.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "naive-worker",
                              "--bootstrap", bootstrap, "--topic", f"bench-{tag}.events", "--port", str(port),
-                             "--app-id", f"bench-{tag}-naive", "--datadir", str(workdir / "naive-data")],
+                             "--app-id", f"bench-{tag}-naive{run}", "--datadir", str(workdir / f"naive-data{run}")],
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
@@ -342,6 +343,35 @@ def _record(metadata, t_send: float) -> None:
     _SENT.append((metadata.partition, metadata.offset, t_send))
 
 
+VARIANTS = ("raw_aiokafka", "engine_only", "slamon", "naive_faust")
+
+
+def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[bytes], workdir: Path,
+           run: str) -> dict:
+    """One measurement of every variant, back to back, on the same topic (fresh consumer groups)."""
+    n = len(lines)
+    out: dict = {}
+    if "raw" not in args.skip:
+        secs = asyncio.run(_raw_consume(bootstrap, settings.topics.events, n))
+        out["raw_aiokafka"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
+        print(run, "raw", out["raw_aiokafka"], file=sys.stderr)
+    if "engine" not in args.skip:
+        from monitor.replay import replay_lines
+
+        t = time.perf_counter()
+        replay_lines(lines, contracts)
+        secs = time.perf_counter() - t
+        out["engine_only"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
+        print(run, "engine", out["engine_only"], file=sys.stderr)
+    if "slamon" not in args.skip:
+        out["slamon"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n, run=run)
+        print(run, "slamon", out["slamon"], file=sys.stderr)
+    if "naive" not in args.skip:
+        out["naive_faust"] = bench_naive(bootstrap, tag, workdir, n, run=run)
+        print(run, "naive", out["naive_faust"], file=sys.stderr)
+    return out
+
+
 # --- main ----------------------------------------------------------------------------------------------------
 
 
@@ -355,6 +385,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--latency-seconds", type=float, default=30)
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of the throughput variants (medians)")
     ap.add_argument("--contracts", default=str(ROOT / "examples" / "contracts.yaml"))
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
     ap.add_argument("--skip", nargs="*", default=[], choices=("raw", "slamon", "naive", "engine", "latency"))
@@ -384,29 +415,23 @@ def main() -> None:
         result = produce(settings, lines)
         out["produce"] = {"events_per_s": round(result.sent / (time.perf_counter() - t)), "failed": result.failed}
         print(f"produced {n} events", file=sys.stderr)
-        if "raw" not in args.skip:
-            secs = asyncio.run(_raw_consume(bootstrap, settings.topics.events, n))
-            out["raw_aiokafka"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
-            print("raw", out["raw_aiokafka"], file=sys.stderr)
-        if "engine" not in args.skip:
-            from monitor.replay import replay_lines
-
-            t = time.perf_counter()
-            replay_lines(lines, contracts)
-            secs = time.perf_counter() - t
-            out["engine_only"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
-            print("engine", out["engine_only"], file=sys.stderr)
-        if "slamon" not in args.skip:
-            out["slamon"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n)
-            print("slamon", out["slamon"], file=sys.stderr)
-        if "naive" not in args.skip:
-            out["naive_faust"] = bench_naive(bootstrap, tag, workdir, n)
-            print("naive", out["naive_faust"], file=sys.stderr)
-        rates = {k: out[k]["events_per_s"] for k in ("raw_aiokafka", "slamon", "naive_faust", "engine_only")
-                 if k in out}
-        if "slamon" in rates:
-            out["ratios"] = {f"slamon_over_{k}": round(rates["slamon"] / v, 3) for k, v in rates.items()
-                             if k != "slamon"}
+        rounds = [_round(args, bootstrap, tag, settings, contracts, lines, workdir, f"-r{i}")
+                  for i in range(args.repeat)]
+        out["rounds"] = rounds
+        for variant in VARIANTS:
+            figures = [r[variant]["events_per_s"] for r in rounds if variant in r]
+            if figures:
+                out[variant] = {"events_per_s": round(statistics.median(figures)), "rounds": figures}
+        # ratios per round (each round's variants ran back to back), then the median over rounds
+        ratios: dict[str, list[float]] = {}
+        for r in rounds:
+            if "slamon" in r:
+                for k in VARIANTS:
+                    if k != "slamon" and k in r:
+                        ratios.setdefault(f"slamon_over_{k}", []).append(
+                            r["slamon"]["events_per_s"] / r[k]["events_per_s"])
+        out["ratios"] = {k: {"median": round(statistics.median(v), 3), "rounds": [round(x, 3) for x in v]}
+                         for k, v in ratios.items()}
         if "latency" not in args.skip:
             _SENT.clear()
             out["latency"] = bench_latency(bootstrap, uuid.uuid4().hex[:6], args.contracts, contracts, workdir,
