@@ -83,7 +83,7 @@ def web_server_settings(settings: Settings) -> dict[str, Any]:
         "web_host": settings.metrics_host,
         "web_port": settings.metrics_port,
         "web_ssl_context": server_ssl_context(settings),
-        # faust's /table views would serve any table with no authentication, /router the cluster's worker
+        # faust's /table views serve table contents and /router the cluster's worker
         # URLs, with no authentication; /metrics and /healthz are all the worker needs
         "web_tables_enabled": False,
         "web_router_enabled": False,
