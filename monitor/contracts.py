@@ -2,11 +2,18 @@
 
 The pydantic models are the edge; `load_contracts` turns a validation error into a `ContractError` that
 names the file, the line and the path of the bad field, and what was expected.
+
+Hostile input is refused with a `ContractError` too, quickly and in bounded memory: YAML is read with a
+`yaml.SafeLoader` subclass (no python tags), nesting deeper than `MAX_YAML_DEPTH` and aliases that expand to
+more than `MAX_YAML_NODES` nodes ("billion laughs") are refused before anything is built, floats must be
+finite and durations at most `MAX_DURATION_US`.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
+import reprlib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,7 +34,28 @@ from pydantic import (
 from monitor.durations import parse_duration_us
 from monitor.events import Name, to_us
 
-DurationUs = Annotated[int, BeforeValidator(parse_duration_us)]
+MAX_DURATION_US = 3660 * 86_400_000_000  # ten years: longer than any target, period or lateness
+MAX_CONTRACT_BYTES = 16 * 1024 * 1024
+MAX_YAML_DEPTH = 64  # real contracts nest about 8 levels; PyYAML composes recursively
+MAX_YAML_NODES = 500_000  # nodes after expanding aliases and merges (examples/contracts.yaml: 570)
+MAX_EXPLAINED_ERRORS = 20
+
+
+def _duration_us(value: Any) -> int:
+    """parse_duration_us for untrusted input: only strings and finite numbers, at most ten years."""
+    if not isinstance(value, str | int | float) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ValueError(f"expected a duration like '30m' or a number of seconds, got {_short(value)}")
+    too_long = ValueError(f"duration longer than {MAX_DURATION_US // 86_400_000_000} days")
+    try:
+        us = parse_duration_us(value)
+    except OverflowError:  # 1e308 seconds, or '999...9s' with 400 digits: infinite microseconds
+        raise too_long from None
+    if us > MAX_DURATION_US:
+        raise too_long
+    return us
+
+
+DurationUs = Annotated[int, BeforeValidator(_duration_us)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 TICKET_KINDS = ("first_response", "resolution")
@@ -36,7 +64,8 @@ VALUE_KINDS = ("asa", "aht", "abandon_rate")  # lower is better; target is a cei
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinity would pass range checks written as `not lo <= x <= hi` and poison every figure.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Holidays(_Model):
@@ -49,6 +78,10 @@ class Holidays(_Model):
         if self.country is not None:
             import holidays
 
+            # country_holidays() looks the name up as a module attribute: '__init__' or 'utils' would not
+            # fail with NotImplementedError, so only the library's own list of codes is accepted.
+            if self.country not in holidays.list_supported_countries():
+                raise ValueError(f"unknown holiday country {self.country!r} (an ISO 3166 code such as 'DE')")
             try:
                 holidays.country_holidays(self.country, subdiv=self.subdivision, years=2026)
             except NotImplementedError as err:
@@ -223,7 +256,7 @@ class CallSla(_SlaBase):
     @classmethod
     def _seconds(cls, value: Any, info) -> Any:
         if isinstance(value, str):  # asa/aht may say "30s"
-            return parse_duration_us(value) / 1_000_000
+            return _duration_us(value) / 1_000_000
         return value
 
     @model_validator(mode="after")
@@ -232,8 +265,8 @@ class CallSla(_SlaBase):
             raise ValueError("a service_level SLA needs 'within' (e.g. 20s)")
         if self.kind in ("service_level", "abandon_rate") and not 0 <= self.target <= 1:
             raise ValueError(f"{self.kind} target is a ratio between 0 and 1, got {self.target}")
-        if self.kind in ("asa", "aht") and self.target <= 0:
-            raise ValueError(f"{self.kind} target is a positive number of seconds")
+        if self.kind in ("asa", "aht") and not 0 < self.target <= MAX_DURATION_US / 1_000_000:
+            raise ValueError(f"{self.kind} target is a positive number of seconds, at most ten years")
         return self
 
 
@@ -317,20 +350,75 @@ class ContractError(ValueError):
 def load_contracts(path: str | Path) -> Contracts:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if path.stat().st_size > MAX_CONTRACT_BYTES:
+            raise ContractError(f"{path}: larger than {MAX_CONTRACT_BYTES // 2**20} MiB")
+        data = path.read_bytes()
     except OSError as err:
         raise ContractError(f"{path}: cannot read: {err.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ContractError(f"{path}:{line}: not UTF-8: byte {data[err.start]:#04x}") from None
     return parse_contracts(text, str(path))
 
 
+class _ContractLoader(yaml.SafeLoader):
+    """SafeLoader that refuses deep nesting while scanning and composing (PyYAML recurses per level) and
+    turns a scalar the safe constructors cannot build (a 5000-digit int, 2026-02-30, `!!timestamp x`) into a
+    YAML error with its line."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def fetch_flow_collection_start(self, TokenClass):
+        # The scanner's simple-key bookkeeping is quadratic in open flow collections: stop it early.
+        if self.flow_level >= MAX_YAML_DEPTH:
+            raise yaml.scanner.ScannerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                            self.get_mark())
+        super().fetch_flow_collection_start(TokenClass)
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep)
+        except yaml.YAMLError:
+            raise
+        except Exception as err:  # the safe constructors assume well-formed scalars (`!!timestamp x`)
+            what = _short(node.value) if isinstance(node, yaml.ScalarNode) else node.tag
+            raise yaml.constructor.ConstructorError(None, None, f"cannot read {what}: {err}",
+                                                    node.start_mark) from None
+
+
 def parse_contracts(text: str, source: str = "<contracts>") -> Contracts:
+    loader = None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        loader = _ContractLoader(text)  # checks every character is printable
+        root = loader.get_single_node()
+        _check_expansion(root, source)
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.reader.ReaderError as err:  # no mark: only a character position
+        line = text[: err.position].count("\n") + 1
+        raise ContractError(f"{source}:{line}: not valid YAML: character {err.character:#06x} is not allowed") \
+            from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark else ""
-        raise ContractError(f"{source}{where}: not valid YAML: {getattr(err, 'problem', err)}") from None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ContractError(f"{source}{where}: not valid YAML: {problem}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise ContractError(f"{source}:1: expected a mapping with 'clients:' at the top")
     try:
@@ -339,17 +427,82 @@ def parse_contracts(text: str, source: str = "<contracts>") -> Contracts:
         raise ContractError(_explain(err, root, source)) from None
 
 
+def _check_expansion(root: yaml.Node | None, source: str) -> None:
+    """Refuse aliases (and merge keys) that expand to more than MAX_YAML_NODES nodes or MAX_YAML_DEPTH levels
+    (aliases nest anchored subtrees), naming the smallest subtree that is too large."""
+    if root is None:
+        return
+    sizes = _expanded_sizes(root)
+    if sizes[id(root)] <= MAX_YAML_NODES:
+        return
+    node, path, seen = root, [], {id(root)}
+    while True:
+        big = [(key, c) for key, c in _labelled_children(node) if sizes[id(c)] > MAX_YAML_NODES]
+        if not big or id(big[0][1]) in seen:  # the smallest, or a node that contains itself
+            break
+        seen.add(id(big[0][1]))
+        key, node = big[0]
+        path.append(key)
+    raise ContractError(f"{source}:{node.start_mark.line + 1}: {'.'.join(path) or '(top)'}: YAML aliases expand "
+                        f"to more than {MAX_YAML_NODES} nodes or {MAX_YAML_DEPTH} levels (an alias bomb?)")
+
+
+def _expanded_sizes(root: yaml.Node) -> dict[int, int]:
+    """id(node) -> number of nodes once aliases are expanded (capped just above the limit; a node nested more
+    than MAX_YAML_DEPTH levels counts as over the limit). Iterative and memoized per node object, so it is
+    linear in the composed graph however the aliases nest. A node that contains itself (`&a [*a]`) is over."""
+    sizes: dict[int, int] = {}
+    depths: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if not children_done:
+            if id(node) in entered:  # reached again below itself: infinite expansion
+                sizes[id(node)], depths[id(node)] = MAX_YAML_NODES + 1, MAX_YAML_DEPTH + 1
+                continue
+            entered.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+            continue
+        depth = 1 + max((depths[id(c)] for c in children), default=0)
+        size = 1 + sum(sizes[id(c)] for c in children)
+        depths[id(node)] = depth
+        sizes[id(node)] = MAX_YAML_NODES + 1 if depth > MAX_YAML_DEPTH else min(size, MAX_YAML_NODES + 1)
+    return sizes
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def _labelled_children(node: yaml.Node) -> list[tuple[str, yaml.Node]]:
+    if isinstance(node, yaml.MappingNode):
+        return [(str(k.value) if isinstance(k, yaml.ScalarNode) else "[key]", v) for k, v in node.value]
+    if isinstance(node, yaml.SequenceNode):
+        return [(str(i), v) for i, v in enumerate(node.value)]
+    return []
+
+
 def _explain(err: ValidationError, root: yaml.Node, source: str) -> str:
     lines = []
-    for e in err.errors(include_url=False):
+    errors = err.errors(include_url=False)
+    for e in errors[:MAX_EXPLAINED_ERRORS]:
         loc = [p for p in e["loc"] if not _is_union_tag(p)]
         _node, line = _locate(root, loc)
         path = ".".join(str(p) for p in loc) or "(top)"
         got = "" if e["type"] in ("missing", "value_error") else f" (got {_short(e.get('input'))})"
         lines.append(f"{source}:{line}: {path}: {e['msg']}{got}")
+    if len(errors) > MAX_EXPLAINED_ERRORS:
+        lines.append(f"{source}: ... and {len(errors) - MAX_EXPLAINED_ERRORS} more errors")
     return "\n".join(lines)
-
-
 def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in TICKET_KINDS + CALL_KINDS + ("uptime", "csat", "accuracy")
                                        or part.startswith(("function-", "literal[", "tagged-union")))
@@ -370,6 +523,14 @@ def _locate(node: yaml.Node | None, loc: list[Any]) -> tuple[yaml.Node | None, i
     return node, line
 
 
+_REPR = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
+_REPR.maxlevel = 3
+_REPR.maxtuple = _REPR.maxlist = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlong = 40
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr: the input may be a huge or deeply shared structure (reprlib stops early)."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
