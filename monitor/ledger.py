@@ -28,7 +28,8 @@ class Tally:
         self.decided += sign * decided
         self.good += sign * good
         self.bad += sign * bad
-        self.total += sign * total
+        if total:  # most decisions measure nothing: keep the shared 0.0 instead of a new float per tally
+            self.total += sign * total
 
     def merge(self, other: Tally) -> None:
         self.add(other.decided, other.good, other.bad, other.total)

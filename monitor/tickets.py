@@ -12,10 +12,16 @@ Interpretations (README "Definitions"):
 - `resolved`/`closed` stop every running clock; `reopened` resumes a *met* resolution clock (the met is
   withdrawn); a breach stays. First response is decided once and never reopened.
 - Events before `created` are not applied (orphans) and counted.
+
+Size (bench/state_scale.py): a worker may hold a million open tickets, so a state is kept small. A copy
+shares its clocks with the original until either side changes them (the engine keeps a compacted copy of
+every ticket, which is rarely touched again); the labels (priority, queue, channel, status) are interned;
+and pickling writes a clock as one tuple of its fields, not a slot dict per object.
 """
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from monitor.calendar import AlwaysOpen, BusinessCalendar
@@ -68,6 +74,15 @@ class Clock:
             return self.elapsed_us
         return self.elapsed_us + self.cal.elapsed_us(self.since_us, t_us)
 
+    def copy(self) -> Clock:
+        return Clock(self.sla, self.cal, self.target_us, self.priority, self.elapsed_us, self.since_us,
+                     self.deadline_us, self.good, self.decided_us)
+
+    def __reduce__(self):
+        # A flat tuple pickles and unpickles faster than the default slot-state dict per object.
+        return Clock, (self.sla, self.cal, self.target_us, self.priority, self.elapsed_us, self.since_us,
+                       self.deadline_us, self.good, self.decided_us)
+
     def contribution(self, ticket_id: str) -> Contribution | None:
         if self.good is None:
             return None
@@ -87,20 +102,41 @@ class TicketState:
     status: str | None = None
     resolved: bool = False
     orphans: int = 0  # events seen before `created`
-    clocks: list[Clock] = field(default_factory=list)
+    clocks: tuple[Clock, ...] = ()  # a tuple: 32 bytes less than a grown list, per ticket and copy
+    shared: bool = field(default=False, repr=False, compare=False)  # `clocks` may be another state's too
 
     def copy(self) -> TicketState:
-        clone = TicketState(self.ticket_id, self.created_us, self.priority, self.queue, self.channel,
-                            self.status, self.resolved, self.orphans)
-        clone.clocks = [Clock(c.sla, c.cal, c.target_us, c.priority, c.elapsed_us, c.since_us,
-                              c.deadline_us, c.good, c.decided_us) for c in self.clocks]
-        return clone
+        """An independent copy. The clocks are shared until one side changes them (copy-on-write)."""
+        self.shared = True
+        return TicketState(self.ticket_id, self.created_us, self.priority, self.queue, self.channel,
+                           self.status, self.resolved, self.orphans, self.clocks, True)
+
+    def __reduce__(self):
+        # The clocks tuple is passed as is, so a tuple shared by two states is pickled once and stays shared.
+        return TicketState, (self.ticket_id, self.created_us, self.priority, self.queue, self.channel,
+                             self.status, self.resolved, self.orphans, self.clocks, self.shared)
+
+    def __setstate__(self, state) -> None:
+        """Snapshots taken before `__reduce__` existed: slot values by name, clocks as a list."""
+        _, slots = state
+        for name, value in slots.items():
+            setattr(self, name, value)
+        self.clocks = tuple(self.clocks)
+        self.shared = slots.get("shared", False)
+
+    def _own_clocks(self) -> tuple[Clock, ...]:
+        """The clocks, copied first if another state may hold them: call before changing any clock."""
+        if self.shared:
+            self.clocks = tuple([c.copy() for c in self.clocks])
+            self.shared = False
+        return self.clocks
 
     def fire(self, through_us: int) -> bool:
         """Decide every deadline <= through_us as a breach. True if something was decided."""
         fired = False
-        for clock in self.clocks:
+        for i, clock in enumerate(self.clocks):
             if clock.deadline_us is not None and clock.deadline_us <= through_us:
+                clock = self._own_clocks()[i]
                 clock.decide(clock.deadline_us, good=False)
                 fired = True
         return fired
@@ -109,12 +145,15 @@ class TicketState:
         deadlines = [c.deadline_us for c in self.clocks if c.deadline_us is not None]
         return min(deadlines) if deadlines else None
 
-    def contributions(self) -> list[Contribution]:
-        return [c for c in (clock.contribution(self.ticket_id) for clock in self.clocks) if c]
+    def contributions(self) -> tuple[Contribution, ...]:
+        """A tuple (the engine keeps it per ticket; most open tickets have none: the shared empty tuple)."""
+        return tuple([c for c in (clock.contribution(self.ticket_id) for clock in self.clocks) if c])
 
     def apply(self, ev: TicketEvent, ts: int, slas: list[TicketSla], calendars: dict) -> None:
         """Apply one event at ts; deadlines < ts must already be fired."""
         kind = ev.type
+        if kind != "customer_reply":  # every other kind may change a clock
+            self._own_clocks()
         if kind == "created":
             if self.created_us is None:
                 self._create(ev, ts, slas, calendars)
@@ -134,7 +173,7 @@ class TicketState:
         elif kind == "reopened":
             self._reopen(ts)
         elif kind == "status":
-            self.status = ev.status
+            self.status = _label(ev.status)
             for clock in self.clocks:
                 if clock.open:
                     self._follow_status(clock, ts)
@@ -142,16 +181,19 @@ class TicketState:
             self._retarget(ev.priority, ts)
 
     def _create(self, ev: TicketEvent, ts: int, slas: list[TicketSla], calendars: dict) -> None:
-        self.created_us, self.priority, self.queue, self.channel = ts, ev.priority, ev.queue, ev.channel
+        self.created_us, self.priority = ts, _label(ev.priority)
+        self.queue, self.channel = _label(ev.queue), _label(ev.channel)
+        clocks = []
         for sla in slas:
             target = sla.target.get(ev.priority)
             if target is None or (sla.queues and ev.queue not in sla.queues) or (
                 sla.channels and ev.channel not in sla.channels
             ):
                 continue
-            clock = Clock(sla, calendars[sla.name], target, ev.priority)
+            clock = Clock(sla, calendars[sla.name], target, self.priority)
             clock.run(ts)
-            self.clocks.append(clock)
+            clocks.append(clock)
+        self.clocks = tuple(clocks)
 
     def _follow_status(self, clock: Clock, ts: int) -> None:
         paused = self.status in clock.sla.pause_statuses
@@ -171,7 +213,7 @@ class TicketState:
                 self._follow_status(clock, ts)
 
     def _retarget(self, priority: str, ts: int) -> None:
-        self.priority = priority
+        priority = self.priority = _label(priority)
         for clock in self.clocks:
             target = clock.sla.target.get(priority)
             if not clock.open or target is None:
@@ -183,3 +225,8 @@ class TicketState:
                 clock.decide(ts, good=False)
             elif running:
                 clock.run(ts)
+
+
+def _label(value: str | None) -> str | None:
+    """One shared string per distinct label: a million open tickets would otherwise hold a million "P3"s."""
+    return None if value is None else sys.intern(value)
