@@ -419,36 +419,39 @@ class Runtime:
     async def flush_outputs(self) -> None:
         """Send the queued outputs as record batches per (topic, partition) with aiokafka's batch API; each
         output's future resolves when its batch is acknowledged. Partitions: murmur2 of the key, as the
-        default partitioner would pick."""
+        default partitioner would pick.
+
+        One pass over what is queued at the call: events applied meanwhile queue more, and under a backlog a
+        loop "until empty" never ended, holding back the checkpoint that awaits it (seen: 728 s without a
+        commit). The 50 ms timer and the size trigger in `publish` send the rest."""
         try:
-            while self.pending_outputs:
-                outputs, self.pending_outputs = self.pending_outputs, []
-                producer = self.app.producer._ensure_producer()  # the AIOKafkaProducer faust runs
-                groups: dict[tuple[str, int], list] = {}
-                for out in outputs:
-                    topic = self.settings.topics.deadletter if out.kind == DEADLETTER else \
-                        self.settings.topics.sla_events
-                    count = self._partition_counts.get(topic)
-                    if count is None:
-                        count = self._partition_counts[topic] = len(await producer.partitions_for(topic))
-                    partition = (designated_partition(out.key.decode(errors="replace"), count) if out.key
-                                 else out_partition(out, count))
-                    groups.setdefault((topic, partition), []).append(out)
-                for (topic, partition), group in groups.items():
-                    batch, members = producer.create_batch(), []
-                    for out in group:
-                        if batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers) \
-                                is None:
-                            fut = await producer.send_batch(batch, topic, partition=partition)
-                            for m in members:
-                                m.future = fut
-                            batch, members = producer.create_batch(), []
-                            batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers)
-                        members.append(out)
-                    if members:
+            outputs, self.pending_outputs = self.pending_outputs, []
+            producer = self.app.producer._ensure_producer()  # the AIOKafkaProducer faust runs
+            groups: dict[tuple[str, int], list] = {}
+            for out in outputs:
+                topic = self.settings.topics.deadletter if out.kind == DEADLETTER else \
+                    self.settings.topics.sla_events
+                count = self._partition_counts.get(topic)
+                if count is None:
+                    count = self._partition_counts[topic] = len(await producer.partitions_for(topic))
+                partition = (designated_partition(out.key.decode(errors="replace"), count) if out.key
+                             else out_partition(out, count))
+                groups.setdefault((topic, partition), []).append(out)
+            for (topic, partition), group in groups.items():
+                batch, members = producer.create_batch(), []
+                for out in group:
+                    if batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers) \
+                            is None:
                         fut = await producer.send_batch(batch, topic, partition=partition)
                         for m in members:
                             m.future = fut
+                        batch, members = producer.create_batch(), []
+                        batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers)
+                    members.append(out)
+                if members:
+                    fut = await producer.send_batch(batch, topic, partition=partition)
+                    for m in members:
+                        m.future = fut
         finally:
             self._flush_task = None
 
