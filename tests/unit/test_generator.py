@@ -352,7 +352,8 @@ def test_bad_scenarios_are_rejected(contracts):
 
 
 @pytest.mark.slow
-def test_throughput(contracts, capsys):
+def test_volume_of_five_days(contracts, capsys):
+    """The event count for five days at these rates; speed is printed, not asserted (bench/ measures it)."""
     cfg = GeneratorConfig(start_us=START, duration_us=5 * DAY, seed=1, tickets_per_hour=40,
                           calls_per_hour=150)
     t0 = time.perf_counter()
@@ -361,4 +362,3 @@ def test_throughput(contracts, capsys):
     with capsys.disabled():
         print(f"\ngenerator: {n} events in {seconds:.2f} s ({n / seconds:,.0f} events/s)")
     assert n > 150_000
-    assert n / seconds > 25_000  # 1M events in < 40 s even on a slow CI machine
