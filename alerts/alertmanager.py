@@ -130,7 +130,7 @@ def alertmanager_config(alerting: Alerting | None = None, env: Mapping[str, str]
     page, ticket = ref(routing.page), ref(routing.ticket)
     info = ref(routing.info) if routing.info else ticket
     routes: list[dict] = [{
-        "receiver": page, "matchers": ['severity="page"'], "group_wait": "10s",
+        "receiver": page, "matchers": ['severity="page"'], "group_wait": prom_duration(routing.page_group_wait),
         "repeat_interval": prom_duration(routing.page_repeat_interval), "continue": True,
     }]
     for client, cr in sorted(routing.clients.items()):

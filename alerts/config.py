@@ -245,6 +245,9 @@ class Routing(_Model):
     group_interval: Seconds = 300
     repeat_interval: Seconds = 4 * 3600
     page_repeat_interval: Seconds = 3600
+    page_group_wait: Seconds = 10
+    """how long the page route gathers alerts before the first notification: it adds to every page's delay
+    (an imminent-breach page reaches on-call `for` + this after an item enters the window)"""
 
 
 # --- the whole ------------------------------------------------------------------------------------------

@@ -303,6 +303,9 @@ def test_alertmanager_routes_and_inhibition(example_alerting):
     assert route["receiver"] == "ticket" and route["group_by"] == ["alertname", "client", "sla"]
     first = route["routes"][0]
     assert first["matchers"] == ['severity="page"'] and first["receiver"] == "page" and first["continue"]
+    assert first["group_wait"] == "10s"
+    quick = parse_alerting("routing: {page_group_wait: 2s}", env={})
+    assert alertmanager_config(quick, env={})["route"]["routes"][0]["group_wait"] == "2s"
     assert {"receiver": "globex-account-team", "matchers": ['client="globex-bank"', 'severity="ticket"']} \
         in route["routes"]
     inhibit = cfg["inhibit_rules"]
