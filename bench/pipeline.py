@@ -45,14 +45,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench_events import make_events  # noqa: E402
+from bench_kafka import PARTITIONS, bench_settings, broker_for  # noqa: E402
 
 from monitor.contracts import load_contracts  # noqa: E402
-from streams.config import load_settings  # noqa: E402
 from streams.producer import make_producer, produce  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
 HOUR_US = 3_600_000_000
-PARTITIONS = 4
 
 
 def _get(port: int, path: str, timeout: float = 30) -> bytes | None:
@@ -70,9 +69,7 @@ def _free_port() -> int:
 
 
 def _settings(bootstrap: str, tag: str):
-    return load_settings(None, kafka={"bootstrap_servers": bootstrap},
-                         topics={"events": f"bench-{tag}.events", "deadletter": f"bench-{tag}.deadletter",
-                                 "sla_events": f"bench-{tag}.sla-events", "partitions": PARTITIONS})
+    return bench_settings(bootstrap, f"bench-{tag}")
 
 
 # --- (a) raw aiokafka ---------------------------------------------------------------------------------------
@@ -394,14 +391,7 @@ def main() -> None:
         naive_worker(args)
         return
     workdir = Path(tempfile.mkdtemp(prefix="slamon-bench-"))
-    broker = None
-    if args.bootstrap:
-        bootstrap = args.bootstrap
-    else:
-        from tests.support.procs import KafkaBroker
-
-        broker = KafkaBroker(workdir / "kafka").start()
-        bootstrap = broker.bootstrap
+    bootstrap, broker = broker_for(args.bootstrap, workdir)
     out: dict = {"events": args.events, "partitions": PARTITIONS, "workdir": str(workdir),
                  "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count()}}
     try:

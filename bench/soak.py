@@ -42,15 +42,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_events import make_events  # noqa: E402
+from bench_kafka import PARTITIONS, bench_settings, broker_for  # noqa: E402
 
 from monitor.contracts import load_contracts  # noqa: E402
 from monitor.events import format_us  # noqa: E402
-from streams.config import load_settings  # noqa: E402
 from streams.partition_engine import designated_partition  # noqa: E402
 from streams.producer import make_producer, produce  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
-PARTITIONS = 4
 CONTRACTS = ROOT / "examples" / "contracts.yaml"
 
 
@@ -195,23 +194,14 @@ def main() -> None:
     lines = make_events(contracts, n)
     events_file = workdir / "events.jsonl"
     events_file.write_bytes(b"\n".join(lines) + b"\n")
-    broker = None
-    if args.bootstrap:
-        bootstrap = args.bootstrap
-    else:
-        from tests.support.procs import KafkaBroker
-
-        broker = KafkaBroker(workdir / "kafka").start()
-        bootstrap = broker.bootstrap
+    bootstrap, broker = broker_for(args.bootstrap, workdir)
     tag = uuid.uuid4().hex[:6]
-    topics = {"events": f"soak-{tag}.events", "deadletter": f"soak-{tag}.deadletter",
-              "sla_events": f"soak-{tag}.sla-events", "partitions": PARTITIONS}
-    settings = load_settings(None, kafka={"bootstrap_servers": bootstrap}, topics=topics)
+    settings = bench_settings(bootstrap, f"soak-{tag}")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SLAMON_")},
         "PYTHONPATH": str(ROOT), "SLAMON_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "SLAMON_APP_ID": f"soak-{tag}",
-        "SLAMON_TOPICS__EVENTS": topics["events"], "SLAMON_TOPICS__DEADLETTER": topics["deadletter"],
-        "SLAMON_TOPICS__SLA_EVENTS": topics["sla_events"], "SLAMON_TOPICS__PARTITIONS": str(PARTITIONS),
+        "SLAMON_TOPICS__EVENTS": settings.topics.events, "SLAMON_TOPICS__DEADLETTER": settings.topics.deadletter,
+        "SLAMON_TOPICS__SLA_EVENTS": settings.topics.sla_events, "SLAMON_TOPICS__PARTITIONS": str(PARTITIONS),
         "SLAMON_CONTRACTS": args.contracts, "SLAMON_CLOCK": "event", "SLAMON_CHECKPOINT_INTERVAL": "5",
         "SLAMON_LOG_LEVEL": "info",
     }

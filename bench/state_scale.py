@@ -57,6 +57,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_kafka import PARTITIONS, bench_settings, broker_for  # noqa: E402
+
 from monitor.contracts import Contracts, TicketSla, load_contracts  # noqa: E402
 from monitor.engine import Engine, restore, snapshot  # noqa: E402
 from monitor.events import decode_event, format_us  # noqa: E402
@@ -64,7 +66,6 @@ from monitor.events import decode_event, format_us  # noqa: E402
 HOUR_US = 3_600_000_000
 END_US = 1_793_574_000_000_000  # 2026-11-01T23:00Z, as bench_events
 PRIORITIES = ("P1", "P2", "P3", "P4")
-PARTITIONS = 4
 CONTRACTS = ROOT / "examples" / "contracts.yaml"
 # The `running` scenario: month-long calendar targets, so every open ticket has both clocks running (no breach
 # decisions, whose ledger bookkeeping the `backlog` scenario includes). tests/unit/test_state_size.py guards it.
@@ -462,28 +463,18 @@ def _timed_restart(w: Worker, ends: dict[int, int], timeout: float) -> dict:
 
 
 def cmd_recovery(args) -> dict:
-    from streams.config import load_settings
     from streams.topics import ensure_topics
 
     workdir = Path(tempfile.mkdtemp(prefix="slamon-state-scale-"))
-    broker = None
-    if args.bootstrap:
-        bootstrap = args.bootstrap
-    else:
-        from tests.support.procs import KafkaBroker
-
-        broker = KafkaBroker(workdir / "kafka").start()
-        bootstrap = broker.bootstrap
+    bootstrap, broker = broker_for(args.bootstrap, workdir)
     tag = uuid.uuid4().hex[:6]
-    topics = {"events": f"scale-{tag}.events", "deadletter": f"scale-{tag}.deadletter",
-              "sla_events": f"scale-{tag}.sla-events", "partitions": PARTITIONS}
-    settings = load_settings(None, kafka={"bootstrap_servers": bootstrap}, topics=topics)
+    settings = bench_settings(bootstrap, f"scale-{tag}")
     app_id = f"scale-{tag}"
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SLAMON_")},
         "PYTHONPATH": str(ROOT), "SLAMON_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "SLAMON_APP_ID": app_id,
-        "SLAMON_TOPICS__EVENTS": topics["events"], "SLAMON_TOPICS__DEADLETTER": topics["deadletter"],
-        "SLAMON_TOPICS__SLA_EVENTS": topics["sla_events"], "SLAMON_TOPICS__PARTITIONS": str(PARTITIONS),
+        "SLAMON_TOPICS__EVENTS": settings.topics.events, "SLAMON_TOPICS__DEADLETTER": settings.topics.deadletter,
+        "SLAMON_TOPICS__SLA_EVENTS": settings.topics.sla_events, "SLAMON_TOPICS__PARTITIONS": str(PARTITIONS),
         "SLAMON_CONTRACTS": args.contracts, "SLAMON_CLOCK": "event", "SLAMON_CHECKPOINT_INTERVAL": "5",
         "SLAMON_SESSION_TIMEOUT": str(args.session_timeout), "SLAMON_LOG_LEVEL": "info",
     }
@@ -493,10 +484,10 @@ def cmd_recovery(args) -> dict:
         contracts = load_contracts(args.contracts)
         ensure_topics(settings)
         span = int(args.span_hours * HOUR_US)
-        out["produce_s"] = round(_produce(bootstrap, topics["events"],
+        out["produce_s"] = round(_produce(bootstrap, settings.topics.events,
                                           open_ticket_lines(contracts, args.tickets, span_us=span)), 1)
         print("produced", out["produce_s"], file=sys.stderr, flush=True)
-        ends = _end_offsets(bootstrap, topics["events"])
+        ends = _end_offsets(bootstrap, settings.topics.events)
 
         first = Worker(env, workdir, "first")
         t = time.perf_counter()
@@ -505,7 +496,7 @@ def cmd_recovery(args) -> dict:
         print("applied", out["first_apply_s"], file=sys.stderr, flush=True)
         t = time.perf_counter()
         # the commit is capped at the newest stored snapshot: a commit at the end means a snapshot of it all
-        _wait(lambda: all(_committed(bootstrap, app_id, topics["events"]).get(p, -1) >= ends[p]
+        _wait(lambda: all(_committed(bootstrap, app_id, settings.topics.events).get(p, -1) >= ends[p]
                           for p in range(PARTITIONS) if ends[p] > 0),
               args.timeout, "a stored snapshot of every event", first, every=2.0)
         out["first_checkpoint_wait_s"] = round(time.perf_counter() - t, 1)
@@ -516,15 +507,15 @@ def cmd_recovery(args) -> dict:
         runs = []
         for i in range(args.restarts):
             _wait(lambda: _group_empty(bootstrap, app_id), 120, "the consumer group to be empty", every=1.0)
-            _produce(bootstrap, topics["events"], open_ticket_lines(contracts, 6, span_us=60_000_000,
+            _produce(bootstrap, settings.topics.events, open_ticket_lines(contracts, 6, span_us=60_000_000,
                                                                     tag=f"R{i}-"))
-            ends = _end_offsets(bootstrap, topics["events"])
+            ends = _end_offsets(bootstrap, settings.topics.events)
             run = _timed_restart(Worker(env, workdir, f"restart{i}"), ends, args.timeout)
             print(json.dumps(run), file=sys.stderr, flush=True)
             runs.append(run)
         out["restarts"] = runs
         out["recovered_and_applying_s_median"] = statistics.median(r["recovered_and_applying_s"] for r in runs)
-        breakdowns = [_changelog_breakdown(bootstrap, app_id, args.contracts, topics["events"])
+        breakdowns = [_changelog_breakdown(bootstrap, app_id, args.contracts, settings.topics.events)
                       for _ in range(args.restarts)]
         out["breakdown"] = breakdowns
         out["breakdown_median"] = {
