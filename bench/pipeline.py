@@ -115,6 +115,8 @@ class WorkerProc:
             "SLAMON_DATA_DIR": str(workdir / f"data-{tag}{run}"), "SLAMON_CHECKPOINT_INTERVAL": str(checkpoint),
             "SLAMON_LOG_LEVEL": "warning", "SLAMON_MAX_FUTURE_SECONDS": "86400",
         }
+        # experiments: BENCH_SLAMON_X=v in the bench's environment sets SLAMON_X=v for the workers
+        self.env.update({k[len("BENCH_"):]: v for k, v in os.environ.items() if k.startswith("BENCH_SLAMON_")})
         self.log = open(workdir / f"worker-{tag}{run}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.app"], cwd=ROOT, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
