@@ -325,12 +325,15 @@ def bench_latency(bootstrap: str, tag: str, contracts_path: str, contracts, work
     finally:
         w.stop()
 
-    latencies = []
+    latencies, trace = [], []
     for p, off, t_send in list(_SENT):
         seen_at = next((t for o, t in applied[p] if o >= off), None)
         if seen_at is not None:
             latencies.append(max(0.0, seen_at - t_send))
+            trace.append((round(t_send - started, 4), p, round(latencies[-1], 4)))
     latencies.sort()
+    if os.environ.get("BENCH_LATENCY_TRACE"):  # (send time since start, partition, latency) per event
+        Path(os.environ["BENCH_LATENCY_TRACE"]).write_bytes(orjson.dumps(sorted(trace)))
 
     def q(x: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(x * len(latencies)))] * 1000, 1)

@@ -142,7 +142,9 @@ class Engine:
         self.horizon_us = -1  # every deadline <= horizon has been decided
         self.stats = PipelineStats()
         self.keep_decisions = keep_decisions
-        self.decisions: list[dict] = []  # SLA events for downstream consumers (when keep_decisions)
+        # SLA events for downstream consumers (when keep_decisions): (client, contribution, +1 decided or -1
+        # withdrawn); the adapter formats them (streams.partition_engine.sla_event)
+        self.decisions: list[tuple[str, Contribution, int]] = []
         self._heap: list[tuple[int, tuple[str, str]]] = []
         self._seq = 0
         self._since_compaction = 0
@@ -269,11 +271,7 @@ class Engine:
     def _contribute(self, client: str, c: Contribution, sign: int) -> None:
         self.ledgers[(client, c.sla)].apply(c, sign)
         if self.keep_decisions:
-            self.decisions.append({
-                "client": client, "sla": c.sla, "item": c.item, "at_us": c.at_us,
-                "outcome": "good" if c.good else ("bad" if c.bad else "measured"),
-                "change": "decided" if sign > 0 else "withdrawn", "priority": c.priority,
-            })
+            self.decisions.append((client, c, sign))
 
     # --- time -------------------------------------------------------------------------------------------
 

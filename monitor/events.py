@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Container
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Literal
 
 import orjson
@@ -71,7 +72,7 @@ class _EventBase(BaseModel):
     client: Name
     ts: Annotated[AwareDatetime, Field(ge=MIN_TS, lt=MAX_TS)]  # checked in pydantic-core, not Python
 
-    @property
+    @cached_property  # read several times per event on the hot path; the model is frozen
     def ts_us(self) -> int:
         return to_us(self.ts)
 

@@ -30,7 +30,8 @@ from kafka.partitioner.default import murmur2
 
 from monitor.contracts import Contracts
 from monitor.engine import Engine, restore, snapshot
-from monitor.events import FUTURE, Rejection, decode_event, format_us
+from monitor.events import FUTURE, Rejection, decode_event, from_us
+from monitor.ledger import Contribution
 
 log = logging.getLogger("slamon.partition")
 
@@ -48,6 +49,25 @@ def designated_partition(client: str, num_partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2, as in the Java client, kafka-python and aiokafka)
     gives a record keyed by `client`. The owner of that partition exports the client's series."""
     return (murmur2(client.encode()) & 0x7FFFFFFF) % num_partitions
+
+
+DECIDED, WITHDRAWN = "decided", "withdrawn"
+CHANGE_HEADERS = {change: [("change", change.encode())] for change in (DECIDED, WITHDRAWN)}  # shared, never mutated
+
+
+@lru_cache(maxsize=4096)
+def _client_key(client: str) -> bytes:
+    return client.encode()
+
+
+def sla_event(client: str, c: Contribution, change: str, trigger: str, partition: int, offset: int | None) -> bytes:
+    """One record of the SLA-events topic (JSON). `at` is ISO 8601 UTC with microseconds when not whole
+    seconds, as everywhere else (orjson formats the datetime: half the cost of isoformat)."""
+    return orjson.dumps({
+        "client": client, "sla": c.sla, "item": c.item, "at": from_us(c.at_us), "at_us": c.at_us,
+        "outcome": "good" if c.good else ("bad" if c.bad else "measured"), "change": change,
+        "priority": c.priority, "trigger": trigger, "source_partition": partition, "source_offset": offset,
+    }, option=orjson.OPT_UTC_Z)
 
 
 @dataclass(slots=True)
@@ -185,15 +205,12 @@ class PartitionEngine:
         decisions = self.engine.decisions
         if not decisions:
             return
-        for d in decisions:
-            record = {
-                "client": d["client"], "sla": d["sla"], "item": d["item"], "at": format_us(d["at_us"]),
-                "at_us": d["at_us"], "outcome": d["outcome"], "change": d["change"], "priority": d["priority"],
-                "trigger": "clock" if offset is None else "event",
-                "source_partition": self.partition, "source_offset": offset,
-            }
-            self._emit(Output(SLA_EVENTS, d["client"].encode(), orjson.dumps(record),
-                              [("change", d["change"].encode())]))
+        trigger = "clock" if offset is None else "event"
+        emit, partition = self._emit, self.partition
+        for client, c, sign in decisions:
+            change = DECIDED if sign > 0 else WITHDRAWN
+            emit(Output(SLA_EVENTS, _client_key(client),
+                        sla_event(client, c, change, trigger, partition, offset), CHANGE_HEADERS[change]))
         self.sla_events += len(decisions)
         decisions.clear()
 

@@ -14,7 +14,7 @@ from monitor.contracts import parse_contracts
 from monitor.events import to_us
 from monitor.replay import replay_lines
 from streams.metrics import EngineCollector
-from streams.partition_engine import DEADLETTER, SLA_EVENTS, PartitionEngine, designated_partition
+from streams.partition_engine import DEADLETTER, SLA_EVENTS, PartitionEngine, designated_partition, sla_event
 
 CONTRACTS = """
 allowed_lateness: 1h
@@ -403,3 +403,30 @@ def test_an_engine_error_dead_letters_the_event_and_the_stream_goes_on(monkeypat
     assert len(dead) == 1 and dict(dead[0].headers)["reason"] == b"invalid"
     assert b"engine error: ZeroDivisionError: boom" in dict(dead[0].headers)["detail"]
     assert pe.engine.stats.errors == 1 and pe.offset == 2 and ("acme", "c3") in pe.engine.calls
+
+
+def test_sla_event_record_is_exact():
+    """The SLA-events topic's wire format, field by field (downstream consumers parse it)."""
+    contracts = parse_contracts(CONTRACTS)
+    pe = PartitionEngine(0, contracts)
+    pe.process(ticket("2026-03-02T09:00:00.250Z", "acme", "r1", "created", priority="P1"), 0)
+    pe.process(ticket("2026-03-02T09:30:00.5Z", "acme", "r1", "resolved"), 1)
+    records = [(o.key, orjson.loads(o.value), o.headers) for o in pe.outbox if o.kind == SLA_EVENTS]
+    key, first, headers = records[0]
+    assert key == b"acme" and headers == [("change", b"decided")]
+    assert set(first) == {"client", "sla", "item", "at", "at_us", "outcome", "change", "priority", "trigger",
+                          "source_partition", "source_offset"}
+    resolution = next(r for _, r, _ in records if r["sla"] == "resolution")
+    assert resolution == {
+        "client": "acme", "sla": "resolution", "item": "r1", "at": "2026-03-02T09:30:00.500000Z",
+        "at_us": 1_772_443_800_500_000, "outcome": "good", "change": "decided", "priority": "P1",
+        "trigger": "event", "source_partition": 0, "source_offset": 1,
+    }
+    whole = orjson.loads(sla_event("acme", resolution_contribution(), "withdrawn", "clock", 2, None))
+    assert whole["at"] == "2026-03-02T09:30:00Z" and whole["trigger"] == "clock" and whole["source_offset"] is None
+
+
+def resolution_contribution():
+    from monitor.ledger import Contribution
+
+    return Contribution("resolution", 1_772_443_800_000_000, 1, 1, 0, priority="P1", item="r1")
