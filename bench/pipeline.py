@@ -1,6 +1,7 @@
 """Streaming throughput and latency on one broker, in one run.
 
-    python bench/pipeline.py [--events 200000] [--repeat 3] [--rate 5000] [--latency-seconds 30] [--bootstrap HOST:PORT]
+    python bench/pipeline.py [--events 200000] [--repeat 3] [--pair] [--rate 5000] [--latency-seconds 30]
+                             [--bootstrap HOST:PORT] [--skip raw slamon naive engine latency]
 
 Starts a single-node Kafka broker (tests/support/procs.py) unless --bootstrap is given, produces N generated
 events for examples/contracts.yaml once (keyed by client, 4 partitions; not timed), then measures, each
@@ -14,6 +15,8 @@ reading the same topic from its start with its own consumer group:
   naive_faust    a textbook faust app: one agent, a windowed (tumbling 1 h) table with one update per event,
                  each update a changelog record; given slamon's 50 ms fetch wait so the ratio is not inflated
                  by faust's fixed 1500 ms (which stalls fetches behind idle partitions);
+  slamon_2_workers  with --pair: two workers in one consumer group (scaling by partitions), timed once the
+                 group has split the partitions, over the events still unapplied then (needs spare cores);
   engine_only    decode + engine in-process, no Kafka (the replay path), for reference.
 
 Then the latency run: a fresh topic and a wall-clock worker, events produced at a steady --rate for
@@ -104,7 +107,7 @@ async def _raw_consume(bootstrap: str, topic: str, n: int) -> float:
 
 class WorkerProc:
     def __init__(self, bootstrap: str, tag: str, contracts: str, workdir: Path, clock: str,
-                 checkpoint: float = 5.0, run: str = "") -> None:
+                 checkpoint: float = 5.0, run: str = "", member: str = "") -> None:
         self.port = _free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SLAMON_")},
@@ -113,12 +116,12 @@ class WorkerProc:
             "SLAMON_TOPICS__DEADLETTER": f"bench-{tag}.deadletter",
             "SLAMON_TOPICS__SLA_EVENTS": f"bench-{tag}.sla-events", "SLAMON_TOPICS__PARTITIONS": str(PARTITIONS),
             "SLAMON_CONTRACTS": contracts, "SLAMON_CLOCK": clock, "SLAMON_METRICS_BIND": f"127.0.0.1:{self.port}",
-            "SLAMON_DATA_DIR": str(workdir / f"data-{tag}{run}"), "SLAMON_CHECKPOINT_INTERVAL": str(checkpoint),
+            "SLAMON_DATA_DIR": str(workdir / f"data-{tag}{run}{member}"), "SLAMON_CHECKPOINT_INTERVAL": str(checkpoint),
             "SLAMON_LOG_LEVEL": "warning", "SLAMON_MAX_FUTURE_SECONDS": "86400",
         }
         # experiments: BENCH_SLAMON_X=v in the bench's environment sets SLAMON_X=v for the workers
         self.env.update({k[len("BENCH_"):]: v for k, v in os.environ.items() if k.startswith("BENCH_SLAMON_")})
-        self.log = open(workdir / f"worker-{tag}{run}.log", "wb")  # noqa: SIM115
+        self.log = open(workdir / f"worker-{tag}{run}{member}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.app"], cwd=ROOT, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -181,6 +184,43 @@ def bench_slamon(bootstrap: str, tag: str, contracts: str, workdir: Path, n: int
                 "metrics_received_total": received}
     finally:
         w.stop()
+
+
+def bench_slamon_pair(bootstrap: str, tag: str, contracts: str, workdir: Path, n: int, run: str = "") -> dict:
+    """Two workers in one consumer group (the product scales by partitions, one process per core): timed
+    from the moment the group has split the partitions between them, over the events still unapplied then."""
+    ws = [WorkerProc(bootstrap, tag, contracts, workdir, clock="event", run=f"{run}-pair", member=m) for m in "ab"]
+
+    def applied(healths: list[dict]) -> int:  # per partition, the furthest any worker got (handover overlap)
+        best: dict[str, int] = {}
+        for h in healths:
+            for p, off in h["offsets"].items():
+                best[p] = max(best.get(p, -1), off)
+        return sum(off + 1 for off in best.values())
+
+    def healths() -> list[dict] | None:
+        hs = [w.health() for w in ws]
+        return hs if all(hs) else None
+
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            hs = healths()
+            owned = sorted(p for h in hs for p in h["partitions"]) if hs else []
+            if hs and all(h["partitions"] for h in hs) and owned == list(range(PARTITIONS)):
+                break
+            if time.monotonic() > deadline or any(w.proc.poll() is not None for w in ws):
+                raise RuntimeError("the two workers never split the partitions; see their logs")
+            time.sleep(0.05)
+        started, base = time.perf_counter(), applied(hs)
+        while (done := applied(healths() or hs)) < n:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        return {"events_per_s": round((done - base) / elapsed), "seconds": round(elapsed, 2),
+                "events_timed": done - base, "partitions": [h["partitions"] for h in hs]}
+    finally:
+        for w in ws:
+            w.stop()
 
 
 # --- (c) naive faust ----------------------------------------------------------------------------------------
@@ -356,7 +396,7 @@ def _record(metadata, t_send: float) -> None:
     _SENT.append((metadata.partition, metadata.offset, t_send))
 
 
-VARIANTS = ("raw_aiokafka", "engine_only", "slamon", "naive_faust")
+VARIANTS = ("raw_aiokafka", "engine_only", "slamon", "slamon_2_workers", "naive_faust")
 
 
 def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[bytes], workdir: Path,
@@ -379,6 +419,9 @@ def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[byte
     if "slamon" not in args.skip:
         out["slamon"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n, run=run)
         print(run, "slamon", out["slamon"], file=sys.stderr)
+    if args.pair:
+        out["slamon_2_workers"] = bench_slamon_pair(bootstrap, tag, args.contracts, workdir, n, run=run)
+        print(run, "slamon x2", out["slamon_2_workers"], file=sys.stderr)
     if "naive" not in args.skip:
         out["naive_faust"] = bench_naive(bootstrap, tag, workdir, n, run=run)
         print(run, "naive", out["naive_faust"], file=sys.stderr)
@@ -402,6 +445,7 @@ def main() -> None:
     ap.add_argument("--contracts", default=str(ROOT / "examples" / "contracts.yaml"))
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
     ap.add_argument("--skip", nargs="*", default=[], choices=("raw", "slamon", "naive", "engine", "latency"))
+    ap.add_argument("--pair", action="store_true", help="also run two workers in one group (slamon_2_workers)")
     args = ap.parse_args()
     if args.cmd == "naive-worker":
         naive_worker(args)
@@ -431,11 +475,11 @@ def main() -> None:
         # ratios per round (each round's variants ran back to back), then the median over rounds
         ratios: dict[str, list[float]] = {}
         for r in rounds:
-            if "slamon" in r:
+            for top in ("slamon", "slamon_2_workers"):
                 for k in VARIANTS:
-                    if k != "slamon" and k in r:
-                        ratios.setdefault(f"slamon_over_{k}", []).append(
-                            r["slamon"]["events_per_s"] / r[k]["events_per_s"])
+                    if top in r and k in r and k not in ("slamon", "slamon_2_workers"):
+                        ratios.setdefault(f"{top}_over_{k}", []).append(
+                            r[top]["events_per_s"] / r[k]["events_per_s"])
         out["ratios"] = {k: {"median": round(statistics.median(v), 3), "rounds": [round(x, 3) for x in v]}
                          for k, v in ratios.items()}
         if "latency" not in args.skip:
