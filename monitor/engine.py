@@ -113,6 +113,7 @@ class PipelineStats:
     rejected: Counter = field(default_factory=Counter)  # by reason (engine-side: late)
     rebuilds: int = 0
     errors: int = 0  # events the engine failed on (a bug): rejected as invalid, see Engine.ingest
+    evicted_calls: int = 0  # finished calls dropped by compaction (class default: older snapshots lack it)
 
     def merge(self, other: PipelineStats) -> None:
         self.events.update(other.events)
@@ -120,6 +121,7 @@ class PipelineStats:
         self.duplicates += other.duplicates
         self.rebuilds += other.rebuilds
         self.errors += other.errors
+        self.evicted_calls += other.evicted_calls
 
 
 class Engine:
@@ -298,9 +300,14 @@ class Engine:
     # --- memory -----------------------------------------------------------------------------------------
 
     def compact(self) -> None:
-        """Fold events older than each client's lateness horizon into the items' base states."""
+        """Fold events older than each client's lateness horizon into the items' base states, and drop calls
+        that finished before it (they can no longer change: see `_call_finished_before`)."""
         self._since_compaction = 0
         horizons = {c: wm - self.clients[c].lateness_us for c, wm in self.watermarks.items()}
+        finished = [key for key, item in self.calls.items() if _call_finished_before(item.state, horizons.get(key[0]))]
+        for key in finished:
+            del self.calls[key]
+        self.stats.evicted_calls += len(finished)
         for (client, _), item in self.tickets.items():
             limit = horizons.get(client)
             if limit is None or not item.events or item.last_us >= limit or _last_breach(item.state) >= limit:
@@ -343,6 +350,18 @@ class Engine:
                       for i in self.tickets.values())
         calls = sum(1 for i in self.calls.values() if i.state.orphan)
         return tickets + calls
+
+
+def _call_finished_before(state: CallState, limit: int | None) -> bool:
+    """A call offered and ended (or abandoned) before `limit`, the client's lateness horizon: every event the
+    engine still accepts is at or after the horizon, and `CallState.apply` keeps the first offer/answer/abandon
+    and the earliest end, so none of them can change what the call contributed (already in the ledgers). The
+    call is dropped; only an event after its end (a producer error) would then be held as an orphan.
+    Tickets are kept: a resolved or closed ticket can be reopened at any time (spec, Reopen)."""
+    if limit is None or state.offered_us is None:
+        return False
+    end = state.ended_us if state.ended_us is not None else state.abandoned_us
+    return end is not None and end < limit
 
 
 def _last_breach(state: TicketState) -> int:

@@ -89,3 +89,66 @@ def test_call_counts_in_the_period_of_its_answer():
               call("2026-12-01T00:00:10+01:00", "c1", "answered")]
     _, r = run(CONTRACT, events, "2026-12-01T01:00:00+01:00")
     assert r[("sl", "2026-12")].good == 1 and ("sl", "2026-11") not in r
+
+
+# --- eviction of finished calls (Engine.compact) -------------------------------------------------------------
+
+LATE_CONTRACT = CONTRACT.replace("clients:", "allowed_lateness: 10m\nclients:")
+
+
+def _feed(events, *, compact: bool):
+    import orjson
+
+    from monitor.contracts import parse_contracts
+    from monitor.engine import Engine
+    from monitor.events import decode_event
+
+    contracts = parse_contracts(LATE_CONTRACT)
+    engine = Engine(contracts)
+    for d in events:
+        engine.ingest(decode_event(orjson.dumps(d), contracts.clients))
+    if compact:
+        engine.compact()
+    return engine, _figures(engine)
+
+
+def _figures(engine) -> list[str]:
+    from monitor.report import build_report
+    from tests.builders import us
+
+    return sorted(map(repr, build_report(engine, us("2026-11-02T10:00:00+01:00"))))
+
+
+def _evictable_day():
+    later = "2026-11-02T09:20:"  # the watermark ends at 09:30: horizon 09:20
+    return [
+        *calls(),  # c1 ended, c3 and c4 abandoned by 09:02; c2 answered, not ended; c5 still waiting
+        call(T0 + "30+01:00", "c6", "offered"), call(T0 + "45+01:00", "c6", "answered"),  # answered, not ended
+        call(later + "00+01:00", "c7", "offered"), call(later + "30+01:00", "c7", "abandoned"),  # after horizon
+        call("2026-11-02T09:30:00+01:00", "c8", "offered"),  # moves the watermark
+    ]
+
+
+def test_compaction_drops_calls_that_finished_before_the_lateness_horizon():
+    engine, _ = _feed(_evictable_day(), compact=True)
+    # kept: no end yet (c2, c6), waiting (c5, c8), ended after the horizon (c7)
+    assert sorted(k[1] for k in engine.calls) == ["c2", "c5", "c6", "c7", "c8"]
+    assert engine.stats.evicted_calls == 3
+
+
+def test_dropping_finished_calls_changes_no_figure():
+    _, kept = _feed(_evictable_day(), compact=False)
+    _, evicted = _feed(_evictable_day(), compact=True)
+    assert evicted == kept
+
+
+def test_an_event_after_a_dropped_calls_end_is_held_as_an_orphan():
+    import orjson
+
+    from monitor.events import decode_event
+
+    engine, before = _feed(_evictable_day(), compact=True)
+    stray = decode_event(orjson.dumps(call("2026-11-02T09:29:00+01:00", "c1", "ended")), engine.contracts.clients)
+    assert engine.ingest(stray) is None
+    assert engine.orphan_events() == 1  # a producer error; the call's figures stay as they were
+    assert _figures(engine) == before
