@@ -8,7 +8,9 @@ events for examples/contracts.yaml once (keyed by client, 4 partitions; not time
 reading the same topic from its start with its own consumer group:
 
   raw_aiokafka   an aiokafka consumer that only fetches and decodes (orjson.loads) every value: the floor
-                 cost of getting events out of Kafka in Python;
+                 cost of getting events out of Kafka in Python (the issue's "raw ceiling");
+  raw_validated  the same consumer decoding with slamon's validating decoder (`decode_event`, pydantic): the
+                 ceiling for any implementation that checks events at the edge;
   slamon         the real worker (`python -m streams.app`, event clock, default 5 s checkpoints), timed from
                  the moment it owns its partitions until every event is applied; the last step checks that
                  /metrics shows all N (slamon_events_received_total);
@@ -52,6 +54,7 @@ from bench_events import make_events  # noqa: E402
 from bench_kafka import PARTITIONS, bench_settings, broker_for  # noqa: E402
 
 from monitor.contracts import load_contracts  # noqa: E402
+from monitor.events import decode_event  # noqa: E402
 from streams.producer import make_producer, produce  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
 
@@ -79,7 +82,7 @@ def _settings(bootstrap: str, tag: str):
 # --- (a) raw aiokafka ---------------------------------------------------------------------------------------
 
 
-async def _raw_consume(bootstrap: str, topic: str, n: int) -> float:
+async def _raw_consume(bootstrap: str, topic: str, n: int, decode=orjson.loads) -> float:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
@@ -95,7 +98,7 @@ async def _raw_consume(bootstrap: str, topic: str, n: int) -> float:
             batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
             for records in batches.values():
                 for record in records:
-                    orjson.loads(record.value)
+                    decode(record.value)
                 count += sum(len(r) for r in batches.values())
         return time.perf_counter() - started
     finally:
@@ -396,7 +399,7 @@ def _record(metadata, t_send: float) -> None:
     _SENT.append((metadata.partition, metadata.offset, t_send))
 
 
-VARIANTS = ("raw_aiokafka", "engine_only", "slamon", "slamon_2_workers", "naive_faust")
+VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "slamon", "slamon_2_workers", "naive_faust")
 
 
 def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[bytes], workdir: Path,
@@ -408,6 +411,11 @@ def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[byte
         secs = asyncio.run(_raw_consume(bootstrap, settings.topics.events, n))
         out["raw_aiokafka"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
         print(run, "raw", out["raw_aiokafka"], file=sys.stderr)
+        clients = contracts.clients
+        secs = asyncio.run(_raw_consume(bootstrap, settings.topics.events, n,
+                                        decode=lambda value: decode_event(value, clients)))
+        out["raw_validated"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
+        print(run, "raw validated", out["raw_validated"], file=sys.stderr)
     if "engine" not in args.skip:
         from monitor.replay import replay_lines
 
