@@ -300,14 +300,17 @@ class Engine:
     # --- memory -----------------------------------------------------------------------------------------
 
     def compact(self) -> None:
-        """Fold events older than each client's lateness horizon into the items' base states, and drop calls
-        that finished before it (they can no longer change: see `_call_finished_before`)."""
+        """Fold events older than each client's lateness horizon into the items' base states, drop calls
+        that finished before it (they can no longer change: see `_call_finished_before`) and the ledgers' exact
+        instants older than any window asks for (`SlaLedger.prune`)."""
         self._since_compaction = 0
         horizons = {c: wm - self.clients[c].lateness_us for c, wm in self.watermarks.items()}
         finished = [key for key, item in self.calls.items() if _call_finished_before(item.state, horizons.get(key[0]))]
         for key in finished:
             del self.calls[key]
         self.stats.evicted_calls += len(finished)
+        for ledger in self.ledgers.values():
+            ledger.prune(self.now_us)
         for (client, _), item in self.tickets.items():
             limit = horizons.get(client)
             if limit is None or not item.events or item.last_us >= limit or _last_breach(item.state) >= limit:

@@ -54,6 +54,10 @@ class Contribution(NamedTuple):
     item: str | None = None  # ticket/call id, for breach listings and SLA events
 
 
+BUCKET_US = 15 * 60 * 1_000_000  # every UTC offset in use is a multiple of 15 minutes: a bucket lies in one local day
+DAY_US = 86_400_000_000
+
+
 @dataclass(slots=True)
 class SlaLedger:
     client: str
@@ -65,7 +69,10 @@ class SlaLedger:
     windows: dict[str, PeriodWindow] = field(default_factory=dict)
     by_priority: dict[tuple[str, str], Tally] = field(default_factory=dict)
     sketches: dict[str, LogSketch] = field(default_factory=dict)
-    instants: dict[int, Tally] = field(default_factory=dict)  # exact decision instants, for windows
+    # Windows: 15-minute buckets of decisions (kept), and inside each bucket the exact decision instants (kept
+    # for the recent buckets only, see `prune`). Full buckets answer the inside of a window, instants its edges.
+    buckets: dict[int, Tally] = field(default_factory=dict)  # at_us // BUCKET_US -> tally
+    instants: dict[int, dict[int, Tally]] = field(default_factory=dict)  # bucket -> at_us -> tally
     breaches: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # period -> (at, item)
 
     def apply(self, c: Contribution, sign: int) -> None:
@@ -73,7 +80,14 @@ class SlaLedger:
         d, g, b, t = c.decided, c.good, c.bad, c.total
         tally = self.periods.get(label) or self._tally(self.periods, label)
         tally.add(d, g, b, t, sign)
-        tally = self.instants.get(c.at_us) or self._tally(self.instants, c.at_us)
+        at = c.at_us
+        bucket = at // BUCKET_US
+        tally = self.buckets.get(bucket) or self._tally(self.buckets, bucket)
+        tally.add(d, g, b, t, sign)
+        detail = self.instants.get(bucket)
+        if detail is None:
+            detail = self.instants[bucket] = {}
+        tally = detail.get(at) or self._tally(detail, at)
         tally.add(d, g, b, t, sign)
         if c.priority is not None:
             self._tally(self.by_priority, (label, c.priority)).add(d, g, b, t, sign)
@@ -107,23 +121,72 @@ class SlaLedger:
             listed.remove((at_us, item))
 
     def window(self, start_us: int, end_us: int) -> Tally:
-        """Sum of decisions with start <= at < end (exact)."""
+        """Sum of decisions with start <= at < end (exact): whole buckets inside, instants at the two edges.
+        O(window / 15 min), not O(decisions): every scrape asks for several windows per SLA."""
         out = Tally()
-        for at, tally in self.instants.items():
-            if start_us <= at < end_us:
-                out.merge(tally)
+        if end_us <= start_us:
+            return out
+        first, last = start_us // BUCKET_US, (end_us - 1) // BUCKET_US
+        for bucket in range(first, last + 1):
+            whole = bucket * BUCKET_US >= start_us and (bucket + 1) * BUCKET_US <= end_us
+            if whole:
+                tally = self.buckets.get(bucket)
+                if tally is not None:
+                    out.merge(tally)
+                continue
+            detail = self.instants.get(bucket)
+            if detail is None and bucket in self.buckets:
+                raise LookupError(f"{self.client}/{self.sla}: the window [{start_us}, {end_us}) cuts a 15-minute "
+                                  "bucket whose decision instants were pruned")
+            for at, tally in (detail or {}).items():
+                if start_us <= at < end_us:
+                    out.merge(tally)
         return out
 
-    def prune(self, before_us: int) -> None:
-        """Drop instant entries older than the longest window anyone asks for."""
-        for at in [at for at in self.instants if at < before_us]:
-            del self.instants[at]
+    @property
+    def detail_keep_us(self) -> int | None:
+        """How far back from the newest decision the exact instants must stay: the longest window asked for
+        at "now" (24 h burn rates and metrics windows, a rolling period) plus a day for clocks that lag. None:
+        keep them all (a rolling length that is not whole buckets asks for cut buckets at any instant)."""
+        if isinstance(self.period, Rolling):
+            if self.period.rolling % BUCKET_US:
+                return None
+            return self.period.rolling + 2 * DAY_US
+        return 2 * DAY_US
+
+    def prune(self, now_us: int) -> int:
+        """Drop the exact instants of buckets older than `detail_keep_us` before `now_us` (their bucket tallies
+        stay: month-end trends and daily misses need only whole buckets). Returns how many buckets."""
+        keep = self.detail_keep_us
+        if keep is None:
+            return 0
+        limit = (now_us - keep) // BUCKET_US
+        old = [bucket for bucket in self.instants if bucket < limit]
+        for bucket in old:
+            del self.instants[bucket]
+        return len(old)
+
+    def __setstate__(self, state) -> None:
+        """Unpickle; snapshots written before the buckets (flat `instants`: at_us -> tally) are converted."""
+        slots = state[1] if isinstance(state, tuple) else state
+        for name, value in slots.items():
+            object.__setattr__(self, name, value)
+        if "buckets" not in slots:
+            flat, self.buckets, self.instants = self.instants, {}, {}
+            for at, tally in flat.items():
+                bucket = at // BUCKET_US
+                self._tally(self.buckets, bucket).merge(tally)
+                self.instants.setdefault(bucket, {})[at] = tally
 
     def merge(self, other: SlaLedger) -> None:
-        for name in ("periods", "by_priority", "instants"):
+        for name in ("periods", "by_priority", "buckets"):
             mine = getattr(self, name)
             for key, tally in getattr(other, name).items():
                 self._tally(mine, key).merge(tally)
+        for bucket, detail in other.instants.items():
+            mine = self.instants.setdefault(bucket, {})
+            for at, tally in detail.items():
+                self._tally(mine, at).merge(tally)
         self.windows.update(other.windows)
         for label, sketch in other.sketches.items():
             self.sketches.setdefault(label, LogSketch()).merge(sketch)

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from monitor.contracts import VALUE_KINDS, Contracts, CsatSla, Rolling, TicketSla, UptimeSla
 from monitor.engine import Engine
 from monitor.events import format_us, to_us
-from monitor.ledger import Tally
+from monitor.ledger import BUCKET_US, Tally
 from monitor.periods import PeriodWindow, period_of, periods_between, rolling_window
 from monitor.replay import ReplayResult
 from monitor.report import Record, _ledger_records, _uptime_records
@@ -313,7 +313,7 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
         review.daily = _daily_downtime(engine, client, sla, tz, mwin, at)
     elif kind in MISS_UNITS:
         ledger = engine.ledgers[(client, sla.name)]
-        review.daily = _daily_bad(ledger.instants, tz, mwin, days)
+        review.daily = _daily_bad(ledger.buckets, tz, mwin, days)
         if isinstance(sla, TicketSla):
             ids = set(review.breached_ids)
             spans = [(_us(r.period_start), _us(r.period_end)) for r in records]
@@ -385,10 +385,13 @@ def _rolling_record(engine: Engine, client: str, sla, at: int) -> Record:
     return _ledger_records(engine, engine.ledgers[(client, sla.name)], sla, at)[0]
 
 
-def _daily_bad(instants: dict[int, Tally], tz: str, mwin: PeriodWindow, days: list[_dt.date]) -> list[float]:
+def _daily_bad(buckets: dict[int, Tally], tz: str, mwin: PeriodWindow, days: list[_dt.date]) -> list[float]:
+    """Bad decisions per local day, from the ledger's 15-minute buckets (each lies inside one local day: UTC
+    offsets are multiples of 15 minutes, and so are month boundaries)."""
     out = [0.0] * len(days)
     first = days[0]
-    for at, tally in instants.items():
+    for bucket, tally in buckets.items():
+        at = bucket * BUCKET_US
         if tally.bad and mwin.start_us <= at < mwin.end_us:
             out[(_dt.date.fromisoformat(period_of(at, "day", tz).label) - first).days] += tally.bad
     return out

@@ -1,0 +1,96 @@
+"""SLA ledger windows: 15-minute buckets inside, exact instants at the edges, pruning of old instants, and
+snapshots written before the buckets existed."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.contracts import Rolling
+from monitor.ledger import BUCKET_US, DAY_US, Contribution, SlaLedger, Tally
+
+T0 = 1_793_574_000_000_000  # 2026-11-02T01:00:00Z, a bucket boundary
+MIN = 60_000_000
+
+
+def ledger(period="month") -> SlaLedger:
+    return SlaLedger("acme", "sla", "Asia/Kathmandu", period)  # UTC+5:45: local days cut at :15 UTC
+
+
+def contribution(at: int, good: bool) -> Contribution:
+    return Contribution("sla", at, 1, int(good), int(not good))
+
+
+def brute(applied: list[tuple[int, bool, int]], start: int, end: int) -> tuple[float, float, float]:
+    out = Tally()
+    for at, good, sign in applied:
+        if start <= at < end:
+            out.add(1, int(good), int(not good), 0.0, sign)
+    return out.decided, out.good, out.bad
+
+
+def figures(t: Tally) -> tuple[float, float, float]:
+    return t.decided, t.good, t.bad
+
+
+instants = st.integers(T0, T0 + 3 * DAY_US)
+decisions = st.lists(st.tuples(instants, st.booleans()), min_size=1, max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(decisions, st.data())
+def test_window_equals_the_sum_over_its_decisions(ds, data):
+    lg, applied = ledger(), []
+    for at, good in ds:
+        lg.apply(contribution(at, good), +1)
+        applied.append((at, good, +1))
+    for at, good in data.draw(st.lists(st.sampled_from(ds), max_size=10, unique=True)):  # withdrawn again
+        lg.apply(contribution(at, good), -1)
+        applied.append((at, good, -1))
+    edges = st.one_of(instants, st.sampled_from([a for a, _ in ds]), st.sampled_from([a + 1 for a, _ in ds]),
+                      st.integers(0, 300).map(lambda k: T0 + k * BUCKET_US))  # bucket-aligned edges too
+    for _ in range(8):
+        a, b = sorted((data.draw(edges), data.draw(edges)))
+        assert figures(lg.window(a, b)) == brute(applied, a, b)
+
+
+def test_pruning_keeps_buckets_and_recent_instants():
+    lg = ledger()
+    ats = [T0 + k * 7 * MIN + 13 for k in range(2000)]  # ~9.7 days, every 7 min
+    for k, at in enumerate(ats):
+        lg.apply(contribution(at, k % 3 != 0), +1)
+    applied = [(at, k % 3 != 0, +1) for k, at in enumerate(ats)]
+    now = ats[-1]
+    dropped = lg.prune(now)
+    assert dropped > 0 and min(lg.instants) >= (now - 2 * DAY_US) // BUCKET_US
+    for length in (5 * MIN, 60 * MIN, DAY_US):  # the windows asked for at "now"
+        assert figures(lg.window(now + 1 - length, now + 1)) == brute(applied, now + 1 - length, now + 1)
+    old_day = (T0 + BUCKET_US * 4, T0 + BUCKET_US * 4 + DAY_US)  # whole buckets, long pruned
+    assert figures(lg.window(*old_day)) == brute(applied, *old_day)
+    with pytest.raises(LookupError, match="pruned"):
+        lg.window(T0 + 5, T0 + DAY_US)  # cuts a pruned bucket: refused, never a silently wrong figure
+
+
+def test_rolling_periods_keep_their_length_and_odd_lengths_keep_everything():
+    lg = ledger(Rolling(rolling="30d"))
+    assert lg.detail_keep_us == 32 * DAY_US
+    odd = ledger(Rolling(rolling="601s"))
+    odd.apply(contribution(T0, True), +1)
+    assert odd.detail_keep_us is None and odd.prune(T0 + 365 * DAY_US) == 0 and odd.instants
+
+
+def test_a_snapshot_from_before_the_buckets_is_converted_on_restore():
+    new = ledger()
+    for k in range(50):
+        new.apply(contribution(T0 + k * 11 * MIN + 7, k % 2 == 0), +1)
+    old = ledger()  # as session-2 workers pickled it: no `buckets`, `instants` flat (at_us -> tally)
+    state = {name: getattr(new, name) for name in SlaLedger.__slots__ if name not in ("buckets", "instants")}
+    state["instants"] = {at: t for detail in new.instants.values() for at, t in detail.items()}
+    old.__setstate__((None, state))
+    restored = pickle.loads(pickle.dumps(old))
+    assert {b: figures(t) for b, t in restored.buckets.items()} == {b: figures(t) for b, t in new.buckets.items()}
+    for a, b in [(T0, T0 + DAY_US), (T0 + 17 * MIN, T0 + 5 * 60 * MIN + 3)]:
+        assert figures(restored.window(a, b)) == figures(new.window(a, b))
