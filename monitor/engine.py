@@ -137,6 +137,10 @@ class Engine:
                         list_breaches=isinstance(sla, TicketSla),
                     )
         self.tickets: dict[tuple[str, str], TicketItem] = {}
+        # Tickets with an open clock, and tickets holding orphan events: what the live figures and the scrape
+        # walk (all tickets are kept for ever, see `compact`). Kept by `_settle_ticket`, rebuilt on restore.
+        self.open_tickets: set[tuple[str, str]] = set()
+        self.orphan_tickets: set[tuple[str, str]] = set()
         self.calls: dict[tuple[str, str], CallItem] = {}
         self.seen: dict[str, int] = {}  # event_id -> ts, for dedupe within the lateness horizon
         self.watermarks: dict[str, int] = {}
@@ -236,7 +240,8 @@ class Engine:
         return state
 
     def _settle_ticket(self, client: str, key: tuple[str, str], item: TicketItem) -> None:
-        """Push the item's outcome changes into the ledgers and schedule its next deadline."""
+        """Push the item's outcome changes into the ledgers, schedule its next deadline, index it."""
+        self._index_ticket(key, item)
         new = item.state.contributions()
         if new != item.contribs:
             self._diff(client, item.contribs, new)
@@ -245,6 +250,17 @@ class Engine:
         if deadline is not None and deadline != item.pushed_deadline:
             heapq.heappush(self._heap, (deadline, key))
             item.pushed_deadline = deadline
+
+    def _index_ticket(self, key: tuple[str, str], item: TicketItem) -> None:
+        state = item.state
+        if any(clock.good is None for clock in state.clocks):
+            self.open_tickets.add(key)
+        else:
+            self.open_tickets.discard(key)
+        if state.created_us is None or state.orphans:
+            self.orphan_tickets.add(key)
+        else:
+            self.orphan_tickets.discard(key)
 
     def _on_call(self, model: ClientModel, ev: CallEvent, ts: int) -> None:
         key = (model.name, ev.call_id)
@@ -350,7 +366,7 @@ class Engine:
     def orphan_events(self) -> int:
         """Ticket events that arrived for a ticket never created, plus calls never offered."""
         tickets = sum(len(i.events) if i.state.created_us is None else i.state.orphans
-                      for i in self.tickets.values())
+                      for i in map(self.tickets.__getitem__, self.orphan_tickets))
         calls = sum(1 for i in self.calls.values() if i.state.orphan)
         return tickets + calls
 
@@ -453,6 +469,8 @@ def restore(contracts: Contracts, data: bytes, **kwargs) -> Engine:
     probes = state.pop("probes")
     for name in _STATE_FIELDS:
         setattr(engine, name, state[name])
+    for key, item in engine.tickets.items():
+        engine._index_ticket(key, item)
     for model in engine.clients.values():
         for ledgers in model.uptime.values():
             for ledger in ledgers:

@@ -190,10 +190,10 @@ def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tall
 def _ticket_live(engine: Engine, client: str, sla: TicketSla, at_us: int, rec: Record) -> None:
     stages = {str(s): 0 for s in sla.stages}
     soon, next_deadline, open_count = 0, None, 0
-    for (owner, _), item in engine.tickets.items():
-        if owner != client:
+    for key in engine.open_tickets:
+        if key[0] != client:
             continue
-        for clock in item.state.clocks:
+        for clock in engine.tickets[key].state.clocks:
             if clock.sla is not sla or not clock.open:
                 continue
             open_count += 1

@@ -414,10 +414,12 @@ def _live_tickets(pe: PartitionEngine, clients: list[str], at: int) -> dict[tupl
     """One pass over open ticket clocks: open items by priority and deadlines within 15/30/60 minutes."""
     wanted = set(clients)
     out: dict[tuple[str, str], dict] = {}
-    for (client, _), item in pe.engine.tickets.items():
+    tickets = pe.engine.tickets
+    for key in pe.engine.open_tickets:  # tickets with an open clock; decided ones are most of them
+        client = key[0]
         if client not in wanted:
             continue
-        for clock in item.state.clocks:
+        for clock in tickets[key].state.clocks:
             if not clock.open:
                 continue
             entry = out.get((client, clock.sla.name))

@@ -92,11 +92,19 @@ def feed(engine: Engine, events: list[dict]) -> Engine:
 
 
 def report(engine: Engine, at: int) -> list[dict]:
+    check_ticket_index(engine)
     rows = []
     for r in build_report(engine, at):
         d = r.as_dict()
         rows.append({k: _round(v) for k, v in d.items()})
     return rows
+
+
+def check_ticket_index(engine: Engine) -> None:
+    """The engine's open/orphan ticket sets (what reports and scrapes walk) equal a walk over every ticket."""
+    tickets = engine.tickets.items()
+    assert engine.open_tickets == {k for k, i in tickets if any(c.good is None for c in i.state.clocks)}
+    assert engine.orphan_tickets == {k for k, i in tickets if i.state.created_us is None or i.state.orphans}
 
 
 def _round(v):
