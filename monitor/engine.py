@@ -94,7 +94,8 @@ def _merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 class TicketItem:
     base: TicketState  # state before the first event in `events` (compacted history)
     state: TicketState
-    events: list[tuple[int, int, TicketEvent]] = field(default_factory=list)  # (ts, arrival, event)
+    # (ts, arrival, event) since the base; the shared empty tuple once compacted (most tickets: saves a list each)
+    events: list[tuple[int, int, TicketEvent]] | tuple[()] = ()
     last_us: int = -1
     contribs: list[Contribution] = field(default_factory=list)
     pushed_deadline: int | None = None
@@ -219,12 +220,17 @@ class Engine:
         entry = (ts, self._seq, ev)
         state = item.state
         if ts >= item.last_us and ts > _last_breach(state):
-            item.events.append(entry)
+            if item.events:
+                item.events.append(entry)
+            else:
+                item.events = [entry]
             item.last_us = ts
             state.fire(ts - 1)
             state.apply(ev, ts, model.ticket_slas, model.calendars)
             state.fire(self.horizon_us)
         else:
+            if not item.events:
+                item.events = []
             insort(item.events, entry)
             item.last_us = max(item.last_us, ts)
             item.state = self._rebuild(model, item)
@@ -332,7 +338,7 @@ class Engine:
             if limit is None or not item.events or item.last_us >= limit or _last_breach(item.state) >= limit:
                 continue
             item.base = item.state.copy()
-            item.events.clear()
+            item.events = ()
         oldest = min(horizons.values(), default=0)
         for event_id in [e for e, ts in self.seen.items() if ts < oldest]:
             del self.seen[event_id]
