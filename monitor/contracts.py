@@ -314,6 +314,7 @@ class Client(_Model):
     calendar: Calendar = Calendar()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     allowed_lateness: DurationUs | None = None
+    reopen_window: DurationUs | None = None  # see Contracts.reopen_window
     slas: tuple[Sla, ...] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -334,13 +335,25 @@ class Client(_Model):
         return self
 
 
+DEFAULT_REOPEN_WINDOW_US = 28 * 86_400_000_000
+
+
 class Contracts(_Model):
     allowed_lateness: DurationUs = 3_600_000_000
+    # How long a resolved/closed ticket may still be reopened; after it the ticket is final (spec "Final items").
+    # 28 days: ticketing systems close solved tickets automatically (Zendesk after 4 days by default, at most 28;
+    # ServiceNow and Jira Service Management after about a week) and a closed ticket is not reopened (a
+    # follow-up is a new ticket). README "Final items".
+    reopen_window: DurationUs = DEFAULT_REOPEN_WINDOW_US
     clients: dict[Name, Client] = Field(min_length=1)
 
     def lateness_us(self, client: str) -> int:
         own = self.clients[client].allowed_lateness
         return self.allowed_lateness if own is None else own
+
+    def reopen_window_us(self, client: str) -> int:
+        own = self.clients[client].reopen_window
+        return self.reopen_window if own is None else own
 
 
 class ContractError(ValueError):

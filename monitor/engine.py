@@ -27,7 +27,18 @@ from dataclasses import dataclass, field
 from monitor.calendar import calendar_for
 from monitor.calls import CallState
 from monitor.contracts import AccuracySla, CallSla, Contracts, CsatSla, TicketSla, UptimeSla
-from monitor.events import INVALID, LATE, AuditEvent, CallEvent, ProbeEvent, Rejection, SurveyEvent, TicketEvent
+from monitor.events import (
+    EXPIRED,
+    INVALID,
+    LATE,
+    AuditEvent,
+    CallEvent,
+    ProbeEvent,
+    Rejection,
+    SurveyEvent,
+    TicketEvent,
+)
+from monitor.final_tickets import FinalTickets, ticket_hash
 from monitor.ledger import Contribution, SlaLedger
 from monitor.tickets import TicketState
 from monitor.uptime import UptimeLedger
@@ -43,6 +54,7 @@ class ClientModel:
     name: str
     tz: str
     lateness_us: int
+    reopen_window_us: int
     ticket_slas: list[TicketSla]
     call_slas: list[CallSla]
     csat_slas: list[CsatSla]
@@ -67,6 +79,7 @@ class ClientModel:
             name=name,
             tz=client.timezone,
             lateness_us=contracts.lateness_us(name),
+            reopen_window_us=contracts.reopen_window_us(name),
             ticket_slas=[s for s in slas if isinstance(s, TicketSla)],
             call_slas=[s for s in slas if isinstance(s, CallSla)],
             csat_slas=[s for s in slas if isinstance(s, CsatSla)],
@@ -115,6 +128,7 @@ class PipelineStats:
     rebuilds: int = 0
     errors: int = 0  # events the engine failed on (a bug): rejected as invalid, see Engine.ingest
     evicted_calls: int = 0  # finished calls dropped by compaction (class default: older snapshots lack it)
+    final_tickets: int = 0  # final tickets dropped by compaction (spec "Final items")
 
     def merge(self, other: PipelineStats) -> None:
         self.events.update(other.events)
@@ -123,10 +137,22 @@ class PipelineStats:
         self.rebuilds += other.rebuilds
         self.errors += other.errors
         self.evicted_calls += other.evicted_calls
+        self.final_tickets += other.final_tickets
+
+
+@dataclass(slots=True)
+class Changes:
+    """What changed since the checkpoint writer last looked (`streams.state_records`); ledgers and the final-ticket
+    set keep their own marks. A key in `tickets`/`calls` that the engine no longer holds was dropped."""
+
+    tickets: set[tuple[str, str]] = field(default_factory=set)
+    calls: set[tuple[str, str]] = field(default_factory=set)
+    seen: list[tuple[str, int]] = field(default_factory=list)  # dedupe ids added: (event_id, ts)
 
 
 class Engine:
-    def __init__(self, contracts: Contracts, *, keep_decisions: bool = False) -> None:
+    def __init__(self, contracts: Contracts, *, keep_decisions: bool = False, track_changes: bool = False,
+                 keep_breach_history: bool = True) -> None:
         self.contracts = contracts
         self.clients = {name: ClientModel.build(name, contracts) for name in contracts.clients}
         self.ledgers: dict[tuple[str, str], SlaLedger] = {}
@@ -155,6 +181,11 @@ class Engine:
         self._heap: list[tuple[int, tuple[str, str]]] = []
         self._seq = 0
         self._since_compaction = 0
+        self.final_tickets = FinalTickets()
+        self.changes: Changes | None = Changes() if track_changes else None
+        # The worker keeps breached-ticket lists for the current and the previous period only (a review reads
+        # them from the SLA record, not from the worker); a replay keeps them all for its report.
+        self.keep_breach_history = keep_breach_history
 
     # --- ingest -----------------------------------------------------------------------------------------
 
@@ -183,7 +214,14 @@ class Engine:
             self.stats.rejected[LATE] += 1
             return Rejection(LATE, f"{(watermark - ts) / 1e6:.0f}s behind the client's newest event, "
                                    f"allowed lateness is {model.lateness_us / 1e6:.0f}s", ev.event_id, ev.client)
+        if isinstance(ev, TicketEvent):
+            expired = self._expired(model, ev, ts)
+            if expired is not None:
+                self.stats.rejected[EXPIRED] += 1
+                return expired
         self.seen[ev.event_id] = ts
+        if self.changes is not None:
+            self.changes.seen.append((ev.event_id, ts))
         if ts > watermark or ev.client not in self.watermarks:
             self.watermarks[ev.client] = ts
         self.stats.events[ev.kind] += 1
@@ -210,6 +248,21 @@ class Engine:
         if self._since_compaction >= COMPACT_EVERY:
             self.compact()
         return None
+
+    def _expired(self, model: ClientModel, ev: TicketEvent, ts: int) -> Rejection | None:
+        """A ticket event after the ticket became final (spec "Final items"): held or already dropped."""
+        item = self.tickets.get((model.name, ev.ticket_id))
+        if item is None:
+            if not self.final_tickets.empty and ticket_hash(model.name, ev.ticket_id) in self.final_tickets:
+                return Rejection(EXPIRED, f"ticket {ev.ticket_id} is final (resolved or closed for longer than the "
+                                          "reopen window) and no longer held", ev.event_id, ev.client)
+            return None
+        final = item.state.final_after(model.reopen_window_us)
+        if final is None or ts <= final:
+            return None
+        return Rejection(EXPIRED, f"ticket {ev.ticket_id} is final: resolved or closed for longer than the reopen "
+                                  f"window ({model.reopen_window_us / 3.6e9:g}h) at this event's time",
+                         ev.event_id, ev.client)
 
     def _on_ticket(self, model: ClientModel, ev: TicketEvent, ts: int) -> None:
         key = (model.name, ev.ticket_id)
@@ -247,6 +300,8 @@ class Engine:
 
     def _settle_ticket(self, client: str, key: tuple[str, str], item: TicketItem) -> None:
         """Push the item's outcome changes into the ledgers, schedule its next deadline, index it."""
+        if self.changes is not None:
+            self.changes.tickets.add(key)
         self._index_ticket(key, item)
         new = item.state.contributions()
         if new != item.contribs:
@@ -273,6 +328,8 @@ class Engine:
         item = self.calls.get(key)
         if item is None:
             item = self.calls[key] = CallItem(CallState(ev.call_id))
+        if self.changes is not None:
+            self.changes.calls.add(key)
         if not item.state.apply(ev, ts):
             return
         new = item.state.contributions(model.call_slas)
@@ -330,24 +387,53 @@ class Engine:
         finished = [key for key, item in self.calls.items() if _call_finished_before(item.state, horizons.get(key[0]))]
         for key in finished:
             del self.calls[key]
+        if self.changes is not None:
+            self.changes.calls.update(finished)
         self.stats.evicted_calls += len(finished)
         for ledger in self.ledgers.values():
             ledger.prune(self.now_us)
-        for (client, _), item in self.tickets.items():
-            limit = horizons.get(client)
-            if limit is None or not item.events or item.last_us >= limit or _last_breach(item.state) >= limit:
-                continue
-            item.base = item.state.copy()
-            item.events = ()
+            if not self.keep_breach_history:
+                ledger.forget_breaches(self.now_us)
+        self._compact_tickets(horizons)
+        self.final_tickets.forget_before(self.now_us)
         oldest = min(horizons.values(), default=0)
         for event_id in [e for e, ts in self.seen.items() if ts < oldest]:
             del self.seen[event_id]
+
+    def _compact_tickets(self, horizons: dict[str, int]) -> None:
+        """Fold events older than the horizon into the base state; drop final tickets (spec "Final items":
+        final before the horizon, so every event the engine still accepts for them is `expired`)."""
+        final: list[tuple[tuple[str, str], int]] = []
+        changed = self.changes.tickets if self.changes is not None else None
+        for key, item in self.tickets.items():
+            limit = horizons.get(key[0])
+            if limit is None or item.last_us >= limit:
+                continue
+            final_us = item.state.final_after(self.clients[key[0]].reopen_window_us)
+            if final_us is not None and final_us < limit:
+                final.append((key, final_us))
+                continue
+            if not item.events or _last_breach(item.state) >= limit:
+                continue
+            item.base = item.state.copy()
+            item.events = ()
+            if changed is not None:
+                changed.add(key)
+        for key, final_us in final:
+            del self.tickets[key]
+            self.open_tickets.discard(key)
+            self.orphan_tickets.discard(key)
+            self.final_tickets.add(ticket_hash(*key), final_us)
+        if changed is not None:
+            changed.update(key for key, _ in final)
+        self.stats.final_tickets += len(final)
 
     # --- merge ------------------------------------------------------------------------------------------
 
     def merge(self, other: Engine) -> None:
         """Absorb another engine's state built from a key-disjoint part of the same stream."""
         self.tickets.update(other.tickets)
+        self.final_tickets.merge(other.final_tickets)
         self.calls.update(other.calls)
         self.seen.update(other.seen)
         for client, wm in other.watermarks.items():

@@ -42,7 +42,8 @@ OVERSIZED = "oversized"
 LATE = "late"  # older than the client's allowed lateness
 ORPHAN = "orphan"  # a ticket/call event whose creating event never arrived within the lateness
 FUTURE = "future"  # event time too far ahead of the receiver's clock
-REJECT_REASONS = (MALFORMED, INVALID, UNKNOWN_CLIENT, OVERSIZED, LATE, ORPHAN, FUTURE)
+EXPIRED = "expired"  # an event for a ticket that is final (resolved or closed for longer than its reopen window)
+REJECT_REASONS = (MALFORMED, INVALID, UNKNOWN_CLIENT, OVERSIZED, LATE, ORPHAN, FUTURE, EXPIRED)
 
 
 def to_us(ts: datetime) -> int:

@@ -74,6 +74,9 @@ class SlaLedger:
     buckets: dict[int, Tally] = field(default_factory=dict)  # at_us // BUCKET_US -> tally
     instants: dict[int, dict[int, Tally]] = field(default_factory=dict)  # bucket -> at_us -> tally
     breaches: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # period -> (at, item)
+    # Changed since the checkpoint writer last looked (streams.state_records): buckets, period labels
+    dirty_buckets: set[int] = field(default_factory=set, repr=False, compare=False)
+    dirty_labels: set[str] = field(default_factory=set, repr=False, compare=False)
 
     def apply(self, c: Contribution, sign: int) -> None:
         label = self._label(c.at_us)
@@ -89,6 +92,8 @@ class SlaLedger:
             detail = self.instants[bucket] = {}
         tally = detail.get(at) or self._tally(detail, at)
         tally.add(d, g, b, t, sign)
+        self.dirty_buckets.add(bucket)
+        self.dirty_labels.add(label)
         if c.priority is not None:
             self._tally(self.by_priority, (label, c.priority)).add(d, g, b, t, sign)
         if c.sample is not None:
@@ -164,7 +169,23 @@ class SlaLedger:
         old = [bucket for bucket in self.instants if bucket < limit]
         for bucket in old:
             del self.instants[bucket]
+        self.dirty_buckets.update(old)
         return len(old)
+
+    def forget_breaches(self, now_us: int) -> None:
+        """Drop the breached-item lists of periods that ended more than one period ago (a worker's memory stays
+        flat; the listing of older periods belongs to the SLA record). A rolling period keeps its length."""
+        if isinstance(self.period, Rolling):
+            listed = self.breaches.get("rolling")
+            if listed and listed[0][0] < now_us - self.period.rolling - DAY_US:
+                self.breaches["rolling"] = [(at, item) for at, item in listed
+                                            if at >= now_us - self.period.rolling - DAY_US]
+                self.dirty_labels.add("rolling")
+            return
+        ended = sorted((w.end_us, label) for label, w in self.windows.items() if w.end_us <= now_us)
+        for _, label in ended[:-1]:  # every ended period but the newest
+            if self.breaches.pop(label, None) is not None:
+                self.dirty_labels.add(label)
 
     def __setstate__(self, state) -> None:
         """Unpickle; snapshots written before the buckets (flat `instants`: at_us -> tally) are converted."""

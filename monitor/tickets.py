@@ -101,6 +101,7 @@ class TicketState:
     channel: str | None = None
     status: str | None = None
     resolved: bool = False
+    resolved_us: int | None = None  # when it last became resolved or closed (the reopen window starts there)
     orphans: int = 0  # events seen before `created`
     clocks: tuple[Clock, ...] = ()  # a tuple: 32 bytes less than a grown list, per ticket and copy
     shared: bool = field(default=False, repr=False, compare=False)  # `clocks` may be another state's too
@@ -109,12 +110,12 @@ class TicketState:
         """An independent copy. The clocks are shared until one side changes them (copy-on-write)."""
         self.shared = True
         return TicketState(self.ticket_id, self.created_us, self.priority, self.queue, self.channel,
-                           self.status, self.resolved, self.orphans, self.clocks, True)
+                           self.status, self.resolved, self.resolved_us, self.orphans, self.clocks, True)
 
     def __reduce__(self):
         # The clocks tuple is passed as is, so a tuple shared by two states is pickled once and stays shared.
         return TicketState, (self.ticket_id, self.created_us, self.priority, self.queue, self.channel,
-                             self.status, self.resolved, self.orphans, self.clocks, self.shared)
+                             self.status, self.resolved, self.resolved_us, self.orphans, self.clocks, self.shared)
 
     def __setstate__(self, state) -> None:
         """Snapshots taken before `__reduce__` existed: slot values by name, clocks as a list."""
@@ -141,6 +142,13 @@ class TicketState:
                 fired = True
         return fired
 
+    def final_after(self, reopen_window_us: int) -> int | None:
+        """The instant after which nothing can change this ticket (spec "Final items"): resolved or closed with
+        every clock decided, plus the reopen window. None while it can still change."""
+        if not self.resolved or self.resolved_us is None or any(c.good is None for c in self.clocks):
+            return None
+        return self.resolved_us + reopen_window_us
+
     def next_deadline(self) -> int | None:
         deadlines = [c.deadline_us for c in self.clocks if c.deadline_us is not None]
         return min(deadlines) if deadlines else None
@@ -166,7 +174,8 @@ class TicketState:
                 if clock.open and clock.sla.kind == "first_response":
                     clock.decide(ts, good=True)
         elif kind in ("resolved", "closed"):
-            self.resolved = True
+            if not self.resolved:
+                self.resolved, self.resolved_us = True, ts
             for clock in self.clocks:
                 if clock.open:
                     clock.decide(ts, good=True)
@@ -205,7 +214,7 @@ class TicketState:
     def _reopen(self, ts: int) -> None:
         if not self.resolved:
             return
-        self.resolved = False
+        self.resolved, self.resolved_us = False, None
         for clock in self.clocks:
             if clock.sla.kind == "resolution" and clock.good:
                 clock.good = clock.decided_us = None
