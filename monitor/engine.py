@@ -13,15 +13,9 @@ the client's watermark minus its allowed lateness are rejected as `late`; older 
 
 from __future__ import annotations
 
-import copyreg
-import gc
 import heapq
-import io
-import pickle
-import zlib
 from bisect import insort
 from collections import Counter
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from monitor.calendar import calendar_for
@@ -395,10 +389,23 @@ class Engine:
             if not self.keep_breach_history:
                 ledger.forget_breaches(self.now_us)
         self._compact_tickets(horizons)
+        self._fold_probes(horizons)
         self.final_tickets.forget_before(self.now_us)
         oldest = min(horizons.values(), default=0)
         for event_id in [e for e, ts in self.seen.items() if ts < oldest]:
             del self.seen[event_id]
+
+    def _fold_probes(self, horizons: dict[str, int]) -> None:
+        """Probe instants older than the lateness horizon and the longest now-window fold into bucket tallies."""
+        for client, model in self.clients.items():
+            limit = horizons.get(client)
+            if limit is None:
+                continue
+            for ledgers in model.uptime.values():
+                for ledger in ledgers:
+                    keep = ledger.detail_keep_us
+                    if keep is not None:
+                        ledger.fold(min(limit, self.now_us - keep))
 
     def _compact_tickets(self, horizons: dict[str, int]) -> None:
         """Fold events older than the horizon into the base state; drop final tickets (spec "Final items":
@@ -481,91 +488,3 @@ def _last_breach(state: TicketState) -> int:
         if clock.good is False and clock.decided_us > last:
             last = clock.decided_us
     return last
-
-
-# --- snapshots ------------------------------------------------------------------------------------------
-# A worker checkpoints its engine and a restarted or moved worker restores it. Contract objects (SLAs,
-# calendars) are written as references and resolved against the contracts loaded at restore time, so a
-# snapshot stays small and a contract edit (e.g. a new target) applies to restored open clocks.
-
-_STATE_FIELDS = ("ledgers", "tickets", "calls", "seen", "watermarks", "now_us", "horizon_us", "stats",
-                 "decisions", "_heap", "_seq")
-
-
-class _SnapshotPickler(pickle.Pickler):
-    """Contract objects are pickled as references through `dispatch_table`, which the C pickler consults
-    only for those types (a `persistent_id` hook would be a Python call for every object pickled)."""
-
-    def __init__(self, file, engine: Engine) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        refs = _contract_refs(engine)
-
-        def by_reference(obj):
-            return _resolve_contract_object, (refs[id(obj)],)
-
-        table = copyreg.dispatch_table.copy()
-        for obj, _ in _contract_objects(engine):
-            table[type(obj)] = by_reference
-        self.dispatch_table = table
-
-
-_RESTORING: ContextVar[dict] = ContextVar("slamon_restoring_contract_objects")
-
-
-def _resolve_contract_object(ref: tuple):
-    try:
-        return _RESTORING.get()[ref]
-    except KeyError:
-        raise pickle.UnpicklingError(f"snapshot refers to {ref}, which the contracts no longer have") from None
-
-
-def _contract_objects(engine: Engine):
-    for name, client in engine.contracts.clients.items():
-        model = engine.clients[name]
-        for sla in client.slas:
-            yield sla, ("sla", name, sla.name)
-            if sla.name in model.calendars:
-                yield model.calendars[sla.name], ("calendar", name, sla.name)
-
-
-def _contract_refs(engine: Engine) -> dict[int, tuple]:
-    return {id(obj): ref for obj, ref in _contract_objects(engine)}
-
-
-def snapshot(engine: Engine) -> bytes:
-    """Serialize the engine's state (not its contracts) for a checkpoint."""
-    buf = io.BytesIO()
-    state = {name: getattr(engine, name) for name in _STATE_FIELDS}
-    state["probes"] = {
-        (client, ledger.sla.name): (ledger.times, ledger.states)
-        for client, model in engine.clients.items()
-        for ledgers in model.uptime.values()
-        for ledger in ledgers
-    }
-    _SnapshotPickler(buf, engine).dump(state)
-    return zlib.compress(buf.getvalue(), 1)
-
-
-def restore(contracts: Contracts, data: bytes, **kwargs) -> Engine:
-    """An engine for `contracts` holding the state of a snapshot."""
-    engine = Engine(contracts, **kwargs)
-    token = _RESTORING.set({ref: obj for obj, ref in _contract_objects(engine)})
-    collecting = gc.isenabled()
-    gc.disable()  # unpickling allocates millions of long-lived objects: collections find nothing (~25 % of it)
-    try:
-        state = pickle.loads(zlib.decompress(data))
-    finally:
-        _RESTORING.reset(token)
-        if collecting:
-            gc.enable()
-    probes = state.pop("probes")
-    for name in _STATE_FIELDS:
-        setattr(engine, name, state[name])
-    for key, item in engine.tickets.items():
-        engine._index_ticket(key, item)
-    for model in engine.clients.values():
-        for ledgers in model.uptime.values():
-            for ledger in ledgers:
-                if (model.name, ledger.sla.name) in probes:
-                    ledger.times, ledger.states = probes[(model.name, ledger.sla.name)]
-    return engine

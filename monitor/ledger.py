@@ -187,18 +187,6 @@ class SlaLedger:
             if self.breaches.pop(label, None) is not None:
                 self.dirty_labels.add(label)
 
-    def __setstate__(self, state) -> None:
-        """Unpickle; snapshots written before the buckets (flat `instants`: at_us -> tally) are converted."""
-        slots = state[1] if isinstance(state, tuple) else state
-        for name, value in slots.items():
-            object.__setattr__(self, name, value)
-        if "buckets" not in slots:
-            flat, self.buckets, self.instants = self.instants, {}, {}
-            for at, tally in flat.items():
-                bucket = at // BUCKET_US
-                self._tally(self.buckets, bucket).merge(tally)
-                self.instants.setdefault(bucket, {})[at] = tally
-
     def merge(self, other: SlaLedger) -> None:
         for name in ("periods", "by_priority", "buckets"):
             mine = getattr(self, name)

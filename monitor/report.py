@@ -228,7 +228,9 @@ def _uptime_records(ledger: UptimeLedger, at_us: int) -> list[Record]:
     if isinstance(sla.period, Rolling):
         windows = [rolling_window(at_us, sla.period.rolling)]
     else:
-        first = ledger.times[0] if ledger.times else at_us
+        first = ledger.first_probe_us
+        if first is None:
+            first = at_us
         windows = periods_between(min(first, at_us), at_us + 1, sla.period, ledger.tz)
     out = []
     for window in windows:

@@ -15,8 +15,7 @@ Interpretations (README "Definitions"):
 
 Size (bench/state_scale.py): a worker may hold a million open tickets, so a state is kept small. A copy
 shares its clocks with the original until either side changes them (the engine keeps a compacted copy of
-every ticket, which is rarely touched again); the labels (priority, queue, channel, status) are interned;
-and pickling writes a clock as one tuple of its fields, not a slot dict per object.
+every ticket, which is rarely touched again); the labels (priority, queue, channel, status) are interned.
 """
 
 from __future__ import annotations
@@ -78,11 +77,6 @@ class Clock:
         return Clock(self.sla, self.cal, self.target_us, self.priority, self.elapsed_us, self.since_us,
                      self.deadline_us, self.good, self.decided_us)
 
-    def __reduce__(self):
-        # A flat tuple pickles and unpickles faster than the default slot-state dict per object.
-        return Clock, (self.sla, self.cal, self.target_us, self.priority, self.elapsed_us, self.since_us,
-                       self.deadline_us, self.good, self.decided_us)
-
     def contribution(self, ticket_id: str) -> Contribution | None:
         if self.good is None:
             return None
@@ -111,19 +105,6 @@ class TicketState:
         self.shared = True
         return TicketState(self.ticket_id, self.created_us, self.priority, self.queue, self.channel,
                            self.status, self.resolved, self.resolved_us, self.orphans, self.clocks, True)
-
-    def __reduce__(self):
-        # The clocks tuple is passed as is, so a tuple shared by two states is pickled once and stays shared.
-        return TicketState, (self.ticket_id, self.created_us, self.priority, self.queue, self.channel,
-                             self.status, self.resolved, self.resolved_us, self.orphans, self.clocks, self.shared)
-
-    def __setstate__(self, state) -> None:
-        """Snapshots taken before `__reduce__` existed: slot values by name, clocks as a list."""
-        _, slots = state
-        for name, value in slots.items():
-            setattr(self, name, value)
-        self.clocks = tuple(self.clocks)
-        self.shared = slots.get("shared", False)
 
     def _own_clocks(self) -> tuple[Clock, ...]:
         """The clocks, copied first if another state may hold them: call before changing any clock."""

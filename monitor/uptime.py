@@ -5,8 +5,11 @@ The state of a service holds from one probe until the next. A gap between consec
 ... is unknown time"); the same rule applies to the live tail from the last probe to now. Maintenance
 windows are cut out first (neither up, down nor unknown). Availability = up / (up + down).
 
-Probes are kept sorted by event time and every figure is computed from them at the report instant, so
-the result never depends on arrival order.
+Recent probes are kept sorted by event time and every recent figure is computed from them at the report
+instant, so the result never depends on arrival order. Older segments (probe to next probe, both known and
+before the compaction horizon, see `fold`) are folded into 15-minute bucket tallies: a segment's
+classification needs only its two ends, so the tallies are exact, and every window the reports ask for is
+either whole buckets (periods start on bucket boundaries in every timezone) or recent (now-based windows).
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from __future__ import annotations
 from bisect import bisect_right, insort
 from dataclasses import dataclass, field
 
-from monitor.contracts import UptimeSla
+from monitor.contracts import Rolling, UptimeSla
+from monitor.ledger import BUCKET_US, DAY_US
 
 UNKNOWN_GAP_FACTOR = 3
+KEEP_MARGIN_US = 2 * DAY_US  # the longest now-based window (24 h burn rate, 1-day recent) plus a day of clock lag
 
 
 @dataclass(slots=True)
@@ -34,22 +39,58 @@ class UptimeTally:
     def known_us(self) -> int:
         return self.up_us + self.down_us
 
+    def as_tuple(self) -> tuple[int, int, int]:
+        return self.up_us, self.down_us, self.unknown_us
+
 
 @dataclass(slots=True)
 class UptimeLedger:
-    """One uptime SLA: the probe timeline of its service."""
+    """One uptime SLA: the probe timeline of its service, folded into bucket tallies before `folded_us`."""
 
     client: str
     sla: UptimeSla
     tz: str
     maintenance: list[tuple[int, int]]
-    times: list[int] = field(default_factory=list)  # sorted probe instants
+    times: list[int] = field(default_factory=list)  # sorted probe instants from `folded_us` on
     states: dict[int, bool] = field(default_factory=dict)  # instant -> up
+    # Time in [first_us, folded_us) is in `buckets` (a bucket may hold only its part before folded_us). The probe
+    # at folded_us stays in `times` (times[0]): it starts the first unfolded segment. None: nothing folded.
+    buckets: dict[int, UptimeTally] = field(default_factory=dict)  # ts // BUCKET_US -> folded time
+    folded_us: int | None = None
+    first_us: int | None = None  # the first probe ever, once folding dropped it (before that it is times[0])
+    # For incremental checkpoints; the checkpoint writer clears them.
+    dirty_buckets: set[int] = field(default_factory=set)
+    probes_dirty: bool = False
+
+    @property
+    def first_probe_us(self) -> int | None:
+        if self.first_us is not None:
+            return self.first_us
+        return self.times[0] if self.times else None
+
+    @property
+    def detail_keep_us(self) -> int | None:
+        """How far back from now the exact probes must stay (compaction folds no segment ending later than
+        now minus this): the longest window asked for at "now" plus a margin. None: never fold (kept in line
+        with `SlaLedger.detail_keep_us` for rolling lengths that are not whole buckets)."""
+        period = self.sla.period
+        if isinstance(period, Rolling):
+            if period.rolling % BUCKET_US:
+                return None
+            return period.rolling + KEEP_MARGIN_US
+        return KEEP_MARGIN_US
 
     def add_probe(self, ts: int, up: bool) -> None:
+        # A probe at folded_us itself only changes the state of the kept first probe, which no folded segment
+        # depends on (a segment's class needs its start state and its length); one before it would split a
+        # folded segment.
+        if self.folded_us is not None and ts < self.folded_us:
+            raise ValueError(f"{self.client}/{self.sla.name}: probe at {ts} falls in the folded range "
+                             f"(before {self.folded_us}); the engine must reject it as late")
         if ts not in self.states:  # the same instant twice: the later arrival wins
             insort(self.times, ts)
         self.states[ts] = up
+        self.probes_dirty = True
 
     def classify(self, seg_start: int, seg_end: int, a: int, b: int) -> UptimeTally:
         """Time of the part [a, b) of the segment [seg_start, seg_end) that starts with a probe."""
@@ -66,17 +107,55 @@ class UptimeLedger:
     def _maintenance_overlap(self, a: int, b: int) -> int:
         total, cursor = 0, a
         for start, end in self.maintenance:  # sorted, merged
+            if start >= b:
+                break
             lo, hi = max(start, cursor), min(end, b)
             if hi > lo:
                 total += hi - lo
                 cursor = hi
         return total
 
+    def fold(self, before_us: int) -> int:
+        """Fold every segment ending at or before `before_us` into the bucket tallies and drop its start probe.
+        The caller guarantees no probe will arrive before the horizon any more. Returns how many probes went."""
+        k = bisect_right(self.times, before_us) - 1  # the last probe at or before the horizon stays
+        if k <= 0:
+            return 0
+        times = self.times
+        if self.first_us is None:
+            self.first_us = times[0]
+        for i in range(k):
+            seg_start, seg_end = times[i], times[i + 1]
+            a, bucket = seg_start, seg_start // BUCKET_US
+            while a < seg_end:
+                b = min(seg_end, (bucket + 1) * BUCKET_US)
+                piece = self.classify(seg_start, seg_end, a, b)
+                if piece.up_us or piece.down_us or piece.unknown_us:  # no tally for buckets wholly in maintenance
+                    tally = self.buckets.get(bucket)
+                    if tally is None:
+                        tally = self.buckets[bucket] = UptimeTally()
+                    tally.add(piece)
+                    self.dirty_buckets.add(bucket)
+                a, bucket = b, bucket + 1
+        for ts in times[:k]:
+            del self.states[ts]
+        del times[:k]
+        self.folded_us = times[0]
+        self.probes_dirty = True
+        return k
+
     def between(self, start: int, end: int) -> UptimeTally:
-        """Exact up/down/unknown time in [start, end), including the live tail up to `end`."""
+        """Exact up/down/unknown time in [start, end), including the live tail up to `end`. In the folded range
+        the window must take each bucket's folded time whole (LookupError otherwise)."""
         out = UptimeTally()
         if end <= start or not self.times:
             return out
+        folded = self.folded_us
+        if folded is not None and start < folded:
+            self._folded_between(max(start, self.first_us), min(end, folded), out)
+            start = folded
+            if end <= start:
+                return out
         i = max(0, bisect_right(self.times, start) - 1)
         for j in range(i, len(self.times)):
             seg_start = self.times[j]
@@ -88,11 +167,71 @@ class UptimeLedger:
                 out.add(self.classify(seg_start, max(seg_end, b), a, b))
         return out
 
+    def _folded_between(self, lo: int, hi: int, out: UptimeTally) -> None:
+        """Add the folded time in [lo, hi), first_us <= lo, hi <= folded_us, to `out`."""
+        if hi <= lo:
+            return
+        for bucket in range(lo // BUCKET_US, (hi - 1) // BUCKET_US + 1):
+            tally = self.buckets.get(bucket)
+            if tally is None:  # nothing folded here but maintenance: any part of it is zero
+                continue
+            b_start, b_end = bucket * BUCKET_US, (bucket + 1) * BUCKET_US
+            # the folded time of the bucket lies in [max(b_start, first_us), min(b_end, folded_us))
+            if lo > max(b_start, self.first_us) or hi < min(b_end, self.folded_us):
+                raise LookupError(f"{self.client}/{self.sla.name}: the window cuts a 15-minute bucket at "
+                                  f"{b_start} whose probes were folded (before {self.folded_us})")
+            out.add(tally)
+
     def last_probe(self) -> tuple[int, bool] | None:
         if not self.times:
             return None
         return self.times[-1], self.states[self.times[-1]]
 
+    # --- checkpoints and merging ------------------------------------------------------------------------
+
+    def probes(self) -> list[tuple[int, bool]]:
+        """The kept probes, oldest first (times[0] is the start of the first unfolded segment)."""
+        return [(ts, self.states[ts]) for ts in self.times]
+
+    def restore_state(self, first_us: int | None, probes: list[tuple[int, bool]],
+                      buckets: dict[int, tuple[int, int, int]]) -> None:
+        """Replace the state with a checkpointed one: `first_us` is `first_probe_us`, `probes` is `probes()`,
+        `buckets` maps bucket ids to `UptimeTally.as_tuple()`. Something was folded iff the first probe ever
+        is older than the oldest kept one (folding always drops at least one probe)."""
+        self.times = [ts for ts, _ in probes]
+        self.states = dict(probes)
+        self.buckets = {bucket: UptimeTally(*tally) for bucket, tally in buckets.items()}
+        folded = bool(probes) and first_us is not None and first_us < probes[0][0]
+        if buckets and not folded:
+            raise ValueError(f"{self.client}/{self.sla.name}: folded buckets without a folded range")
+        self.first_us = first_us if folded else None
+        self.folded_us = probes[0][0] if folded else None
+        self.dirty_buckets = set()
+        self.probes_dirty = False
+
     def merge(self, other: UptimeLedger) -> None:
-        for ts in other.times:
-            self.add_probe(ts, other.states[ts])
+        """Absorb another ledger of the same SLA. Exact when at most one side has folded and the other side's
+        probes all lie at or after its folded range (key-disjoint engine states: one side is empty)."""
+        if not other.times:
+            return
+        if other.folded_us is None:
+            if self.folded_us is not None and other.times[0] < self.folded_us:
+                raise self._overlap_error()  # (add_probe would too, before changing anything: a clearer message)
+            for ts in other.times:
+                self.add_probe(ts, other.states[ts])
+            return
+        if self.folded_us is not None or (self.times and self.times[0] < other.folded_us):
+            raise self._overlap_error()
+        mine = self.probes()
+        self.times, self.states = list(other.times), dict(other.states)
+        self.buckets = {bucket: UptimeTally(*t.as_tuple()) for bucket, t in other.buckets.items()}
+        self.folded_us, self.first_us = other.folded_us, other.first_us
+        self.dirty_buckets.update(self.buckets)
+        self.probes_dirty = True
+        for ts, up in mine:
+            if ts not in self.states:  # the same instant on both sides: the other side's probe wins, as above
+                self.add_probe(ts, up)
+
+    def _overlap_error(self) -> ValueError:
+        return ValueError(f"{self.client}/{self.sla.name}: cannot merge uptime ledgers when probes of one fall "
+                          "in the folded range of the other")

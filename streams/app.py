@@ -10,27 +10,21 @@ same event loop, so a scrape never races the engine) renders `streams.metrics.En
 
 Checkpoints and commits are one step. Every offset commit faust makes (its commit timer, set to
 `checkpoint_interval`; the commit before a rebalance; the commit at shutdown) goes through
-`SlamonConsumer.force_commit`, which first snapshots every holder that advanced, writes the snapshots to the
-snapshots topic (`<app_id>-snapshots-changelog`, compacted, chunked under 900 KB; read back by a new owner
-when partitions are assigned), flushes the producer and checks the writes landed;
-only then does faust commit, and `_new_offset` caps each partition's commit at the offset its newest stored
-snapshot reflects. So the committed offset never passes a snapshot: a restarted worker restores the snapshot,
-is handed messages from the committed offset (at or before the snapshot), skips those the snapshot already
-reflects and applies the rest. Details and the faust issues behind this design: streams/README.md.
+`SlamonConsumer.force_commit`, which first flushes the outputs, then writes what changed in every holder since its
+last checkpoint (`streams.state_records`) to the snapshots topic in one transaction per partition
+(`streams.checkpoint`); only then does faust commit, and `_new_offset` caps each partition's commit at the offset
+its newest stored checkpoint reflects. So the committed offset never passes stored state: a restarted worker
+restores the checkpoint, is handed messages from the committed offset (at or before it), skips those the
+checkpoint already reflects and applies the rest. Details and the faust issues behind this design:
+streams/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import logging
-import os
-import signal
 import time
-import zlib
-from pathlib import Path
 
 import faust
 import orjson
@@ -40,19 +34,18 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.contracts import Contracts, load_contracts
+from streams.checkpoint import CheckpointWriter, read_checkpoints, snapshot_topic_name
 from streams.config import Settings, load_settings, redact_secrets_in_logs
 from streams.metrics import EngineCollector, settle_counters
 from streams.metrics_server import BasicAuthGuard, web_server_settings
 from streams.partition_engine import DEADLETTER, PartitionEngine, designated_partition
 from streams.scrape import ForkedRenderer, ScrapeError
+from streams.state_records import StateRecordError, changed_records, restore_partition
 
 log = logging.getLogger("slamon.worker")
 
 REWIND_GRACE = 10.0  # seconds a seek back may take to deliver the missing offset
 INGEST_BATCH = 500  # events applied per synchronous step: bounds how long /metrics and the clock wait
-CHUNK_BYTES = 900_000  # Kafka's default max message size is 1 MB
-TABLE_NAME = "snapshots"
-SNAPSHOT_META_VERSION = 1
 
 
 def out_partition(out, count: int) -> int:
@@ -61,14 +54,6 @@ def out_partition(out, count: int) -> int:
         if name == "source_partition":
             return int(value) % count
     return 0
-
-
-def meta_key(partition: int) -> bytes:
-    return f"p{partition}.meta".encode()
-
-
-def chunk_key(partition: int, slot: int, index: int) -> bytes:
-    return f"p{partition}.s{slot}.c{index}".encode()
 
 
 # --- faust extension points --------------------------------------------------------------------------------
@@ -185,119 +170,11 @@ class SlamonApp(faust.App):
         return SlamonTransport(self.conf.broker_consumer, self)
 
 
-# --- snapshots off the event loop --------------------------------------------------------------------------
-
-
-CHILD_NICENESS = 10
-
-
-class Snapshotter:
-    """Serializes partition engines in a forked child (copy-on-write, like Redis' BGSAVE), so pickling a large
-    engine (seconds at a few hundred thousand events) never stalls the event loop; the parent keeps consuming
-    and collects the files when the child exits. Without fork (or with SLAMON_SNAPSHOT_INLINE=1) it snapshots
-    inline. The child only pickles and writes files, then leaves with os._exit: no asyncio, no Kafka, no
-    logging, GC off."""
-
-    def __init__(self, directory: Path, *, fork: bool = True) -> None:
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.fork = fork and hasattr(os, "fork") and os.environ.get("SLAMON_SNAPSHOT_INLINE") != "1"
-        self.child: int | None = None
-        self.jobs: list[tuple[PartitionEngine, int, Path]] = []
-        self.inline_results: list[tuple[PartitionEngine, int, bytes]] | None = None
-        self.seq = 0
-        self.failures = 0  # children that could not write their files (full disk, ...)
-        self.last_seconds = 0.0
-        self._started = 0.0
-
-    @property
-    def running(self) -> bool:
-        return self.child is not None or self.inline_results is not None
-
-    def start(self, holders: list[PartitionEngine]) -> None:
-        if self.running:
-            raise RuntimeError("a snapshot is already being taken")
-        self.seq += 1
-        self.jobs = [(pe, pe.offset, self.dir / f"p{pe.partition}-{self.seq}.snap") for pe in holders]
-        for pe in holders:
-            pe.snapshot_offset = pe.offset  # taken; durable once stored and confirmed
-        self._started = time.perf_counter()
-        if not self.fork:
-            self.inline_results = [(pe, offset, pe.snapshot()) for pe, offset, _ in self.jobs]
-            self.last_seconds = time.perf_counter() - self._started
-            self.jobs = []
-            return
-        pid = os.fork()
-        if pid == 0:  # the child
-            code = 1
-            try:
-                gc.disable()
-                with contextlib.suppress(OSError):
-                    os.nice(CHILD_NICENESS)  # background work: the worker's own loop comes first for the CPU
-                for pe, _, path in self.jobs:
-                    tmp = path.with_suffix(".tmp")
-                    tmp.write_bytes(pe.snapshot())
-                    os.replace(tmp, path)
-                code = 0
-            except BaseException as exc:  # say why on stderr (the worker's log): no logging in the child
-                with contextlib.suppress(OSError):
-                    os.write(2, f"snapshot child: {exc!r}\n".encode(errors="replace"))
-            finally:
-                os._exit(code)
-        self.child = pid
-
-    def poll(self) -> list[tuple[PartitionEngine, int, bytes]] | None:
-        """The finished snapshot's (holder, offset, bytes), or None while none is ready."""
-        if self.inline_results is not None:
-            results, self.inline_results = self.inline_results, None
-            return results
-        if self.child is None:
-            return None
-        pid, status = os.waitpid(self.child, os.WNOHANG)
-        if pid == 0:
-            return None
-        self.child = None
-        jobs, self.jobs = self.jobs, []
-        self.last_seconds = time.perf_counter() - self._started
-        code = os.waitstatus_to_exitcode(status)
-        results = []
-        for pe, offset, path in jobs:
-            if code == 0:
-                results.append((pe, offset, path.read_bytes()))
-            else:
-                pe.snapshot_offset = pe.durable_offset  # take it again
-            path.unlink(missing_ok=True)
-            path.with_suffix(".tmp").unlink(missing_ok=True)
-        if code != 0:
-            self.failures += 1
-            log.error("snapshot child exited with %s (its error is logged above); nothing committed past the "
-                      "last stored snapshot; will retry", code)
-        return results
-
-    async def wait(self, timeout: float = 600.0) -> list[tuple[PartitionEngine, int, bytes]] | None:
-        deadline = time.monotonic() + timeout
-        while self.running:
-            results = self.poll()
-            if results is not None:
-                return results
-            if time.monotonic() > deadline:
-                raise TimeoutError("snapshot child did not finish")
-            await asyncio.sleep(0.01)
-        return None
-
-    def close(self) -> None:
-        if self.child is not None:
-            with contextlib.suppress(OSError):
-                os.kill(self.child, signal.SIGKILL)
-                os.waitpid(self.child, 0)
-            self.child = None
-
-
 class CheckpointCollector:
-    """`slamon_checkpoint_failures_total`: checkpoints that could not store a snapshot (snapshot child failed,
-    e.g. a full disk; snapshot writes or the flush failed). Each one holds commits back to the last stored
-    snapshot, so a rising counter with a growing `slamon_checkpoint_age_seconds` means a restart would re-read
-    more and more input."""
+    """`slamon_checkpoint_failures_total`: checkpoints that could not be stored (a write or its transaction
+    failed, the broker was gone). Each one holds commits back to the last stored checkpoint, so a rising counter
+    with a growing `slamon_checkpoint_age_seconds` means a restart would re-read more and more input.
+    `slamon_restore_records_total`: checkpoint records read back by this worker (restore progress)."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -306,8 +183,10 @@ class CheckpointCollector:
         from prometheus_client.core import CounterMetricFamily
 
         runtime = self.runtime
-        yield CounterMetricFamily("slamon_checkpoint_failures", "Checkpoints that could not store a snapshot",
-                                  value=runtime.checkpoint_failures + runtime.snapshotter.failures)
+        yield CounterMetricFamily("slamon_checkpoint_failures", "Checkpoints that could not be stored",
+                                  value=runtime.checkpoint_failures)
+        yield CounterMetricFamily("slamon_restore_records", "Checkpoint records read back to restore partitions",
+                                  value=runtime.restore_records)
 
 
 # --- the runtime ---------------------------------------------------------------------------------------------
@@ -324,7 +203,6 @@ class Runtime:
         self.events_topic_name = settings.topics.events
         self.engines: dict[int, PartitionEngine] = {}
         self.assigned: set[int] = set()
-        self.ckpt_slots: dict[int, tuple[int, dict[int, int]]] = {}  # partition -> (slot, {slot: chunks})
         self.checkpoints = 0
         self.checkpoint_failures = 0
         self.stale_messages = 0
@@ -332,7 +210,8 @@ class Runtime:
         self._partition_counts: dict[str, int] = {}
         self._flush_task = None
         self.final_commit = False  # set while faust commits before a rebalance or at shutdown
-        self.snapshotter = Snapshotter(settings.data_dir / settings.app_id / "snapshots")
+        self.restore_records = 0
+        self._checkpoint_lock = asyncio.Lock()
         self.max_future_us = (None if settings.clock == "event" or settings.max_future_seconds is None
                               else int(settings.max_future_seconds * 1_000_000))
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -340,11 +219,10 @@ class Runtime:
                                       value_type=bytes, **raw)
         self.deadletter_topic = app.topic(settings.topics.deadletter, **raw)
         self.sla_topic = app.topic(settings.topics.sla_events, **raw)
-        # Snapshots go to a compacted topic of our own, read back by `read_snapshot_records` when partitions are
-        # assigned. Not a faust Table: faust's table recovery stalled now and then after a rebalance under CPU
-        # contention (issue 3; see `on_rebalance_complete`), and a worker without tables skips it. Same name
-        # as the former table's changelog, so existing snapshots stay readable.
-        self.snapshot_topic_name = f"{settings.app_id}-{TABLE_NAME}-changelog"
+        # Checkpoints go to a compacted topic of our own, written in transactions and read back when partitions
+        # are assigned (streams.checkpoint). Not a faust Table: faust's table recovery stalled now and then after
+        # a rebalance under CPU contention (issue 3; see `on_rebalance_complete`), and it has no transactions.
+        self.snapshot_topic_name = snapshot_topic_name(settings)
         self.snapshot_topic = app.topic(
             self.snapshot_topic_name, partitions=num_partitions, key_type=bytes, value_type=bytes, **raw,
             compacting=True, deleting=False, acks=False, internal=True,
@@ -355,7 +233,8 @@ class Runtime:
             },
         )
         self._snapshot_topic_declared = False
-        self.snapshot_records: dict[int, dict[bytes, bytes]] = {}  # read for partitions about to be opened
+        self.writer = CheckpointWriter(settings, self.snapshot_topic_name)
+        self.restored: dict[int, PartitionEngine | None] = {}  # read for partitions about to be opened
         self.scrape = ForkedRenderer(self.render_metrics)  # /metrics off the event loop (streams/scrape.py)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(CheckpointCollector(self))
@@ -477,44 +356,19 @@ class Runtime:
     # --- partitions -------------------------------------------------------------------------------------
 
     def open_partition(self, partition: int) -> PartitionEngine:
-        """The holder of a partition: restored from its newest snapshot, or fresh when it has none. Its
-        snapshots topic partition must have been read (`read_snapshot_records`): never start empty by mistake."""
-        records = self.snapshot_records.pop(partition, None)
-        if records is None:
-            raise RuntimeError(f"partition {partition}: opened before its snapshots were read")
-        pe = self.load(partition, records)
+        """The holder of a partition: restored from its checkpoint, or fresh when it has none. Its checkpoint
+        must have been read (`load_checkpoints`): never start empty by mistake."""
+        if partition not in self.restored:
+            raise RuntimeError(f"partition {partition}: opened before its checkpoint was read")
+        pe = self.restored.pop(partition)
         if pe is None:
             pe = PartitionEngine(partition, self.contracts, source_topic=self.events_topic_name,
                                  num_partitions=self.num_partitions)
-            log.info("partition %d: no snapshot, starting empty", partition)
+            log.info("partition %d: no checkpoint, starting empty", partition)
         else:
-            log.info("partition %d: restored snapshot at offset %d (%d bytes, %d outputs to re-publish)",
-                     partition, pe.restored_offset, pe.checkpoint_bytes, len(pe.outbox))
+            log.info("partition %d: restored snapshot at offset %d (%d tickets, %d outputs to re-publish)",
+                     partition, pe.restored_offset, len(pe.engine.tickets), len(pe.outbox))
         self.engines[partition] = pe
-        return pe
-
-    def load(self, partition: int, data: dict[bytes, bytes]) -> PartitionEngine | None:
-        """The holder restored from the newest snapshot in `data` (key -> newest value in the partition of
-        the snapshots topic), or None when there is none."""
-        raw_meta = data.get(meta_key(partition))
-        if raw_meta is None:
-            return None
-        meta = orjson.loads(raw_meta)
-        if meta.get("v") != SNAPSHOT_META_VERSION:
-            raise RuntimeError(f"partition {partition}: snapshot meta version {meta.get('v')!r} unknown")
-        slot, count = meta["slot"], meta["chunks"]
-        parts = [data.get(chunk_key(partition, slot, i)) for i in range(count)]
-        if any(p is None for p in parts):
-            raise RuntimeError(f"partition {partition}: snapshot at offset {meta['offset']} misses chunks; "
-                               "the snapshots topic is damaged (reset the consumer group to rebuild)")
-        blob = b"".join(parts)
-        if zlib.crc32(blob) != meta["crc"] or len(blob) != meta["bytes"]:
-            raise RuntimeError(f"partition {partition}: snapshot at offset {meta['offset']} fails its checksum")
-        pe = PartitionEngine.restore(partition, self.contracts, blob, source_topic=self.events_topic_name,
-                                     num_partitions=self.num_partitions)
-        pe.checkpoint_wall = meta["wall"]
-        pe.checkpoint_bytes = len(blob)
-        self.ckpt_slots[partition] = (slot, {int(k): v for k, v in meta.get("slots", {str(slot): count}).items()})
         return pe
 
     async def on_partitions_assigned(self, assigned: set[TP]) -> None:
@@ -522,7 +376,8 @@ class Runtime:
         for partition in sorted(set(self.engines) - mine):
             log.info("partition %d: revoked, dropping its engine", partition)
             del self.engines[partition]
-            self.ckpt_slots.pop(partition, None)
+        for partition in sorted(set(self.writer.producers) - mine):
+            await self.writer.close(partition)  # its next owner fences it anyway
         self.assigned = mine
 
     async def on_rebalance_complete(self) -> None:
@@ -541,9 +396,9 @@ class Runtime:
         after the dropped messages and never see them. faust's own seek to the committed offset follows
         ours; it can only move the position back (the commit never passes a stored snapshot), and the holder
         skips what it already reflects."""
-        await self.load_snapshots(sorted(self.assigned - set(self.engines)))
+        await self.load_checkpoints(sorted(self.assigned - set(self.engines)))
         for partition in sorted(self.assigned - set(self.engines)):
-            if partition in self.snapshot_records:  # else assigned while reading: the next completion opens it
+            if partition in self.restored:  # else assigned while reading: the next completion opens it
                 self.open_partition(partition)
         consumer = self.app.consumer
         tps = [TP(self.events_topic_name, p) for p in sorted(self.assigned) if p in self.engines]
@@ -560,58 +415,49 @@ class Runtime:
         except Exception as exc:  # a rebalance started again: the next completion seeks
             log.warning("could not seek the assigned partitions: %r", exc)
 
-    async def load_snapshots(self, partitions: list[int]) -> None:
-        """Read the snapshots topic partitions into `snapshot_records`; retried until it succeeds (a broker
-        restarting), since an engine must never start without its state."""
-        self.snapshot_records.clear()  # only what is read now: another owner may have written since
+    async def load_checkpoints(self, partitions: list[int]) -> None:
+        """Restore these partitions' holders into `restored`: fence their previous owners (which aborts a
+        checkpoint one of them left half-written), read their checkpoints and rebuild the engines, in a thread
+        so the event loop (metrics, the clock) and the consumer's heartbeats go on. Retried until it succeeds
+        (a broker restarting), since an engine must never start without its state; a checkpoint this version
+        cannot read stops the worker with what to do."""
+        self.restored.clear()  # only what is read now: another owner may have written since
         if not self._snapshot_topic_declared:
             await self.snapshot_topic.maybe_declare()
             self._snapshot_topic_declared = True
         attempt = 0
         while partitions:
             try:
-                self.snapshot_records.update(await asyncio.to_thread(self.read_snapshot_records, partitions))
+                for partition in partitions:
+                    await self.writer.open(partition)
+                self.restored.update(await asyncio.to_thread(self._restore, partitions))
+                return
+            except StateRecordError as exc:
+                log.critical("%s", exc)
+                await self.app.crash(exc)
                 return
             except Exception as exc:
                 attempt += 1
-                log.warning("could not read the snapshots of partitions %s (attempt %d), retrying: %r",
-                            partitions, attempt, exc)
+                log.warning("could not restore partitions %s (attempt %d), retrying: %r", partitions, attempt, exc)
                 await asyncio.sleep(min(5.0, 0.5 * attempt))
                 partitions = [p for p in partitions if p in self.assigned]  # a new rebalance may take some
 
-    def read_snapshot_records(self, partitions: list[int], timeout: float = 120.0) -> dict[int, dict[bytes, bytes]]:
-        """The newest value of every key in these partitions of the snapshots topic, read from the start to
-        the end offsets seen at the start (runs in a thread: kafka-python)."""
-        from kafka import KafkaConsumer, TopicPartition
+    def _restore(self, partitions: list[int]) -> dict[int, PartitionEngine | None]:
+        def progress(n: int) -> None:
+            self.restore_records += n
 
-        config = self.settings.kafka.kafka_python_config()
-        config["client_id"] = f"{config.get('client_id') or 'slamon'}-snapshots"
-        consumer = KafkaConsumer(**config, group_id=None, enable_auto_commit=False,
-                                 max_partition_fetch_bytes=4 * 1024 * 1024)
-        try:
-            tps = [TopicPartition(self.snapshot_topic_name, p) for p in partitions]
-            consumer.assign(tps)
-            ends = consumer.end_offsets(tps)
-            begins = consumer.beginning_offsets(tps)
-            for tp in tps:  # explicit offsets: position() after seek_to_beginning hangs on an empty partition
-                consumer.seek(tp, begins[tp])
-            records: dict[int, dict[bytes, bytes]] = {p: {} for p in partitions}
-            pending = [tp for tp in tps if begins[tp] < ends[tp]]
-            deadline = time.monotonic() + timeout
-            while pending:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"snapshots of {pending} not read in {timeout:.0f}s")
-                for tp, batch in consumer.poll(timeout_ms=500).items():
-                    data = records[tp.partition]
-                    for record in batch:
-                        if record.value is None:
-                            data.pop(record.key, None)  # tombstone
-                        else:
-                            data[record.key] = record.value
-                pending = [tp for tp in pending if consumer.position(tp) < ends[tp]]
-            return records
-        finally:
-            consumer.close()
+        stores = read_checkpoints(self.settings, self.snapshot_topic_name, partitions, on_progress=progress)
+        out = {}
+        for partition, store in stores.items():
+            started = time.perf_counter()
+            out[partition] = pe = restore_partition(partition, self.contracts, store,
+                                                    source_topic=self.events_topic_name,
+                                                    num_partitions=self.num_partitions)
+            if pe is not None:
+                pe.checkpoint_bytes = sum(len(k) + len(v) for k, v in store.items())
+                log.info("partition %d: rebuilt from %d records (%d bytes) in %.1fs", partition, len(store),
+                         pe.checkpoint_bytes, time.perf_counter() - started)
+        return out
 
     # --- checkpoints ------------------------------------------------------------------------------------
 
@@ -623,96 +469,61 @@ class Runtime:
         return 0 if pe is None else pe.durable_offset + 1
 
     async def checkpoint(self) -> bool:
-        """Called before every offset commit. Stores the snapshots a background child finished, starts the
-        next one (or, before a rebalance or shutdown, takes and stores a fresh one and waits for it), publishes
-        pending outputs and flushes. True when every write landed; the commit that follows is capped at the
-        offsets the stored snapshots reflect (`commit_limit`)."""
-        started = time.perf_counter()
-        final = self.final_commit
-        written: list[tuple[PartitionEngine, int, list]] = []
-        try:
-            results = await self.snapshotter.wait() if final else self.snapshotter.poll()
-            written += self._store(results)
-            dirty = [pe for pe in self.engines.values() if pe.dirty]
-            if dirty and final:
-                self.snapshotter.start(dirty)
-                written += self._store(await self.snapshotter.wait())
-            elif dirty and not self.snapshotter.running:
-                self.snapshotter.start(dirty)  # stored at a later commit
-            for pe in self.engines.values():
-                self.publish(pe)
-            if self._flush_task is not None:
-                await self._flush_task
-            await self.flush_outputs()
-            await self.app.producer.flush()
-        except Exception as exc:  # producer stopping, broker gone: commit nothing, retry next time
-            self.checkpoint_failures += 1
-            log.warning("checkpoint failed, not committing: %r", exc)
-            for pe, _, _ in written:
-                pe.snapshot_offset = pe.durable_offset
-            return False
-        ok = True
-        for pe, offset, futures in written:
-            try:  # flush() returns once the batches are acknowledged; the futures resolve right after
-                results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), 30.0)
-            except TimeoutError:
-                results = [TimeoutError()]
-            errors = [r for r in results if isinstance(r, BaseException)]
-            if not errors:
+        """Called before every offset commit: flush the outputs (so the checkpoint carries only what the broker
+        has not confirmed), then write each changed holder's records in one transaction per partition. True
+        when every write landed; the commit that follows is capped at the offsets the stored checkpoints reflect
+        (`commit_limit`). A failed write is sent again (with what changed since) at the next checkpoint."""
+        async with self._checkpoint_lock:
+            started = time.perf_counter()
+            try:
+                for pe in self.engines.values():
+                    self.publish(pe)
+                if self._flush_task is not None:
+                    await self._flush_task
+                await self.flush_outputs()
+                await self.app.producer.flush()
+            except Exception as exc:  # producer stopping, broker gone: commit nothing, retry next time
+                self.checkpoint_failures += 1
+                log.warning("checkpoint failed, not committing: %r", exc)
+                return False
+            ok, written = True, []
+            for pe in list(self.engines.values()):
+                if not pe.dirty and not pe.checkpoint_state.failed:
+                    continue
+                encode_started = time.perf_counter()
+                records = pe.checkpoint_state.failed + changed_records(pe)  # synchronous: one consistent state
+                offset = pe.offset
+                encode_seconds = time.perf_counter() - encode_started
+                try:
+                    await self.writer.write(pe.partition, records)
+                except Exception as exc:
+                    ok = False
+                    pe.checkpoint_state.failed = records
+                    pe.snapshot_offset = pe.durable_offset
+                    log.warning("partition %d: checkpoint write failed (%r); sent again at the next one",
+                                pe.partition, exc)
+                    continue
+                if self.engines.get(pe.partition) is not pe:
+                    continue  # revoked meanwhile
+                pe.checkpoint_state.failed = []
                 pe.durable_offset = max(pe.durable_offset, offset)
-            else:
-                ok = False
-                pe.snapshot_offset = pe.durable_offset  # take it again
-                log.warning("partition %d: snapshot write failed: %r", pe.partition, errors[0])
-        for pe in self.engines.values():
-            # A failed output is queued again; the snapshot carries every unconfirmed output, so the commit
-            # need not wait for it.
-            failed = pe.prune_outbox()
-            if failed:
-                log.warning("partition %d: %d outputs failed, sending them again", pe.partition, failed)
-            self.publish(pe)
-        if not ok:
-            self.checkpoint_failures += 1
-            log.warning("checkpoint: some writes failed; commit held back to the last stored snapshots")
-        if written:
-            self.checkpoints += 1
-            log.info("stored snapshots of partitions %s (%s) in %.3fs%s", [pe.partition for pe, _, _ in written],
-                     ", ".join(f"{pe.checkpoint_bytes} B @ {off}" for pe, off, _ in written),
-                     time.perf_counter() - started, " (final)" if final else "")
-        return ok
-
-    def _store(self, results: list[tuple[PartitionEngine, int, bytes]] | None) -> list:
-        """Write finished snapshots to the snapshots topic; returns (holder, offset, futures) for the
-        confirmation."""
-        out = []
-        for pe, offset, blob in results or ():
-            if self.engines.get(pe.partition) is not pe:
-                continue  # revoked (or replaced) while the child ran: never store over another owner's state
-            out.append((pe, offset, self._write_snapshot(pe, offset, blob)))
-        return out
-
-    def _write_snapshot(self, pe: PartitionEngine, offset: int, blob: bytes) -> list:
-        partition = pe.partition
-        prev_slot, counts = self.ckpt_slots.get(partition, (1, {}))
-        slot = 1 - prev_slot  # never overwrite the chunks the stored meta points at
-        chunks = [blob[i : i + CHUNK_BYTES] for i in range(0, len(blob), CHUNK_BYTES)] or [b""]
-        stale = range(len(chunks), counts.get(slot, 0))
-        counts = {**counts, slot: len(chunks)}
-        meta = orjson.dumps({
-            "v": SNAPSHOT_META_VERSION, "slot": slot, "chunks": len(chunks), "offset": offset,
-            "bytes": len(blob), "crc": zlib.crc32(blob), "wall": time.time(),
-            "slots": {str(k): v for k, v in counts.items()},
-        })
-        topic = self.snapshot_topic
-        futures = [topic.send_soon(key=chunk_key(partition, slot, i), value=chunk, partition=partition)
-                   for i, chunk in enumerate(chunks)]
-        for i in stale:  # tombstones: a smaller snapshot than the slot's previous one
-            futures.append(topic.send_soon(key=chunk_key(partition, slot, i), value=None, partition=partition))
-        futures.append(topic.send_soon(key=meta_key(partition), value=meta, partition=partition))
-        self.ckpt_slots[partition] = (slot, counts)
-        pe.checkpoint_wall = time.time()
-        pe.checkpoint_bytes = len(blob)
-        return futures
+                pe.checkpoint_wall = time.time()
+                pe.checkpoint_bytes = sum(len(k) + len(v or b"") for k, v in records)
+                written.append(f"p{pe.partition}: {len(records)} records, {pe.checkpoint_bytes} B @ {offset} "
+                               f"(encoded in {encode_seconds * 1000:.0f} ms)")
+            for pe in self.engines.values():
+                failed = pe.prune_outbox()
+                if failed:
+                    log.warning("partition %d: %d outputs failed, sending them again", pe.partition, failed)
+                self.publish(pe)
+            if not ok:
+                self.checkpoint_failures += 1
+                log.warning("checkpoint: some writes failed; commit held back to the last stored checkpoints")
+            if written:
+                self.checkpoints += 1
+                log.log(logging.INFO if self.final_commit else logging.DEBUG, "stored checkpoints %s in %.3fs%s",
+                        "; ".join(written), time.perf_counter() - started, " (final)" if self.final_commit else "")
+            return ok
 
     # --- metrics ----------------------------------------------------------------------------------------
 

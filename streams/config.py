@@ -120,6 +120,22 @@ class KafkaSettings(BaseModel):
                 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
         return cfg
 
+    def aiokafka_config(self) -> dict[str, Any]:
+        """Keyword arguments for aiokafka clients (the checkpoint producers)."""
+        cfg: dict[str, Any] = {
+            "bootstrap_servers": self.servers,
+            "client_id": self.client_id,
+            "security_protocol": self.security_protocol,
+            "request_timeout_ms": int(self.request_timeout_seconds * 1000),
+        }
+        if self.sasl_mechanism is not None:
+            cfg["sasl_mechanism"] = self.sasl_mechanism
+            cfg["sasl_plain_username"] = self.sasl_username
+            cfg["sasl_plain_password"] = self.sasl_password.get_secret_value() if self.sasl_password else None
+        if self.uses_ssl:
+            cfg["ssl_context"] = self.ssl_context()
+        return cfg
+
     def check_connection(self, timeout: float = 15.0) -> None:
         """Connect to a bootstrap server once and raise `KafkaSecurityError` if it rejects our credentials or
         TLS handshake. kafka-python otherwise reports a bad password as `IncompatibleBrokerVersion` (admin

@@ -7,7 +7,7 @@ exactly as the worker does:
     pe.process(value, offset, key)   # decode -> engine; rejections become dead letters
     pe.advance(now_us)               # the clock: deadlines <= now are decided
     pe.take_unsent()                 # dead letters and SLA events to hand to a producer
-    data = pe.snapshot()             # checkpoint; PartitionEngine.restore(partition, contracts, data)
+    records = changed_records(pe)    # checkpoint (streams.state_records); restore_partition(...) reads them
 
 Offsets: `offset` is the last input offset reflected in the state. `process` skips any message at or below
 it, so a worker that restored a snapshot and was handed older messages (the committed offset never passes the
@@ -29,13 +29,12 @@ import orjson
 from kafka.partitioner.default import murmur2
 
 from monitor.contracts import Contracts
-from monitor.engine import Engine, restore, snapshot
+from monitor.engine import Engine
 from monitor.events import FUTURE, Rejection, decode_event, from_us
 from monitor.ledger import Contribution
 
 log = logging.getLogger("slamon.partition")
 
-SNAPSHOT_FORMAT = 1
 DEADLETTER = "deadletter"
 SLA_EVENTS = "sla_events"
 # A dead letter carries the original bytes plus ~150 bytes of headers: an event just under the 1 MiB message
@@ -91,16 +90,14 @@ class Output:
         return fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None)
 
 
-def _b64(value: bytes | None) -> str | None:
-    import base64
+class CheckpointState:
+    """What the writer remembers between checkpoints of one partition (streams.state_records)."""
 
-    return None if value is None else base64.b64encode(value).decode()
-
-
-def _unb64(value: str | None) -> bytes | None:
-    import base64
-
-    return None if value is None else base64.b64decode(value)
+    def __init__(self, seen_chunks: dict[int, int] | None = None, next_chunk: int = 0, outbox_chunks: int = 0):
+        self.seen_chunks = dict(seen_chunks or {})
+        self.next_chunk = next_chunk
+        self.outbox_chunks = outbox_chunks
+        self.failed: list[tuple[bytes, bytes | None]] = []  # records of a write that failed: sent again first
 
 
 class PartitionEngine:
@@ -111,8 +108,12 @@ class PartitionEngine:
         self.clients = contracts.clients
         self.source_topic = source_topic
         self.num_partitions = num_partitions
-        self.engine = engine if engine is not None else Engine(contracts, keep_decisions=True)
+        self.engine = engine if engine is not None else Engine(contracts, keep_decisions=True, track_changes=True,
+                                                               keep_breach_history=False)
         self.engine.keep_decisions = True
+        if self.engine.changes is None:
+            raise ValueError("a partition's engine must track changes (its checkpoints are incremental)")
+        self.checkpoint_state = CheckpointState()  # what the checkpoint writer remembers (streams.state_records)
         self.offset = -1  # last input offset reflected in the state
         self.snapshot_offset = -1  # offset reflected by the newest snapshot taken
         self.durable_offset = -1  # offset reflected by the newest snapshot known stored (set by the worker)
@@ -239,47 +240,6 @@ class PartitionEngine:
             kept.append(o)
         self.outbox = kept
         return failed
-
-    # --- checkpoints ------------------------------------------------------------------------------------
-
-    def snapshot(self) -> bytes:
-        """The whole state, including unconfirmed outputs. Sets `snapshot_offset`."""
-        self.prune_outbox()
-        extras = {
-            "format": SNAPSHOT_FORMAT, "partition": self.partition, "offset": self.offset,
-            "received": self.received, "rejected": dict(self.rejected), "misrouted": self.misrouted,
-            "sla_events": self.sla_events, "clock_us": self.clock_us,
-            "high_water": [[c, s, f, v] for (c, s, f), v in self.high_water.items()],
-            "outbox": [[o.kind, _b64(o.key), _b64(o.value), [[k, _b64(v)] for k, v in o.headers]]
-                       for o in self.outbox],
-        }
-        head = orjson.dumps(extras)
-        data = len(head).to_bytes(4, "big") + head + snapshot(self.engine)
-        self.snapshot_offset = self.offset
-        return data
-
-    @classmethod
-    def restore(cls, partition: int, contracts: Contracts, data: bytes, *, source_topic: str = "slamon.events",
-                num_partitions: int | None = None) -> PartitionEngine:
-        size = int.from_bytes(data[:4], "big")
-        extras = orjson.loads(data[4 : 4 + size])
-        if extras.get("format") != SNAPSHOT_FORMAT:
-            raise ValueError(f"snapshot format {extras.get('format')!r}, this worker reads {SNAPSHOT_FORMAT}")
-        if extras["partition"] != partition:
-            raise ValueError(f"snapshot of partition {extras['partition']} offered for partition {partition}")
-        engine = restore(contracts, data[4 + size :], keep_decisions=True)
-        pe = cls(partition, contracts, source_topic=source_topic, num_partitions=num_partitions, engine=engine)
-        pe.offset = pe.snapshot_offset = pe.durable_offset = pe.restored_offset = extras["offset"]
-        pe.received = extras["received"]
-        pe.rejected = Counter(extras["rejected"])
-        pe.misrouted = extras["misrouted"]
-        pe.sla_events = extras["sla_events"]
-        pe.clock_us = extras["clock_us"]
-        pe.high_water = {(c, s, f): v for c, s, f, v in extras["high_water"]}
-        pe.outbox = [Output(kind, _unb64(key), _unb64(value), [(k, _unb64(v)) for k, v in headers])
-                     for kind, key, value, headers in extras["outbox"]]
-        pe._unsent = list(pe.outbox)  # unconfirmed when the snapshot was taken: publish again
-        return pe
 
     # --- queries ----------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from monitor.contracts import load_contracts
 from monitor.generator import GeneratorConfig, generate
 from streams.metrics import EngineCollector
 from streams.partition_engine import PartitionEngine
+from streams.state_records import changed_records
 from tests.support.procs import free_port
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,7 @@ def slamon_target():
     for offset, event in enumerate(_events(now)):
         pe.process(orjson.dumps(event), offset)
     pe.checkpoint_wall = time.time()
-    pe.checkpoint_bytes = len(pe.snapshot())
+    pe.checkpoint_bytes = sum(len(k) + len(v or b'') for k, v in changed_records(pe))
     lock = threading.Lock()
 
     def holders():

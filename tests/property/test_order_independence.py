@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.contracts import parse_contracts
-from monitor.engine import Engine, restore, snapshot
+from monitor.engine import Engine
+from monitor.engine_state import restore, snapshot
 from monitor.events import decode_event, format_us, to_us
 from monitor.report import build_report
 

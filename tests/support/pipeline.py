@@ -348,7 +348,8 @@ def restored_offsets(worker: Worker) -> dict[int, int]:
 # --- comparisons --------------------------------------------------------------------------------------------
 
 
-PER_WORKER = {"slamon_scrape_duration_seconds", "slamon_checkpoint_failures_total"}  # one per process
+PER_WORKER = {"slamon_scrape_duration_seconds", "slamon_checkpoint_failures_total",
+              "slamon_restore_records_total"}  # one per process
 
 
 def merged(scrapes: list[dict]) -> dict[tuple[str, tuple], float]:

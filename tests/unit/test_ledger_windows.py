@@ -3,8 +3,6 @@ snapshots written before the buckets existed."""
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -80,17 +78,3 @@ def test_rolling_periods_keep_their_length_and_odd_lengths_keep_everything():
     odd = ledger(Rolling(rolling="601s"))
     odd.apply(contribution(T0, True), +1)
     assert odd.detail_keep_us is None and odd.prune(T0 + 365 * DAY_US) == 0 and odd.instants
-
-
-def test_a_snapshot_from_before_the_buckets_is_converted_on_restore():
-    new = ledger()
-    for k in range(50):
-        new.apply(contribution(T0 + k * 11 * MIN + 7, k % 2 == 0), +1)
-    old = ledger()  # as session-2 workers pickled it: no `buckets`, `instants` flat (at_us -> tally)
-    state = {name: getattr(new, name) for name in SlaLedger.__slots__ if name not in ("buckets", "instants")}
-    state["instants"] = {at: t for detail in new.instants.values() for at, t in detail.items()}
-    old.__setstate__((None, state))
-    restored = pickle.loads(pickle.dumps(old))
-    assert {b: figures(t) for b, t in restored.buckets.items()} == {b: figures(t) for b, t in new.buckets.items()}
-    for a, b in [(T0, T0 + DAY_US), (T0 + 17 * MIN, T0 + 5 * 60 * MIN + 3)]:
-        assert figures(restored.window(a, b)) == figures(new.window(a, b))

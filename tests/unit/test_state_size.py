@@ -10,7 +10,8 @@ import tracemalloc
 import orjson
 
 from monitor.contracts import parse_contracts
-from monitor.engine import Engine, restore, snapshot
+from monitor.engine import Engine
+from monitor.engine_state import restore, snapshot
 from monitor.events import decode_event, format_us
 from tests.builders import us
 

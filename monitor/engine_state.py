@@ -1,0 +1,529 @@
+"""An engine's state as keyed records: what a checkpoint writes and a restore reads (no I/O here).
+
+The record format (MessagePack via msgspec, each struct encoded as an array of its fields in the order below;
+version `FORMAT` in the partition's meta record, see `streams.state_records`). Keys are bytes, `<prefix>` is
+chosen by the caller (the partition), `\\0` separates names:
+
+| key                              | value                                                               |
+|----------------------------------|---------------------------------------------------------------------|
+| `<prefix>t/<client>\\0<ticket>`    | `TicketRec`: base state, events since the base, last event time      |
+| `<prefix>c/<client>\\0<call>`      | `CallRec`: a call's first offer/answer/abandon/end                  |
+| `<prefix>b/<client>\\0<sla>\\0<n>`  | `BucketRec`: 15-minute bucket n of an SLA ledger, with exact instants |
+| `<prefix>p/<client>\\0<sla>\\0<lbl>`| `PeriodRec`: one period's tally, priorities, sketch, breached items  |
+| `<prefix>u/<client>\\0<sla>`       | `UptimeRec`: an uptime SLA's recent probes (older time in tallies)  |
+| `<prefix>v/<client>\\0<sla>\\0<n>`  | `UptimeBucketRec`: folded up/down/unknown time of bucket n          |
+| `<prefix>x/<day>`                  | raw bytes: sorted int64 hashes of the tickets made final that day   |
+| `<prefix>d/<n>`                    | `SeenRec`: dedupe ids (event_id, ts) added by one checkpoint         |
+
+A value of None (a Kafka tombstone) means the item is gone (final, evicted, pruned). Contract objects are
+written by name (SLA name) and resolved against the contracts loaded at restore, so an edited target applies to
+restored open clocks; a record naming an SLA the contracts no longer have is refused. Decoding validates every
+field's type: a forged or corrupt record raises `StateRecordError` (it never runs code, unlike a pickle).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+
+import msgspec
+
+from monitor.calls import CallState
+from monitor.contracts import Contracts, TicketSla
+from monitor.engine import CallItem, Engine, PipelineStats, TicketItem
+from monitor.events import TicketEvent
+from monitor.ledger import SlaLedger, Tally
+from monitor.periods import PeriodWindow
+from monitor.sketch import LogSketch
+from monitor.tickets import Clock, TicketState
+
+FORMAT = 2
+
+
+class StateRecordError(ValueError):
+    """A state record that cannot be used; the message names the key and what is wrong."""
+
+
+class ClockRec(msgspec.Struct, array_like=True):
+    sla: str
+    target_us: int
+    priority: str
+    elapsed_us: int
+    since_us: int | None
+    deadline_us: int | None
+    good: bool | None
+    decided_us: int | None
+
+
+class StateRec(msgspec.Struct, array_like=True):
+    created_us: int | None
+    priority: str | None
+    queue: str | None
+    channel: str | None
+    status: str | None
+    resolved: bool
+    resolved_us: int | None
+    orphans: int
+    clocks: list[ClockRec]
+
+
+class EventRec(msgspec.Struct, array_like=True):
+    ts_us: int
+    seq: int
+    event_id: str
+    type: str
+    priority: str | None
+    status: str | None
+    queue: str | None
+    channel: str | None
+
+
+class TicketRec(msgspec.Struct, array_like=True):  # client and ticket id are in the key
+    base: StateRec
+    events: list[EventRec]
+    last_us: int
+
+
+class CallRec(msgspec.Struct, array_like=True):  # client and call id are in the key
+    queue: str | None
+    offered_us: int | None
+    answered_us: int | None
+    abandoned_us: int | None
+    ended_us: int | None
+    wrapup_s: float
+
+
+TallyRec = tuple[float, float, float, float]  # decided, good, bad, total
+
+
+class BucketRec(msgspec.Struct, array_like=True):
+    client: str
+    sla: str
+    bucket: int
+    tally: TallyRec | None
+    instants: list[tuple[int, TallyRec]] | None  # None: pruned (only the bucket tally is kept)
+
+
+class SketchRec(msgspec.Struct, array_like=True):
+    buckets: list[tuple[int, int]]
+    zeros: int
+    count: int
+
+
+class PeriodRec(msgspec.Struct, array_like=True):
+    client: str
+    sla: str
+    label: str
+    window: tuple[int, int] | None  # start, end (None: a rolling period)
+    tally: TallyRec | None
+    by_priority: list[tuple[str, TallyRec]]
+    sketch: SketchRec | None
+    breaches: list[tuple[int, str]] | None
+
+
+class SeenRec(msgspec.Struct, array_like=True):
+    ids: list[str]
+    ts: list[int]
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODERS: dict[type, msgspec.msgpack.Decoder] = {}
+
+
+def encode(rec: msgspec.Struct) -> bytes:
+    return _ENCODER.encode(rec)
+
+
+def decode(key: bytes, value: bytes, cls: type):
+    try:
+        decoder = _DECODERS.get(cls)
+        if decoder is None:
+            decoder = _DECODERS[cls] = msgspec.msgpack.Decoder(cls)
+        return decoder.decode(value)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise StateRecordError(f"state record {key[:120]!r}: not a valid {cls.__name__}: {err}") from None
+
+
+def _name_key(*parts: str) -> bytes:
+    return "\0".join(parts).encode()
+
+
+# --- engine -> records -------------------------------------------------------------------------------------
+
+
+def _state_rec(s: TicketState) -> StateRec:
+    return StateRec(s.created_us, s.priority, s.queue, s.channel, s.status, s.resolved, s.resolved_us, s.orphans,
+                    [ClockRec(c.sla.name, c.target_us, c.priority, c.elapsed_us, c.since_us, c.deadline_us, c.good,
+                              c.decided_us) for c in s.clocks])
+
+
+def ticket_value(key: tuple[str, str], item: TicketItem) -> bytes:
+    events = [EventRec(ts, seq, ev.event_id, ev.type, ev.priority, ev.status, ev.queue, ev.channel)
+              for ts, seq, ev in item.events]
+    # Without events since the base, the state is the base (compacted); else it is rebuilt from them on restore.
+    base = item.state if not item.events else item.base
+    return encode(TicketRec(_state_rec(base), events, item.last_us))
+
+
+def call_value(key: tuple[str, str], item: CallItem) -> bytes:
+    s = item.state
+    return encode(CallRec(s.queue, s.offered_us, s.answered_us, s.abandoned_us, s.ended_us,
+                          s.wrapup_s))
+
+
+def _tally(t: Tally | None) -> TallyRec | None:
+    return None if t is None else (t.decided, t.good, t.bad, t.total)
+
+
+def bucket_value(ledger: SlaLedger, bucket: int) -> bytes | None:
+    tally = ledger.buckets.get(bucket)
+    if tally is None:
+        return None
+    detail = ledger.instants.get(bucket)
+    instants = None if detail is None else [(at, _tally(t)) for at, t in detail.items()]
+    return encode(BucketRec(ledger.client, ledger.sla, bucket, _tally(tally), instants))
+
+
+def period_value(ledger: SlaLedger, label: str) -> bytes | None:
+    tally = ledger.periods.get(label)
+    if tally is None and label not in ledger.breaches:
+        return None
+    window = ledger.windows.get(label)
+    sketch = ledger.sketches.get(label)
+    return encode(PeriodRec(
+        ledger.client, ledger.sla, label, None if window is None else (window.start_us, window.end_us),
+        _tally(tally), [(p, _tally(t)) for (lbl, p), t in ledger.by_priority.items() if lbl == label],
+        None if sketch is None else SketchRec(sorted(sketch.buckets.items()), sketch.zeros, sketch.count),
+        ledger.breaches.get(label),
+    ))
+
+
+def changed_records(engine: Engine, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
+    """Records of what changed since the last call (None: gone), and clears the marks. Dedupe ids are not
+    included (the caller chunks `engine.changes.seen`, see `seen_value`)."""
+    changes = engine.changes
+    if changes is None:
+        raise ValueError("the engine does not track changes (Engine(track_changes=True))")
+    out: list[tuple[bytes, bytes | None]] = []
+    for key in changes.tickets:
+        item = engine.tickets.get(key)
+        out.append((prefix + b"t/" + _name_key(*key), None if item is None else ticket_value(key, item)))
+    for key in changes.calls:
+        item = engine.calls.get(key)
+        out.append((prefix + b"c/" + _name_key(*key), None if item is None else call_value(key, item)))
+    changes.tickets, changes.calls = set(), set()
+    for ledger in engine.ledgers.values():
+        out.extend(_ledger_records(ledger, prefix, ledger.dirty_buckets, ledger.dirty_labels))
+        ledger.dirty_buckets, ledger.dirty_labels = set(), set()
+    out.extend(_final_ticket_records(engine, prefix))
+    out.extend(uptime_records(engine, prefix, full=False))
+    return out
+
+
+def all_records(engine: Engine, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
+    """Every record of the engine's state (a first checkpoint, a rewrite after a failed write); clears the
+    change marks. Dedupe ids are not included (see `changed_records`)."""
+    if engine.changes is not None:
+        engine.changes.tickets, engine.changes.calls = set(), set()
+    out: list[tuple[bytes, bytes | None]] = []
+    out += [(prefix + b"t/" + _name_key(*key), ticket_value(key, item)) for key, item in engine.tickets.items()]
+    out += [(prefix + b"c/" + _name_key(*key), call_value(key, item)) for key, item in engine.calls.items()]
+    for ledger in engine.ledgers.values():
+        out.extend(_ledger_records(ledger, prefix, ledger.buckets, set(ledger.periods) | set(ledger.breaches)))
+        ledger.dirty_buckets, ledger.dirty_labels = set(), set()
+    final = engine.final_tickets
+    final.dirty_days = set(final.sealed) | ({final.open_day} if final.open_day is not None else set())
+    final.dropped_days = set()
+    out.extend(_final_ticket_records(engine, prefix))
+    out.extend(uptime_records(engine, prefix, full=True))
+    return out
+
+
+def _ledger_records(ledger: SlaLedger, prefix: bytes, buckets, labels):
+    name = _name_key(ledger.client, ledger.sla)
+    for bucket in buckets:
+        yield prefix + b"b/" + name + b"\0" + str(bucket).encode(), bucket_value(ledger, bucket)
+    for label in labels:
+        yield prefix + b"p/" + name + b"\0" + label.encode(), period_value(ledger, label)
+
+
+def _final_ticket_records(engine: Engine, prefix: bytes):
+    final = engine.final_tickets
+    for day in final.dirty_days:
+        yield prefix + b"x/" + str(day).encode(), final.day_bytes(day)
+    for day in final.dropped_days:
+        yield prefix + b"x/" + str(day).encode(), None
+    final.dirty_days, final.dropped_days = set(), set()
+
+
+def seen_value(entries: list[tuple[str, int]]) -> bytes:
+    return encode(SeenRec([e for e, _ in entries], [t for _, t in entries]))
+
+
+# --- records -> engine -------------------------------------------------------------------------------------
+
+
+def restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: bytes, *, watermarks: dict[str, int],
+                   now_us: int, horizon_us: int, seq: int, stats: PipelineStats, **kwargs) -> Engine:
+    """An engine for `contracts` holding the state the records describe (the newest value per key)."""
+    engine = Engine(contracts, **kwargs)
+    engine.watermarks, engine.now_us, engine.horizon_us, engine._seq, engine.stats = (
+        dict(watermarks), now_us, horizon_us, seq, stats)
+    n = len(prefix)
+    for key, value in records.items():
+        if not key.startswith(prefix) or value is None:
+            continue
+        kind = key[n:n + 2]
+        loader = _LOADERS.get(kind)
+        if loader is not None:
+            loader(engine, key, value, n + 2)
+    for key, item in engine.tickets.items():
+        _settle_restored(engine, key, item)
+    heapq.heapify(engine._heap)
+    return engine
+
+
+def _sla(engine: Engine, key: bytes, client: str, sla: str):
+    model = engine.clients.get(client)
+    if model is None:
+        raise StateRecordError(f"state record {key[:120]!r}: client {client!r} is not in the contracts")
+    found = next((s for s in engine.contracts.clients[client].slas if s.name == sla), None)
+    if found is None:
+        raise StateRecordError(f"state record {key[:120]!r}: SLA {client}/{sla} is not in the contracts")
+    return model, found
+
+
+def _state(engine: Engine, key: bytes, client: str, ticket_id: str, rec: StateRec) -> TicketState:
+    clocks = []
+    for c in rec.clocks:
+        model, sla = _sla(engine, key, client, c.sla)
+        if not isinstance(sla, TicketSla):
+            raise StateRecordError(f"state record {key[:120]!r}: {client}/{c.sla} is not a ticket SLA")
+        clocks.append(Clock(sla, model.calendars[sla.name], c.target_us, c.priority, c.elapsed_us, c.since_us,
+                            c.deadline_us, c.good, c.decided_us))
+    return TicketState(ticket_id, rec.created_us, rec.priority, rec.queue, rec.channel, rec.status, rec.resolved,
+                       rec.resolved_us, rec.orphans, tuple(clocks))
+
+
+def _item_key(engine: Engine, key: bytes, start: int) -> tuple[str, str]:
+    client, sep, item = key[start:].partition(b"\0")  # client names never hold a NUL (contracts.Name)
+    try:
+        names = client.decode(), item.decode()
+    except UnicodeDecodeError:
+        names = None
+    if not sep or names is None or names[0] not in engine.clients:
+        raise StateRecordError(f"state record {key[:120]!r}: the key names no client of the contracts")
+    return names
+
+
+def _load_ticket(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    rec: TicketRec = decode(key, value, TicketRec)
+    client, ticket_id = _item_key(engine, key, start)
+    base = _state(engine, key, client, ticket_id, rec.base)
+    item = TicketItem(base, base, last_us=rec.last_us)
+    if rec.events:
+        try:
+            item.events = [(e.ts_us, e.seq, TicketEvent.model_construct(
+                event_id=e.event_id, client=client, kind="ticket", ticket_id=ticket_id, type=e.type,
+                priority=e.priority, status=e.status, queue=e.queue, channel=e.channel)) for e in rec.events]
+        except TypeError as err:
+            raise StateRecordError(f"state record {key[:120]!r}: bad events: {err}") from None
+        item.base = base
+        item.state = engine._rebuild(engine.clients[client], item)
+    else:
+        item.base = base.copy()  # base and state share clocks copy-on-write, as after a compaction
+    engine.tickets[(client, ticket_id)] = item
+
+
+def _settle_restored(engine: Engine, key: tuple[str, str], item: TicketItem) -> None:
+    item.contribs = item.state.contributions()
+    engine._index_ticket(key, item)
+    deadline = item.state.next_deadline()
+    if deadline is not None:
+        engine._heap.append((deadline, key))
+        item.pushed_deadline = deadline
+
+
+def _load_call(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    rec: CallRec = decode(key, value, CallRec)
+    client, call_id = _item_key(engine, key, start)
+    state = CallState(call_id, rec.queue, rec.offered_us, rec.answered_us, rec.abandoned_us, rec.ended_us,
+                      rec.wrapup_s)
+    engine.calls[(client, call_id)] = CallItem(state, state.contributions(engine.clients[client].call_slas))
+
+
+def _ledger(engine: Engine, key: bytes, client: str, sla: str) -> SlaLedger:
+    ledger = engine.ledgers.get((client, sla))
+    if ledger is None:
+        raise StateRecordError(f"state record {key[:120]!r}: no ledger {client}/{sla} in the contracts")
+    return ledger
+
+
+def _tally_of(t: TallyRec) -> Tally:
+    return Tally(*t)
+
+
+def _load_bucket(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    rec: BucketRec = decode(key, value, BucketRec)
+    ledger = _ledger(engine, key, rec.client, rec.sla)
+    if rec.tally is not None:
+        ledger.buckets[rec.bucket] = _tally_of(rec.tally)
+    if rec.instants is not None:
+        ledger.instants[rec.bucket] = {at: _tally_of(t) for at, t in rec.instants}
+
+
+def _load_period(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    rec: PeriodRec = decode(key, value, PeriodRec)
+    ledger = _ledger(engine, key, rec.client, rec.sla)
+    if rec.window is not None:
+        ledger.windows[rec.label] = PeriodWindow(rec.label, *rec.window)
+    if rec.tally is not None:
+        ledger.periods[rec.label] = _tally_of(rec.tally)
+    for priority, t in rec.by_priority:
+        ledger.by_priority[(rec.label, priority)] = _tally_of(t)
+    if rec.sketch is not None:
+        ledger.sketches[rec.label] = LogSketch(dict(rec.sketch.buckets), rec.sketch.zeros, rec.sketch.count)
+    if rec.breaches is not None:
+        ledger.breaches[rec.label] = [tuple(b) for b in rec.breaches]
+
+
+def _load_final_day(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    try:
+        day = int(key.rsplit(b"/", 1)[1])
+        engine.final_tickets.load_day(day, value)
+    except ValueError as err:
+        raise StateRecordError(f"state record {key[:120]!r}: {err}") from None
+
+
+def load_seen(engine: Engine, key: bytes, value: bytes, oldest_us: int) -> None:
+    rec: SeenRec = decode(key, value, SeenRec)
+    if len(rec.ids) != len(rec.ts):
+        raise StateRecordError(f"state record {key[:120]!r}: {len(rec.ids)} ids but {len(rec.ts)} instants")
+    seen = engine.seen
+    for event_id, ts in zip(rec.ids, rec.ts, strict=True):
+        if ts >= oldest_us:
+            seen[event_id] = ts
+
+
+_LOADERS = {b"t/": _load_ticket, b"c/": _load_call, b"b/": _load_bucket, b"p/": _load_period,
+            b"x/": _load_final_day}
+
+
+def stats_value(stats: PipelineStats) -> dict:
+    return {"events": dict(stats.events), "duplicates": stats.duplicates, "rejected": dict(stats.rejected),
+            "rebuilds": stats.rebuilds, "errors": stats.errors, "evicted_calls": stats.evicted_calls,
+            "final_tickets": stats.final_tickets}
+
+
+def stats_of(data: dict) -> PipelineStats:
+    return PipelineStats(Counter(data.get("events", {})), data.get("duplicates", 0), Counter(data.get("rejected", {})),
+                         data.get("rebuilds", 0), data.get("errors", 0), data.get("evicted_calls", 0),
+                         data.get("final_tickets", 0))
+
+
+# --- whole engines (tests, tools): every record plus the engine's scalars, in one MessagePack value ---------
+
+
+class EngineMeta(msgspec.Struct, array_like=True):
+    watermarks: dict[str, int]
+    now_us: int
+    horizon_us: int
+    seq: int
+    stats: dict
+    seen: list[tuple[str, int]]
+
+
+class EngineSnapshot(msgspec.Struct, array_like=True):
+    format: int
+    meta: EngineMeta
+    records: dict[bytes, bytes]
+
+
+def snapshot(engine: Engine) -> bytes:
+    """The whole engine as one value (a test or a tool's copy; the worker writes records, `streams.checkpoint`)."""
+    records = {k: v for k, v in all_records(engine, b"") if v is not None}
+    meta = EngineMeta(dict(engine.watermarks), engine.now_us, engine.horizon_us, engine._seq,
+                      stats_value(engine.stats), list(engine.seen.items()))
+    return encode(EngineSnapshot(FORMAT, meta, records))
+
+
+def restore(contracts: Contracts, data: bytes, **kwargs) -> Engine:
+    try:
+        snap = msgspec.msgpack.decode(data, type=EngineSnapshot)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise StateRecordError(f"engine snapshot unreadable: {err}") from None
+    if snap.format != FORMAT:
+        raise StateRecordError(f"engine snapshot format {snap.format}, this version reads {FORMAT}")
+    m = snap.meta
+    engine = restore_engine(contracts, snap.records, b"", watermarks=m.watermarks, now_us=m.now_us,
+                            horizon_us=m.horizon_us, seq=m.seq, stats=stats_of(m.stats), **kwargs)
+    engine.seen = dict(m.seen)
+    return engine
+
+
+# --- uptime ----------------------------------------------------------------------------------------------------
+
+
+class UptimeRec(msgspec.Struct, array_like=True):
+    client: str
+    sla: str
+    first_us: int | None
+    probes: list[tuple[int, bool]]
+
+
+class UptimeBucketRec(msgspec.Struct, array_like=True):
+    client: str
+    sla: str
+    bucket: int
+    tally: tuple[int, int, int]  # up, down, unknown microseconds
+
+
+def _uptime_ledgers(engine: Engine):
+    for model in engine.clients.values():
+        for ledgers in model.uptime.values():
+            yield from ledgers
+
+
+def uptime_records(engine: Engine, prefix: bytes, full: bool):
+    for ledger in _uptime_ledgers(engine):
+        name = _name_key(ledger.client, ledger.sla.name)
+        if full or ledger.probes_dirty:
+            yield prefix + b"u/" + name, encode(UptimeRec(ledger.client, ledger.sla.name, ledger.first_probe_us,
+                                                          ledger.probes()))
+        for bucket in (ledger.buckets if full else ledger.dirty_buckets):
+            tally = ledger.buckets.get(bucket)
+            yield (prefix + b"v/" + name + b"\0" + str(bucket).encode(),
+                   None if tally is None else encode(UptimeBucketRec(ledger.client, ledger.sla.name, bucket,
+                                                                     tally.as_tuple())))
+        ledger.probes_dirty, ledger.dirty_buckets = False, set()
+
+
+def _uptime_ledger(engine: Engine, key: bytes, client: str, sla: str):
+    model, _ = _sla(engine, key, client, sla)
+    for ledgers in model.uptime.values():
+        for ledger in ledgers:
+            if ledger.sla.name == sla:
+                return ledger
+    raise StateRecordError(f"state record {key[:120]!r}: {client}/{sla} is not an uptime SLA")
+
+
+def _load_uptime(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    rec: UptimeRec = decode(key, value, UptimeRec)
+    ledger = _uptime_ledger(engine, key, rec.client, rec.sla)
+    buckets = {b: t.as_tuple() for b, t in ledger.buckets.items()}  # folded buckets may have been read first
+    try:
+        ledger.restore_state(rec.first_us, rec.probes, buckets)
+    except ValueError as err:
+        raise StateRecordError(f"state record {key[:120]!r}: {err}") from None
+
+
+def _load_uptime_bucket(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    from monitor.uptime import UptimeTally
+
+    rec: UptimeBucketRec = decode(key, value, UptimeBucketRec)
+    ledger = _uptime_ledger(engine, key, rec.client, rec.sla)
+    ledger.buckets[rec.bucket] = UptimeTally(*rec.tally)
+
+
+_LOADERS[b"u/"] = _load_uptime
+_LOADERS[b"v/"] = _load_uptime_bucket

@@ -1,0 +1,202 @@
+"""A partition's checkpoint as keyed records in the compacted snapshots topic (format 2; no pickle).
+
+    records = changed_records(pe)                 # what changed since the last checkpoint, meta last
+    pe = restore_partition(partition, contracts, store)   # store: newest value per key, as compaction keeps it
+
+Every key starts with `p<partition>/`. The engine's items, ledger cells, final-ticket days and dedupe ids are
+the records of `monitor.engine_state` (its docstring has the table); this module adds:
+
+| key              | value                                                                                   |
+|------------------|-----------------------------------------------------------------------------------------|
+| `p<n>/meta`      | `Meta`: format version, input offset reflected, counters, clocks, watermarks, dedupe chunks |
+| `p<n>/d/<k>`     | dedupe ids added by checkpoint k (`SeenRec`); tombstoned once all are past every horizon |
+| `p<n>/o/<i>`     | `OutboxRec`: outputs (dead letters, SLA events) not yet confirmed by the broker          |
+| `p<n>/u/...`     | uptime SLAs (see `monitor.engine_state`)                                                 |
+
+A checkpoint writes only what changed since the previous one (a dropped item is a tombstone), then the meta
+record; `streams.checkpoint` writes them in one Kafka transaction, so a restore sees a whole checkpoint or the one
+before. A meta of another format (format 1 was a pickle) or a record that fails its schema raises
+`StateRecordError`, with what to do.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import msgspec
+
+from monitor.contracts import Contracts
+from monitor.engine_state import (
+    FORMAT,
+    StateRecordError,
+    all_records,
+    decode,
+    encode,
+    load_seen,
+    restore_engine,
+    seen_value,
+    stats_of,
+    stats_value,
+)
+from monitor.engine_state import changed_records as engine_changes
+from streams.partition_engine import CheckpointState, Output, PartitionEngine
+
+SEEN_CHUNK = 20_000  # dedupe ids per record (~45 bytes each: well under the 1 MB message limit)
+OUTBOX_CHUNK = 2_000  # outputs per record
+REBUILD_HINT = ("rebuild the state from the events topic: stop the workers, then "
+                "`slamon worker --rebuild` (docs/operations.md)")
+
+
+class Meta(msgspec.Struct):
+    format: int
+    partition: int
+    offset: int
+    received: int
+    rejected: dict[str, int]
+    misrouted: int
+    sla_events: int
+    clock_us: int
+    now_us: int
+    horizon_us: int
+    seq: int
+    watermarks: dict[str, int]
+    stats: dict
+    high_water: list[tuple[str, str, str, float]]
+    seen_chunks: dict[int, int]  # chunk -> newest ts in it
+    next_chunk: int
+    outbox_chunks: int
+    wall: float
+
+
+class OutputRec(msgspec.Struct, array_like=True):
+    kind: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+class OutboxRec(msgspec.Struct, array_like=True):
+    outputs: list[OutputRec]
+
+
+_META = msgspec.msgpack.Decoder(Meta)
+
+
+def prefix_of(partition: int) -> bytes:
+    return f"p{partition}/".encode()
+
+
+def meta_key(partition: int) -> bytes:
+    return prefix_of(partition) + b"meta"
+
+
+def changed_records(pe: PartitionEngine, *, full: bool = False) -> list[tuple[bytes, bytes | None]]:
+    """The records of everything that changed since the previous call, the meta record last. Sets
+    `snapshot_offset`. `full`: every record (a first checkpoint, or after a write that failed)."""
+    pe.prune_outbox()
+    engine, prefix = pe.engine, prefix_of(pe.partition)
+    ck: CheckpointState = pe.checkpoint_state
+    records = all_records(engine, prefix) if full else engine_changes(engine, prefix)
+    records.extend(_seen_records(engine, prefix, ck))
+    records.extend(_outbox_records(pe, prefix, ck))
+    records.append((meta_key(pe.partition), encode(_meta(pe, ck))))
+    pe.snapshot_offset = pe.offset
+    return records
+
+
+def _seen_records(engine, prefix: bytes, ck: CheckpointState):
+    new = engine.changes.seen
+    engine.changes.seen = []
+    for i in range(0, len(new), SEEN_CHUNK):
+        part = new[i : i + SEEN_CHUNK]
+        ck.seen_chunks[ck.next_chunk] = max(ts for _, ts in part)
+        yield prefix + b"d/" + str(ck.next_chunk).encode(), seen_value(part)
+        ck.next_chunk += 1
+    oldest = _oldest_horizon(engine)
+    for chunk in [c for c, newest in ck.seen_chunks.items() if newest < oldest]:
+        del ck.seen_chunks[chunk]
+        yield prefix + b"d/" + str(chunk).encode(), None
+
+
+def _oldest_horizon(engine) -> int:
+    horizons = [wm - engine.clients[c].lateness_us for c, wm in engine.watermarks.items()]
+    return min(horizons, default=-1)
+
+
+def _outbox_records(pe: PartitionEngine, prefix: bytes, ck: CheckpointState):
+    outputs = [OutputRec(o.kind, o.key, o.value, list(o.headers)) for o in pe.outbox]
+    chunks = [outputs[i : i + OUTBOX_CHUNK] for i in range(0, len(outputs), OUTBOX_CHUNK)]
+    for i, chunk in enumerate(chunks):
+        yield prefix + b"o/" + str(i).encode(), encode(OutboxRec(chunk))
+    for i in range(len(chunks), ck.outbox_chunks):
+        yield prefix + b"o/" + str(i).encode(), None
+    ck.outbox_chunks = len(chunks)
+
+
+def _meta(pe: PartitionEngine, ck: CheckpointState) -> Meta:
+    engine = pe.engine
+    return Meta(
+        format=FORMAT, partition=pe.partition, offset=pe.offset, received=pe.received, rejected=dict(pe.rejected),
+        misrouted=pe.misrouted, sla_events=pe.sla_events, clock_us=pe.clock_us, now_us=engine.now_us,
+        horizon_us=engine.horizon_us, seq=engine._seq, watermarks=dict(engine.watermarks),
+        stats=stats_value(engine.stats), high_water=[(c, s, f, v) for (c, s, f), v in pe.high_water.items()],
+        seen_chunks=dict(ck.seen_chunks), next_chunk=ck.next_chunk, outbox_chunks=ck.outbox_chunks,
+        wall=time.time(),
+    )
+
+
+def read_meta(partition: int, store: dict[bytes, bytes]) -> Meta | None:
+    """The partition's meta record, None when it has no checkpoint; refuses other formats with what to do."""
+    raw = store.get(meta_key(partition))
+    if raw is None:
+        old = [k for k in store if k.startswith(f"p{partition}.".encode())]
+        if old:
+            raise StateRecordError(f"partition {partition}: the snapshots topic holds a format-1 (pickle) snapshot "
+                                   f"({len(old)} records), which this version no longer reads; {REBUILD_HINT}")
+        return None
+    try:
+        meta = _META.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise StateRecordError(f"partition {partition}: meta record unreadable ({err}); {REBUILD_HINT}") from None
+    if meta.format != FORMAT:
+        raise StateRecordError(f"partition {partition}: checkpoint format {meta.format}, this worker reads "
+                               f"{FORMAT}; {REBUILD_HINT}")
+    if meta.partition != partition:
+        raise StateRecordError(f"partition {partition}: meta record says partition {meta.partition}")
+    return meta
+
+
+def restore_partition(partition: int, contracts: Contracts, store: dict[bytes, bytes], *,
+                      source_topic: str = "slamon.events", num_partitions: int | None = None) -> PartitionEngine | None:
+    """The holder a partition's records describe, or None when the store has no checkpoint of it."""
+    meta = read_meta(partition, store)
+    if meta is None:
+        return None
+    prefix = prefix_of(partition)
+    engine = restore_engine(contracts, store, prefix, watermarks=meta.watermarks, now_us=meta.now_us,
+                            horizon_us=meta.horizon_us, seq=meta.seq, stats=stats_of(meta.stats),
+                            keep_decisions=True, track_changes=True, keep_breach_history=False)
+    oldest = min((wm - engine.clients[c].lateness_us for c, wm in engine.watermarks.items()), default=-1)
+    for chunk in sorted(meta.seen_chunks):
+        key = prefix + b"d/" + str(chunk).encode()
+        value = store.get(key)
+        if value is None:
+            raise StateRecordError(f"partition {partition}: dedupe record {key!r} missing; {REBUILD_HINT}")
+        load_seen(engine, key, value, oldest)
+    pe = PartitionEngine(partition, contracts, source_topic=source_topic, num_partitions=num_partitions,
+                         engine=engine)
+    pe.offset = pe.snapshot_offset = pe.durable_offset = pe.restored_offset = meta.offset
+    pe.received, pe.rejected, pe.misrouted = meta.received, Counter(meta.rejected), meta.misrouted
+    pe.sla_events, pe.clock_us = meta.sla_events, meta.clock_us
+    pe.high_water = {(c, s, f): v for c, s, f, v in meta.high_water}
+    outputs = []
+    for i in range(meta.outbox_chunks):
+        key = prefix + b"o/" + str(i).encode()
+        if store.get(key) is None:
+            raise StateRecordError(f"partition {partition}: outbox record {key!r} missing; {REBUILD_HINT}")
+        outputs += decode(key, store[key], OutboxRec).outputs
+    pe.outbox = [Output(o.kind, o.key, o.value, [(k, v) for k, v in o.headers]) for o in outputs]
+    pe._unsent = list(pe.outbox)  # unconfirmed when the checkpoint was taken: publish again
+    pe.checkpoint_state = CheckpointState(meta.seen_chunks, meta.next_chunk, meta.outbox_chunks)
+    return pe
