@@ -335,15 +335,15 @@ class Client(_Model):
         return self
 
 
-DEFAULT_REOPEN_WINDOW_US = 28 * 86_400_000_000
+DEFAULT_REOPEN_WINDOW_US = 7 * 86_400_000_000
 
 
 class Contracts(_Model):
     allowed_lateness: DurationUs = 3_600_000_000
     # How long a resolved/closed ticket may still be reopened; after it the ticket is final (spec "Final items").
-    # 28 days: ticketing systems close solved tickets automatically (Zendesk after 4 days by default, at most 28;
-    # ServiceNow and Jira Service Management after about a week) and a closed ticket is not reopened (a
-    # follow-up is a new ticket). README "Final items".
+    # 7 days: ticketing systems close solved tickets automatically (Zendesk after 4 days by default, ServiceNow
+    # incidents 7 days after resolution) and do not reopen a closed ticket (a follow-up is a new ticket); a
+    # worker holds every ticket of the window in memory and in its checkpoint. README "Final items".
     reopen_window: DurationUs = DEFAULT_REOPEN_WINDOW_US
     clients: dict[Name, Client] = Field(min_length=1)
 

@@ -422,10 +422,10 @@ class Engine:
                 continue
             if not item.events or _last_breach(item.state) >= limit:
                 continue
+            # Not marked changed: the stored record (base + events) still rebuilds this very state, and
+            # rewriting every folded ticket would make each compaction a multi-megabyte checkpoint.
             item.base = item.state.copy()
             item.events = ()
-            if changed is not None:
-                changed.add(key)
         for key, final_us in final:
             del self.tickets[key]
             self.open_tickets.discard(key)

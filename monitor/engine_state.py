@@ -9,8 +9,10 @@ chosen by the caller (the partition), `\\0` separates names:
 | `<prefix>t/<client>\\0<ticket>`    | `TicketRec`: base state, events since the base, last event time      |
 | `<prefix>c/<client>\\0<call>`      | `CallRec`: a call's first offer/answer/abandon/end                  |
 | `<prefix>b/<client>\\0<sla>\\0<n>`  | `BucketRec`: 15-minute bucket n of an SLA ledger, with exact instants |
-| `<prefix>p/<client>\\0<sla>\\0<lbl>`| `PeriodRec`: one period's tally, priorities, sketch, breached items  |
-| `<prefix>u/<client>\\0<sla>`       | `UptimeRec`: an uptime SLA's recent probes (older time in tallies)  |
+| `<prefix>p/<client>\\0<sla>\\0<lbl>`| `PeriodRec`: one period's tally, priorities, latency sketch          |
+| `<prefix>r/<client>\\0<sla>\\0<d>`  | `BreachDayRec`: breached ticket ids decided on UTC day d (reports)   |
+| `<prefix>u/<client>\\0<sla>`       | `UptimeRec`: an uptime SLA's first probe ever                        |
+| `<prefix>w/<client>\\0<sla>\\0<n>`  | `ProbesRec`: the kept (not yet folded) probes of 15-minute bucket n  |
 | `<prefix>v/<client>\\0<sla>\\0<n>`  | `UptimeBucketRec`: folded up/down/unknown time of bucket n          |
 | `<prefix>x/<day>`                  | raw bytes: sorted int64 hashes of the tickets made final that day   |
 | `<prefix>d/<n>`                    | `SeenRec`: dedupe ids (event_id, ts) added by one checkpoint         |
@@ -24,6 +26,7 @@ field's type: a forged or corrupt record raises `StateRecordError` (it never run
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left
 from collections import Counter
 
 import msgspec
@@ -32,7 +35,7 @@ from monitor.calls import CallState
 from monitor.contracts import Contracts, TicketSla
 from monitor.engine import CallItem, Engine, PipelineStats, TicketItem
 from monitor.events import TicketEvent
-from monitor.ledger import SlaLedger, Tally
+from monitor.ledger import BUCKET_US, DAY_US, SlaLedger, Tally
 from monitor.periods import PeriodWindow
 from monitor.sketch import LogSketch
 from monitor.tickets import Clock, TicketState
@@ -118,7 +121,13 @@ class PeriodRec(msgspec.Struct, array_like=True):
     tally: TallyRec | None
     by_priority: list[tuple[str, TallyRec]]
     sketch: SketchRec | None
-    breaches: list[tuple[int, str]] | None
+
+
+class BreachDayRec(msgspec.Struct, array_like=True):
+    client: str
+    sla: str
+    day: int
+    items: list[tuple[int, str]]
 
 
 class SeenRec(msgspec.Struct, array_like=True):
@@ -186,7 +195,7 @@ def bucket_value(ledger: SlaLedger, bucket: int) -> bytes | None:
 
 def period_value(ledger: SlaLedger, label: str) -> bytes | None:
     tally = ledger.periods.get(label)
-    if tally is None and label not in ledger.breaches:
+    if tally is None:
         return None
     window = ledger.windows.get(label)
     sketch = ledger.sketches.get(label)
@@ -194,8 +203,12 @@ def period_value(ledger: SlaLedger, label: str) -> bytes | None:
         ledger.client, ledger.sla, label, None if window is None else (window.start_us, window.end_us),
         _tally(tally), [(p, _tally(t)) for (lbl, p), t in ledger.by_priority.items() if lbl == label],
         None if sketch is None else SketchRec(sorted(sketch.buckets.items()), sketch.zeros, sketch.count),
-        ledger.breaches.get(label),
     ))
+
+
+def breach_day_value(ledger: SlaLedger, day: int) -> bytes | None:
+    items = ledger.breaches_on(day)
+    return encode(BreachDayRec(ledger.client, ledger.sla, day, items)) if items else None
 
 
 def changed_records(engine: Engine, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
@@ -213,8 +226,9 @@ def changed_records(engine: Engine, prefix: bytes) -> list[tuple[bytes, bytes | 
         out.append((prefix + b"c/" + _name_key(*key), None if item is None else call_value(key, item)))
     changes.tickets, changes.calls = set(), set()
     for ledger in engine.ledgers.values():
-        out.extend(_ledger_records(ledger, prefix, ledger.dirty_buckets, ledger.dirty_labels))
-        ledger.dirty_buckets, ledger.dirty_labels = set(), set()
+        out.extend(_ledger_records(ledger, prefix, ledger.dirty_buckets, ledger.dirty_labels,
+                                   ledger.dirty_breach_days))
+        ledger.dirty_buckets, ledger.dirty_labels, ledger.dirty_breach_days = set(), set(), set()
     out.extend(_final_ticket_records(engine, prefix))
     out.extend(uptime_records(engine, prefix, full=False))
     return out
@@ -229,8 +243,9 @@ def all_records(engine: Engine, prefix: bytes) -> list[tuple[bytes, bytes | None
     out += [(prefix + b"t/" + _name_key(*key), ticket_value(key, item)) for key, item in engine.tickets.items()]
     out += [(prefix + b"c/" + _name_key(*key), call_value(key, item)) for key, item in engine.calls.items()]
     for ledger in engine.ledgers.values():
-        out.extend(_ledger_records(ledger, prefix, ledger.buckets, set(ledger.periods) | set(ledger.breaches)))
-        ledger.dirty_buckets, ledger.dirty_labels = set(), set()
+        days = {at // DAY_US for listed in ledger.breaches.values() for at, _ in listed}
+        out.extend(_ledger_records(ledger, prefix, ledger.buckets, ledger.periods, days))
+        ledger.dirty_buckets, ledger.dirty_labels, ledger.dirty_breach_days = set(), set(), set()
     final = engine.final_tickets
     final.dirty_days = set(final.sealed) | ({final.open_day} if final.open_day is not None else set())
     final.dropped_days = set()
@@ -239,12 +254,14 @@ def all_records(engine: Engine, prefix: bytes) -> list[tuple[bytes, bytes | None
     return out
 
 
-def _ledger_records(ledger: SlaLedger, prefix: bytes, buckets, labels):
+def _ledger_records(ledger: SlaLedger, prefix: bytes, buckets, labels, breach_days):
     name = _name_key(ledger.client, ledger.sla)
     for bucket in buckets:
         yield prefix + b"b/" + name + b"\0" + str(bucket).encode(), bucket_value(ledger, bucket)
     for label in labels:
         yield prefix + b"p/" + name + b"\0" + label.encode(), period_value(ledger, label)
+    for day in breach_days:
+        yield prefix + b"r/" + name + b"\0" + str(day).encode(), breach_day_value(ledger, day)
 
 
 def _final_ticket_records(engine: Engine, prefix: bytes):
@@ -277,6 +294,7 @@ def restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: by
         loader = _LOADERS.get(kind)
         if loader is not None:
             loader(engine, key, value, n + 2)
+    _finish_uptime(engine)
     for key, item in engine.tickets.items():
         _settle_restored(engine, key, item)
     heapq.heapify(engine._heap)
@@ -383,8 +401,13 @@ def _load_period(engine: Engine, key: bytes, value: bytes, start: int) -> None:
         ledger.by_priority[(rec.label, priority)] = _tally_of(t)
     if rec.sketch is not None:
         ledger.sketches[rec.label] = LogSketch(dict(rec.sketch.buckets), rec.sketch.zeros, rec.sketch.count)
-    if rec.breaches is not None:
-        ledger.breaches[rec.label] = [tuple(b) for b in rec.breaches]
+
+
+def _load_breach_day(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    rec: BreachDayRec = decode(key, value, BreachDayRec)
+    ledger = _ledger(engine, key, rec.client, rec.sla)
+    for at, item in rec.items:
+        ledger.breaches.setdefault(ledger._label(at), []).append((at, item))
 
 
 def _load_final_day(engine: Engine, key: bytes, value: bytes, start: int) -> None:
@@ -395,7 +418,8 @@ def _load_final_day(engine: Engine, key: bytes, value: bytes, start: int) -> Non
         raise StateRecordError(f"state record {key[:120]!r}: {err}") from None
 
 
-def load_seen(engine: Engine, key: bytes, value: bytes, oldest_us: int) -> None:
+def load_seen(engine: Engine, key: bytes, value: bytes, oldest_us: int) -> int:
+    """Add a dedupe record's ids (those still inside a lateness horizon); returns its newest instant."""
     rec: SeenRec = decode(key, value, SeenRec)
     if len(rec.ids) != len(rec.ts):
         raise StateRecordError(f"state record {key[:120]!r}: {len(rec.ids)} ids but {len(rec.ts)} instants")
@@ -403,10 +427,11 @@ def load_seen(engine: Engine, key: bytes, value: bytes, oldest_us: int) -> None:
     for event_id, ts in zip(rec.ids, rec.ts, strict=True):
         if ts >= oldest_us:
             seen[event_id] = ts
+    return max(rec.ts, default=-1)
 
 
 _LOADERS = {b"t/": _load_ticket, b"c/": _load_call, b"b/": _load_bucket, b"p/": _load_period,
-            b"x/": _load_final_day}
+            b"r/": _load_breach_day, b"x/": _load_final_day}
 
 
 def stats_value(stats: PipelineStats) -> dict:
@@ -468,6 +493,12 @@ class UptimeRec(msgspec.Struct, array_like=True):
     client: str
     sla: str
     first_us: int | None
+
+
+class ProbesRec(msgspec.Struct, array_like=True):
+    client: str
+    sla: str
+    bucket: int
     probes: list[tuple[int, bool]]
 
 
@@ -488,14 +519,20 @@ def uptime_records(engine: Engine, prefix: bytes, full: bool):
     for ledger in _uptime_ledgers(engine):
         name = _name_key(ledger.client, ledger.sla.name)
         if full or ledger.probes_dirty:
-            yield prefix + b"u/" + name, encode(UptimeRec(ledger.client, ledger.sla.name, ledger.first_probe_us,
-                                                          ledger.probes()))
+            yield prefix + b"u/" + name, encode(UptimeRec(ledger.client, ledger.sla.name, ledger.first_probe_us))
+        probe_buckets = {ts // BUCKET_US for ts in ledger.times} if full else ledger.dirty_probe_buckets
+        for bucket in probe_buckets:
+            lo = bisect_left(ledger.times, bucket * BUCKET_US)
+            hi = bisect_left(ledger.times, (bucket + 1) * BUCKET_US)
+            probes = [(ts, ledger.states[ts]) for ts in ledger.times[lo:hi]]
+            yield (prefix + b"w/" + name + b"\0" + str(bucket).encode(),
+                   encode(ProbesRec(ledger.client, ledger.sla.name, bucket, probes)) if probes else None)
         for bucket in (ledger.buckets if full else ledger.dirty_buckets):
             tally = ledger.buckets.get(bucket)
             yield (prefix + b"v/" + name + b"\0" + str(bucket).encode(),
                    None if tally is None else encode(UptimeBucketRec(ledger.client, ledger.sla.name, bucket,
                                                                      tally.as_tuple())))
-        ledger.probes_dirty, ledger.dirty_buckets = False, set()
+        ledger.probes_dirty, ledger.dirty_buckets, ledger.dirty_probe_buckets = False, set(), set()
 
 
 def _uptime_ledger(engine: Engine, key: bytes, client: str, sla: str):
@@ -507,23 +544,44 @@ def _uptime_ledger(engine: Engine, key: bytes, client: str, sla: str):
     raise StateRecordError(f"state record {key[:120]!r}: {client}/{sla} is not an uptime SLA")
 
 
+class _UptimeParts:
+    """An uptime ledger's records, gathered while reading (its probes span several records)."""
+
+    def __init__(self) -> None:
+        self.first_us: int | None = None
+        self.probes: list[tuple[int, bool]] = []
+        self.buckets: dict[int, tuple[int, int, int]] = {}
+
+
+def _parts(engine: Engine, key: bytes, client: str, sla: str) -> _UptimeParts:
+    ledger = _uptime_ledger(engine, key, client, sla)
+    pending = engine.__dict__.setdefault("_restoring_uptime", {})
+    return pending.setdefault(id(ledger), (ledger, _UptimeParts()))[1]
+
+
 def _load_uptime(engine: Engine, key: bytes, value: bytes, start: int) -> None:
     rec: UptimeRec = decode(key, value, UptimeRec)
-    ledger = _uptime_ledger(engine, key, rec.client, rec.sla)
-    buckets = {b: t.as_tuple() for b, t in ledger.buckets.items()}  # folded buckets may have been read first
-    try:
-        ledger.restore_state(rec.first_us, rec.probes, buckets)
-    except ValueError as err:
-        raise StateRecordError(f"state record {key[:120]!r}: {err}") from None
+    _parts(engine, key, rec.client, rec.sla).first_us = rec.first_us
+
+
+def _load_probes(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+    rec: ProbesRec = decode(key, value, ProbesRec)
+    _parts(engine, key, rec.client, rec.sla).probes.extend((ts, up) for ts, up in rec.probes)
 
 
 def _load_uptime_bucket(engine: Engine, key: bytes, value: bytes, start: int) -> None:
-    from monitor.uptime import UptimeTally
-
     rec: UptimeBucketRec = decode(key, value, UptimeBucketRec)
-    ledger = _uptime_ledger(engine, key, rec.client, rec.sla)
-    ledger.buckets[rec.bucket] = UptimeTally(*rec.tally)
+    _parts(engine, key, rec.client, rec.sla).buckets[rec.bucket] = rec.tally
+
+
+def _finish_uptime(engine: Engine) -> None:
+    for ledger, parts in engine.__dict__.pop("_restoring_uptime", {}).values():
+        try:
+            ledger.restore_state(parts.first_us, sorted(parts.probes), parts.buckets)
+        except ValueError as err:
+            raise StateRecordError(f"uptime records of {ledger.client}/{ledger.sla.name}: {err}") from None
 
 
 _LOADERS[b"u/"] = _load_uptime
+_LOADERS[b"w/"] = _load_probes
 _LOADERS[b"v/"] = _load_uptime_bucket

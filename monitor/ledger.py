@@ -77,6 +77,7 @@ class SlaLedger:
     # Changed since the checkpoint writer last looked (streams.state_records): buckets, period labels
     dirty_buckets: set[int] = field(default_factory=set, repr=False, compare=False)
     dirty_labels: set[str] = field(default_factory=set, repr=False, compare=False)
+    dirty_breach_days: set[int] = field(default_factory=set, repr=False, compare=False)  # UTC days (at // DAY_US)
 
     def apply(self, c: Contribution, sign: int) -> None:
         label = self._label(c.at_us)
@@ -120,10 +121,22 @@ class SlaLedger:
 
     def _note_breach(self, label: str, at_us: int, item: str, sign: int) -> None:
         listed = self.breaches.setdefault(label, [])
+        self.dirty_breach_days.add(at_us // DAY_US)
         if sign > 0:
             listed.append((at_us, item))
         else:
             listed.remove((at_us, item))
+
+    def breaches_on(self, day: int) -> list[tuple[int, str]]:
+        """The breached items decided on one UTC day (`at_us // DAY_US`), whatever period lists them."""
+        lo, hi = day * DAY_US, (day + 1) * DAY_US
+        return sorted(pair for label in self._labels_between(lo, hi) for pair in self.breaches.get(label, ())
+                      if lo <= pair[0] < hi)
+
+    def _labels_between(self, lo: int, hi: int) -> set[str]:
+        if isinstance(self.period, Rolling):
+            return {"rolling"}
+        return {label for label, w in self.windows.items() if w.start_us < hi and lo < w.end_us}
 
     def window(self, start_us: int, end_us: int) -> Tally:
         """Sum of decisions with start <= at < end (exact): whole buckets inside, instants at the two edges.
@@ -177,15 +190,16 @@ class SlaLedger:
         flat; the listing of older periods belongs to the SLA record). A rolling period keeps its length."""
         if isinstance(self.period, Rolling):
             listed = self.breaches.get("rolling")
-            if listed and listed[0][0] < now_us - self.period.rolling - DAY_US:
-                self.breaches["rolling"] = [(at, item) for at, item in listed
-                                            if at >= now_us - self.period.rolling - DAY_US]
-                self.dirty_labels.add("rolling")
+            limit = now_us - self.period.rolling - DAY_US
+            if listed and min(at for at, _ in listed) < limit:
+                self.dirty_breach_days.update(at // DAY_US for at, _ in listed if at < limit)
+                self.breaches["rolling"] = [(at, item) for at, item in listed if at >= limit]
             return
         ended = sorted((w.end_us, label) for label, w in self.windows.items() if w.end_us <= now_us)
         for _, label in ended[:-1]:  # every ended period but the newest
-            if self.breaches.pop(label, None) is not None:
-                self.dirty_labels.add(label)
+            listed = self.breaches.pop(label, None)
+            if listed:
+                self.dirty_breach_days.update(at // DAY_US for at, _ in listed)
 
     def merge(self, other: SlaLedger) -> None:
         for name in ("periods", "by_priority", "buckets"):

@@ -61,6 +61,7 @@ class UptimeLedger:
     # For incremental checkpoints; the checkpoint writer clears them.
     dirty_buckets: set[int] = field(default_factory=set)
     probes_dirty: bool = False
+    dirty_probe_buckets: set[int] = field(default_factory=set)  # 15-minute buckets whose kept probes changed
 
     @property
     def first_probe_us(self) -> int | None:
@@ -91,6 +92,7 @@ class UptimeLedger:
             insort(self.times, ts)
         self.states[ts] = up
         self.probes_dirty = True
+        self.dirty_probe_buckets.add(ts // BUCKET_US)
 
     def classify(self, seg_start: int, seg_end: int, a: int, b: int) -> UptimeTally:
         """Time of the part [a, b) of the segment [seg_start, seg_end) that starts with a probe."""
@@ -137,11 +139,13 @@ class UptimeLedger:
                     tally.add(piece)
                     self.dirty_buckets.add(bucket)
                 a, bucket = b, bucket + 1
-        for ts in times[:k]:
+        dropped = times[:k]
+        for ts in dropped:
             del self.states[ts]
         del times[:k]
         self.folded_us = times[0]
         self.probes_dirty = True
+        self.dirty_probe_buckets.update(ts // BUCKET_US for ts in dropped)
         return k
 
     def between(self, start: int, end: int) -> UptimeTally:
@@ -208,6 +212,7 @@ class UptimeLedger:
         self.folded_us = probes[0][0] if folded else None
         self.dirty_buckets = set()
         self.probes_dirty = False
+        self.dirty_probe_buckets = set()
 
     def merge(self, other: UptimeLedger) -> None:
         """Absorb another ledger of the same SLA. Exact when at most one side has folded and the other side's
@@ -228,6 +233,7 @@ class UptimeLedger:
         self.folded_us, self.first_us = other.folded_us, other.first_us
         self.dirty_buckets.update(self.buckets)
         self.probes_dirty = True
+        self.dirty_probe_buckets.update(ts // BUCKET_US for ts in self.times)
         for ts, up in mine:
             if ts not in self.states:  # the same instant on both sides: the other side's probe wins, as above
                 self.add_probe(ts, up)

@@ -52,7 +52,8 @@ class CheckpointWriter:
             **self.settings.kafka.aiokafka_config(),
             transactional_id=f"{self.settings.app_id}-snapshots-p{partition}",
             enable_idempotence=True, acks="all", linger_ms=5, max_batch_size=512 * 1024,
-            max_request_size=1_048_576, transaction_timeout_ms=60_000,
+            max_request_size=1_048_576,
+            transaction_timeout_ms=30_000,  # how long a crashed owner's open transaction can hide later commits
         )
         await producer.start()
         self.producers[partition] = producer
@@ -70,14 +71,22 @@ class CheckpointWriter:
             await self.close(partition)
 
     async def write(self, partition: int, records: list[tuple[bytes, bytes | None]]) -> None:
-        """Write one checkpoint's records atomically; raises when they are not committed."""
+        """Write one checkpoint's records atomically (the meta record last); raises when they are not committed.
+        On any error the producer is stopped, never aborted or reused (a fenced or failed aiokafka transactional
+        producer is in a fatal state where abort() raises or hangs); the next write starts a new one, whose start
+        aborts what this one left open."""
         producer = self.producers.get(partition)
         if producer is None:
             await self.open(partition)
             producer = self.producers[partition]
-        async with producer.transaction():
+        try:
+            await producer.begin_transaction()
             for key, value in records:
                 await producer.send(self.topic, key=key, value=value, partition=partition)
+            await producer.commit_transaction()
+        except BaseException:
+            await self.close(partition)
+            raise
 
 
 def read_checkpoints(settings: Settings, topic: str, partitions: list[int], *, timeout: float = 300.0,

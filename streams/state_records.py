@@ -8,7 +8,7 @@ the records of `monitor.engine_state` (its docstring has the table); this module
 
 | key              | value                                                                                   |
 |------------------|-----------------------------------------------------------------------------------------|
-| `p<n>/meta`      | `Meta`: format version, input offset reflected, counters, clocks, watermarks, dedupe chunks |
+| `p<n>/meta`      | `Meta`: format version, input offset reflected, counters, clocks, watermarks              |
 | `p<n>/d/<k>`     | dedupe ids added by checkpoint k (`SeenRec`); tombstoned once all are past every horizon |
 | `p<n>/o/<i>`     | `OutboxRec`: outputs (dead letters, SLA events) not yet confirmed by the broker          |
 | `p<n>/u/...`     | uptime SLAs (see `monitor.engine_state`)                                                 |
@@ -63,8 +63,7 @@ class Meta(msgspec.Struct):
     watermarks: dict[str, int]
     stats: dict
     high_water: list[tuple[str, str, str, float]]
-    seen_chunks: dict[int, int]  # chunk -> newest ts in it
-    next_chunk: int
+    next_chunk: int  # the next dedupe chunk's number (the chunks are the `d/` keys present)
     outbox_chunks: int
     wall: float
 
@@ -141,7 +140,7 @@ def _meta(pe: PartitionEngine, ck: CheckpointState) -> Meta:
         misrouted=pe.misrouted, sla_events=pe.sla_events, clock_us=pe.clock_us, now_us=engine.now_us,
         horizon_us=engine.horizon_us, seq=engine._seq, watermarks=dict(engine.watermarks),
         stats=stats_value(engine.stats), high_water=[(c, s, f, v) for (c, s, f), v in pe.high_water.items()],
-        seen_chunks=dict(ck.seen_chunks), next_chunk=ck.next_chunk, outbox_chunks=ck.outbox_chunks,
+        next_chunk=ck.next_chunk, outbox_chunks=ck.outbox_chunks,
         wall=time.time(),
     )
 
@@ -178,12 +177,15 @@ def restore_partition(partition: int, contracts: Contracts, store: dict[bytes, b
                             horizon_us=meta.horizon_us, seq=meta.seq, stats=stats_of(meta.stats),
                             keep_decisions=True, track_changes=True, keep_breach_history=False)
     oldest = min((wm - engine.clients[c].lateness_us for c, wm in engine.watermarks.items()), default=-1)
-    for chunk in sorted(meta.seen_chunks):
-        key = prefix + b"d/" + str(chunk).encode()
-        value = store.get(key)
-        if value is None:
-            raise StateRecordError(f"partition {partition}: dedupe record {key!r} missing; {REBUILD_HINT}")
-        load_seen(engine, key, value, oldest)
+    seen_chunks: dict[int, int] = {}
+    dedupe = prefix + b"d/"
+    for key, value in store.items():
+        if key.startswith(dedupe) and value is not None:
+            try:
+                chunk = int(key[len(dedupe):])
+            except ValueError:
+                raise StateRecordError(f"partition {partition}: dedupe record key {key[:120]!r}") from None
+            seen_chunks[chunk] = load_seen(engine, key, value, oldest)
     pe = PartitionEngine(partition, contracts, source_topic=source_topic, num_partitions=num_partitions,
                          engine=engine)
     pe.offset = pe.snapshot_offset = pe.durable_offset = pe.restored_offset = meta.offset
@@ -198,5 +200,5 @@ def restore_partition(partition: int, contracts: Contracts, store: dict[bytes, b
         outputs += decode(key, store[key], OutboxRec).outputs
     pe.outbox = [Output(o.kind, o.key, o.value, [(k, v) for k, v in o.headers]) for o in outputs]
     pe._unsent = list(pe.outbox)  # unconfirmed when the checkpoint was taken: publish again
-    pe.checkpoint_state = CheckpointState(meta.seen_chunks, meta.next_chunk, meta.outbox_chunks)
+    pe.checkpoint_state = CheckpointState(seen_chunks, meta.next_chunk, meta.outbox_chunks)
     return pe
