@@ -8,6 +8,11 @@ tickets, exact ledger instants, 15-minute buckets), one `build_report` and one `
 (`EngineCollector.collect`, what the forked scrape child computes). With --breakdown, tracemalloc attributes the
 engine's memory to calls, ledger instants, tickets and dedupe ids by dropping them one after the other (slow).
 
+`snapshot_mb` is the size of all the engine's state records (`monitor.engine_state.snapshot`: every record of
+`all_records` plus the dedupe ids, in one value), uncompressed MessagePack: about what a full checkpoint writes to
+the snapshots topic (the checkpoint producer does not compress). Versions before the MessagePack records reported
+a zlib-compressed pickle here, so the two are not comparable.
+
 To compare two versions side by side, run the script from each checkout one after the other.
 """
 
@@ -26,7 +31,8 @@ sys.path.insert(0, str(ROOT))
 from bench_events import make_events  # noqa: E402
 
 from monitor.contracts import load_contracts  # noqa: E402
-from monitor.engine import Engine, snapshot  # noqa: E402
+from monitor.engine import Changes, Engine  # noqa: E402
+from monitor.engine_state import snapshot  # noqa: E402
 from monitor.events import decode_event  # noqa: E402
 from monitor.report import build_report  # noqa: E402
 
@@ -93,6 +99,9 @@ def main() -> None:
     from streams.metrics import EngineCollector
     from streams.partition_engine import PartitionEngine
 
+    # the replay above uses a plain Engine (figures comparable with earlier versions); a partition's holder wants
+    # one that tracks changes for its checkpoints: give it an empty tracker (the collector only reads)
+    engine.changes = Changes()
     holder = PartitionEngine(0, contracts, engine=engine)
     collector = EngineCollector(lambda: [holder], clock=lambda pe: engine.now_us)
     t = time.perf_counter()

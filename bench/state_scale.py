@@ -15,17 +15,23 @@ memory    builds an engine from N such events, then `compact()` (the steady stat
           - `traced_bytes` (N <= --trace-max): tracemalloc's allocated bytes, same difference;
           - `window_traced_bytes` (smallest N only): the same tickets all created within the allowed
             lateness, so the engine still holds their events (no compaction possible yet);
-          - `snapshot_bytes`: `monitor.engine.snapshot()` (pickled, zlib) per ticket, and the raw pickle;
-          plus snapshot and restore seconds, and the biggest object types.
+          - `snapshot_bytes`: `monitor.engine_state.snapshot()` per ticket: all the engine's state records
+            (MessagePack, uncompressed, as the worker's checkpoints write them) in one value; and
+            `snapshot_zlib_bytes`, the same compressed with zlib level 1 (for comparison only: the checkpoint
+            producer does not compress, and snapshots before the MessagePack records were a zlib'd pickle);
+          plus snapshot and restore (`monitor.engine_state.restore`) seconds, and the biggest object types.
 recovery  a real broker (tests/support/procs.KafkaBroker unless --bootstrap), N open-ticket events produced
           with kafka-python (batched, linger 20 ms), a real worker (`python -m streams.app`, event clock)
           applies them and checkpoints; it is killed (SIGKILL) once its stored snapshots reflect every
           event. When the group is empty (the dead member's session expired), a fresh worker is started
           after a few new events were produced, and timed from process start to: the web server answering,
-          every partition restored, and the new events applied ("recovered and applying"). Repeated
-          --restarts times (each a new process restoring from the same changelog); medians reported. Then
-          the changelog itself is read with aiokafka and each partition's snapshot restored in-process, to
-          split the time into changelog read and unpickle.
+          every partition restored, and the new events applied ("recovered and applying"); the worker's own
+          per-partition rebuild figures (records, bytes, seconds) are taken from its log. Repeated --restarts
+          times (each a new process restoring from the same snapshots topic); medians reported. Then the
+          snapshots topic itself is read in-process as the worker reads it (`streams.checkpoint.
+          read_checkpoints`: kafka-python, read_committed, newest value per key) and each partition rebuilt
+          with `streams.state_records.restore_partition`, to split the time into reading the records and
+          rebuilding the engines from them.
 
 Prints JSON. The machine is shared: use medians of repeats.
 """
@@ -60,7 +66,8 @@ sys.path.insert(0, str(ROOT))
 from bench_kafka import PARTITIONS, bench_settings, broker_for  # noqa: E402
 
 from monitor.contracts import Contracts, TicketSla, load_contracts  # noqa: E402
-from monitor.engine import Engine, restore, snapshot  # noqa: E402
+from monitor.engine import Engine  # noqa: E402
+from monitor.engine_state import restore, snapshot  # noqa: E402
 from monitor.events import decode_event, format_us  # noqa: E402
 
 HOUR_US = 3_600_000_000
@@ -122,9 +129,14 @@ def build_engine(contracts: Contracts, lines, *, end_us: int = END_US, compact: 
 # --- sizes ---------------------------------------------------------------------------------------------------
 
 
-def _state_roots(engine: Engine) -> list:
-    from monitor.engine import _STATE_FIELDS
+# What the engine's state is (what the pickle of earlier versions held, plus the final-ticket hashes that came
+# with the MessagePack records); the indexes rebuilt on restore (open/orphan tickets), the change tracker and the
+# client models (contract objects; uptime probes) are not counted, as before.
+_STATE_FIELDS = ("ledgers", "tickets", "calls", "seen", "watermarks", "now_us", "horizon_us", "stats", "decisions",
+                 "_heap", "_seq", "final_tickets")
 
+
+def _state_roots(engine: Engine) -> list:
     return [getattr(engine, name) for name in _STATE_FIELDS]
 
 
@@ -200,7 +212,7 @@ def measure_memory(contracts: Contracts, n: int, span_us: int, trace: bool, wind
     out["snapshot_bytes"] = round(len(blob) / n)
     import zlib
 
-    out["snapshot_raw_bytes"] = round(len(zlib.decompress(blob)) / n)
+    out["snapshot_zlib_bytes"] = round(len(zlib.compress(blob, 1)) / n)
     del engine
     gc.collect()
     t = time.perf_counter()
@@ -303,6 +315,14 @@ class Worker:
                     times.append(datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp())
         return times
 
+    def rebuild_log(self) -> dict[int, dict]:
+        """The worker's 'partition N: rebuilt from R records (B bytes) in S s' log lines, by partition."""
+        out = {}
+        for m in re.finditer(r"partition (\d+): rebuilt from (\d+) records \((\d+) bytes\) in ([\d.]+)s",
+                             self.log_path.read_text(errors="replace")):
+            out[int(m.group(1))] = {"records": int(m.group(2)), "bytes": int(m.group(3)), "s": float(m.group(4))}
+        return out
+
 
 def _wait(predicate, timeout: float, what: str, worker: Worker | None = None, every: float = 0.05):
     deadline = time.monotonic() + timeout
@@ -394,59 +414,34 @@ def _applied_through(worker: Worker, ends: dict[int, int]) -> bool:
     return all(offsets.get(p, -1) >= ends[p] - 1 for p in range(PARTITIONS) if ends[p] > 0)
 
 
-def _changelog_breakdown(bootstrap: str, app_id: str, contracts_path: str, events_topic: str) -> dict:
-    """Read the snapshots changelog with aiokafka and restore each partition in-process: where the time goes."""
-    import asyncio
+def _changelog_breakdown(settings, contracts_path: str) -> dict:
+    """Read the snapshots topic as a new owner does (`read_checkpoints`) and rebuild each partition in-process
+    (`restore_partition`): where the time goes. `records_read` counts every record in the topic (older values
+    and tombstones not compacted away yet); `records_per_partition` the newest value per key, what is rebuilt."""
+    from streams.checkpoint import read_checkpoints, snapshot_topic_name
+    from streams.state_records import restore_partition
 
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from streams.app import TABLE_NAME, chunk_key, meta_key
-    from streams.partition_engine import PartitionEngine
-
-    topic = f"{app_id}-{TABLE_NAME}-changelog"
-
-    async def read() -> dict[bytes, bytes]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                    auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024,
-                                    fetch_max_bytes=64 * 1024 * 1024)
-        await consumer.start()
-        try:
-            tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
-            table: dict[bytes, bytes] = {}
-            async def behind() -> bool:
-                return any([await consumer.position(tp) < ends[tp] for tp in tps])
-
-            while await behind():
-                for records in (await consumer.getmany(timeout_ms=1000)).values():
-                    for r in records:
-                        if r.value is None:
-                            table.pop(r.key, None)
-                        else:
-                            table[r.key] = r.value
-            return table
-        finally:
-            await consumer.stop()
-
-    t = time.perf_counter()
-    table = asyncio.run(read())
-    read_s = time.perf_counter() - t
     contracts = load_contracts(contracts_path)
-    unpickle, sizes = [], []
-    for p in range(PARTITIONS):
-        if meta_key(p) not in table:
-            continue  # a partition none of the clients hashes to: never snapshotted
-        meta = orjson.loads(table[meta_key(p)])
-        blob = b"".join(table[chunk_key(p, meta["slot"], i)] for i in range(meta["chunks"]))
-        sizes.append(len(blob))
+    read = [0]
+    t = time.perf_counter()
+    stores = read_checkpoints(settings, snapshot_topic_name(settings), list(range(PARTITIONS)),
+                              on_progress=lambda n: read.__setitem__(0, read[0] + n))
+    read_s = time.perf_counter() - t
+    records, sizes, rebuild = {}, {}, {}
+    for p, store in stores.items():
         t = time.perf_counter()
-        PartitionEngine.restore(p, contracts, blob, source_topic=events_topic, num_partitions=PARTITIONS)
-        unpickle.append(time.perf_counter() - t)
-    return {"changelog_read_s": round(read_s, 2), "changelog_records": len(table),
-            "snapshot_bytes_per_partition": sizes, "restore_s_per_partition": [round(s, 2) for s in unpickle],
-            "restore_s_total": round(sum(unpickle), 2)}
+        pe = restore_partition(p, contracts, store, source_topic=settings.topics.events, num_partitions=PARTITIONS)
+        if pe is None:
+            continue  # a partition none of the clients hashes to: never checkpointed
+        rebuild[p] = time.perf_counter() - t
+        records[p] = len(store)
+        sizes[p] = sum(len(k) + len(v) for k, v in store.items())
+        del pe
+        gc.collect()
+    return {"read_s": round(read_s, 2), "records_read": read[0], "records_per_partition": records,
+            "bytes_per_partition": sizes,
+            "rebuild_s_per_partition": {p: round(x, 2) for p, x in rebuild.items()},
+            "rebuild_s_total": round(sum(rebuild.values()), 2)}
 
 
 def _timed_restart(w: Worker, ends: dict[int, int], timeout: float) -> dict:
@@ -457,6 +452,7 @@ def _timed_restart(w: Worker, ends: dict[int, int], timeout: float) -> dict:
         applying = _wait(lambda: _applied_through(w, ends) and time.time(), timeout, "restored and applying", w)
         return {"web_up_s": round(web - w.started, 1), "recovered_and_applying_s": round(applying - w.started, 1),
                 "partitions_restored_s": [round(x - w.started, 1) for x in w.restore_log_times()],
+                "rebuilt": w.rebuild_log(),
                 "rss_mb": round(_rss_mb(w.proc.pid))}
     finally:
         w.kill()
@@ -468,8 +464,8 @@ def cmd_recovery(args) -> dict:
     workdir = Path(tempfile.mkdtemp(prefix="slamon-state-scale-"))
     bootstrap, broker = broker_for(args.bootstrap, workdir)
     tag = uuid.uuid4().hex[:6]
-    settings = bench_settings(bootstrap, f"scale-{tag}")
     app_id = f"scale-{tag}"
+    settings = bench_settings(bootstrap, app_id).model_copy(update={"app_id": app_id})  # as the worker's env
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("SLAMON_")},
         "PYTHONPATH": str(ROOT), "SLAMON_KAFKA__BOOTSTRAP_SERVERS": bootstrap, "SLAMON_APP_ID": app_id,
@@ -480,6 +476,7 @@ def cmd_recovery(args) -> dict:
     }
     out: dict = {"tickets": args.tickets, "partitions": PARTITIONS, "workdir": str(workdir),
                  "session_timeout_s": args.session_timeout}
+    workers: list[Worker] = []
     try:
         contracts = load_contracts(args.contracts)
         ensure_topics(settings)
@@ -490,6 +487,7 @@ def cmd_recovery(args) -> dict:
         ends = _end_offsets(bootstrap, settings.topics.events)
 
         first = Worker(env, workdir, "first")
+        workers.append(first)
         t = time.perf_counter()
         _wait(lambda: _applied_through(first, ends), args.timeout, "all events applied", first, every=1.0)
         out["first_apply_s"] = round(time.perf_counter() - t, 1)
@@ -510,19 +508,22 @@ def cmd_recovery(args) -> dict:
             _produce(bootstrap, settings.topics.events, open_ticket_lines(contracts, 6, span_us=60_000_000,
                                                                     tag=f"R{i}-"))
             ends = _end_offsets(bootstrap, settings.topics.events)
-            run = _timed_restart(Worker(env, workdir, f"restart{i}"), ends, args.timeout)
+            workers.append(Worker(env, workdir, f"restart{i}"))
+            run = _timed_restart(workers[-1], ends, args.timeout)
             print(json.dumps(run), file=sys.stderr, flush=True)
             runs.append(run)
         out["restarts"] = runs
         out["recovered_and_applying_s_median"] = statistics.median(r["recovered_and_applying_s"] for r in runs)
-        breakdowns = [_changelog_breakdown(bootstrap, app_id, args.contracts, settings.topics.events)
-                      for _ in range(args.restarts)]
+        breakdowns = [_changelog_breakdown(settings, args.contracts) for _ in range(args.restarts)]
         out["breakdown"] = breakdowns
         out["breakdown_median"] = {
-            "changelog_read_s": statistics.median(b["changelog_read_s"] for b in breakdowns),
-            "restore_s_total": statistics.median(b["restore_s_total"] for b in breakdowns),
+            "read_s": statistics.median(b["read_s"] for b in breakdowns),
+            "rebuild_s_total": statistics.median(b["rebuild_s_total"] for b in breakdowns),
         }
     finally:
+        for w in workers:  # a worker left running by an error (a timeout) would outlive the broker
+            if w.alive():
+                w.kill()
         if broker is not None:
             broker.stop()
     return out
