@@ -177,8 +177,8 @@ class Engine:
         self._since_compaction = 0
         self.final_tickets = FinalTickets()
         self.changes: Changes | None = Changes() if track_changes else None
-        # The worker keeps breached-ticket lists for the current and the previous period only (a review reads
-        # them from the SLA record, not from the worker); a replay keeps them all for its report.
+        # The worker keeps breached-ticket lists and 15-minute buckets for the current and the previous period
+        # only (a review reads them from the SLA record, not from the worker); a replay keeps them all.
         self.keep_breach_history = keep_breach_history
 
     # --- ingest -----------------------------------------------------------------------------------------
@@ -387,7 +387,7 @@ class Engine:
         for ledger in self.ledgers.values():
             ledger.prune(self.now_us)
             if not self.keep_breach_history:
-                ledger.forget_breaches(self.now_us)
+                ledger.forget_old_periods(self.now_us)
         self._compact_tickets(horizons)
         self._fold_probes(horizons)
         self.final_tickets.forget_before(self.now_us)

@@ -127,6 +127,13 @@ class SlaLedger:
         else:
             listed.remove((at_us, item))
 
+    def _forget_buckets_before(self, limit_us: int) -> None:
+        old = [bucket for bucket in self.buckets if (bucket + 1) * BUCKET_US <= limit_us]
+        for bucket in old:
+            del self.buckets[bucket]
+            self.instants.pop(bucket, None)
+        self.dirty_buckets.update(old)
+
     def breaches_on(self, day: int) -> list[tuple[int, str]]:
         """The breached items decided on one UTC day (`at_us // DAY_US`), whatever period lists them."""
         lo, hi = day * DAY_US, (day + 1) * DAY_US
@@ -185,17 +192,21 @@ class SlaLedger:
         self.dirty_buckets.update(old)
         return len(old)
 
-    def forget_breaches(self, now_us: int) -> None:
-        """Drop the breached-item lists of periods that ended more than one period ago (a worker's memory stays
-        flat; the listing of older periods belongs to the SLA record). A rolling period keeps its length."""
+    def forget_old_periods(self, now_us: int) -> None:
+        """A worker's memory stays flat: drop the breached-item lists and the 15-minute buckets of periods that
+        ended more than one period ago (the period tallies stay; older listings belong to the SLA record). A
+        rolling period keeps its length plus a day."""
         if isinstance(self.period, Rolling):
             listed = self.breaches.get("rolling")
             limit = now_us - self.period.rolling - DAY_US
+            self._forget_buckets_before(limit)
             if listed and min(at for at, _ in listed) < limit:
                 self.dirty_breach_days.update(at // DAY_US for at, _ in listed if at < limit)
                 self.breaches["rolling"] = [(at, item) for at, item in listed if at >= limit]
             return
         ended = sorted((w.end_us, label) for label, w in self.windows.items() if w.end_us <= now_us)
+        if ended:
+            self._forget_buckets_before(self.windows[ended[-1][1]].start_us)
         for _, label in ended[:-1]:  # every ended period but the newest
             listed = self.breaches.pop(label, None)
             if listed:
