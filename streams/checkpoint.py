@@ -15,7 +15,9 @@ skips input it already reflects (exactly once per message into the state).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -42,6 +44,11 @@ class CheckpointWriter:
         self.settings = settings
         self.topic = topic
         self.producers: dict[int, AIOKafkaProducer] = {}
+        self.written: dict[int, int] = {}  # checkpoints committed per partition by this worker
+        # Fault injection for the fault suite: pause this long halfway through a checkpoint's records, from each
+        # partition's second checkpoint on (a kill -9 lands mid-checkpoint, after a stored one). Never set in
+        # production.
+        self.fault_pause = float(os.environ.get("SLAMON_FAULT_MID_CHECKPOINT_PAUSE", "0") or 0)
 
     async def open(self, partition: int) -> None:
         """Start the partition's producer: fences its previous owner and aborts what that owner left open.
@@ -57,6 +64,13 @@ class CheckpointWriter:
         )
         await producer.start()
         self.producers[partition] = producer
+
+    async def _pause_mid_checkpoint(self, partition: int) -> None:
+        producer = self.producers[partition]
+        await producer.flush()  # the first half is on the broker, inside the open transaction
+        log.warning("partition %d: checkpoint half-written, pausing %.1fs (SLAMON_FAULT_MID_CHECKPOINT_PAUSE)",
+                    partition, self.fault_pause)
+        await asyncio.sleep(self.fault_pause)
 
     async def close(self, partition: int) -> None:
         producer = self.producers.pop(partition, None)
@@ -81,9 +95,12 @@ class CheckpointWriter:
             producer = self.producers[partition]
         try:
             await producer.begin_transaction()
-            for key, value in records:
+            for i, (key, value) in enumerate(records):
+                if i == len(records) // 2 and self.fault_pause and self.written.get(partition):
+                    await self._pause_mid_checkpoint(partition)
                 await producer.send(self.topic, key=key, value=value, partition=partition)
             await producer.commit_transaction()
+            self.written[partition] = self.written.get(partition, 0) + 1
         except BaseException:
             await self.close(partition)
             raise

@@ -5,12 +5,13 @@ must equal the offline replay of exactly the events the broker accepted: nothing
 1. kill -9 of the worker three times in one run (restart after each);
 2. a broker restart in the middle of the stream (a private broker);
 3. rebalance under load: worker A, then B joins, then A is stopped (SIGTERM), while the producer keeps sending;
-4. a full disk for worker state (tmpfs; needs root): events keep being applied, commits stay behind the last
-   stored snapshot, the failure is counted, and once space is freed the worker catches up;
+4. a full disk where the worker runs (tmpfs; needs root): worker state lives in the snapshots topic, so
+   checkpoints and commits go on;
 5. a poison message (a 1 MB event: its dead letter is larger than the broker takes): dead-lettered truncated
    with its reason, the worker goes on;
 6. clock skew between producers (wall clock): ahead within `max_future_seconds` is accepted, beyond it is
-   dead-lettered as `future` and counted.
+   dead-lettered as `future` and counted;
+7. kill -9 while a checkpoint's transaction is half-written (`SLAMON_FAULT_MID_CHECKPOINT_PAUSE`).
 
 Each test prints a `FAULT {...}` line (events sent, accepted, dead-lettered, seconds to recover) for
 bench/RESULTS.md (`pytest -rP` shows it).
@@ -238,39 +239,54 @@ def checkpoint_failures(m: dict) -> float:
     return sum(v for (n, _), v in m.items() if n == "slamon_checkpoint_failures_total")
 
 
-def test_full_disk_for_worker_state_holds_commits_back_then_catches_up(pipeline_factory, tiny_fs):
+def test_full_disk_where_the_worker_runs_does_not_stop_checkpoints(pipeline_factory, tiny_fs):
+    """Worker state lives in the snapshots topic (transactions, streams/checkpoint.py): a full local disk (its
+    data dir on a filled tmpfs) must not stop checkpoints or commits."""
     p = pipeline_factory()
     lines, end, rejects = build_stream(p.contracts)
+    filler = fill(tiny_fs)
     w = p.worker("w", SLAMON_DATA_DIR=str(tiny_fs / "data")).start()
     p.wait_assigned([w])
     third = len(lines) // 3
-    p.produce(lines[:third])
+    Sender(p, lines[:2 * third], seconds=3).run()
     p.wait_caught_up([w])
-    ends = p.end_offsets()
-    wait_committed(p, ends)  # a stored snapshot covers the first third
-    assert checkpoint_failures(w.metrics()) == 0
-
-    filler = fill(tiny_fs)
-    Sender(p, lines[third:2 * third], seconds=3).run()
-    p.wait_caught_up([w])  # the worker keeps applying events with no room for snapshots
-    deadline = time.monotonic() + 60
-    while checkpoint_failures(w.metrics()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert checkpoint_failures(w.metrics()) >= 2, w.tail()
-    assert w.alive()
-    assert p.committed_offsets() == ends, "nothing committed past the last snapshot that could be stored"
-    assert "no space left" in w.log.read_text(errors="replace").lower()
-
+    wait_committed(p, p.end_offsets())  # checkpoints stored, commits follow, disk full all along
+    assert checkpoint_failures(w.metrics()) == 0 and w.alive()
     filler.unlink()
-    freed = time.monotonic()
-    ends = p.end_offsets()
-    wait_committed(p, ends)  # snapshots stored again, commits follow
-    recovered = time.monotonic() - freed
     p.produce(lines[2 * third:])
     (m,) = p.wait_caught_up([w])
     replay = assert_equals_replay(merged([m]), lines, p.contracts, end, rejects)
-    report("full disk", m, replay, sent=len(lines), checkpoint_failures=int(checkpoint_failures(m)),
-           recover_seconds=recovered)
+    report("full disk", m, replay, sent=len(lines), checkpoint_failures=int(checkpoint_failures(m)))
+
+
+def test_kill9_mid_checkpoint_equals_replay(pipeline_factory):
+    """kill -9 while a checkpoint's transaction is half-written: the next owner's producer aborts it, the
+    restore reads the checkpoint before, re-reads the input after it and ends equal to the replay."""
+    p = pipeline_factory()
+    lines, end, rejects = build_stream(p.contracts)
+    half = len(lines) // 2
+    w = p.worker("w0", SLAMON_FAULT_MID_CHECKPOINT_PAUSE="30").start()
+    p.wait_assigned([w])
+    p.produce(lines[:half // 2])
+    p.wait_caught_up([w])
+    wait_committed(p, p.end_offsets())  # a first checkpoint is stored; the next one pauses halfway
+    p.produce(lines[half // 2:half])
+    deadline = time.monotonic() + 60
+    while "checkpoint half-written" not in w.log.read_text(errors="replace"):
+        assert time.monotonic() < deadline, w.tail()
+        time.sleep(0.2)
+    applied = p.applied_offsets([w])
+    committed = p.committed_offsets()
+    w.kill9()
+    w = p.worker("w1").start()
+    recover = p.wait_reached([w], applied, timeout=150)
+    restored = restored_offsets(w)
+    for q, offset in committed.items():  # nothing committed past what a stored checkpoint reflects
+        assert offset <= restored.get(q, -1) + 1, (q, offset, restored)
+    p.produce(lines[half:])
+    (m,) = p.wait_caught_up([w], timeout=150)
+    replay = assert_equals_replay(merged([m]), lines, p.contracts, end, rejects)
+    report("kill -9 mid-checkpoint", m, replay, sent=len(lines), recover_seconds=recover)
 
 
 def wait_committed(p: Pipeline, ends: dict[int, int], timeout: float = 60) -> None:
