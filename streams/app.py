@@ -34,7 +34,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.contracts import Contracts, load_contracts
-from streams.checkpoint import CheckpointWriter, read_checkpoints, snapshot_topic_name
+from streams.checkpoint import SNAPSHOT_TOPIC_CONFIG, CheckpointWriter, read_checkpoints, snapshot_topic_name
 from streams.config import Settings, load_settings, redact_secrets_in_logs
 from streams.metrics import EngineCollector, settle_counters
 from streams.metrics_server import BasicAuthGuard, web_server_settings
@@ -226,11 +226,7 @@ class Runtime:
         self.snapshot_topic = app.topic(
             self.snapshot_topic_name, partitions=num_partitions, key_type=bytes, value_type=bytes, **raw,
             compacting=True, deleting=False, acks=False, internal=True,
-            config={  # compact often: a new owner reads the partition from its start
-                "segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1",
-                "delete.retention.ms": str(60 * 60 * 1000), "segment.bytes": str(64 * 1024 * 1024),
-                "max.message.bytes": str(1024 * 1024),
-            },
+            config={k: v for k, v in SNAPSHOT_TOPIC_CONFIG.items() if k != "cleanup.policy"},
         )
         self._snapshot_topic_declared = False
         self.writer = CheckpointWriter(settings, self.snapshot_topic_name)

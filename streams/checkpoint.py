@@ -30,6 +30,12 @@ log = logging.getLogger("slamon.checkpoint")
 
 TABLE_NAME = "snapshots"
 PROGRESS_SECONDS = 5.0
+# Compacted, with short segments: only closed segments are compacted, and a new owner reads what is left.
+SNAPSHOT_TOPIC_CONFIG = {
+    "cleanup.policy": "compact", "segment.ms": str(10 * 60 * 1000), "min.cleanable.dirty.ratio": "0.1",
+    "delete.retention.ms": str(60 * 60 * 1000), "segment.bytes": str(64 * 1024 * 1024),
+    "max.message.bytes": str(1024 * 1024),
+}
 
 
 def snapshot_topic_name(settings: Settings) -> str:

@@ -96,6 +96,8 @@ def changed_records(pe: PartitionEngine, *, full: bool = False) -> list[tuple[by
     pe.prune_outbox()
     engine, prefix = pe.engine, prefix_of(pe.partition)
     ck: CheckpointState = pe.checkpoint_state
+    if full:  # every dedupe id again too: the full rewrite stands on its own
+        engine.changes.seen = list(engine.seen.items())
     records = all_records(engine, prefix) if full else engine_changes(engine, prefix)
     records.extend(_seen_records(engine, prefix, ck))
     records.extend(_outbox_records(pe, prefix, ck))

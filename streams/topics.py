@@ -9,8 +9,8 @@ Topics (names, partitions and replication from the settings):
   so pick it once.
 - dead letter (`slamon.deadletter`): the original bytes of every rejected event; headers say why.
 - SLA events (`slamon.sla-events`): JSON of every decision and withdrawal, keyed by client.
-The faust worker creates its own internal topics (`<app_id>-snapshots-changelog`, compacted, with the events
-topic's partition count, and the assignor's leader topic).
+- snapshots (`<app_id>-snapshots-changelog`): the workers' checkpoint records (compacted; one partition per
+  events partition; streams/checkpoint.py). The worker also declares it, and faust its assignor's leader topic.
 """
 
 from __future__ import annotations
@@ -37,8 +37,11 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     events_cfg = {}
     if t.retention_hours is not None:
         events_cfg["retention.ms"] = str(int(t.retention_hours * HOUR_MS))
+    from streams.checkpoint import SNAPSHOT_TOPIC_CONFIG, snapshot_topic_name
+
     return [
         TopicSpec(t.events, t.partitions, t.replication, events_cfg),
+        TopicSpec(snapshot_topic_name(settings), t.partitions, t.replication, dict(SNAPSHOT_TOPIC_CONFIG)),
         TopicSpec(t.deadletter, t.deadletter_partitions or t.partitions, t.replication, {}),
         TopicSpec(t.sla_events, t.sla_events_partitions or t.partitions, t.replication, {}),
     ]

@@ -199,3 +199,27 @@ def test_wall_clock_decides_a_breach_within_two_seconds(pipeline_factory):
     assert event["item"] == "T-1" and event["outcome"] == "bad" and event["change"] == "decided"
     assert event["at_us"] == deadline_us and event["trigger"] == "clock"
     assert record.timestamp / 1000 - deadline_us / 1e6 <= 2.0  # broker append time of the SLA event
+
+
+def test_a_worker_refuses_an_old_pickle_snapshot_and_stops_with_how_to_rebuild(pipeline_factory):
+    """State written by a format-1 worker (pickles) is never unpickled: the worker says how to rebuild and stops."""
+    from kafka import KafkaProducer
+
+    from streams.checkpoint import snapshot_topic_name
+    from streams.topics import ensure_topics
+
+    p = pipeline_factory()
+    ensure_topics(p.settings)
+    producer = KafkaProducer(**p.settings.kafka.kafka_python_config())
+    topic = snapshot_topic_name(p.settings)
+    for partition in range(p.settings.topics.partitions):  # whichever partitions the worker gets
+        producer.send(topic, key=f"p{partition}.meta".encode(), value=b'{"v": 1}', partition=partition)
+    producer.flush()
+    producer.close()
+    w = p.worker("w").start()
+    deadline = time.monotonic() + 90
+    while w.alive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    log = w.log.read_text(errors="replace")
+    assert not w.alive(), w.tail()
+    assert "format-1 (pickle) snapshot" in log and "rebuild" in log, w.tail()

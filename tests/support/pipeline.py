@@ -236,7 +236,8 @@ class Pipeline:
             "SLAMON_LOG_LEVEL": "info",
             **extra,
         }
-        self.settings = load_settings(None, kafka={"bootstrap_servers": bootstrap}, topics={
+        self.settings = load_settings(None, app_id=self.env_base["SLAMON_APP_ID"],
+                                      kafka={"bootstrap_servers": bootstrap}, topics={
             "events": self.env_base["SLAMON_TOPICS__EVENTS"],
             "deadletter": self.env_base["SLAMON_TOPICS__DEADLETTER"],
             "sla_events": self.env_base["SLAMON_TOPICS__SLA_EVENTS"], "partitions": PARTITIONS})
