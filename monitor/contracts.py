@@ -512,10 +512,13 @@ def _explain(err: ValidationError, root: yaml.Node, source: str) -> str:
         _node, line = _locate(root, loc)
         path = ".".join(str(p) for p in loc) or "(top)"
         got = "" if e["type"] in ("missing", "value_error") else f" (got {_short(e.get('input'))})"
-        lines.append(f"{source}:{line}: {path}: {e['msg']}{got}")
+        msg = "".join(c if c.isprintable() else repr(c)[1:-1] for c in e["msg"])  # quotes user text: one line
+        lines.append(f"{source}:{line}: {path}: {msg}{got}")
     if len(errors) > MAX_EXPLAINED_ERRORS:
         lines.append(f"{source}: ... and {len(errors) - MAX_EXPLAINED_ERRORS} more errors")
     return "\n".join(lines)
+
+
 def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in TICKET_KINDS + CALL_KINDS + ("uptime", "csat", "accuracy")
                                        or part.startswith(("function-", "literal[", "tagged-union")))
