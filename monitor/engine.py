@@ -177,8 +177,8 @@ class Engine:
         self._since_compaction = 0
         self.final_tickets = FinalTickets()
         self.changes: Changes | None = Changes() if track_changes else None
-        # The worker keeps breached-ticket lists and 15-minute buckets for the current and the previous period
-        # only (a review reads them from the SLA record, not from the worker); a replay keeps them all.
+        # The worker keeps breached-ticket lists and 15-minute buckets for the current period (and an ended one
+        # for 2 days; a review reads them from the SLA record, not from the worker); a replay keeps them all.
         self.keep_breach_history = keep_breach_history
 
     # --- ingest -----------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ class Contribution(NamedTuple):
 
 BUCKET_US = 15 * 60 * 1_000_000  # every UTC offset in use is a multiple of 15 minutes: a bucket lies in one local day
 DAY_US = 86_400_000_000
+PERIOD_GRACE_US = 2 * DAY_US  # an ended period's listings stay this long (month-end reports, late corrections)
 
 
 @dataclass(slots=True)
@@ -194,8 +195,8 @@ class SlaLedger:
 
     def forget_old_periods(self, now_us: int) -> None:
         """A worker's memory stays flat: drop the breached-item lists and the 15-minute buckets of periods that
-        ended more than one period ago (the period tallies stay; older listings belong to the SLA record). A
-        rolling period keeps its length plus a day."""
+        ended more than `PERIOD_GRACE_US` ago (their tallies stay: the report still lists them; older listings
+        belong to the SLA record). A rolling period keeps its length plus a day."""
         if isinstance(self.period, Rolling):
             listed = self.breaches.get("rolling")
             limit = now_us - self.period.rolling - DAY_US
@@ -204,10 +205,10 @@ class SlaLedger:
                 self.dirty_breach_days.update(at // DAY_US for at, _ in listed if at < limit)
                 self.breaches["rolling"] = [(at, item) for at, item in listed if at >= limit]
             return
-        ended = sorted((w.end_us, label) for label, w in self.windows.items() if w.end_us <= now_us)
-        if ended:
-            self._forget_buckets_before(self.windows[ended[-1][1]].start_us)
-        for _, label in ended[:-1]:  # every ended period but the newest
+        old = [(w.end_us, label) for label, w in self.windows.items() if w.end_us <= now_us - PERIOD_GRACE_US]
+        if old:
+            self._forget_buckets_before(max(old)[0])
+        for _, label in old:
             listed = self.breaches.pop(label, None)
             if listed:
                 self.dirty_breach_days.update(at // DAY_US for at, _ in listed)

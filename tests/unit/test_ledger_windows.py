@@ -1,5 +1,5 @@
-"""SLA ledger windows: 15-minute buckets inside, exact instants at the edges, pruning of old instants, and
-snapshots written before the buckets existed."""
+"""SLA ledger windows: 15-minute buckets inside, exact instants at the edges, pruning of old instants, and what a
+worker forgets of ended periods."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.contracts import Rolling
-from monitor.ledger import BUCKET_US, DAY_US, Contribution, SlaLedger, Tally
+from monitor.ledger import BUCKET_US, DAY_US, PERIOD_GRACE_US, Contribution, SlaLedger, Tally
 
 T0 = 1_793_574_000_000_000  # 2026-11-02T01:00:00Z, a bucket boundary
 MIN = 60_000_000
@@ -78,3 +78,19 @@ def test_rolling_periods_keep_their_length_and_odd_lengths_keep_everything():
     odd = ledger(Rolling(rolling="601s"))
     odd.apply(contribution(T0, True), +1)
     assert odd.detail_keep_us is None and odd.prune(T0 + 365 * DAY_US) == 0 and odd.instants
+
+
+def test_a_worker_forgets_buckets_and_breach_lists_of_ended_periods_but_keeps_their_tallies():
+    lg = SlaLedger("acme", "sla", "UTC", "month", list_breaches=True)
+    oct_, nov = T0 - 5 * DAY_US, T0 + 2 * DAY_US  # 2026-10-28 and 2026-11-04
+    for at in (oct_, nov):
+        lg.apply(Contribution("sla", at, 1, 0, 1, item=f"T{at}"), +1)
+    nov_start = 1_793_491_200_000_000  # 2026-11-01T00:00:00Z
+    lg.forget_old_periods(nov_start + PERIOD_GRACE_US - 1)  # October ended less than the grace ago: kept
+    assert set(lg.breaches) == {"2026-10", "2026-11"} and oct_ // BUCKET_US in lg.buckets
+    lg.dirty_buckets, lg.dirty_breach_days = set(), set()
+    lg.forget_old_periods(nov_start + PERIOD_GRACE_US)
+    assert set(lg.breaches) == {"2026-11"} and oct_ // BUCKET_US not in lg.buckets
+    assert lg.periods["2026-10"].bad == 1 and lg.periods["2026-11"].bad == 1  # the report still lists October
+    assert oct_ // BUCKET_US in lg.dirty_buckets and oct_ // DAY_US in lg.dirty_breach_days  # tombstones
+    assert figures(lg.window(nov - 1, nov + 1)) == (1, 0, 1)
