@@ -39,6 +39,8 @@ from monitor.uptime import UptimeLedger
 
 DAY_US = 86_400 * 1_000_000
 COMPACT_EVERY = 50_000  # events between compaction passes
+EVICT_CALLS_EVERY = 2_000  # events between evictions of finished calls (few are held: a cheap scan; spreads the
+# checkpoint's tombstones instead of one burst per compaction)
 
 
 @dataclass(slots=True)
@@ -241,6 +243,8 @@ class Engine:
         self._since_compaction += 1
         if self._since_compaction >= COMPACT_EVERY:
             self.compact()
+        elif self._since_compaction % EVICT_CALLS_EVERY == 0:
+            self._evict_calls(self._horizons())
         return None
 
     def _expired(self, model: ClientModel, ev: TicketEvent, ts: int) -> Rejection | None:
@@ -377,13 +381,8 @@ class Engine:
         that finished before it (they can no longer change: see `_call_finished_before`) and the ledgers' exact
         instants older than any window asks for (`SlaLedger.prune`)."""
         self._since_compaction = 0
-        horizons = {c: wm - self.clients[c].lateness_us for c, wm in self.watermarks.items()}
-        finished = [key for key, item in self.calls.items() if _call_finished_before(item.state, horizons.get(key[0]))]
-        for key in finished:
-            del self.calls[key]
-        if self.changes is not None:
-            self.changes.calls.update(finished)
-        self.stats.evicted_calls += len(finished)
+        horizons = self._horizons()
+        self._evict_calls(horizons)
         for ledger in self.ledgers.values():
             ledger.prune(self.now_us)
             if not self.keep_breach_history:
@@ -394,6 +393,17 @@ class Engine:
         oldest = min(horizons.values(), default=0)
         for event_id in [e for e, ts in self.seen.items() if ts < oldest]:
             del self.seen[event_id]
+
+    def _horizons(self) -> dict[str, int]:
+        return {c: wm - self.clients[c].lateness_us for c, wm in self.watermarks.items()}
+
+    def _evict_calls(self, horizons: dict[str, int]) -> None:
+        finished = [key for key, item in self.calls.items() if _call_finished_before(item.state, horizons.get(key[0]))]
+        for key in finished:
+            del self.calls[key]
+        if self.changes is not None:
+            self.changes.calls.update(finished)
+        self.stats.evicted_calls += len(finished)
 
     def _fold_probes(self, horizons: dict[str, int]) -> None:
         """Probe instants older than the lateness horizon and the longest now-window fold into bucket tallies."""

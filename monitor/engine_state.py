@@ -72,10 +72,9 @@ class StateRec(msgspec.Struct, array_like=True):
     clocks: list[ClockRec]
 
 
-class EventRec(msgspec.Struct, array_like=True):
+class EventRec(msgspec.Struct, array_like=True):  # what a rebuild applies (not the id: dedupe has its own)
     ts_us: int
     seq: int
-    event_id: str
     type: str
     priority: str | None
     status: str | None
@@ -170,7 +169,7 @@ def _state_rec(s: TicketState) -> StateRec:
 
 
 def ticket_value(key: tuple[str, str], item: TicketItem) -> bytes:
-    events = [EventRec(ts, seq, ev.event_id, ev.type, ev.priority, ev.status, ev.queue, ev.channel)
+    events = [EventRec(ts, seq, ev.type, ev.priority, ev.status, ev.queue, ev.channel)
               for ts, seq, ev in item.events]
     if not item.events:  # compacted: the state is the base
         return encode(TicketRec(_state_rec(item.state), None, events, item.last_us))
@@ -378,7 +377,7 @@ def _load_ticket(engine: Engine, key: bytes, value: bytes, start: int) -> None:
     elif rec.events:
         try:
             item.events = [(e.ts_us, e.seq, TicketEvent.model_construct(
-                event_id=e.event_id, client=client, kind="ticket", ticket_id=ticket_id, type=e.type,
+                event_id="", client=client, kind="ticket", ticket_id=ticket_id, type=e.type,
                 priority=e.priority, status=e.status, queue=e.queue, channel=e.channel)) for e in rec.events]
         except TypeError as err:
             raise StateRecordError(f"state record {key[:120]!r}: bad events: {err}") from None

@@ -21,6 +21,7 @@ before. A meta of another format (format 1 was a pickle) or a record that fails 
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 
@@ -98,7 +99,13 @@ def changed_records(pe: PartitionEngine, *, full: bool = False) -> list[tuple[by
     ck: CheckpointState = pe.checkpoint_state
     if full:  # every dedupe id again too: the full rewrite stands on its own
         engine.changes.seen = list(engine.seen.items())
-    records = all_records(engine, prefix) if full else engine_changes(engine, prefix)
+    collecting = gc.isenabled()
+    gc.disable()  # a collection in the middle of encoding (allocation heavy, nothing to free) doubles its time
+    try:
+        records = all_records(engine, prefix) if full else engine_changes(engine, prefix)
+    finally:
+        if collecting:
+            gc.enable()
     records.extend(_seen_records(engine, prefix, ck))
     records.extend(_outbox_records(pe, prefix, ck))
     records.append((meta_key(pe.partition), encode(_meta(pe, ck))))
