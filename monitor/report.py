@@ -62,8 +62,9 @@ class Record:
         return asdict(self)
 
 
-def build_report(engine: Engine, at_us: int) -> list[Record]:
-    """Every (client, sla, period) with decisions up to `at_us`, plus each SLA's current period."""
+def build_report(engine: Engine, at_us: int, *, current_only: bool = False) -> list[Record]:
+    """Every (client, sla, period) with decisions up to `at_us`, plus each SLA's current period; with
+    `current_only`, just the current periods (a scrape: costs what is live, not the history)."""
     engine.advance_to(at_us)
     records: list[Record] = []
     for name, client in engine.contracts.clients.items():
@@ -71,9 +72,9 @@ def build_report(engine: Engine, at_us: int) -> list[Record]:
         for sla in client.slas:
             if isinstance(sla, UptimeSla):
                 ledger = next(lg for lg in model.uptime[sla.service] if lg.sla is sla)
-                records.extend(_uptime_records(ledger, at_us))
+                records.extend(_uptime_records(ledger, at_us, current_only))
             else:
-                records.extend(_ledger_records(engine, engine.ledgers[(name, sla.name)], sla, at_us))
+                records.extend(_ledger_records(engine, engine.ledgers[(name, sla.name)], sla, at_us, current_only))
     return records
 
 
@@ -84,13 +85,15 @@ def _windows(ledger_windows: dict[str, PeriodWindow], period, tz: str, at_us: in
     return sorted(found.values(), key=lambda w: w.start_us)
 
 
-def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int) -> list[Record]:
+def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int, current_only: bool = False) -> list[Record]:
     if isinstance(sla.period, Rolling):
         window = rolling_window(at_us, sla.period.rolling)
         tally = ledger.window(window.start_us, window.end_us)
         return [_record(engine, ledger, sla, window, tally, at_us, current=True)]
     out = []
-    for window in _windows(ledger.windows, sla.period, ledger.tz, at_us):
+    windows = [period_of(at_us, sla.period, ledger.tz)] if current_only else \
+        _windows(ledger.windows, sla.period, ledger.tz, at_us)
+    for window in windows:
         tally = ledger.periods.get(window.label, Tally())
         current = window.start_us <= at_us < window.end_us
         out.append(_record(engine, ledger, sla, window, tally, at_us, current))
@@ -223,10 +226,12 @@ def _penalty(sla, value: float | None, projected: float | None, lower_is_better:
     }
 
 
-def _uptime_records(ledger: UptimeLedger, at_us: int) -> list[Record]:
+def _uptime_records(ledger: UptimeLedger, at_us: int, current_only: bool = False) -> list[Record]:
     sla = ledger.sla
     if isinstance(sla.period, Rolling):
         windows = [rolling_window(at_us, sla.period.rolling)]
+    elif current_only:
+        windows = [period_of(at_us, sla.period, ledger.tz)]
     else:
         first = ledger.first_probe_us
         if first is None:

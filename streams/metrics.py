@@ -253,7 +253,7 @@ class EngineCollector(Collector):
         if cached is not None and cached[0] == key:
             records = cached[1]
         else:
-            records = build_report(pe.engine, at)
+            records = build_report(pe.engine, at, current_only=True)  # a scrape costs what is live
             self._cache[pe.partition] = (key, records)
         current: dict[tuple[str, str], Record] = {}
         for rec in records:  # sorted by period start within each SLA: the last one is the current period
