@@ -634,6 +634,10 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
     async def _complete(sender, **kwargs):
         await runtime.on_rebalance_complete()
 
+    @app.on_before_shutdown.connect  # after the consumer stopped (its final commit ran the last checkpoint)
+    async def _close_checkpoint_producers(sender, **kwargs):
+        await runtime.writer.close_all()
+
     return app
 
 
