@@ -71,6 +71,21 @@ class CheckpointWriter:
         await producer.start()
         self.producers[partition] = producer
 
+    async def _send(self, producer: AIOKafkaProducer, records: list[tuple[bytes, bytes | None]],
+                    partition: int) -> None:
+        """Queue the records as record batches (aiokafka's per-record `send` costs ~10 us of event-loop time each:
+        a fifth of a second for a 20k-record checkpoint)."""
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                if batch.record_count():
+                    await producer.send_batch(batch, self.topic, partition=partition)
+                    batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:  # larger than a batch: alone
+                    await producer.send(self.topic, key=key, value=value, partition=partition)
+        if batch.record_count():
+            await producer.send_batch(batch, self.topic, partition=partition)
+
     async def _pause_mid_checkpoint(self, partition: int) -> None:
         producer = self.producers[partition]
         await producer.flush()  # the first half is on the broker, inside the open transaction
@@ -101,11 +116,12 @@ class CheckpointWriter:
             producer = self.producers[partition]
         try:
             await producer.begin_transaction()
-            for i, (key, value) in enumerate(records):
-                if i == len(records) // 2 and self.fault_pause and self.written.get(partition):
-                    await self._pause_mid_checkpoint(partition)
-                await producer.send(self.topic, key=key, value=value, partition=partition)
-            await producer.commit_transaction()
+            half = len(records) // 2 if self.fault_pause and self.written.get(partition) else -1
+            await self._send(producer, records[:half] if half >= 0 else records, partition)
+            if half >= 0:
+                await self._pause_mid_checkpoint(partition)
+                await self._send(producer, records[half:], partition)
+            await producer.commit_transaction()  # sends what is queued, then ends the transaction
             self.written[partition] = self.written.get(partition, 0) + 1
         except BaseException:
             await self.close(partition)
