@@ -45,8 +45,8 @@ from streams.partition_engine import CheckpointState, Output, PartitionEngine
 
 SEEN_CHUNK = 20_000  # dedupe ids per record (~45 bytes each: well under the 1 MB message limit)
 OUTBOX_CHUNK = 2_000  # outputs per record
-REBUILD_HINT = ("rebuild the state from the events topic: stop the workers, then "
-                "`slamon worker --rebuild` (docs/operations.md)")
+REBUILD_HINT = ("rebuild the state from the events topic: stop every worker, delete the snapshots topic, reset the "
+                "consumer group to the earliest offsets and start the workers (streams/README.md, 'Old checkpoints')")
 
 
 class Meta(msgspec.Struct):
