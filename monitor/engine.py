@@ -57,6 +57,7 @@ class ClientModel:
     accuracy_slas: list[AccuracySla]
     uptime: dict[str, list[UptimeLedger]]  # service -> ledgers of its uptime SLAs
     calendars: dict[str, object]
+    ticket_sla_named: dict[str, TicketSla]  # a restore resolves a clock's SLA by name
 
     @classmethod
     def build(cls, name: str, contracts: Contracts) -> ClientModel:
@@ -86,6 +87,7 @@ class ClientModel:
                 for s in slas
                 if isinstance(s, TicketSla)
             },
+            ticket_sla_named={s.name: s for s in slas if isinstance(s, TicketSla)},
         )
 
 

@@ -29,6 +29,7 @@ import gc
 import heapq
 from bisect import bisect_left
 from collections import Counter
+from functools import partial
 from sys import intern
 
 import msgspec
@@ -303,15 +304,16 @@ def _restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: b
     engine.watermarks, engine.now_us, engine.horizon_us, engine._seq, engine.stats = (
         dict(watermarks), now_us, horizon_us, seq, stats)
     n = len(prefix)
+    uptime: dict[int, tuple] = {}  # an uptime ledger's probes span several records: gathered, then restored
+    loaders = {**_LOADERS, b"u/": partial(_load_uptime, parts=uptime), b"w/": partial(_load_probes, parts=uptime),
+               b"v/": partial(_load_uptime_bucket, parts=uptime)}
     for key, value in records.items():
         if not key.startswith(prefix) or value is None:
             continue
-        kind = key[n:n + 2]
-        loader = _LOADERS.get(kind)
+        loader = loaders.get(key[n:n + 2])
         if loader is not None:
             loader(engine, key, value, n + 2)
-    _finish_uptime(engine)
-    engine.__dict__.pop("_restoring_slas", None)
+    _finish_uptime(uptime)
     for key, item in engine.tickets.items():
         _settle_restored(engine, key, item)
     heapq.heapify(engine._heap)
@@ -328,24 +330,14 @@ def _sla(engine: Engine, key: bytes, client: str, sla: str):
     return model, found
 
 
-def _ticket_slas(engine: Engine) -> dict[tuple[str, str], tuple]:
-    """(client, SLA name) -> (ticket SLA, its calendar), built once per restore (a lookup per clock)."""
-    index = engine.__dict__.get("_restoring_slas")
-    if index is None:
-        index = engine.__dict__["_restoring_slas"] = {
-            (name, sla.name): (sla, model.calendars[sla.name])
-            for name, model in engine.clients.items() for sla in model.ticket_slas}
-    return index
-
-
 def _state(engine: Engine, key: bytes, client: str, ticket_id: str, rec: StateRec) -> TicketState:
-    index = _ticket_slas(engine)
+    model = engine.clients[client]
     clocks = []
     for c in rec.clocks:
-        found = index.get((client, c.sla))
-        if found is None:
+        sla = model.ticket_sla_named.get(c.sla)
+        if sla is None:
             raise StateRecordError(f"state record {key[:120]!r}: no ticket SLA {client}/{c.sla} in the contracts")
-        clocks.append(Clock(found[0], found[1], c.target_us, intern(c.priority), c.elapsed_us, c.since_us,
+        clocks.append(Clock(sla, model.calendars[sla.name], c.target_us, intern(c.priority), c.elapsed_us, c.since_us,
                             c.deadline_us, c.good, c.decided_us))
     return TicketState(ticket_id, rec.created_us, _intern(rec.priority), _intern(rec.queue), _intern(rec.channel),
                        _intern(rec.status), rec.resolved, rec.resolved_us, rec.orphans, tuple(clocks))
@@ -601,35 +593,30 @@ class _UptimeParts:
         self.buckets: dict[int, tuple[int, int, int]] = {}
 
 
-def _parts(engine: Engine, key: bytes, client: str, sla: str) -> _UptimeParts:
+def _parts(engine: Engine, key: bytes, client: str, sla: str, parts: dict) -> _UptimeParts:
     ledger = _uptime_ledger(engine, key, client, sla)
-    pending = engine.__dict__.setdefault("_restoring_uptime", {})
-    return pending.setdefault(id(ledger), (ledger, _UptimeParts()))[1]
+    return parts.setdefault(id(ledger), (ledger, _UptimeParts()))[1]
 
 
-def _load_uptime(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+def _load_uptime(engine: Engine, key: bytes, value: bytes, start: int, *, parts: dict) -> None:
     rec: UptimeRec = decode(key, value, UptimeRec)
-    _parts(engine, key, rec.client, rec.sla).first_us = rec.first_us
+    _parts(engine, key, rec.client, rec.sla, parts).first_us = rec.first_us
 
 
-def _load_probes(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+def _load_probes(engine: Engine, key: bytes, value: bytes, start: int, *, parts: dict) -> None:
     rec: ProbesRec = decode(key, value, ProbesRec)
-    _parts(engine, key, rec.client, rec.sla).probes.extend((ts, up) for ts, up in rec.probes)
+    _parts(engine, key, rec.client, rec.sla, parts).probes.extend((ts, up) for ts, up in rec.probes)
 
 
-def _load_uptime_bucket(engine: Engine, key: bytes, value: bytes, start: int) -> None:
+def _load_uptime_bucket(engine: Engine, key: bytes, value: bytes, start: int, *, parts: dict) -> None:
     rec: UptimeBucketRec = decode(key, value, UptimeBucketRec)
-    _parts(engine, key, rec.client, rec.sla).buckets[rec.bucket] = rec.tally
+    _parts(engine, key, rec.client, rec.sla, parts).buckets[rec.bucket] = rec.tally
 
 
-def _finish_uptime(engine: Engine) -> None:
-    for ledger, parts in engine.__dict__.pop("_restoring_uptime", {}).values():
+def _finish_uptime(parts: dict) -> None:
+    for ledger, gathered in parts.values():
         try:
-            ledger.restore_state(parts.first_us, sorted(parts.probes), parts.buckets)
+            ledger.restore_state(gathered.first_us, sorted(gathered.probes), gathered.buckets)
         except ValueError as err:
             raise StateRecordError(f"uptime records of {ledger.client}/{ledger.sla.name}: {err}") from None
 
-
-_LOADERS[b"u/"] = _load_uptime
-_LOADERS[b"w/"] = _load_probes
-_LOADERS[b"v/"] = _load_uptime_bucket
