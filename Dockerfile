@@ -23,7 +23,7 @@ COPY streams ./streams
 COPY alerts ./alerts
 RUN pip install . \
     # fail the build, not the container, when a module imports something the package does not declare
-    && python -c "import monitor.cli, streams.app, streams.cli, streams.config, alerts.cli, alerts.rules" \
+    && python -c "import slamon.cli, streams.app, streams.cli, streams.config, alerts.cli, alerts.rules" \
     && slamon --help >/dev/null
 
 COPY examples ./examples

@@ -844,7 +844,7 @@ def _grid(rows: list[tuple]) -> list[str]:
 # --- command line ----------------------------------------------------------------------------------------
 
 def add_parsers(sub) -> None:
-    from monitor.cli import DEFAULT_CONTRACTS
+    from slamon.cli import DEFAULT_CONTRACTS
 
     p = sub.add_parser(
         "backtest", help="evaluate the generated alert rules over a replayed history with real Prometheus",

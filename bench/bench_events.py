@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from monitor.generator import GeneratorConfig, generate
+from monitor.simulation.generator import GeneratorConfig, generate
 
 HOUR_US = 3_600_000_000
 

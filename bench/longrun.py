@@ -5,8 +5,10 @@
                             [--contracts examples/contracts.yaml]
     python bench/longrun.py --restore-open-tickets 1000000 [--span-hours 1]
 
-The traffic of `slamon generate --hours 24*DAYS` (60 days: 12.7M events) comes from `monitor.generator.generate`
-in a forked child through a pipe, so this process holds only what a worker holds. ONE `PartitionEngine(0,
+The traffic of `slamon generate --hours 24*DAYS` (60 days: 12.7M events) comes from
+`monitor.simulation.generator.generate` in a forked child through a pipe, so this process
+holds only what a worker holds.
+ONE `PartitionEngine(0,
 contracts, num_partitions=None)` applies it as the worker does: `process(value, offset, key)`, consecutive
 offsets, then `advance` to the event-time clock. Whenever event time crosses a multiple of --checkpoint-seconds,
 the outputs are confirmed (done futures) and pruned, and `streams.state_records.changed_records(pe)` is applied
@@ -58,10 +60,10 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monitor.cli import tune_gc  # noqa: E402
 from monitor.contracts import load_contracts  # noqa: E402
 from monitor.events import to_us  # noqa: E402
-from monitor.generator import GeneratorConfig, generate  # noqa: E402
+from monitor.gc_tuning import tune_gc  # noqa: E402
+from monitor.simulation.generator import GeneratorConfig, generate  # noqa: E402
 from streams.partition_engine import PartitionEngine  # noqa: E402
 
 try:

@@ -17,9 +17,9 @@ import time
 
 from bench_events import make_events
 
-from monitor.cli import tune_gc
 from monitor.contracts import load_contracts
 from monitor.events import decode_event
+from monitor.gc_tuning import tune_gc
 from monitor.replay import replay_lines
 
 

@@ -107,7 +107,7 @@ def by_partition(m: dict, name: str) -> dict[int, float]:
 
 
 def replay_json(events_file: Path, contracts: str, at_us: int) -> dict:
-    out = subprocess.run([sys.executable, "-m", "monitor.cli", "replay", str(events_file), "--contracts", contracts,
+    out = subprocess.run([sys.executable, "-m", "slamon.cli", "replay", str(events_file), "--contracts", contracts,
                           "--format", "json", "--at", format_us(at_us)], cwd=ROOT, capture_output=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     return orjson.loads(out.stdout)

@@ -230,8 +230,8 @@ def measure_memory(contracts: Contracts, n: int, span_us: int, trace: bool, wind
 
 
 def cmd_memory(args) -> dict:
-    from monitor.cli import tune_gc
     from monitor.contracts import parse_contracts
+    from monitor.gc_tuning import tune_gc
 
     scenarios = {"backlog": load_contracts(args.contracts), "running": parse_contracts(RUNNING_CONTRACTS)}
     tune_gc()

@@ -78,9 +78,12 @@ def build_report(engine: Engine, at_us: int, *, current_only: bool = False) -> l
     return records
 
 
-def _windows(ledger_windows: dict[str, PeriodWindow], period, tz: str, at_us: int) -> list[PeriodWindow]:
+def _windows(ledger: SlaLedger, period, tz: str, at_us: int) -> list[PeriodWindow]:
+    """The periods with decisions, and the current one. A period whose decisions were all withdrawn (a reopen,
+    a late event) is not listed: whether it ever held one depends on the order events arrived in."""
     current = period_of(at_us, period, tz)
-    found = {w.label: w for w in ledger_windows.values() if w.start_us <= at_us}
+    found = {w.label: w for w in ledger.windows.values()
+             if w.start_us <= at_us and not ledger.periods.get(w.label, Tally()).empty}
     found[current.label] = current
     return sorted(found.values(), key=lambda w: w.start_us)
 
@@ -92,7 +95,7 @@ def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int, current_
         return [_record(engine, ledger, sla, window, tally, at_us, current=True)]
     out = []
     windows = [period_of(at_us, sla.period, ledger.tz)] if current_only else \
-        _windows(ledger.windows, sla.period, ledger.tz, at_us)
+        _windows(ledger, sla.period, ledger.tz, at_us)
     for window in windows:
         tally = ledger.periods.get(window.label, Tally())
         current = window.start_us <= at_us < window.end_us

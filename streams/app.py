@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.contracts import Contracts, load_contracts
+from monitor.gc_tuning import tune_gc
 from streams.checkpoint import SNAPSHOT_TOPIC_CONFIG, CheckpointWriter, read_checkpoints, snapshot_topic_name
 from streams.config import Settings, load_settings, redact_secrets_in_logs
 from streams.metrics import EngineCollector, settle_counters
@@ -641,14 +642,6 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
     return app
 
 
-def _tune_gc() -> None:
-    """The engines hold many long-lived objects: the replay's GC tuning applies to the worker too."""
-    try:
-        from monitor.cli import tune_gc
-    except ImportError:  # pragma: no cover - older monitor.cli
-        return
-    tune_gc()
-
 
 def run_worker(settings: Settings) -> int:
     """Create the topics, build the app and run it until SIGTERM/SIGINT."""
@@ -665,7 +658,7 @@ def run_worker(settings: Settings) -> int:
         log.warning("topic %s has %d partitions (settings say %d); using %d", settings.topics.events,
                     partitions, settings.topics.partitions, partitions)
     app = create_app(settings, contracts, partitions)
-    _tune_gc()
+    tune_gc()  # the engines hold many long-lived objects, as in a replay
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

@@ -1,4 +1,4 @@
-"""`slamon worker | produce | topics`: the streaming subcommands. `monitor.cli` registers them with
+"""`slamon worker | produce | topics`: the streaming subcommands. `slamon.cli` registers them with
 `streams.cli.add_parsers(subparsers)`; each sets `run=` to a function taking the parsed args.
 
     slamon worker [--config FILE]

@@ -138,8 +138,9 @@ def read_lines(path: str) -> Iterator[bytes]:
 
 def generated_lines(contracts, hours: float, *, start_us: int | None = None, seed: int = 0,
                     **config) -> Iterator[bytes]:
-    """Synthetic traffic from `monitor.generator` as JSON Lines: `hours` of it ending now (or from start_us)."""
-    from monitor.generator import GeneratorConfig, generate
+    """Synthetic traffic from `monitor.simulation.generator` as JSON Lines: `hours` of it ending now
+    (or from start_us)."""
+    from monitor.simulation.generator import GeneratorConfig, generate
 
     duration = int(hours * 3_600_000_000)
     if start_us is None:

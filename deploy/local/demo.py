@@ -266,7 +266,7 @@ class Demo:
     @staticmethod
     def slamon(*args: str) -> list[str]:
         """argv of `slamon ARGS` with the running interpreter (the venv's, whatever PATH says)."""
-        return [sys.executable, "-m", "monitor.cli", *args]
+        return [sys.executable, "-m", "slamon.cli", *args]
 
     # --- steps ---------------------------------------------------------------------------------------
 

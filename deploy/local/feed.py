@@ -5,7 +5,7 @@
 `slamon produce --generate HOURS` sends generated traffic as fast as possible (or at `--rate` events per
 second, which does not follow the traffic's own timestamps). A worker on the wall clock dead-letters events
 far ahead of its clock and decides deadlines by its clock, so a live demo needs events sent when their event
-time comes. This module uses the same pieces (`monitor.generator.generate` for the traffic,
+time comes. This module uses the same pieces (`monitor.simulation.generator.generate` for the traffic,
 `streams.producer.produce` to send it keyed by client, the same SLAMON_* settings) and only adds the pacing:
 
 * traffic is generated from now - BACKFILL to now + HOURS; the backfill is sent at once (the worker starts
@@ -51,7 +51,7 @@ def signed_duration_us(text: str) -> int:
 
 def parse_scenario(spec: str, origin_us: int, contracts):
     """KIND:CLIENT:START:DURATION[:FACTOR[:TARGET]] with START relative to `origin_us` (may be negative)."""
-    from monitor.generator import DEFAULT_FACTOR, Scenario
+    from monitor.simulation.generator import DEFAULT_FACTOR, Scenario
 
     parts = spec.split(":")
     if len(parts) < 4:
@@ -129,7 +129,7 @@ def incident_wave(contracts, wave: int, at_us: int) -> list[tuple[int, dict]]:
 
 def timeline(contracts, args, origin_us: int) -> Iterator[tuple[int, dict]]:
     """(ts, event) of the generated traffic and the incident waves, in event-time order."""
-    from monitor.generator import GeneratorConfig, generate
+    from monitor.simulation.generator import GeneratorConfig, generate
 
     start = origin_us - signed_duration_us(args.backfill)
     cfg = GeneratorConfig(

@@ -24,7 +24,7 @@ from alerts.config import parse_alerting
 from alerts.rules import rule_files
 from monitor.contracts import parse_contracts
 from monitor.events import to_us
-from monitor.generator import HOUR_US, GeneratorConfig, Scenario, generate
+from monitor.simulation.generator import HOUR_US, GeneratorConfig, Scenario, generate
 from streams.metrics import exported_sla_names
 
 CONTRACT = """

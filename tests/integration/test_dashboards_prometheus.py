@@ -1,7 +1,7 @@
 """Every panel query of every generated dashboard returns data from a real Prometheus.
 
 A small HTTP server in the test serves the real exposition of `streams.metrics.EngineCollector` over a
-`PartitionEngine` fed six hours of realistic generated traffic (monitor.generator) for two clients of
+`PartitionEngine` fed six hours of realistic generated traffic (monitor.simulation.generator) for two clients of
 examples/contracts.yaml, plus a few hand-made events (a P1 ticket about to breach, a caller waiting, a
 service that went down and came back). Prometheus (tests/support/procs.py) scrapes it every second with
 the generated recording AND alerting rules loaded (the on-call dashboard reads ALERTS). Once the data is
@@ -23,7 +23,7 @@ from prometheus_client.exposition import start_http_server
 from alerts.dashboards import BUILTIN_VARS, all_panels, dashboards, used_variables
 from alerts.rules import HEADER, dump_yaml, rule_files
 from monitor.contracts import load_contracts
-from monitor.generator import GeneratorConfig, generate
+from monitor.simulation.generator import GeneratorConfig, generate
 from streams.metrics import EngineCollector
 from streams.partition_engine import PartitionEngine
 from streams.state_records import changed_records

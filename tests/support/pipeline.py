@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.contracts import load_contracts
 from monitor.events import format_us, to_us
-from monitor.generator import GeneratorConfig, generate
 from monitor.replay import replay_lines
+from monitor.simulation.generator import GeneratorConfig, generate
 from streams.config import load_settings
 from streams.producer import produce
 from tests.support.procs import free_port

@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from monitor.cli import main
+from slamon.cli import main
 from tests.builders import call, ticket
 
 ROOT = Path(__file__).parents[2]
@@ -89,7 +89,7 @@ def test_replay_csv_and_table(files, capsys):
 
 def test_replay_reads_stdin(files):
     contracts, events = files
-    proc = subprocess.run([sys.executable, "-m", "monitor.cli", "replay", "-", "--contracts", str(contracts),
+    proc = subprocess.run([sys.executable, "-m", "slamon.cli", "replay", "-", "--contracts", str(contracts),
                            "--format", "json"], input=events.read_bytes(), capture_output=True, check=True)
     assert json.loads(proc.stdout)["pipeline"]["accepted"] == 5
 

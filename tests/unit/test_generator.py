@@ -16,7 +16,7 @@ import pytest
 
 from monitor.contracts import CallSla, TicketSla, UptimeSla, load_contracts, parse_contracts
 from monitor.events import Rejection, decode_event, to_us
-from monitor.generator import (
+from monitor.simulation.generator import (
     BUCKET_US,
     HOUR_US,
     GeneratorConfig,

@@ -17,10 +17,9 @@ import pytest
 from monitor.contracts import Rolling, load_contracts, parse_contracts
 from monitor.engine import Engine
 from monitor.events import format_us, to_us
-from monitor.generator import HOUR_US, GeneratorConfig, Scenario, generate
 from monitor.periods import PeriodWindow
 from monitor.replay import replay_lines
-from monitor.review import (
+from monitor.review.figures import (
     ReviewError,
     build_review,
     fmt_value,
@@ -28,9 +27,10 @@ from monitor.review import (
     review_at,
     windows_of_month,
 )
-from monitor.review_cli import main as review_main
-from monitor.review_cli import newest_event_us
-from monitor.review_render import find_chromium, html_to_pdf, render_csv, render_html
+from monitor.review.render import find_chromium, html_to_pdf, render_csv, render_html
+from monitor.simulation.generator import HOUR_US, GeneratorConfig, Scenario, generate
+from slamon.review_cli import main as review_main
+from slamon.review_cli import newest_event_us
 from tests.builders import call, ticket
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "contracts.yaml"

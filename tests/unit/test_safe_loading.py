@@ -201,7 +201,7 @@ def test_worker_log_has_no_secret(tmp_path):
 def test_generated_files_have_no_secret(tmp_path, monkeypatch):
     """`slamon rules / alertmanager / dashboards` with every secret-bearing variable set: the files refer to
     secrets by path (`*_file`) only; no value of a secret variable is written."""
-    from monitor.cli import main
+    from slamon.cli import main
 
     secret_files = {}
     for name in ("SLAMON_PAGERDUTY_ROUTING_KEY_FILE", "SLAMON_SLACK_API_URL_FILE", "SLAMON_SMTP_PASSWORD_FILE",

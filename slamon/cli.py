@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from typing import BinaryIO
 
 from monitor.contracts import ContractError, load_contracts
 from monitor.events import to_us
+from monitor.gc_tuning import tune_gc
 
 DEFAULT_CONTRACTS = os.environ.get("SLAMON_CONTRACTS", "examples/contracts.yaml")
 
@@ -52,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="file to write (default stdout)")
     p.set_defaults(run=_import)
 
-    from monitor.generator_cli import add_generator_args
+    from slamon.generator_cli import add_generator_args
 
     p = sub.add_parser("generate", help="synthetic events for the contracts (JSON Lines on stdout)")
     p.add_argument("--contracts", default=DEFAULT_CONTRACTS)
@@ -68,7 +68,7 @@ def _add_adapter_parsers(sub) -> None:
     """Commands of the adapters (Kafka workers, alerting, reports) live with their code."""
     from alerts.backtest import add_parsers as backtest_parsers
     from alerts.cli import add_parsers as alerts_parsers
-    from monitor.review_cli import add_parsers as review_parsers
+    from slamon.review_cli import add_parsers as review_parsers
     from streams.cli import add_parsers as streams_parsers
 
     streams_parsers(sub)
@@ -92,13 +92,6 @@ def _validate(args) -> int:
     slas = sum(len(c.slas) for c in contracts.clients.values())
     print(f"{args.contracts}: ok ({len(contracts.clients)} clients, {slas} SLAs)")
     return 0
-
-
-def tune_gc() -> None:
-    """The engine keeps many small long-lived objects; CPython's default young-generation threshold (700)
-    makes the collector rescan them constantly (measured: replay 1.6x faster with this setting)."""
-    gc.freeze()
-    gc.set_threshold(100_000, 50, 100)
 
 
 def _replay(args) -> int:
@@ -157,8 +150,8 @@ def _import(args) -> int:
 
 
 def _generate(args) -> int:
-    from monitor.generator import generate
-    from monitor.generator_cli import config_from_args, report_count, write_events
+    from monitor.simulation.generator import generate
+    from slamon.generator_cli import config_from_args, report_count, write_events
 
     contracts = load_contracts(args.contracts)
     config = config_from_args(args, contracts)

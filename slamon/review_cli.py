@@ -1,5 +1,5 @@
 """`slamon report`: the monthly SLA review (HTML, PDF or CSV). The lead wires it in with
-`review_cli.add_parsers(sub)` in `monitor.cli._parser`."""
+`review_cli.add_parsers(sub)` in `slamon.cli._parser`."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ _TS = re.compile(rb'"ts"\s*:\s*"([^"]{10,40})"')
 
 
 def add_parsers(sub) -> None:
-    from monitor.cli import DEFAULT_CONTRACTS, _instant
+    from slamon.cli import DEFAULT_CONTRACTS, _instant
 
     p = sub.add_parser(
         "report", help="monthly SLA review per client (HTML, PDF or CSV)",
@@ -72,12 +72,13 @@ def _max_us(current: int | None, ts: bytes) -> int | None:
 
 
 def run_report(args) -> int:
-    from monitor.cli import _open_events, _with_progress, tune_gc
     from monitor.contracts import load_contracts
     from monitor.engine import Engine
+    from monitor.gc_tuning import tune_gc
     from monitor.replay import replay_lines
-    from monitor.review import ReviewError, build_review, parse_month, review_at
-    from monitor.review_render import ChromiumMissing, PdfError, html_to_pdf, render_csv, render_html
+    from monitor.review.figures import ReviewError, build_review, parse_month, review_at
+    from monitor.review.render import ChromiumMissing, PdfError, html_to_pdf, render_csv, render_html
+    from slamon.cli import _open_events, _with_progress
 
     if args.format == "pdf" and not args.output and sys.stdout.isatty():
         print("error: --format pdf writes binary data: give -o FILE (or redirect stdout)", file=sys.stderr)
@@ -143,7 +144,7 @@ def run_report(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m monitor.review_cli report ...` until `slamon` wires the subcommand in."""
+    """`python -m slamon.review_cli report ...` until `slamon` wires the subcommand in."""
     parser = argparse.ArgumentParser(prog="slamon")
     add_parsers(parser.add_subparsers(required=True, metavar="COMMAND"))
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Rendering the monthly review (`monitor.review`): HTML with inline SVG charts, PDF through headless
+"""Rendering the monthly review (`monitor.review.figures`): HTML with inline SVG charts, PDF through headless
 Chromium, CSV of the figures. The charts are drawn here (plain SVG, no plotting library): a bullet chart of
 compliance vs target per SLA, a trend line per SLA over the last months, and misses per day.
 """
@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 
 from monitor.events import format_us
-from monitor.review import (
+from monitor.review.figures import (
     CSV_COLUMNS,
     MONTH_NAMES,
     ClientReview,

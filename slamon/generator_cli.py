@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.contracts import Contracts
 from monitor.durations import parse_duration_us
 from monitor.events import to_us
-from monitor.generator import GeneratorConfig, Scenario
+from monitor.simulation.generator import GeneratorConfig, Scenario
 
 SCENARIO_HELP = (
     "KIND:CLIENT:START:DURATION[:FACTOR[:SERVICE_OR_QUEUE]], KIND one of outage, staffing_drop, "

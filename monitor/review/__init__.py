@@ -1,0 +1,1 @@
+"""The monthly service review: figures (`figures`) and their HTML/PDF/CSV rendering (`render`)."""
