@@ -30,16 +30,12 @@ from typing import Literal
 import yaml
 
 from alerts.config import Alerting, Tier, TierOverride
+from monitor import conventions as names
 from monitor.contracts import CallSla, Contracts, CsatSla, Rolling, TicketSla, UptimeSla
+from monitor.conventions import REC_ALLOWED, REC_BAD, REC_BURN, REC_DECIDED
 
 DAY = 86400
 PERIOD_SECONDS = {"month": 30 * DAY, "week": 7 * DAY, "day": DAY}
-
-# names of the recorded series (level:metric:operation)
-REC_DECIDED = "client_sla:slamon_sla_decided:increase{w}"
-REC_BAD = "client_sla:slamon_sla_bad:increase{w}"
-REC_BURN = "client_sla:slamon_sla_burn_rate:{w}"
-REC_ALLOWED = "client_sla:slamon_sla_allowed_error:ratio"
 
 ALERTS = {  # name -> (category, one line for the README / runbooks index)
     "SlamonErrorBudgetBurn": ("burn_rate", "error budget burning faster than the tier's factor over both windows"),
@@ -377,12 +373,12 @@ def _ratio_records(facts: SlaFacts, windows: list[int]) -> list[Record]:
     for w in windows:
         d = prom_duration(w)
         if facts.source == "uptime":
-            decided = (f"sum by (client, sla) (increase(slamon_uptime_up_seconds{sel}[{d}]))\n"
-                       f"+ sum by (client, sla) (increase(slamon_uptime_downtime_seconds{sel}[{d}]))")
-            bad = f"sum by (client, sla) (increase(slamon_uptime_downtime_seconds{sel}[{d}]))"
+            decided = (f"sum by (client, sla) (increase({names.UPTIME_UP_SECONDS}{sel}[{d}]))\n"
+                       f"+ sum by (client, sla) (increase({names.UPTIME_DOWNTIME_SECONDS}{sel}[{d}]))")
+            bad = f"sum by (client, sla) (increase({names.UPTIME_DOWNTIME_SECONDS}{sel}[{d}]))"
         else:
-            decided = f"sum by (client, sla) (increase(slamon_sla_decided_total{sel}[{d}]))"
-            bad = f"sum by (client, sla) (increase(slamon_sla_bad_total{sel}[{d}]))"
+            decided = f"sum by (client, sla) (increase({names.SLA_DECIDED_TOTAL}{sel}[{d}]))"
+            bad = f"sum by (client, sla) (increase({names.SLA_BAD_TOTAL}{sel}[{d}]))"
         out.append(Record(REC_DECIDED.format(w=d), decided, own))
         out.append(Record(REC_BAD.format(w=d), bad, own))
         out.append(Record(REC_BURN.format(w=d),
@@ -419,7 +415,7 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
     within = ctx.override.imminent_within or cfg.within
     page_prios = [p for p in cfg.page_priorities if p in sla.target]
     base = {"client": facts.client, "sla": facts.sla, "within": within}
-    soon = "slamon_sla_breaching_soon_items"
+    soon = names.SLA_BREACHING_SOON_ITEMS
     if page_prios:
         rx = "|".join(_rx(p) for p in page_prios)
         ctx.add(ctx.alert(
@@ -447,7 +443,7 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
     stage = str(sla.stages[-1])
     ctx.add(ctx.alert(
         "SlamonItemsInLastStage", "ticket",
-        f"sum by (client, sla) (slamon_sla_at_risk_items{_sel(client=facts.client, sla=facts.sla, stage=stage)})"
+        f"sum by (client, sla) ({names.SLA_AT_RISK_ITEMS}{_sel(client=facts.client, sla=facts.sla, stage=stage)})"
         f" > 0",
         cfg.last_stage_for,
         summary=f"{facts.client} {facts.sla}: {{{{ $value | humanize }}}} open item(s) past "
@@ -455,7 +451,7 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
         description=f"Items in the last warning stage ({_pct(sla.stages[-1])} of the target elapsed) "
                     f"of the {facts.kind.replace('_', ' ')} SLA.",
         keep=("client", "sla"),
-        conds=(Cond(("slamon_sla_at_risk_items",), _labels(client=facts.client, sla=facts.sla, stage=stage),
+        conds=(Cond((names.SLA_AT_RISK_ITEMS,), _labels(client=facts.client, sla=facts.sla, stage=stage),
                     ">", 0),),
     ))
 
@@ -465,19 +461,19 @@ def _volume(ctx: _Ctx, sel: str, n: float) -> tuple[str, Cond]:
     facts = ctx.facts
     labels = _labels(client=facts.client, sla=facts.sla)
     if facts.source == "uptime":
-        expr = (f"sum by (client, sla) (slamon_uptime_up_seconds{sel})\n"
-                f"  + sum by (client, sla) (slamon_uptime_downtime_seconds{sel})")
-        return f"({expr}) >= {_num(n)}", Cond(("slamon_uptime_up_seconds", "slamon_uptime_downtime_seconds"),
+        expr = (f"sum by (client, sla) ({names.UPTIME_UP_SECONDS}{sel})\n"
+                f"  + sum by (client, sla) ({names.UPTIME_DOWNTIME_SECONDS}{sel})")
+        return f"({expr}) >= {_num(n)}", Cond((names.UPTIME_UP_SECONDS, names.UPTIME_DOWNTIME_SECONDS),
                                                labels, ">=", n)
-    return (f"slamon_sla_period_decided{sel} >= {_num(n)}",
-            Cond(("slamon_sla_period_decided",), labels, ">=", n))
+    return (f"{names.SLA_PERIOD_DECIDED}{sel} >= {_num(n)}",
+            Cond((names.SLA_PERIOD_DECIDED,), labels, ">=", n))
 
 
 def _projection_alerts(ctx: _Ctx, sla, sel: str) -> None:
     facts, cfg = ctx.facts, ctx.alerting
     labels = _labels(client=facts.client, sla=facts.sla)
-    metric = {"ratio": "slamon_sla_projected_ratio", "seconds": "slamon_sla_projected_seconds",
-              "score": "slamon_sla_projected_score"}[facts.unit]
+    metric = {"ratio": names.SLA_PROJECTED_RATIO, "seconds": names.SLA_PROJECTED_SECONDS,
+              "score": names.SLA_PROJECTED_SCORE}[facts.unit]
     human = {"ratio": "humanizePercentage", "seconds": "humanizeDuration", "score": "humanize"}[facts.unit]
     op = ">" if facts.lower_is_better else "<"
     n = ctx.override.projected_min_volume
@@ -500,7 +496,7 @@ def _projection_alerts(ctx: _Ctx, sla, sel: str) -> None:
         return  # a mean score has no error budget
     n = cfg.burn_rate.uptime_min_volume if facts.source == "uptime" else cfg.budget.min_volume
     gate, gate_cond = _volume(ctx, sel, n)
-    budget = "slamon_sla_error_budget_remaining_ratio"
+    budget = names.SLA_ERROR_BUDGET_REMAINING
     ctx.add(ctx.alert(
         "SlamonErrorBudgetExhausted", "ticket", f"{budget}{sel} <= 0\nand on (client, sla)\n{gate}",
         cfg.budget.for_,
@@ -554,14 +550,14 @@ def _call_alerts(ctx: _Ctx, sla: CallSla, sel: str, window: int | None) -> None:
             _sel(client=facts.client)
         ctx.add(ctx.alert(
             "SlamonCallLongestWait", "ticket",
-            f"max by (client, queue) (slamon_calls_longest_wait_seconds{qsel}) > {_num(limit)}",
+            f"max by (client, queue) ({names.CALLS_LONGEST_WAIT}{qsel}) > {_num(limit)}",
             cfg.longest_wait_for,
             summary=f"{facts.client} queue {{{{ $labels.queue }}}}: a caller has waited "
                     f"{{{{ $value | humanizeDuration }}}}",
             description=f"The oldest waiting call exceeds {_num(limit)}s (the SLA answers within "
                         f"{sla.within // 1_000_000}s).",
             keep=("client", "queue"),
-            conds=(Cond(("slamon_calls_longest_wait_seconds",),
+            conds=(Cond((names.CALLS_LONGEST_WAIT,),
                         _labels(client=facts.client, queue=queues[0] if queues else "other"), ">", limit),),
         ))
 
@@ -572,17 +568,17 @@ def _uptime_alerts(ctx: _Ctx, sla: UptimeSla) -> None:
     slabels = _labels(client=facts.client, service=sla.service)
     extra = (("service", sla.service),)
     ctx.add(ctx.alert(
-        "SlamonServiceDown", "page", f"max by (client, service) (slamon_uptime_service_up{ssel}) == 0",
+        "SlamonServiceDown", "page", f"max by (client, service) ({names.UPTIME_SERVICE_UP}{ssel}) == 0",
         cfg.down_for,
         summary=f"{facts.client} {sla.service} is down",
         description=f"The newest probe of {sla.service} reports down (target availability "
                     f"{_pct(facts.target)}).",
         extra_labels=extra, keep=("client", "service"),
-        conds=(Cond(("slamon_uptime_service_up",), slabels, "==", 0),),
+        conds=(Cond((names.UPTIME_SERVICE_UP,), slabels, "==", 0),),
     ))
     labels = _labels(client=facts.client, sla=facts.sla)
     sel = _sel(client=facts.client, sla=facts.sla)
-    budget = "slamon_sla_error_budget_remaining_ratio"
+    budget = names.SLA_ERROR_BUDGET_REMAINING
     ctx.add(ctx.alert(
         "SlamonDowntimeBudgetLow", "ticket",
         f"{budget}{sel} < {_num(cfg.budget_low_remaining)}\nand {budget}{sel} > 0", cfg.budget_for,
@@ -596,22 +592,22 @@ def _uptime_alerts(ctx: _Ctx, sla: UptimeSla) -> None:
     limit = cfg.probe_missing_intervals * sla.probe_interval / 1_000_000
     ctx.add(ctx.alert(
         "SlamonProbeDataMissing", "ticket",
-        f"max by (client, service) (slamon_uptime_last_probe_age_seconds{ssel}) > {_num(limit)}",
+        f"max by (client, service) ({names.UPTIME_LAST_PROBE_AGE}{ssel}) > {_num(limit)}",
         cfg.probe_missing_for,
         summary=f"{facts.client} {sla.service}: newest probe is {{{{ $value | humanizeDuration }}}} old",
         description=f"No probe for more than {_num(cfg.probe_missing_intervals)} probe intervals "
                     f"({_num(limit)}s): the time is unknown, excluded from availability.",
         extra_labels=extra, keep=("client", "service"),
-        conds=(Cond(("slamon_uptime_last_probe_age_seconds",), slabels, ">", limit),),
+        conds=(Cond((names.UPTIME_LAST_PROBE_AGE,), slabels, ">", limit),),
     ))
     ctx.add(ctx.alert(
-        "SlamonProbeDataAbsent", "ticket", f"absent(slamon_uptime_last_probe_age_seconds{ssel})",
+        "SlamonProbeDataAbsent", "ticket", f"absent({names.UPTIME_LAST_PROBE_AGE}{ssel})",
         cfg.probe_missing_for,
         summary=f"{facts.client} {sla.service}: no probe data at all",
         description=f"slamon exports no probe series for {sla.service}: no probe has arrived since the worker "
                     f"started, or the probe producer is misconfigured.",
         extra_labels=extra, keep=("client", "service"),
-        conds=(Cond(("slamon_uptime_last_probe_age_seconds",), slabels, "==", kind="absent"),),
+        conds=(Cond((names.UPTIME_LAST_PROBE_AGE,), slabels, "==", kind="absent"),),
     ))
 
 
@@ -624,25 +620,25 @@ def _penalty_alerts(ctx: _Ctx, sla, sel: str) -> None:
     fee = f"{_num(sla.penalty.monthly_fee)} {sla.penalty.currency}"
     ctx.add(ctx.alert(
         "SlamonPenaltyExposure", "ticket",
-        f"slamon_penalty_projected_credit_ratio{sel} > {_num(above)}\nand on (client, sla)\n{gate}",
+        f"{names.PENALTY_PROJECTED_CREDIT_RATIO}{sel} > {_num(above)}\nand on (client, sla)\n{gate}",
         cfg.penalty.for_,
         summary=f"{facts.client} {facts.sla}: projected service credit {{{{ $value | humanizePercentage }}}} "
                 f"of the monthly fee",
         description=f"The projected end-of-period value earns a service credit under the contract's tiers "
-                    f"(monthly fee {fee}; alert above {_pct(above)}). See slamon_penalty_projected_credit "
+                    f"(monthly fee {fee}; alert above {_pct(above)}). See {names.PENALTY_PROJECTED_CREDIT} "
                     f"for the amount.",
         keep=("client", "sla"),
-        conds=(Cond(("slamon_penalty_projected_credit_ratio",), labels, ">", above), gate_cond),
+        conds=(Cond((names.PENALTY_PROJECTED_CREDIT_RATIO,), labels, ">", above), gate_cond),
     ))
     ctx.add(ctx.alert(
         "SlamonPenaltyCreditAccrued", "info",
-        f"slamon_penalty_credit_ratio{sel} > 0\nand on (client, sla)\n{gate}", cfg.penalty.for_,
+        f"{names.PENALTY_CREDIT_RATIO}{sel} > 0\nand on (client, sla)\n{gate}", cfg.penalty.for_,
         summary=f"{facts.client} {facts.sla}: period-to-date value earns a credit of "
                 f"{{{{ $value | humanizePercentage }}}} of the monthly fee",
         description=f"As of now the period would close with a service credit (monthly fee {fee}). For the "
                     f"account manager; the projection alert says whether it is likely to stay.",
         keep=("client", "sla"),
-        conds=(Cond(("slamon_penalty_credit_ratio",), labels, ">", 0), gate_cond),
+        conds=(Cond((names.PENALTY_CREDIT_RATIO,), labels, ">", 0), gate_cond),
     ))
 
 
@@ -663,56 +659,56 @@ def _pipeline_group(contracts: Contracts, alerting: Alerting) -> Group:
         minutes = cfg.no_events_minutes_by_client.get(client, cfg.no_events_minutes)
         sel = _sel(client=client)
         add("SlamonNoEvents", "ticket", client, "all",
-            f"max by (client) (slamon_event_time_lag_seconds{sel}) > {_num(minutes * 60)}", cfg.no_events_for,
+            f"max by (client) ({names.EVENT_TIME_LAG}{sel}) > {_num(minutes * 60)}", cfg.no_events_for,
             summary=f"{client}: no events for {{{{ $value | humanizeDuration }}}}",
             description=f"The newest event of {client} is more than {_num(minutes)} minutes behind the worker "
                         f"clock: the producers stopped, or the client's feed is broken. Figures freeze.",
             keep=("client",),
-            conds=(Cond(("slamon_event_time_lag_seconds",), _labels(client=client), ">", minutes * 60),))
-        add("SlamonClientDataAbsent", "ticket", client, "all", f"absent(slamon_sla_info{sel})",
+            conds=(Cond((names.EVENT_TIME_LAG,), _labels(client=client), ">", minutes * 60),))
+        add("SlamonClientDataAbsent", "ticket", client, "all", f"absent({names.SLA_INFO}{sel})",
             cfg.no_events_for,
             summary=f"{client}: no slamon series",
             description=f"No worker exports {client}'s SLAs: the client is missing from the workers' contracts, "
                         f"or the worker owning its partition is not scraped.",
             keep=("client",),
-            conds=(Cond(("slamon_sla_info",), _labels(client=client), "==", kind="absent"),))
+            conds=(Cond((names.SLA_INFO,), _labels(client=client), "==", kind="absent"),))
     w = prom_duration(cfg.dead_letters_window)
     add("SlamonDeadLettersRising", "ticket", "all", "pipeline",
-        f"sum by (reason) (increase(slamon_events_rejected_total[{w}])) > {cfg.dead_letters_max}", 0,
+        f"sum by (reason) (increase({names.EVENTS_REJECTED_TOTAL}[{w}])) > {cfg.dead_letters_max}", 0,
         summary=f"{{{{ $value | humanize }}}} events dead-lettered as {{{{ $labels.reason }}}} in {w}",
         description=f"More than {cfg.dead_letters_max} events were rejected in {w}. Read the dead-letter topic: "
                     f"each message names its reason and the offending line.",
         keep=("reason",),
-        conds=(Cond(("slamon_events_rejected_total",), _labels(partition="0", reason="malformed"), ">",
+        conds=(Cond((names.EVENTS_REJECTED_TOTAL,), _labels(partition="0", reason="malformed"), ">",
                     cfg.dead_letters_max, kind="increase", window=cfg.dead_letters_window),))
     add("SlamonConsumerLagHigh", "ticket", "all", "pipeline",
-        f"sum(slamon_consumer_lag_messages) > {cfg.consumer_lag_messages}", cfg.consumer_lag_for,
+        f"sum({names.CONSUMER_LAG}) > {cfg.consumer_lag_messages}", cfg.consumer_lag_for,
         summary="slamon workers are {{ $value | humanize }} messages behind the input topic",
         description=f"More than {cfg.consumer_lag_messages} input messages are not applied yet: figures and "
                     f"alerts lag behind reality.",
-        conds=(Cond(("slamon_consumer_lag_messages",), _labels(partition="0"), ">",
+        conds=(Cond((names.CONSUMER_LAG,), _labels(partition="0"), ">",
                     cfg.consumer_lag_messages),))
     add("SlamonCheckpointStale", "ticket", "all", "pipeline",
-        f"max by (partition) (slamon_checkpoint_age_seconds) > {cfg.checkpoint_age_seconds}", cfg.checkpoint_for,
+        f"max by (partition) ({names.CHECKPOINT_AGE}) > {cfg.checkpoint_age_seconds}", cfg.checkpoint_for,
         summary="partition {{ $labels.partition }}: newest snapshot is {{ $value | humanizeDuration }} old",
         description=f"No state snapshot for more than {cfg.checkpoint_age_seconds}s: a restart would replay a "
                     f"long stretch of input.",
         keep=("partition",),
-        conds=(Cond(("slamon_checkpoint_age_seconds",), _labels(partition="0"), ">",
+        conds=(Cond((names.CHECKPOINT_AGE,), _labels(partition="0"), ">",
                     cfg.checkpoint_age_seconds),))
     job = _sel(job=cfg.job)
-    add("SlamonWorkerDown", "page", "all", "pipeline", f"up{job} == 0", cfg.worker_down_for,
+    add("SlamonWorkerDown", "page", "all", "pipeline", f"{names.UP}{job} == 0", cfg.worker_down_for,
         summary="slamon worker {{ $labels.instance }} is down",
         description="Prometheus cannot scrape this worker: its partitions are not processed and their series "
                     "are missing. Data-missing alerts are inhibited meanwhile.",
         keep=("job", "instance"),
-        conds=(Cond(("up",), _labels(job=cfg.job, instance="slamon-0:9108"), "==", 0),))
-    add("SlamonWorkersAbsent", "page", "all", "pipeline", f"absent(up{job})", cfg.worker_down_for,
+        conds=(Cond((names.UP,), _labels(job=cfg.job, instance="slamon-0:9108"), "==", 0),))
+    add("SlamonWorkersAbsent", "page", "all", "pipeline", f"absent({names.UP}{job})", cfg.worker_down_for,
         summary=f"no slamon worker is known to Prometheus (job {cfg.job})",
         description="No scrape target of the slamon job exists: service discovery or the deployment is broken. "
                     "Nothing is monitored.",
         keep=("job",),
-        conds=(Cond(("up",), _labels(job=cfg.job), "==", kind="absent"),))
+        conds=(Cond((names.UP,), _labels(job=cfg.job), "==", kind="absent"),))
     return group
 
 

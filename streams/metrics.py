@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitor import conventions as names
 from monitor.contracts import CallSla, CsatSla, Rolling, TicketSla, UptimeSla
 from monitor.events import KINDS, ORPHAN, REJECT_REASONS
 from monitor.report import Record, build_report
@@ -49,101 +50,101 @@ def _spec(name: str, kind: str, doc: str, *labels: str) -> str:
     return name
 
 
-SLA = ("client", "sla")
+SLA = (names.CLIENT, names.SLA)
 # --- SLA figures, current period --------------------------------------------------------------------------
-INFO = _spec("slamon_sla_info", "gauge", "1 per SLA; kind, period and penalty currency from the contract",
-             *SLA, "kind", "period", "currency")
-P_DECIDED = _spec("slamon_sla_period_decided", "gauge", "Items decided in the current period", *SLA)
-P_GOOD = _spec("slamon_sla_period_good", "gauge", "Items decided good in the current period", *SLA)
-P_BAD = _spec("slamon_sla_period_bad", "gauge", "Items decided bad in the current period", *SLA)
-COMPLIANCE = _spec("slamon_sla_compliance_ratio", "gauge", "good / decided in the current period", *SLA)
-TARGET_RATIO = _spec("slamon_sla_target_ratio", "gauge", "Target (ratio kinds; tickets: the objective)", *SLA)
-TARGET_SECONDS = _spec("slamon_sla_target_seconds", "gauge", "Target of asa/aht (a ceiling)", *SLA)
-TARGET_SCORE = _spec("slamon_sla_target_score", "gauge", "Target of a csat SLA measured as mean score", *SLA)
-VALUE_RATIO = _spec("slamon_sla_value_ratio", "gauge", "Measured value of a ratio SLA, current period", *SLA)
-VALUE_SECONDS = _spec("slamon_sla_value_seconds", "gauge", "Measured asa/aht, current period", *SLA)
-VALUE_SCORE = _spec("slamon_sla_value_score", "gauge", "Mean csat score, current period", *SLA)
-MET = _spec("slamon_sla_met", "gauge", "1 if the current period meets the target so far", *SLA)
-BUDGET = _spec("slamon_sla_error_budget_remaining_ratio", "gauge",
+INFO = _spec(names.SLA_INFO, "gauge", "1 per SLA; kind, period and penalty currency from the contract",
+             *SLA, names.KIND, names.PERIOD, names.CURRENCY)
+P_DECIDED = _spec(names.SLA_PERIOD_DECIDED, "gauge", "Items decided in the current period", *SLA)
+P_GOOD = _spec(names.SLA_PERIOD_GOOD, "gauge", "Items decided good in the current period", *SLA)
+P_BAD = _spec(names.SLA_PERIOD_BAD, "gauge", "Items decided bad in the current period", *SLA)
+COMPLIANCE = _spec(names.SLA_COMPLIANCE_RATIO, "gauge", "good / decided in the current period", *SLA)
+TARGET_RATIO = _spec(names.SLA_TARGET_RATIO, "gauge", "Target (ratio kinds; tickets: the objective)", *SLA)
+TARGET_SECONDS = _spec(names.SLA_TARGET_SECONDS, "gauge", "Target of asa/aht (a ceiling)", *SLA)
+TARGET_SCORE = _spec(names.SLA_TARGET_SCORE, "gauge", "Target of a csat SLA measured as mean score", *SLA)
+VALUE_RATIO = _spec(names.SLA_VALUE_RATIO, "gauge", "Measured value of a ratio SLA, current period", *SLA)
+VALUE_SECONDS = _spec(names.SLA_VALUE_SECONDS, "gauge", "Measured asa/aht, current period", *SLA)
+VALUE_SCORE = _spec(names.SLA_VALUE_SCORE, "gauge", "Mean csat score, current period", *SLA)
+MET = _spec(names.SLA_MET, "gauge", "1 if the current period meets the target so far", *SLA)
+BUDGET = _spec(names.SLA_ERROR_BUDGET_REMAINING, "gauge",
                "1 - bad / ((1 - target) x decided), current period; negative when overspent", *SLA)
-PROJ_RATIO = _spec("slamon_sla_projected_ratio", "gauge",
+PROJ_RATIO = _spec(names.SLA_PROJECTED_RATIO, "gauge",
                    "Projected end-of-period compliance (ratio kinds)", *SLA)
-PROJ_SECONDS = _spec("slamon_sla_projected_seconds", "gauge", "Projected end-of-period asa/aht", *SLA)
-PROJ_SCORE = _spec("slamon_sla_projected_score", "gauge", "Projected end-of-period csat mean", *SLA)
-BURN = _spec("slamon_sla_burn_rate", "gauge", "(bad / decided in the window) / (1 - target)", *SLA, "window")
-PERIOD_START = _spec("slamon_sla_period_start_seconds", "gauge", "Start of the current period (Unix)", *SLA)
-PERIOD_END = _spec("slamon_sla_period_end_seconds", "gauge", "End of the current period (Unix)", *SLA)
-LATENCY = _spec("slamon_sla_latency_seconds", "gauge",
+PROJ_SECONDS = _spec(names.SLA_PROJECTED_SECONDS, "gauge", "Projected end-of-period asa/aht", *SLA)
+PROJ_SCORE = _spec(names.SLA_PROJECTED_SCORE, "gauge", "Projected end-of-period csat mean", *SLA)
+BURN = _spec(names.SLA_BURN_RATE, "gauge", "(bad / decided in the window) / (1 - target)", *SLA, names.WINDOW)
+PERIOD_START = _spec(names.SLA_PERIOD_START, "gauge", "Start of the current period (Unix)", *SLA)
+PERIOD_END = _spec(names.SLA_PERIOD_END, "gauge", "End of the current period (Unix)", *SLA)
+LATENCY = _spec(names.SLA_LATENCY, "gauge",
                 "Quantiles of response/wait/handle time of items decided in the current period",
-                *SLA, "quantile")
+                *SLA, names.QUANTILE)
 # --- SLA counters, all periods ----------------------------------------------------------------------------
-DECIDED_T = _spec("slamon_sla_decided", "counter", "Items decided, all periods (monotonic high-water)", *SLA)
-GOOD_T = _spec("slamon_sla_good", "counter", "Items decided good, all periods (monotonic high-water)", *SLA)
-BAD_T = _spec("slamon_sla_bad", "counter", "Items decided bad, all periods (monotonic high-water)", *SLA)
+DECIDED_T = _spec(names.SLA_DECIDED, "counter", "Items decided, all periods (monotonic high-water)", *SLA)
+GOOD_T = _spec(names.SLA_GOOD, "counter", "Items decided good, all periods (monotonic high-water)", *SLA)
+BAD_T = _spec(names.SLA_BAD, "counter", "Items decided bad, all periods (monotonic high-water)", *SLA)
 # --- tickets ----------------------------------------------------------------------------------------------
-OPEN = _spec("slamon_sla_open_items", "gauge", "Open items (running or paused clocks)", *SLA, "priority")
-AT_RISK = _spec("slamon_sla_at_risk_items", "gauge",
-                "Open items whose elapsed time reached the stage (highest stage reached)", *SLA, "stage")
-SOON_ITEMS = _spec("slamon_sla_breaching_soon_items", "gauge",
-                   "Open items whose deadline falls within the window", *SLA, "priority", "within")
-NEXT_DEADLINE = _spec("slamon_sla_next_deadline_seconds", "gauge", "Time to the nearest open deadline", *SLA)
+OPEN = _spec(names.SLA_OPEN_ITEMS, "gauge", "Open items (running or paused clocks)", *SLA, names.PRIORITY)
+AT_RISK = _spec(names.SLA_AT_RISK_ITEMS, "gauge",
+                "Open items whose elapsed time reached the stage (highest stage reached)", *SLA, names.STAGE)
+SOON_ITEMS = _spec(names.SLA_BREACHING_SOON_ITEMS, "gauge",
+                   "Open items whose deadline falls within the window", *SLA, names.PRIORITY, names.WITHIN)
+NEXT_DEADLINE = _spec(names.SLA_NEXT_DEADLINE, "gauge", "Time to the nearest open deadline", *SLA)
 # --- calls ------------------------------------------------------------------------------------------------
-WAITING = _spec("slamon_calls_waiting", "gauge", "Calls offered and not yet answered or abandoned",
-                "client", "queue")
-LONGEST = _spec("slamon_calls_longest_wait_seconds", "gauge", "now - offer time of the oldest waiting call",
-                "client", "queue")
-SL_WINDOW = _spec("slamon_service_level_ratio", "gauge", "Service level over a rolling window", *SLA, "window")
-ASA_WINDOW = _spec("slamon_asa_seconds", "gauge", "Mean wait of answered calls over a rolling window",
-                   *SLA, "window")
+WAITING = _spec(names.CALLS_WAITING, "gauge", "Calls offered and not yet answered or abandoned",
+                names.CLIENT, names.QUEUE)
+LONGEST = _spec(names.CALLS_LONGEST_WAIT, "gauge", "now - offer time of the oldest waiting call",
+                names.CLIENT, names.QUEUE)
+SL_WINDOW = _spec(names.SERVICE_LEVEL_WINDOW, "gauge", "Service level over a rolling window", *SLA, names.WINDOW)
+ASA_WINDOW = _spec(names.ASA_WINDOW, "gauge", "Mean wait of answered calls over a rolling window",
+                   *SLA, names.WINDOW)
 # --- uptime -----------------------------------------------------------------------------------------------
-UPTIME = ("client", "sla", "service")
-AVAILABILITY = _spec("slamon_uptime_availability_ratio", "gauge", "up / (up + down), current period", *UPTIME)
-UP_S = _spec("slamon_uptime_up_seconds", "gauge", "Time up in the current period", *UPTIME)
-DOWN_S = _spec("slamon_uptime_downtime_seconds", "gauge", "Time down in the current period", *UPTIME)
-UNKNOWN_S = _spec("slamon_uptime_unknown_seconds", "gauge",
+UPTIME = (names.CLIENT, names.SLA, names.SERVICE)
+AVAILABILITY = _spec(names.UPTIME_AVAILABILITY, "gauge", "up / (up + down), current period", *UPTIME)
+UP_S = _spec(names.UPTIME_UP_SECONDS, "gauge", "Time up in the current period", *UPTIME)
+DOWN_S = _spec(names.UPTIME_DOWNTIME_SECONDS, "gauge", "Time down in the current period", *UPTIME)
+UNKNOWN_S = _spec(names.UPTIME_UNKNOWN_SECONDS, "gauge",
                   "Time without probes (gaps > 3 probe intervals), current period", *UPTIME)
-SERVICE_UP = _spec("slamon_uptime_service_up", "gauge", "State of the newest probe (1 up, 0 down)",
-                   "client", "service")
-PROBE_AGE = _spec("slamon_uptime_last_probe_age_seconds", "gauge", "now - newest probe time",
-                  "client", "service")
+SERVICE_UP = _spec(names.UPTIME_SERVICE_UP, "gauge", "State of the newest probe (1 up, 0 down)",
+                   names.CLIENT, names.SERVICE)
+PROBE_AGE = _spec(names.UPTIME_LAST_PROBE_AGE, "gauge", "now - newest probe time",
+                  names.CLIENT, names.SERVICE)
 # --- penalties --------------------------------------------------------------------------------------------
-CREDIT = _spec("slamon_penalty_credit", "gauge",
+CREDIT = _spec(names.PENALTY_CREDIT, "gauge",
                "Service credit the period-to-date value earns (contract currency, see slamon_sla_info)", *SLA)
-CREDIT_PROJ = _spec("slamon_penalty_projected_credit", "gauge",
+CREDIT_PROJ = _spec(names.PENALTY_PROJECTED_CREDIT, "gauge",
                     "Service credit the projected end-of-period value earns (contract currency)", *SLA)
-CREDIT_RATIO = _spec("slamon_penalty_credit_ratio", "gauge", "Period-to-date credit / monthly fee", *SLA)
-CREDIT_PROJ_RATIO = _spec("slamon_penalty_projected_credit_ratio", "gauge", "Projected credit / monthly fee",
+CREDIT_RATIO = _spec(names.PENALTY_CREDIT_RATIO, "gauge", "Period-to-date credit / monthly fee", *SLA)
+CREDIT_PROJ_RATIO = _spec(names.PENALTY_PROJECTED_CREDIT_RATIO, "gauge", "Projected credit / monthly fee",
                           *SLA)
 # --- pipeline health --------------------------------------------------------------------------------------
-LAG_EVENT = _spec("slamon_event_time_lag_seconds", "gauge", "now - newest event time of the client", "client")
-RECEIVED = _spec("slamon_events_received", "counter", "Input messages applied", "partition")
-ACCEPTED = _spec("slamon_events", "counter", "Events accepted by the engine", "partition", "kind")
-REJECTED = _spec("slamon_events_rejected", "counter", "Events dead-lettered", "partition", "reason")
-DUPLICATES = _spec("slamon_events_duplicate", "counter", "Events ignored as repeated event_id", "partition")
-MISROUTED = _spec("slamon_events_misrouted", "counter",
+LAG_EVENT = _spec(names.EVENT_TIME_LAG, "gauge", "now - newest event time of the client", names.CLIENT)
+RECEIVED = _spec(names.EVENTS_RECEIVED, "counter", "Input messages applied", names.PARTITION)
+ACCEPTED = _spec(names.EVENTS, "counter", "Events accepted by the engine", names.PARTITION, names.KIND)
+REJECTED = _spec(names.EVENTS_REJECTED, "counter", "Events dead-lettered", names.PARTITION, names.REASON)
+DUPLICATES = _spec(names.EVENTS_DUPLICATE, "counter", "Events ignored as repeated event_id", names.PARTITION)
+MISROUTED = _spec(names.EVENTS_MISROUTED, "counter",
                   "Events on a partition other than their client's (producer not keying by client with the "
-                  "default partitioner)", "partition")
-ORPHANED = _spec("slamon_events_orphaned", "gauge",
-                 "Ticket/call events held for an item whose creating event has not arrived", "partition")
-SKIPPED = _spec("slamon_events_skipped", "counter",
+                  "default partitioner)", names.PARTITION)
+ORPHANED = _spec(names.EVENTS_ORPHANED, "gauge",
+                 "Ticket/call events held for an item whose creating event has not arrived", names.PARTITION)
+SKIPPED = _spec(names.EVENTS_SKIPPED, "counter",
                 "Messages skipped because the restored snapshot already reflected them (this process)",
-                "partition")
-GAPS = _spec("slamon_input_gaps", "counter",
+                names.PARTITION)
+GAPS = _spec(names.INPUT_GAPS, "counter",
              "Input offsets skipped over by the consumer (this process): lost deliveries, or compacted or "
-             "transaction-marker offsets", "partition")
-REWINDS = _spec("slamon_input_rewinds", "counter",
-                "Seeks back for offsets the consumer skipped (this process)", "partition")
-SLA_EVENTS_T = _spec("slamon_sla_events", "counter", "SLA events emitted (decided / withdrawn)", "partition")
-OUTBOX = _spec("slamon_outbox_unconfirmed", "gauge", "Outputs not yet confirmed by the broker", "partition")
-OFFSET = _spec("slamon_input_offset", "gauge", "Last input offset reflected in the state", "partition")
-CONSUMER_LAG = _spec("slamon_consumer_lag_messages", "gauge", "Input messages not yet applied", "partition")
-CKPT_AGE = _spec("slamon_checkpoint_age_seconds", "gauge", "Wall time since the newest snapshot", "partition")
-CKPT_BYTES = _spec("slamon_checkpoint_size_bytes", "gauge", "Size of the newest snapshot", "partition")
-CKPT_OFFSET = _spec("slamon_checkpoint_offset", "gauge", "Input offset the newest snapshot reflects",
-                    "partition")
-ENGINE_NOW = _spec("slamon_engine_now_seconds", "gauge", "The engine clock the figures reflect (Unix)",
-                   "partition")
-SCRAPE = _spec("slamon_scrape_duration_seconds", "gauge", "Time to compute this scrape")
+             "transaction-marker offsets", names.PARTITION)
+REWINDS = _spec(names.INPUT_REWINDS, "counter",
+                "Seeks back for offsets the consumer skipped (this process)", names.PARTITION)
+SLA_EVENTS_T = _spec(names.SLA_EVENTS, "counter", "SLA events emitted (decided / withdrawn)", names.PARTITION)
+OUTBOX = _spec(names.OUTBOX_UNCONFIRMED, "gauge", "Outputs not yet confirmed by the broker", names.PARTITION)
+OFFSET = _spec(names.INPUT_OFFSET, "gauge", "Last input offset reflected in the state", names.PARTITION)
+CONSUMER_LAG = _spec(names.CONSUMER_LAG, "gauge", "Input messages not yet applied", names.PARTITION)
+CKPT_AGE = _spec(names.CHECKPOINT_AGE, "gauge", "Wall time since the newest snapshot", names.PARTITION)
+CKPT_BYTES = _spec(names.CHECKPOINT_SIZE, "gauge", "Size of the newest snapshot", names.PARTITION)
+CKPT_OFFSET = _spec(names.CHECKPOINT_OFFSET, "gauge", "Input offset the newest snapshot reflects",
+                    names.PARTITION)
+ENGINE_NOW = _spec(names.ENGINE_NOW, "gauge", "The engine clock the figures reflect (Unix)",
+                   names.PARTITION)
+SCRAPE = _spec(names.SCRAPE_DURATION, "gauge", "Time to compute this scrape")
 
 
 class _Families:
