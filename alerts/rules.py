@@ -31,7 +31,7 @@ import yaml
 
 from alerts.config import Alerting, Tier, TierOverride
 from monitor import conventions as names
-from monitor.contracts import CallSla, Contracts, CsatSla, Rolling, TicketSla, UptimeSla
+from monitor.contracts import CallSla, Contracts, Rolling, TicketSla, UptimeSla
 from monitor.conventions import REC_ALLOWED, REC_BAD, REC_BURN, REC_DECIDED
 
 DAY = 86400
@@ -199,19 +199,10 @@ def sla_facts(client: str, sla) -> SlaFacts:
         period_s, label = period.rolling // 1_000_000, f"rolling {prom_duration(period.rolling // 1_000_000)}"
     else:
         period_s, label = PERIOD_SECONDS[period], {"month": "monthly", "week": "weekly", "day": "daily"}[period]
-    if isinstance(sla, TicketSla):
-        target, allowed, unit = sla.objective, 1 - sla.objective, "ratio"
-    elif sla.kind in ("asa", "aht"):
-        target, allowed, unit = sla.target, None, "seconds"
-    elif sla.kind == "abandon_rate":
-        target, allowed, unit = sla.target, sla.target, "ratio"
-    elif isinstance(sla, CsatSla) and sla.method == "mean":
-        target, allowed, unit = sla.target, None, "score"
-    else:
-        target, allowed, unit = sla.target, 1 - sla.target, "ratio"
+    allowed = sla.allowed_error
     return SlaFacts(client=client, sla=sla.name, kind=sla.kind, period_s=period_s, period_label=label,
-                    target=target, allowed=None if allowed is None else _clean(allowed), unit=unit,
-                    lower_is_better=sla.kind in ("asa", "aht", "abandon_rate"),
+                    target=sla.goal, allowed=None if allowed is None else _clean(allowed), unit=sla.unit,
+                    lower_is_better=sla.lower_is_better,
                     source="uptime" if isinstance(sla, UptimeSla) else "sla")
 
 
@@ -315,7 +306,7 @@ def _sla_group(client: str, sla, alerting: Alerting) -> Group:
         group.notes.extend(notes)
     elif facts.allowed == 0:
         group.notes.append("burn rate: target 100 % leaves no error budget; use SlamonErrorBudgetExhausted")
-    call_window = alerting.calls.window if sla.kind in ("service_level", "abandon_rate") else None
+    call_window = alerting.calls.window if isinstance(sla, CallSla) and sla.judges_items else None
     windows = sorted({w for t in tiers for w in (t.long_window, t.short_window)} |
                      ({call_window} if call_window else set()))
     if windows:
@@ -331,8 +322,7 @@ def _sla_group(client: str, sla, alerting: Alerting) -> Group:
 
     if isinstance(sla, TicketSla):
         _ticket_alerts(ctx, sla, sel)
-    if facts.unit == "ratio" or facts.kind in ("asa", "aht") or facts.unit == "score":
-        _projection_alerts(ctx, sla, sel)
+    _projection_alerts(ctx, sla, sel)
     if isinstance(sla, CallSla):
         _call_alerts(ctx, sla, sel, call_window)
     if isinstance(sla, UptimeSla):
@@ -512,7 +502,7 @@ def _projection_alerts(ctx: _Ctx, sla, sel: str) -> None:
 
 def _call_alerts(ctx: _Ctx, sla: CallSla, sel: str, window: int | None) -> None:
     facts, cfg = ctx.facts, ctx.alerting.calls
-    if sla.kind == "service_level" and window:
+    if sla.answered_within_us is not None and window:
         w = prom_duration(window)
         ratio = f"{REC_BAD.format(w=w)}{sel}\n  / {REC_DECIDED.format(w=w)}{sel}"
         ctx.add(ctx.alert(
@@ -528,7 +518,7 @@ def _call_alerts(ctx: _Ctx, sla: CallSla, sel: str, window: int | None) -> None:
             ratio=RatioSpec("sla", (RatioTier("window", (window,), _clean(1 - facts.target), window, facts.target),),
                             cfg.min_calls, facts.allowed, "good"),
         ))
-    if sla.kind == "abandon_rate" and window:
+    if sla.value_is_bad_share and window:
         w = prom_duration(window)
         threshold = _clean(cfg.abandon_spike_factor * facts.target)
         ctx.add(ctx.alert(
@@ -543,7 +533,7 @@ def _call_alerts(ctx: _Ctx, sla: CallSla, sel: str, window: int | None) -> None:
             ratio=RatioSpec("sla", (RatioTier("window", (window,), threshold, window, threshold),), cfg.min_calls,
                             facts.allowed, "error"),
         ))
-    if sla.kind == "service_level":
+    if sla.answered_within_us is not None:
         limit = ctx.override.longest_wait_seconds or cfg.longest_wait_seconds or 3 * sla.within / 1_000_000
         queues = sorted(sla.queues)
         qsel = _sel(client=facts.client, queue=("=~", "|".join(_rx(q) for q in queues))) if queues else \

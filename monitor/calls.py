@@ -88,7 +88,7 @@ class CallState:
         if wait_us < sla.short_abandon:
             return None
         at = self.abandoned_us
-        if sla.kind == "abandon_rate" or (sla.kind == "service_level" and sla.abandons == "count"):
+        if sla.counts_abandons:
             return Contribution(sla.name, at, 1, 0, 1, 0.0, None, None, self.call_id)
         return None
 

@@ -223,6 +223,91 @@ class _SlaBase(_Model):
         _check_tiers(self)
         return self
 
+    # Facts about the objective, defined here once (as Pyrra's slo.go does) and read by the report, the review,
+    # the metrics and the rule generator. The defaults are a share of good items that must reach `target`.
+
+    @property
+    def goal(self) -> float:
+        """What a period's value is compared with."""
+        return self.target
+
+    @property
+    def unit(self) -> Literal["ratio", "seconds", "score"]:
+        """The unit of the period's value (and of `goal`)."""
+        return "ratio"
+
+    @property
+    def lower_is_better(self) -> bool:
+        """True when the goal is a ceiling (a wait, a handle time, an abandon rate)."""
+        return False
+
+    @property
+    def value_is_mean(self) -> bool:
+        """The period's value is the mean of a measured total (seconds or scores), not a share of items."""
+        return False
+
+    @property
+    def judges_items(self) -> bool:
+        """Each item is decided good or bad (so counts of good and bad items mean something)."""
+        return True
+
+    @property
+    def value_is_bad_share(self) -> bool:
+        """The value is the share of bad items (an abandon rate), a ceiling."""
+        return False
+
+    @property
+    def has_item_clocks(self) -> bool:
+        """Each item runs a clock with a deadline (tickets): open items, stages and breach lists exist."""
+        return False
+
+    @property
+    def good_share_goal(self) -> float | None:
+        """The share of good items the period needs, for burn rates and projections; None without one."""
+        return self.target
+
+    @property
+    def allowed_error(self) -> float | None:
+        """The share of items allowed to be bad (the error budget); None when the goal is not a share."""
+        return 1 - self.target
+
+    @property
+    def title(self) -> str:
+        """What people call this SLA, for reports and dashboards."""
+        return KIND_TITLES[self.kind]
+
+    @property
+    def item_noun(self) -> str:
+        """What one decided item is, plural: 'tickets', 'calls'..."""
+        return ITEM_NOUNS[self.kind]
+
+    @property
+    def miss_noun(self) -> str | None:
+        """What a bad item is, for misses-per-day charts; None when items are not judged one by one."""
+        return MISS_NOUNS.get(self.kind)
+
+    @property
+    def met_phrase(self) -> str:
+        """What the value's share measures, in words ('of tickets answered in time'); '' for plain values."""
+        return MET_PHRASES.get(self.kind, "")
+
+
+KIND_TITLES = {
+    "first_response": "First response", "resolution": "Resolution", "service_level": "Service level",
+    "asa": "Average speed of answer", "abandon_rate": "Abandon rate", "aht": "Average handle time",
+    "uptime": "Uptime", "csat": "Customer satisfaction", "accuracy": "Accuracy",
+}
+ITEM_NOUNS = {"first_response": "tickets", "resolution": "tickets", "service_level": "calls", "asa": "calls",
+              "abandon_rate": "calls", "aht": "calls", "csat": "surveys", "accuracy": "items audited",
+              "uptime": "seconds measured"}
+MISS_NOUNS = {
+    "first_response": "tickets late", "resolution": "tickets late", "service_level": "calls over target",
+    "abandon_rate": "abandoned calls", "csat": "low scores", "accuracy": "errors", "uptime": "minutes down",
+}
+MET_PHRASES = {"first_response": "of tickets answered in time", "resolution": "of tickets resolved in time",
+               "service_level": "of calls answered in time", "uptime": "availability", "accuracy": "accuracy",
+               "csat": "satisfied customers"}
+
 
 class TicketSla(_SlaBase):
     kind: Literal["first_response", "resolution"]
@@ -242,6 +327,32 @@ class TicketSla(_SlaBase):
             if us <= 0:
                 raise ValueError(f"target for priority {prio!r} must be positive")
         return value
+
+    @property
+    def goal(self) -> float:
+        return self.objective
+
+    @property
+    def good_share_goal(self) -> float:
+        return self.objective
+
+    @property
+    def allowed_error(self) -> float:
+        return 1 - self.objective
+
+    @property
+    def has_item_clocks(self) -> bool:
+        return True
+
+    @property
+    def stops_on_agent_reply(self) -> bool:
+        """A first-response clock stops at the first agent reply; a resolution clock at resolved/closed."""
+        return self.kind == "first_response"
+
+    @property
+    def restarts_on_reopen(self) -> bool:
+        """A reopened ticket withdraws a met resolution and runs its clock again."""
+        return self.kind == "resolution"
 
 
 class CallSla(_SlaBase):
@@ -269,12 +380,70 @@ class CallSla(_SlaBase):
             raise ValueError(f"{self.kind} target is a positive number of seconds, at most ten years")
         return self
 
+    @property
+    def unit(self) -> Literal["ratio", "seconds"]:
+        return "seconds" if self.value_is_mean else "ratio"
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.kind in VALUE_KINDS
+
+    @property
+    def value_is_mean(self) -> bool:
+        """ASA and AHT are mean seconds per answered call."""
+        return self.kind in ("asa", "aht")
+
+    @property
+    def judges_items(self) -> bool:
+        return not self.value_is_mean
+
+    @property
+    def good_share_goal(self) -> float | None:
+        if self.value_is_mean:
+            return None
+        return 1 - self.target if self.kind == "abandon_rate" else self.target
+
+    @property
+    def allowed_error(self) -> float | None:
+        if self.value_is_mean:
+            return None
+        return self.target if self.kind == "abandon_rate" else 1 - self.target
+
+    @property
+    def answered_within_us(self) -> int | None:
+        """A service level's threshold T: a call is good when answered within it."""
+        return self.within if self.kind == "service_level" else None
+
+    @property
+    def value_is_bad_share(self) -> bool:
+        return self.kind == "abandon_rate"
+
+    @property
+    def mean_of(self) -> Literal["wait", "handle"] | None:
+        """What a mean-valued call SLA averages: the wait before answer (ASA) or the handle time (AHT)."""
+        return {"asa": "wait", "aht": "handle"}.get(self.kind)
+
+    @property
+    def counts_abandons(self) -> bool:
+        """Abandoned calls (past the short-abandon threshold) count as bad."""
+        return self.kind == "abandon_rate" or (self.kind == "service_level" and self.abandons == "count")
+
+    @property
+    def title(self) -> str:
+        if self.kind == "service_level":
+            return f"{KIND_TITLES[self.kind]} ({self.within / 1_000_000:g} s)"
+        return KIND_TITLES[self.kind]
+
 
 class UptimeSla(_SlaBase):
     kind: Literal["uptime"]
     target: Ratio
     service: Name
     probe_interval: DurationUs = 60_000_000
+
+    @property
+    def title(self) -> str:
+        return f"{KIND_TITLES[self.kind]} ({self.service})"
 
 
 class CsatSla(_SlaBase):
@@ -291,6 +460,32 @@ class CsatSla(_SlaBase):
             raise ValueError("csat 'mean' target is a score between 1 and 5")
         return self
 
+    @property
+    def unit(self) -> Literal["ratio", "score"]:
+        return "score" if self.value_is_mean else "ratio"
+
+    @property
+    def value_is_mean(self) -> bool:
+        """`mean`: the mean score of the surveys; `share`: the share of scores at `good_score` or above."""
+        return self.method == "mean"
+
+    @property
+    def good_share_goal(self) -> float | None:
+        return None if self.value_is_mean else self.target
+
+    @property
+    def allowed_error(self) -> float | None:
+        return None if self.value_is_mean else 1 - self.target
+
+    @property
+    def met_phrase(self) -> str:
+        return "" if self.value_is_mean else MET_PHRASES[self.kind]
+
+    @property
+    def title(self) -> str:
+        how = "mean score" if self.value_is_mean else f"share ≥ {self.good_score}"
+        return f"{KIND_TITLES[self.kind]} ({how})"
+
 
 class AccuracySla(_SlaBase):
     kind: Literal["accuracy"]
@@ -300,7 +495,7 @@ class AccuracySla(_SlaBase):
 def _check_tiers(sla) -> None:
     if sla.penalty is None:
         return
-    needs = "above" if sla.kind in VALUE_KINDS else "below"
+    needs = "above" if sla.lower_is_better else "below"
     for tier in sla.penalty.tiers:
         if getattr(tier, needs) is None:
             raise ValueError(f"penalty tiers of a {sla.kind} SLA use '{needs}'")

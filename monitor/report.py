@@ -14,7 +14,7 @@ from monitor.compliance import (
     projected_mean,
     projected_ratio,
 )
-from monitor.contracts import VALUE_KINDS, CallSla, CsatSla, Rolling, TicketSla, UptimeSla
+from monitor.contracts import CallSla, Rolling, TicketSla, UptimeSla
 from monitor.engine import DAY_US, Engine
 from monitor.events import format_us
 from monitor.ledger import SlaLedger, Tally
@@ -25,8 +25,6 @@ US = 1_000_000
 SOON_US = 30 * 60 * US  # "breaching within N minutes" in the report
 RECENT_US = DAY_US  # the recent window of the projection
 BURN_WINDOWS = {"1h": 3600 * US, "6h": 6 * 3600 * US, "24h": DAY_US}
-UNITS = {"asa": "seconds", "aht": "seconds", "abandon_rate": "ratio", "uptime": "ratio",
-         "service_level": "ratio", "accuracy": "ratio", "csat": "ratio"}
 
 
 @dataclass
@@ -105,25 +103,24 @@ def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int, current_
 
 def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
             current: bool) -> Record:
-    kind = sla.kind
-    target = sla.objective if isinstance(sla, TicketSla) else sla.target
+    target = sla.goal
     value, comp = _value(sla, tally)
-    lower_is_better = kind in VALUE_KINDS
+    lower_is_better = sla.lower_is_better
     met = True if value is None else (value <= target if lower_is_better else value >= target)
     rec = Record(
-        client=ledger.client, sla=sla.name, kind=kind, period=window.label,
+        client=ledger.client, sla=sla.name, kind=sla.kind, period=window.label,
         period_start=format_us(window.start_us), period_end=format_us(window.end_us),
         complete=window.end_us <= at_us + 1, decided=tally.decided,
-        good=None if kind in ("asa", "aht") else tally.good,
-        bad=None if kind in ("asa", "aht") else tally.bad,
+        good=tally.good if sla.judges_items else None,
+        bad=tally.bad if sla.judges_items else None,
         compliance=comp, target=target, met=met,
         error_budget_remaining=_budget(sla, tally, value),
-        value=value, unit="score" if isinstance(sla, CsatSla) and sla.method == "mean" else UNITS.get(kind),
+        value=value, unit=sla.unit,
     )
     sketch = ledger.sketches.get(window.label if not isinstance(sla.period, Rolling) else "rolling")
     if sketch is not None and sketch.count > 0:
         rec.latency_seconds = {f"p{int(q * 100)}": sketch.quantile(q) for q in (0.5, 0.9, 0.99)}
-    if isinstance(sla, TicketSla):
+    if sla.has_item_clocks:
         listed = ledger.breaches.get(window.label if not isinstance(sla.period, Rolling) else "rolling", [])
         rec.breaches = sorted(item for at, item in listed if window.start_us <= at < window.end_us)
     if current:
@@ -135,40 +132,25 @@ def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, 
 
 def _value(sla, tally: Tally) -> tuple[float | None, float | None]:
     """(measured value compared with the target, compliance ratio)."""
-    ratio = compliance(tally.good, tally.decided)
-    if sla.kind in ("asa", "aht"):
-        return (tally.total / tally.decided if tally.decided else None), None
-    if sla.kind == "abandon_rate":
-        return (tally.bad / tally.decided if tally.decided else None), ratio
-    if isinstance(sla, CsatSla) and sla.method == "mean":
+    ratio = compliance(tally.good, tally.decided) if sla.judges_items else None
+    if sla.value_is_mean:
         return (tally.total / tally.decided if tally.decided else None), ratio
+    if sla.value_is_bad_share:  # an abandon rate
+        return (tally.bad / tally.decided if tally.decided else None), ratio
     return ratio, ratio
 
 
 def _budget(sla, tally: Tally, value: float | None) -> float | None:
-    if sla.kind in ("asa", "aht"):  # a time budget: target x answered calls
+    if not sla.judges_items:  # a time budget: target x answered calls
         return 1.0 if value is None else 1 - value / sla.target
-    if sla.kind == "abandon_rate":
-        return error_budget_remaining(tally.bad, tally.decided, 1 - sla.target)
-    if isinstance(sla, CsatSla) and sla.method == "mean":
+    if sla.good_share_goal is None:  # a mean score has no budget of items
         return None
-    target = sla.objective if isinstance(sla, TicketSla) else sla.target
-    return error_budget_remaining(tally.bad, tally.decided, target)
-
-
-def _ratio_target(sla) -> float | None:
-    if isinstance(sla, TicketSla):
-        return sla.objective
-    if sla.kind == "abandon_rate":
-        return 1 - sla.target
-    if sla.kind in ("asa", "aht") or (isinstance(sla, CsatSla) and sla.method == "mean"):
-        return None
-    return sla.target
+    return error_budget_remaining(tally.bad, tally.decided, sla.good_share_goal)
 
 
 def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
               rec: Record) -> None:
-    ratio_target = _ratio_target(sla)
+    ratio_target = sla.good_share_goal
     if ratio_target is not None:
         for label, length in BURN_WINDOWS.items():
             w = ledger.window(at_us + 1 - length, at_us + 1)
@@ -177,14 +159,14 @@ def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tall
     share = (at_us + 1 - window.start_us) / (window.end_us - window.start_us)
     if isinstance(sla.period, Rolling):
         rec.projected = rec.value
-    elif sla.kind in ("asa", "aht") or (isinstance(sla, CsatSla) and sla.method == "mean"):
+    elif sla.value_is_mean:
         rec.projected = projected_mean(tally.total, tally.decided, recent.total, recent.decided, share)
-    elif sla.kind == "abandon_rate":
+    elif sla.value_is_bad_share:  # an abandon rate: project the kept share
         kept = projected_ratio(tally.good, tally.decided, recent.good, recent.decided, share)
         rec.projected = None if kept is None else 1 - kept
     else:
         rec.projected = projected_ratio(tally.good, tally.decided, recent.good, recent.decided, share)
-    if isinstance(sla, TicketSla):
+    if sla.has_item_clocks:
         _ticket_live(engine, ledger.client, sla, at_us, rec)
     elif isinstance(sla, CallSla):
         waiting = [c.state for (client, _), c in engine.calls.items()

@@ -7,7 +7,9 @@ the state already reflects makes the engine rebuild the state from the ticket's 
 Interpretations (README "Definitions"):
 - A deadline decides a breach once time passes it; a stop at exactly the deadline is met.
 - A priority change re-targets the open clock keeping its elapsed time; if the elapsed time already
-  exceeds the new target, the breach is decided at the change instant (it could not be known earlier).
+  exceeds the new target, the breach is decided at the change instant (it could not be known earlier); if it
+  equals it, the change instant is the deadline (a stop at that instant is met).
+- A clock that reaches its target at the instant it is paused keeps that deadline: a pause is not a stop.
   A priority the SLA has no target for keeps the previous target.
 - `resolved`/`closed` stop every running clock; `reopened` resumes a *met* resolution clock (the met is
   withdrawn); a breach stays. First response is decided once and never reopened.
@@ -58,7 +60,11 @@ class Clock:
 
     def pause(self, t_us: int) -> None:
         self.accrue(t_us)
-        self.since_us = self.deadline_us = None
+        self.since_us = None
+        if self.elapsed_us < self.target_us:
+            self.deadline_us = None
+        # else the clock reached its target at its deadline (this instant): a pause is not a stop, so the
+        # deadline stays and decides the breach (spec: only a stop at the deadline is met)
 
     def decide(self, t_us: int, good: bool) -> None:
         if good:
@@ -152,7 +158,7 @@ class TicketState:
             return
         if kind == "agent_reply":
             for clock in self.clocks:
-                if clock.open and clock.sla.kind == "first_response":
+                if clock.open and clock.sla.stops_on_agent_reply:
                     clock.decide(ts, good=True)
         elif kind in ("resolved", "closed"):
             if not self.resolved:
@@ -197,7 +203,7 @@ class TicketState:
             return
         self.resolved, self.resolved_us = False, None
         for clock in self.clocks:
-            if clock.sla.kind == "resolution" and clock.good:
+            if clock.sla.restarts_on_reopen and clock.good:
                 clock.good = clock.decided_us = None
                 clock.since_us = None
                 self._follow_status(clock, ts)
@@ -211,10 +217,12 @@ class TicketState:
             running = clock.since_us is not None
             clock.accrue(ts)
             clock.target_us, clock.priority = target, priority
-            if clock.elapsed_us >= target:
+            if clock.elapsed_us > target:  # past the new target already: known only now
                 clock.decide(ts, good=False)
             elif running:
                 clock.run(ts)
+            elif clock.elapsed_us == target:  # a paused clock reaches its new target now: a deadline, not a stop
+                clock.deadline_us = ts
 
 
 def _label(value: str | None) -> str | None:

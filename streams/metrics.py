@@ -30,7 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor import conventions as names
-from monitor.contracts import CallSla, CsatSla, Rolling, TicketSla, UptimeSla
+from monitor.contracts import CallSla, Rolling, TicketSla, UptimeSla
 from monitor.events import KINDS, ORPHAN, REJECT_REASONS
 from monitor.report import Record, build_report
 from streams.partition_engine import PartitionEngine
@@ -40,7 +40,6 @@ MINUTE_US = 60 * US
 SOON = {"15m": 15 * MINUTE_US, "30m": 30 * MINUTE_US, "60m": 60 * MINUTE_US}
 ROLLING = {"5m": 5 * MINUTE_US, "30m": 30 * MINUTE_US, "1h": 60 * MINUTE_US, "24h": 24 * 60 * MINUTE_US}
 OTHER_QUEUE = "other"
-SECONDS_KINDS = ("asa", "aht")
 
 _SPECS: dict[str, tuple[str, str, tuple[str, ...]]] = {}
 
@@ -285,7 +284,7 @@ class EngineCollector(Collector):
     def _sla_figures(self, fams: _Families, labels: tuple, sla, rec: Record) -> None:
         currency = sla.penalty.currency if sla.penalty is not None else ""
         fams.add(INFO, (*labels, rec.kind, period_label(sla.period), currency), 1)
-        unit = _unit(sla)
+        unit = sla.unit
         if not isinstance(sla, UptimeSla):
             fams.add(P_DECIDED, labels, rec.decided)
             fams.add(P_GOOD, labels, rec.good)
@@ -314,7 +313,7 @@ class EngineCollector(Collector):
     def _counters(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla) -> None:
         names = {"decided": DECIDED_T, "good": GOOD_T, "bad": BAD_T}
         for field, value in _raise_high_water(pe, labels).items():
-            if field != "decided" and sla.kind in SECONDS_KINDS:
+            if field != "decided" and not sla.judges_items:
                 continue
             fams.add(names[field], labels, value)
 
@@ -331,14 +330,14 @@ class EngineCollector(Collector):
         fams.add(NEXT_DEADLINE, labels, rec.next_deadline_seconds)
 
     def _rolling(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla: CallSla, at: int) -> None:
-        if sla.kind not in ("service_level", "asa"):
+        if sla.answered_within_us is None and sla.mean_of != "wait":  # rolling gauges: service level and ASA
             return
         ledger = pe.engine.ledgers[labels]
         for window, length in ROLLING.items():
             tally = ledger.window(at + 1 - length, at + 1)
             if not tally.decided:
                 continue
-            if sla.kind == "service_level":
+            if sla.answered_within_us is not None:
                 fams.add(SL_WINDOW, (*labels, window), tally.good / tally.decided)
             else:
                 fams.add(ASA_WINDOW, (*labels, window), tally.total / tally.decided)
@@ -401,14 +400,6 @@ def settle_counters(pe: PartitionEngine) -> None:
 def period_label(period) -> str:
     """'month' | 'week' | 'day' | 'rolling:<seconds>s' (the contract's period, for slamon_sla_info)."""
     return f"rolling:{period.rolling // US}s" if isinstance(period, Rolling) else str(period)
-
-
-def _unit(sla) -> str:
-    if sla.kind in SECONDS_KINDS:
-        return "seconds"
-    if isinstance(sla, CsatSla) and sla.method == "mean":
-        return "score"
-    return "ratio"
 
 
 def _live_tickets(pe: PartitionEngine, clients: list[str], at: int) -> dict[tuple[str, str], dict]:

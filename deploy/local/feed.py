@@ -90,7 +90,7 @@ def incident_sla(contracts):
     for name, client in contracts.clients.items():
         ticket_slas = [s for s in client.slas if isinstance(s, TicketSla)]
         for sla in ticket_slas:
-            if sla.kind != "first_response" or sla.time != "calendar":
+            if not sla.stops_on_agent_reply or sla.time != "calendar":
                 continue
             priority, _ = min(sla.target.items(), key=lambda kv: kv[1])
             # a queue that also has a resolution SLA, so the tickets show up there too

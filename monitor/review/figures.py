@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from monitor.contracts import VALUE_KINDS, Contracts, CsatSla, Rolling, TicketSla, UptimeSla
+from monitor.contracts import Contracts, Rolling, UptimeSla
 from monitor.engine import Engine
 from monitor.events import format_us, to_us
 from monitor.ledger import BUCKET_US, Tally
@@ -43,17 +43,6 @@ MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "
                "October", "November", "December")
 DEFAULT_TREND = 6
 LOW_MARGIN = 0.25  # "met with little margin": less than this share of the error budget left
-
-KIND_TITLES = {
-    "first_response": "First response", "resolution": "Resolution", "service_level": "Service level",
-    "asa": "Average speed of answer", "abandon_rate": "Abandon rate", "aht": "Average handle time",
-    "uptime": "Uptime", "csat": "Customer satisfaction", "accuracy": "Accuracy",
-}
-MISS_UNITS = {  # what "bad" counts per kind, for the misses-per-day chart
-    "first_response": "tickets late", "resolution": "tickets late", "service_level": "calls over target",
-    "abandon_rate": "abandoned calls", "csat": "low scores", "accuracy": "errors", "uptime": "minutes down",
-}
-
 
 class ReviewError(ValueError):
     """A review that cannot be built (bad month, unknown client, no data): the message says why."""
@@ -139,6 +128,7 @@ class SlaReview:
     client: str
     sla: str
     kind: str
+    contract: object  # the contract's SLA (monitor.contracts): its facts (nouns, units) in one place
     title: str  # "Resolution", "Service level (20 s)", ...
     unit: str | None  # ratio | seconds | score
     target: float
@@ -285,7 +275,6 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
 
 def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: str, mwin: PeriodWindow,
                 at: int, trend: int, days: list[_dt.date]) -> SlaReview:
-    kind = sla.kind
     rolling = isinstance(sla.period, Rolling)
     if rolling:
         period_name = rolling_window(at, sla.period.rolling).label
@@ -294,13 +283,11 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
         period_name = sla.period
         records = [index.get((client, sla.name, w.label)) or _empty_record(client, sla, w, at)
                    for w in windows_of_month(month, sla.period, tz) if w.start_us <= at]
-    unit = (records[0].unit if records else None) or "ratio"  # ticket kinds: a share of tickets
-    target = sla.objective if isinstance(sla, TicketSla) else sla.target
     review = SlaReview(
-        client=client, sla=sla.name, kind=kind, title=sla_title(sla), unit=unit, target=target,
-        lower_is_better=kind in VALUE_KINDS, period=period_name, records=records,
+        client=client, sla=sla.name, kind=sla.kind, contract=sla, title=sla.title, unit=sla.unit, target=sla.goal,
+        lower_is_better=sla.lower_is_better, period=period_name, records=records,
         trend=_trend(engine, index, client, tz, sla, month, at, trend, records),
-        breaches=[], daily=None, daily_unit=MISS_UNITS.get(kind),
+        breaches=[], daily=None, daily_unit=sla.miss_noun,
     )
     if sla.penalty is not None:
         review.penalty_fee, review.currency = sla.penalty.monthly_fee, sla.penalty.currency
@@ -311,10 +298,10 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
         ), 2)
     if isinstance(sla, UptimeSla):
         review.daily = _daily_downtime(engine, client, sla, tz, mwin, at)
-    elif kind in MISS_UNITS:
+    elif sla.miss_noun is not None:
         ledger = engine.ledgers[(client, sla.name)]
         review.daily = _daily_bad(ledger.buckets, tz, mwin, days)
-        if isinstance(sla, TicketSla):
+        if sla.has_item_clocks:
             ids = set(review.breached_ids)
             spans = [(_us(r.period_start), _us(r.period_end)) for r in records]
             listed = [pair for label in ({"rolling"} if rolling else {r.period for r in records})
@@ -330,9 +317,6 @@ def _us(text: str) -> int:
 
 def _empty_record(client: str, sla, window: PeriodWindow, at: int) -> Record:
     """What the report says about a period without decisions (it lists only periods with some)."""
-    target = sla.objective if isinstance(sla, TicketSla) else sla.target
-    unit = "score" if isinstance(sla, CsatSla) and sla.method == "mean" else (
-        "seconds" if sla.kind in ("asa", "aht") else "ratio")
     penalty = None
     if sla.penalty is not None:
         penalty = {"currency": sla.penalty.currency, "monthly_fee": sla.penalty.monthly_fee, "credit_percent": 0.0,
@@ -340,10 +324,10 @@ def _empty_record(client: str, sla, window: PeriodWindow, at: int) -> Record:
     return Record(
         client=client, sla=sla.name, kind=sla.kind, period=window.label, period_start=format_us(window.start_us),
         period_end=format_us(window.end_us), complete=window.end_us <= at + 1, decided=0,
-        good=None if sla.kind in ("asa", "aht") else 0, bad=None if sla.kind in ("asa", "aht") else 0,
-        compliance=None, target=target, met=True,
-        error_budget_remaining=None if isinstance(sla, CsatSla) and sla.method == "mean" else 1.0,
-        value=None, unit=unit, penalty=penalty, breaches=[] if isinstance(sla, TicketSla) else None,
+        good=0 if sla.judges_items else None, bad=0 if sla.judges_items else None,
+        compliance=None, target=sla.goal, met=True,
+        error_budget_remaining=None if sla.unit == "score" else 1.0,  # a mean score has no budget
+        value=None, unit=sla.unit, penalty=penalty, breaches=[] if sla.has_item_clocks else None,
     )
 
 
@@ -409,17 +393,6 @@ def _daily_downtime(engine: Engine, client: str, sla: UptimeSla, tz: str, mwin: 
 
 # --- words -----------------------------------------------------------------------------------------------
 
-def sla_title(sla) -> str:
-    title = KIND_TITLES[sla.kind]
-    if sla.kind == "service_level":
-        return f"{title} ({sla.within / US:g} s)"
-    if sla.kind == "uptime":
-        return f"{title} ({sla.service})"
-    if isinstance(sla, CsatSla):
-        return f"{title} ({'mean score' if sla.method == 'mean' else f'share ≥ {sla.good_score}'})"
-    return title
-
-
 def summarize(cr: ClientReview, at: int) -> tuple[str, list[str]]:
     """(headline sentence, detail notes) written from the figures."""
     name = month_name(cr.month)
@@ -483,15 +456,11 @@ def _period_noun(period: str) -> str:
 
 def _missed_note(s: SlaReview, prev_month: str, prev_name: str) -> str:
     worst = s.worst
-    what = {"first_response": "of tickets answered in time", "resolution": "of tickets resolved in time",
-            "service_level": "of calls answered in time", "uptime": "availability",
-            "accuracy": "accuracy", "csat": "satisfied customers"}.get(s.kind, "")
-    if s.kind in ("asa", "aht", "abandon_rate") or s.unit == "score":
-        what = ""
+    what = s.contract.met_phrase
     if len(s.records) == 1:
         text = f"{s.sla} missed: {fmt_value(worst.value, s.unit, s.target)}{' ' + what if what else ''}" \
                f" vs {fmt_target(s)}"
-        if s.kind in ("first_response", "resolution"):
+        if s.contract.has_item_clocks:
             text += f"; {len(s.breached_ids)} of {int(worst.decided):,} tickets breached"
     else:
         weeks = ", ".join(f"{short_period(r.period)} at {fmt_value(r.value, s.unit, s.target)}"

@@ -15,6 +15,7 @@ import tempfile
 from html import escape
 from pathlib import Path
 
+from monitor.contracts import UptimeSla
 from monitor.events import format_us
 from monitor.review.figures import (
     CSV_COLUMNS,
@@ -277,11 +278,9 @@ def _result_cell(s: SlaReview) -> str:
 
 
 def _decided_text(s: SlaReview, decided: float) -> str:
-    if s.kind == "uptime":
+    if isinstance(s.contract, UptimeSla):  # seconds of known state
         return f"{decided / 3600:,.1f} h measured"
-    noun = {"first_response": "tickets", "resolution": "tickets", "service_level": "calls", "asa": "calls",
-            "abandon_rate": "calls", "aht": "calls", "csat": "surveys", "accuracy": "items audited"}[s.kind]
-    return f"{decided:,.0f} {noun}"
+    return f"{decided:,.0f} {s.contract.item_noun}"
 
 
 def _credit_cell(s: SlaReview) -> str:

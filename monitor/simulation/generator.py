@@ -293,8 +293,8 @@ class _ClientPlan:
         self.tz = ZoneInfo(client.timezone)
         self.scenarios = scenarios
         tickets = [s for s in client.slas if isinstance(s, TicketSla)]
-        self.fr = [s for s in tickets if s.kind == "first_response"]
-        self.res = [s for s in tickets if s.kind == "resolution"]
+        self.fr = [s for s in tickets if s.stops_on_agent_reply]
+        self.res = [s for s in tickets if not s.stops_on_agent_reply]
         self.priorities = sorted({p for s in tickets for p in s.target}, key=_natural)
         n = len(self.priorities)
         mix = PRIORITY_MIX.get(n) or [2.0**i for i in range(n)]

@@ -201,3 +201,84 @@ def test_at_risk_stages_and_breaching_soon():
     assert rec(r, "res").at_risk == {"0.5": 1, "0.75": 0, "0.9": 0}
     _, r = run(CONTRACT, events, "2026-11-03T23:45:00+01:00")
     assert rec(r, "res").at_risk["0.9"] == 1 and rec(r, "res").breaching_soon == 1
+
+
+# The two corner cases of issue 17, as ../shared/SPEC.md reads: "Deadline = the instant the clock reaches the
+# target"; only a *stop* at the deadline is met (a pause is not a stop).
+SPEC_CORNERS = """
+clients:
+  acme:
+    timezone: UTC
+    slas:
+      - {name: fr, kind: first_response, target: {P2: 4h, P3: 8h}, objective: 0.9, time: calendar}
+      - {name: res, kind: resolution, target: {P1: 24h}, objective: 0.9, time: calendar,
+         pause_statuses: ["Awaiting User Info"]}
+"""
+
+
+def _clock(engine, sla: str):
+    return next(c for c in engine.tickets[("acme", "T1")].state.clocks if c.sla.name == sla)
+
+
+def test_a_pause_exactly_at_the_deadline_is_a_breach_at_the_deadline():
+    events = [
+        ticket("2026-01-02T00:00:00+00:00", "T1", "created", priority="P1"),
+        ticket("2026-01-02T00:10:00+00:00", "T1", "agent_reply"),
+        ticket("2026-01-03T00:00:00+00:00", "T1", "status", status="Awaiting User Info"),
+        ticket("2026-01-03T06:00:00+00:00", "T1", "resolved"),
+    ]
+    engine, r = run(SPEC_CORNERS, events, "2026-01-03T07:00:00+00:00")
+    assert rec(r, "res", "2026-01").bad == 1
+    assert _clock(engine, "res").decided_us == us("2026-01-03T00:00:00+00:00")
+
+
+def test_a_pause_at_the_deadline_then_resume_dates_the_breach_at_the_deadline():
+    events = [
+        ticket("2026-01-02T00:00:00+00:00", "T1", "created", priority="P1"),
+        ticket("2026-01-02T00:10:00+00:00", "T1", "agent_reply"),
+        ticket("2026-01-03T00:00:00+00:00", "T1", "status", status="Awaiting User Info"),
+        ticket("2026-01-03T06:00:00+00:00", "T1", "status", status="open"),
+        ticket("2026-01-03T07:00:00+00:00", "T1", "resolved"),
+    ]
+    engine, r = run(SPEC_CORNERS, events, "2026-01-03T08:00:00+00:00")
+    assert rec(r, "res", "2026-01").bad == 1
+    assert _clock(engine, "res").decided_us == us("2026-01-03T00:00:00+00:00")
+
+
+def test_a_pause_a_moment_before_the_deadline_holds_the_clock():
+    events = [
+        ticket("2026-01-02T00:00:00+00:00", "T1", "created", priority="P1"),
+        ticket("2026-01-02T23:59:59+00:00", "T1", "status", status="Awaiting User Info"),
+        ticket("2026-01-03T06:00:00+00:00", "T1", "resolved"),
+    ]
+    _, r = run(SPEC_CORNERS, events, "2026-01-03T07:00:00+00:00")
+    assert rec(r, "res", "2026-01").good == 1
+
+
+def test_a_priority_change_that_makes_elapsed_equal_the_target_sets_the_deadline_there():
+    # P3 (8h) created 00:00; P2 (4h) at 04:00: elapsed equals the new target, so 04:00 is the deadline
+    events = [
+        ticket("2026-01-02T00:00:00+00:00", "T1", "created", priority="P3"),
+        ticket("2026-01-02T04:00:00+00:00", "T1", "priority", priority="P2"),
+        ticket("2026-01-02T04:00:00+00:00", "T1", "agent_reply"),
+    ]
+    _, r = run(SPEC_CORNERS, events, "2026-01-02T05:00:00+00:00")
+    assert rec(r, "fr", "2026-01").good == 1  # a stop at the deadline is met
+    engine, r = run(SPEC_CORNERS, events[:2], "2026-01-02T04:00:00.000001+00:00")
+    assert rec(r, "fr", "2026-01").bad == 1  # without the reply: breached at the deadline
+    assert _clock(engine, "fr").decided_us == us("2026-01-02T04:00:00+00:00")
+
+
+def test_a_priority_change_on_a_paused_clock_that_reaches_the_new_target_breaches_there():
+    contract = SPEC_CORNERS.replace("target: {P1: 24h}", "target: {P1: 24h, P2: 10h}")
+    events = [
+        ticket("2026-01-02T00:00:00+00:00", "T1", "created", priority="P1"),
+        ticket("2026-01-02T10:00:00+00:00", "T1", "status", status="Awaiting User Info"),
+        ticket("2026-01-02T12:00:00+00:00", "T1", "priority", priority="P2"),  # 10 h elapsed = the new target
+    ]
+    engine, r = run(contract, [*events, ticket("2026-01-02T12:00:00+00:00", "T1", "resolved")],
+                    "2026-01-02T13:00:00+00:00")
+    assert rec(r, "res", "2026-01").good == 1  # a stop at that instant is met
+    engine, r = run(contract, events, "2026-01-02T13:00:00+00:00")
+    assert rec(r, "res", "2026-01").bad == 1
+    assert _clock(engine, "res").decided_us == us("2026-01-02T12:00:00+00:00")
