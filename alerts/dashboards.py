@@ -1,4 +1,5 @@
-"""Grafana dashboards as code: a small typed builder (dataclasses) rendered to dashboard JSON (schemaVersion 39).
+"""Grafana dashboards as code, on grafana-foundation-sdk (Grafana's typed builders, for Grafana 11.3), rendered
+to dashboard JSON (schemaVersion 39).
 
     slamon dashboards -o deploy/grafana/dashboards
 
@@ -21,432 +22,432 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
+
+from grafana_foundation_sdk.builders import bargauge as bargauge_b
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dashboard_b
+from grafana_foundation_sdk.builders import prometheus as prometheus_b
+from grafana_foundation_sdk.builders import stat as stat_b
+from grafana_foundation_sdk.builders import table as table_b
+from grafana_foundation_sdk.builders import timeseries as timeseries_b
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as cm
+from grafana_foundation_sdk.models import dashboard as dm
+from grafana_foundation_sdk.models import prometheus as pm
 
 DATASOURCE_UID = "slamon-prometheus"
-DS = {"type": "prometheus", "uid": DATASOURCE_UID}
-SCHEMA_VERSION = 39
+DS = dm.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+SCHEMA_VERSION = 39  # the SDK's default for Grafana 11.3 (docker-compose.yml runs grafana/grafana:11.3.0)
 GRID_COLUMNS = 24
 
 GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"
 
-
-# --- the builder ------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Target:
-    expr: str
-    legend: str = ""
-    instant: bool = False
-    table: bool = False
-
-    def to_json(self, ref_id: str) -> dict:
-        return {
-            "refId": ref_id, "datasource": dict(DS), "expr": self.expr, "legendFormat": self.legend,
-            "instant": self.instant, "range": not self.instant,
-            "format": "table" if self.table else "time_series", "editorMode": "code",
-        }
+Steps = list[tuple[float | None, str]]
+PanelBuilder = stat_b.Panel | timeseries_b.Panel | table_b.Panel | bargauge_b.Panel
 
 
-@dataclass
-class Panel:
-    title: str
-    kind: str  # stat | timeseries | bargauge | table | text
-    targets: list[Target] = field(default_factory=list)
-    w: int = 6
-    h: int = 6
-    unit: str | None = None
-    decimals: int | None = None
-    thresholds: list[tuple[float | None, str]] | None = None
-    min: float | None = None
-    max: float | None = None
-    description: str = ""
-    mappings: list[dict] = field(default_factory=list)
-    options: dict = field(default_factory=dict)
-    overrides: list[dict] = field(default_factory=list)
-    transformations: list[dict] = field(default_factory=list)
-    custom: dict = field(default_factory=dict)
-
-    def to_json(self, panel_id: int, x: int, y: int) -> dict:
-        defaults: dict = {"color": {"mode": "thresholds" if self.kind in ("stat", "bargauge") else
-                                            "palette-classic"},
-                          "mappings": self.mappings, "custom": dict(self.custom)}
-        if self.unit:
-            defaults["unit"] = self.unit
-        if self.decimals is not None:
-            defaults["decimals"] = self.decimals
-        if self.min is not None:
-            defaults["min"] = self.min
-        if self.max is not None:
-            defaults["max"] = self.max
-        steps = self.thresholds or [(None, GREEN)]
-        defaults["thresholds"] = {"mode": "absolute",
-                                  "steps": [{"value": v, "color": c} for v, c in steps]}
-        out = {
-            "id": panel_id, "type": self.kind, "title": self.title, "description": self.description,
-            "gridPos": {"x": x, "y": y, "w": self.w, "h": self.h}, "datasource": dict(DS),
-            "targets": [t.to_json(chr(ord("A") + i)) for i, t in enumerate(self.targets)],
-            "fieldConfig": {"defaults": defaults, "overrides": self.overrides},
-            "options": {**_OPTIONS.get(self.kind, {}), **self.options},
-        }
-        if self.transformations:
-            out["transformations"] = self.transformations
-        return out
+# --- panels and queries on grafana-foundation-sdk's builders ------------------------------------------------
 
 
-_REDUCE = {"calcs": ["lastNotNull"], "fields": "", "values": False}
-_OPTIONS = {
-    "stat": {"reduceOptions": _REDUCE, "colorMode": "background", "graphMode": "none", "justifyMode": "auto",
-             "orientation": "auto", "textMode": "value_and_name", "wideLayout": True,
-             "showPercentChange": False},
-    "bargauge": {"reduceOptions": _REDUCE, "orientation": "horizontal", "displayMode": "gradient",
-                 "showUnfilled": True, "valueMode": "color"},
-    "timeseries": {"legend": {"displayMode": "table", "placement": "right", "showLegend": True,
-                              "calcs": ["lastNotNull"]}, "tooltip": {"mode": "multi", "sort": "desc"}},
-    "table": {"showHeader": True, "cellHeight": "sm", "footer": {"show": False}},
-}
+def target(expr: str, legend: str = "", *, instant: bool = False, table: bool = False) -> prometheus_b.Dataquery:
+    """A PromQL query in code mode; the panel gives it its refId (A, B, ...)."""
+    q = (prometheus_b.Dataquery().datasource(DS).expr(expr).legend_format(legend).editor_mode(pm.QueryEditorMode.CODE)
+         .format(pm.PromQueryFormat.TABLE if table else pm.PromQueryFormat.TIME_SERIES))
+    return q.instant() if instant else q.range()
 
 
-@dataclass
-class Row:
-    title: str
-    panels: list[Panel]
-    repeat: str | None = None
+def _common(p: PanelBuilder, title: str, targets: tuple[prometheus_b.Dataquery, ...], *, w: int, h: int,
+            color: dm.FieldColorModeId, unit: str | None = None, decimals: int | None = None,
+            thresholds: Steps | None = None, min: float | None = None, max: float | None = None,
+            description: str = "", mappings: list[dm.ValueMapping] | None = None) -> PanelBuilder:
+    p.title(title).description(description).datasource(DS).span(w).height(h)
+    for i, t in enumerate(targets):
+        p.with_target(t.ref_id(chr(ord("A") + i)))
+    p.color_scheme(dashboard_b.FieldColor().mode(color)).mappings(mappings or [])
+    p.thresholds(dashboard_b.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(
+        [dm.Threshold(value=v, color=c) for v, c in thresholds or [(None, GREEN)]]))
+    if unit:
+        p.unit(unit)
+    if decimals is not None:
+        p.decimals(decimals)
+    if min is not None:
+        p.min(min)
+    if max is not None:
+        p.max(max)
+    return p
 
 
-@dataclass
-class Variable:
-    name: str
-    label: str
-    query: str = ""
-    kind: str = "query"  # query | custom
-    multi: bool = True
-    include_all: bool = True
-    default: str | None = None
-
-    def to_json(self) -> dict:
-        out: dict = {"name": self.name, "label": self.label, "type": self.kind, "hide": 0,
-                     "multi": self.multi, "includeAll": self.include_all, "skipUrlSync": False}
-        if self.kind == "query":
-            out.update({"datasource": dict(DS), "definition": self.query,
-                        "query": {"query": self.query, "refId": "PrometheusVariableQueryEditor-VariableQuery"},
-                        "refresh": 2, "regex": "", "sort": 1, "options": [],
-                        "current": {"selected": True, "text": ["All"], "value": ["$__all"]}
-                        if self.include_all else {}})
-            if self.include_all:
-                out["allValue"] = ".+"
-        else:
-            values = [v.strip() for v in self.query.split(",")]
-            out.update({"query": self.query, "options": [
-                {"selected": v == (self.default or values[0]), "text": v, "value": v} for v in values],
-                "current": {"selected": True, "text": self.default or values[0],
-                            "value": self.default or values[0]}})
-        return out
+def _last_value() -> common_b.ReduceDataOptions:
+    return common_b.ReduceDataOptions().calcs(["lastNotNull"]).fields("").values(False)
 
 
-@dataclass
-class Dashboard:
-    uid: str
-    title: str
-    description: str
-    rows: list[Row]
-    variables: list[Variable] = field(default_factory=list)
-    tags: list[str] = field(default_factory=lambda: ["slamon"])
-    refresh: str = "30s"
-    time_from: str = "now-6h"
-
-    def to_json(self) -> dict:
-        panels: list[dict] = []
-        next_id, y = 1, 0
-        for row in self.rows:
-            row_json = {"id": next_id, "type": "row", "title": row.title, "collapsed": False, "panels": [],
-                        "gridPos": {"x": 0, "y": y, "w": GRID_COLUMNS, "h": 1}}
-            if row.repeat:
-                row_json["repeat"] = row.repeat
-            panels.append(row_json)
-            next_id, y = next_id + 1, y + 1
-            x, line_h = 0, 0
-            for panel in row.panels:
-                if panel.w > GRID_COLUMNS:
-                    raise ValueError(f"panel {panel.title!r} is wider than the grid")
-                if x + panel.w > GRID_COLUMNS:
-                    x, y, line_h = 0, y + line_h, 0
-                panels.append(panel.to_json(next_id, x, y))
-                next_id += 1
-                x += panel.w
-                line_h = max(line_h, panel.h)
-            y += line_h
-        return {
-            "uid": self.uid, "title": self.title, "description": self.description, "tags": self.tags,
-            "schemaVersion": SCHEMA_VERSION, "version": 1, "editable": True, "graphTooltip": 1,
-            "timezone": "browser", "refresh": self.refresh, "time": {"from": self.time_from, "to": "now"},
-            "timepicker": {}, "fiscalYearStartMonth": 0, "liveNow": False, "weekStart": "",
-            "annotations": {"list": [{
-                "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
-                "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
-                "type": "dashboard"}]},
-            "links": [{"title": "slamon", "type": "dashboards", "tags": ["slamon"], "asDropdown": True,
-                       "includeVars": True, "keepTime": True}],
-            "templating": {"list": [v.to_json() for v in self.variables]},
-            "panels": panels,
-        }
+def stat(title: str, *targets: prometheus_b.Dataquery, **kw) -> stat_b.Panel:
+    """A big-value panel coloured (background) by its thresholds."""
+    p = _common(stat_b.Panel(), title, targets, color=dm.FieldColorModeId.THRESHOLDS, **kw)
+    return (p.reduce_options(_last_value()).color_mode(cm.BigValueColorMode.BACKGROUND)
+            .graph_mode(cm.BigValueGraphMode.NONE).justify_mode(cm.BigValueJustifyMode.AUTO)
+            .orientation(cm.VizOrientation.AUTO).text_mode(cm.BigValueTextMode.VALUE_AND_NAME).wide_layout(True)
+            .show_percent_change(False))
 
 
-# --- helpers for the dashboards ---------------------------------------------------------------------------
+def big(panel: stat_b.Panel) -> stat_b.Panel:
+    """Wallboard sizes: readable from across the room."""
+    return panel.text(common_b.VizTextDisplayOptions().title_size(18).value_size(44))
 
 
-def stat(title: str, *targets: Target, **kw) -> Panel:
-    return Panel(title, "stat", list(targets), **kw)
+def series(title: str, *targets: prometheus_b.Dataquery, threshold_line: bool = False, bars: bool = False,
+           dashed: str | None = None, **kw) -> timeseries_b.Panel:
+    """A time series with a table legend on the right; `threshold_line` draws the thresholds, `bars` draws
+    bars, `dashed` is a regex of series names drawn dashed (targets next to their series)."""
+    p = _common(timeseries_b.Panel(), title, targets, color=dm.FieldColorModeId.PALETTE_CLASSIC, **kw)
+    p.legend(common_b.VizLegendOptions().display_mode(cm.LegendDisplayMode.TABLE)
+             .placement(cm.LegendPlacement.RIGHT).show_legend(True).calcs(["lastNotNull"]))
+    p.tooltip(common_b.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING))
+    if threshold_line:
+        p.thresholds_style(common_b.GraphThresholdsStyleConfig().mode(cm.GraphThresholdsStyleMode.LINE))
+    if bars:
+        p.draw_style(cm.GraphDrawStyle.BARS).fill_opacity(60)
+    if dashed:
+        p.override_by_regexp(dashed, [dm.DynamicConfigValue(
+            id_val="custom.lineStyle", value=cm.LineStyle(fill="dash", dash=[10, 10]))])
+    return p
 
 
-def series(title: str, *targets: Target, **kw) -> Panel:
-    return Panel(title, "timeseries", list(targets), **kw)
+def table(title: str, *targets: prometheus_b.Dataquery, transformations: list[dm.DataTransformerConfig],
+          **kw) -> table_b.Panel:
+    p = _common(table_b.Panel(), title, targets, color=dm.FieldColorModeId.PALETTE_CLASSIC, **kw)
+    return (p.show_header(True).cell_height(cm.TableCellHeight.SM).footer(common_b.TableFooterOptions().show(False))
+            .transformations(transformations))
 
 
-def big(panel: Panel) -> Panel:
-    panel.options.setdefault("text", {"titleSize": 18, "valueSize": 44})
-    return panel
+def bar_gauge(title: str, *targets: prometheus_b.Dataquery, **kw) -> bargauge_b.Panel:
+    p = _common(bargauge_b.Panel(), title, targets, color=dm.FieldColorModeId.THRESHOLDS, **kw)
+    return (p.reduce_options(_last_value()).orientation(cm.VizOrientation.HORIZONTAL)
+            .display_mode(cm.BarGaugeDisplayMode.GRADIENT).show_unfilled(True).value_mode(cm.BarGaugeValueMode.COLOR))
 
 
-def ratio_steps(*levels: float) -> list[tuple[float | None, str]]:
+def transform(id_: str, **options) -> dm.DataTransformerConfig:
+    return dm.DataTransformerConfig(id_val=id_, options=options)
+
+
+def ratio_steps(*levels: float) -> Steps:
     """red below levels[0], orange below levels[1], green above."""
     return [(None, RED), (levels[0], ORANGE), (levels[1], GREEN)]
 
 
-def count_steps(orange: float, red: float) -> list[tuple[float | None, str]]:
+def count_steps(orange: float, red: float) -> Steps:
     return [(None, GREEN), (orange, ORANGE), (red, RED)]
+
+
+# --- variables ----------------------------------------------------------------------------------------------
+
+
+def query_variable(name: str, label: str, query: str, *, multi: bool = True,
+                   include_all: bool = True) -> dashboard_b.QueryVariable:
+    """A Prometheus query variable (label_values); with "All" meaning the regex `.+`."""
+    v = (dashboard_b.QueryVariable(name).label(label).hide(dm.VariableHide.DONT_HIDE).datasource(DS)
+         .query({"query": query, "refId": "PrometheusVariableQueryEditor-VariableQuery"})
+         .refresh(dm.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dm.VariableSort.ALPHABETICAL_ASC).regex("")
+         .options([]).multi(multi).include_all(include_all))
+    if include_all:
+        v.all_value(".+").current(dm.VariableOption(selected=True, text=["All"], value=["$__all"]))
+    return v
+
+
+def custom_variable(name: str, label: str, *values: str) -> dashboard_b.CustomVariable:
+    """A single-choice variable over fixed values, the first selected."""
+    options = [dm.VariableOption(selected=i == 0, text=v, value=v) for i, v in enumerate(values)]
+    return (dashboard_b.CustomVariable(name).label(label).hide(dm.VariableHide.DONT_HIDE).values(",".join(values))
+            .multi(False).include_all(False).options(options)
+            .current(dm.VariableOption(selected=True, text=values[0], value=values[0])))
+
+
+# --- dashboards: rows laid out on the 24-column grid --------------------------------------------------------
+
+
+class Row(NamedTuple):
+    title: str
+    panels: list[PanelBuilder]
+    repeat: str | None = None
+
+
+@dataclass(frozen=True)
+class GeneratedDashboard:
+    """A built dashboard (the SDK's model) and its JSON as plain dicts and lists."""
+
+    model: dm.Dashboard
+
+    @property
+    def uid(self) -> str:
+        return self.model.uid or ""
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(self.model, cls=JSONEncoder))
+
+
+def build(uid: str, title: str, description: str, rows: list[Row],
+          variables: list[dashboard_b.QueryVariable | dashboard_b.CustomVariable], *, refresh: str,
+          time_from: str) -> GeneratedDashboard:
+    """The dashboard with every panel placed: rows expanded, panels left to right, wrapping to a new line
+    when the next one does not fit; panel ids 1, 2, ... in that order."""
+    d = (dashboard_b.Dashboard(title).uid(uid).description(description).tags(["slamon"]).version(1).editable()
+         .tooltip(dm.DashboardCursorSync.CROSSHAIR).timezone("browser").refresh(refresh).time(time_from, "now")
+         .fiscal_year_start_month(0).live_now(False).week_start("")
+         .annotation(dashboard_b.AnnotationQuery().built_in(1).name("Annotations & Alerts").type("dashboard")
+                     .datasource(dm.DataSourceRef(type_val="grafana", uid="-- Grafana --")).enable(True)
+                     .hide(True).icon_color("rgba(0, 211, 255, 1)"))
+         .link(dashboard_b.DashboardLink("slamon").type(dm.DashboardLinkType.DASHBOARDS).tags(["slamon"])
+               .as_dropdown(True).include_vars(True).keep_time(True))
+         .variables(variables))
+    next_id, y = 1, 0
+    for row in rows:
+        r = dashboard_b.Row(row.title).id(next_id).collapsed(False).grid_pos(
+            dm.GridPos(x=0, y=y, w=GRID_COLUMNS, h=1))
+        d.with_row(r.repeat(row.repeat) if row.repeat else r)
+        next_id, y = next_id + 1, y + 1
+        x, line_h = 0, 0
+        for panel in row.panels:
+            size = panel.build().grid_pos  # w and h from span() / height(); the SDK refuses w > 24
+            if x + size.w > GRID_COLUMNS:
+                x, y, line_h = 0, y + line_h, 0
+            d.with_panel(panel.id(next_id).grid_pos(dm.GridPos(x=x, y=y, w=size.w, h=size.h)))
+            next_id, x, line_h = next_id + 1, x + size.w, max(line_h, size.h)
+        y += line_h
+    return GeneratedDashboard(d.build())
+
+
+# --- the four dashboards ------------------------------------------------------------------------------------
 
 
 C = 'client=~"$client"'
 CS = 'client=~"$client", sla=~"$sla"'
 J = 'job="$job"'
-UP_DOWN = [{"type": "value", "options": {"1": {"text": "UP", "color": GREEN, "index": 0},
-                                         "0": {"text": "DOWN", "color": RED, "index": 1}}}]
-CLIENT_VAR = Variable("client", "Client", "label_values(slamon_sla_info, client)")
-JOB_VAR = Variable("job", "Job", "slamon", kind="custom", multi=False, include_all=False)
+UP_DOWN = [dm.ValueMap(options={"1": dm.ValueMappingResult(text="UP", color=GREEN, index=0),
+                                "0": dm.ValueMappingResult(text="DOWN", color=RED, index=1)})]
 
 
-def floor() -> Dashboard:
+def client_variable(**kw) -> dashboard_b.QueryVariable:
+    return query_variable("client", "Client", "label_values(slamon_sla_info, client)", **kw)
+
+
+def job_variable() -> dashboard_b.CustomVariable:
+    return custom_variable("job", "Job", "slamon")
+
+
+def floor() -> GeneratedDashboard:
     """Operations-floor wallboard: a row per client, readable from across the room."""
     row = Row("$client", repeat="client", panels=[
-        big(stat("Service level (30 min)", Target(f'slamon_service_level_ratio{{{C}, window="30m"}}', "{{sla}}"),
+        big(stat("Service level (30 min)", target(f'slamon_service_level_ratio{{{C}, window="30m"}}', "{{sla}}"),
                  unit="percentunit", decimals=1, thresholds=ratio_steps(0.7, 0.8), w=6, h=6,
                  description="Answered within the SLA's threshold over the last 30 minutes, per service-level SLA")),
-        big(stat("Calls waiting", Target(f"sum by (client) (slamon_calls_waiting{{{C}}})", "waiting"),
+        big(stat("Calls waiting", target(f"sum by (client) (slamon_calls_waiting{{{C}}})", "waiting"),
                  thresholds=count_steps(5, 10), decimals=0, w=3, h=6)),
-        big(stat("Longest wait", Target(f"max by (client) (slamon_calls_longest_wait_seconds{{{C}}})",
+        big(stat("Longest wait", target(f"max by (client) (slamon_calls_longest_wait_seconds{{{C}}})",
                                         "longest"),
                  unit="s", decimals=0, thresholds=count_steps(30, 60), w=3, h=6)),
         big(stat("Breaching within 30 min",
-                 Target(f'sum by (client) (slamon_sla_breaching_soon_items{{{C}, within="30m"}})', "items"),
+                 target(f'sum by (client) (slamon_sla_breaching_soon_items{{{C}, within="30m"}})', "items"),
                  decimals=0, thresholds=count_steps(1, 5), w=4, h=6,
                  description="Open tickets whose deadline falls within 30 minutes")),
         big(stat("Tickets past a warning stage",
-                 Target(f"sum by (client, sla) (slamon_sla_at_risk_items{{{C}}})", "{{sla}}"),
+                 target(f"sum by (client, sla) (slamon_sla_at_risk_items{{{C}}})", "{{sla}}"),
                  decimals=0, thresholds=count_steps(5, 20), w=8, h=6,
                  description="Open tickets whose elapsed time reached one of the SLA's warning stages")),
-        big(stat("Uptime (period)", Target(f"slamon_uptime_availability_ratio{{{C}}}", "{{service}}"),
+        big(stat("Uptime (period)", target(f"slamon_uptime_availability_ratio{{{C}}}", "{{service}}"),
                  unit="percentunit", decimals=3, thresholds=ratio_steps(0.995, 0.999), w=8, h=5)),
-        big(stat("SLAs on target", Target(f"avg by (client) (slamon_sla_met{{{C}}})", "on target"),
+        big(stat("SLAs on target", target(f"avg by (client) (slamon_sla_met{{{C}}})", "on target"),
                  unit="percentunit", decimals=0, thresholds=ratio_steps(0.8, 1.0), w=4, h=5,
                  description="Share of the client's SLAs whose period-to-date value meets the target")),
-        big(stat("Open tickets", Target(f"sum by (client) (slamon_sla_open_items{{{C}}})", "open"),
+        big(stat("Open tickets", target(f"sum by (client) (slamon_sla_open_items{{{C}}})", "open"),
                  decimals=0, thresholds=[(None, BLUE)], w=4, h=5)),
-        big(stat("Projected credit", Target(
+        big(stat("Projected credit", target(
             f"sum by (client, currency) (slamon_penalty_projected_credit{{{C}}} "
             f"* on (client, sla) group_left (currency) slamon_sla_info{{{C}}})", "{{currency}}"),
             decimals=0, thresholds=count_steps(1, 1000), w=8, h=5,
             description="Service credit the projected end-of-period values would earn (contract currency)")),
     ])
-    return Dashboard("slamon-floor", "slamon / Operations floor",
-                     "Wallboard: service level, queues and tickets at risk per client, live", [row],
-                     [CLIENT_VAR], refresh="10s", time_from="now-3h")
+    return build("slamon-floor", "slamon / Operations floor",
+                 "Wallboard: service level, queues and tickets at risk per client, live", [row],
+                 [client_variable()], refresh="10s", time_from="now-3h")
 
 
-def client_page() -> Dashboard:
-    sla_var = Variable("sla", "SLA", f"label_values(slamon_sla_info{{{C}}}, sla)")
-    client = Variable("client", "Client", "label_values(slamon_sla_info, client)", multi=False,
-                      include_all=False)
-    table = Panel("SLAs this period", "table", [
-        Target(f"slamon_sla_compliance_ratio{{{CS}}}", instant=True, table=True),
-        Target(f"slamon_sla_target_ratio{{{CS}}}", instant=True, table=True),
-        Target(f"slamon_sla_projected_ratio{{{CS}}}", instant=True, table=True),
-        Target(f"slamon_sla_error_budget_remaining_ratio{{{CS}}}", instant=True, table=True),
-    ], w=16, h=9, unit="percentunit", decimals=2,
-        transformations=[
-            {"id": "merge", "options": {}},
-            {"id": "organize", "options": {
-                "excludeByName": {"Time": True, "__name__": True, "instance": True, "job": True},
-                "renameByName": {"Value #A": "Period to date", "Value #B": "Target", "Value #C": "Projected",
-                                 "Value #D": "Error budget left"}}}],
-        description="Ratio SLAs (tickets: the objective); asa/aht below")
-    return Dashboard("slamon-client", "slamon / Client SLAs",
-                     "One client's SLAs: period to date vs target, budget, projection, penalties", [
+def client_page() -> GeneratedDashboard:
+    sla_var = query_variable("sla", "SLA", f"label_values(slamon_sla_info{{{C}}}, sla)")
+    client = client_variable(multi=False, include_all=False)
+    slas = table("SLAs this period",
+                 target(f"slamon_sla_compliance_ratio{{{CS}}}", instant=True, table=True),
+                 target(f"slamon_sla_target_ratio{{{CS}}}", instant=True, table=True),
+                 target(f"slamon_sla_projected_ratio{{{CS}}}", instant=True, table=True),
+                 target(f"slamon_sla_error_budget_remaining_ratio{{{CS}}}", instant=True, table=True),
+                 w=16, h=9, unit="percentunit", decimals=2, transformations=[
+                     transform("merge"),
+                     transform("organize", excludeByName={"Time": True, "__name__": True, "instance": True,
+                                                          "job": True},
+                               renameByName={"Value #A": "Period to date", "Value #B": "Target",
+                                             "Value #C": "Projected", "Value #D": "Error budget left"})],
+                 description="Ratio SLAs (tickets: the objective); asa/aht below")
+    return build("slamon-client", "slamon / Client SLAs",
+                 "One client's SLAs: period to date vs target, budget, projection, penalties", [
         Row("Period to date", [
-            table,
-            big(stat("Projected credit", Target(
+            slas,
+            big(stat("Projected credit", target(
                 f"slamon_penalty_projected_credit{{{CS}}} * on (client, sla) group_left (currency) "
                 f"slamon_sla_info{{{CS}}}", "{{sla}} ({{currency}})"),
                 decimals=0, thresholds=count_steps(1, 1000), w=4, h=9,
                 description="Penalty exposure: credit the projected end-of-period value earns")),
-            big(stat("Credit earned so far", Target(
+            big(stat("Credit earned so far", target(
                 f"slamon_penalty_credit{{{CS}}} * on (client, sla) group_left (currency) "
                 f"slamon_sla_info{{{CS}}}", "{{sla}} ({{currency}})"),
                 decimals=0, thresholds=count_steps(1, 1000), w=4, h=9)),
         ]),
         Row("Over time", [
             series("Compliance vs target",
-                   Target(f"slamon_sla_compliance_ratio{{{CS}}}", "{{sla}}"),
-                   Target(f"slamon_sla_target_ratio{{{CS}}}", "{{sla}} target"),
+                   target(f"slamon_sla_compliance_ratio{{{CS}}}", "{{sla}}"),
+                   target(f"slamon_sla_target_ratio{{{CS}}}", "{{sla}} target"),
                    unit="percentunit", w=12, h=8,
-                   overrides=[_dashed("/ target$/")]),
+                   dashed="/ target$/"),
             series("Error budget remaining (burn-down)",
-                   Target(f"slamon_sla_error_budget_remaining_ratio{{{CS}}}", "{{sla}}"),
+                   target(f"slamon_sla_error_budget_remaining_ratio{{{CS}}}", "{{sla}}"),
                    unit="percentunit", w=12, h=8, thresholds=[(None, RED), (0, GREEN)],
-                   custom={"thresholdsStyle": {"mode": "line"}},
+                   threshold_line=True,
                    description="1 - bad / allowed bad, current period; below 0 the period misses its target"),
             series("Projected end-of-period value",
-                   Target(f"slamon_sla_projected_ratio{{{CS}}}", "{{sla}}"),
-                   Target(f"slamon_sla_target_ratio{{{CS}}}", "{{sla}} target"),
-                   unit="percentunit", w=12, h=8, overrides=[_dashed("/ target$/")]),
+                   target(f"slamon_sla_projected_ratio{{{CS}}}", "{{sla}}"),
+                   target(f"slamon_sla_target_ratio{{{CS}}}", "{{sla}} target"),
+                   unit="percentunit", w=12, h=8, dashed="/ target$/"),
             series("Bad decisions over time (breaches, abandons, errors)",
-                   Target(f"sum by (sla) (increase(slamon_sla_bad_total{{{CS}}}[$__rate_interval]))", "{{sla}}"),
-                   Target(f"sum by (sla) (increase(slamon_uptime_downtime_seconds{{{CS}}}[$__rate_interval]))",
+                   target(f"sum by (sla) (increase(slamon_sla_bad_total{{{CS}}}[$__rate_interval]))", "{{sla}}"),
+                   target(f"sum by (sla) (increase(slamon_uptime_downtime_seconds{{{CS}}}[$__rate_interval]))",
                           "{{sla}} downtime (s)"),
-                   w=12, h=8, custom={"drawStyle": "bars", "fillOpacity": 60}),
+                   w=12, h=8, bars=True),
             series("Burn rate (engine: 1h, 6h, 24h)",
-                   Target(f"slamon_sla_burn_rate{{{CS}}}", "{{sla}} {{window}}"), w=12, h=8,
-                   thresholds=[(None, GREEN), (1, RED)], custom={"thresholdsStyle": {"mode": "line"}}),
+                   target(f"slamon_sla_burn_rate{{{CS}}}", "{{sla}} {{window}}"), w=12, h=8,
+                   thresholds=[(None, GREEN), (1, RED)], threshold_line=True),
             series("Projected credit over time",
-                   Target(f"slamon_penalty_projected_credit{{{CS}}}", "{{sla}}"), w=12, h=8),
+                   target(f"slamon_penalty_projected_credit{{{CS}}}", "{{sla}}"), w=12, h=8),
         ]),
         Row("Calls and handling times", [
             series("Service level (rolling windows)",
-                   Target(f"slamon_service_level_ratio{{{CS}}}", "{{sla}} {{window}}"),
+                   target(f"slamon_service_level_ratio{{{CS}}}", "{{sla}} {{window}}"),
                    unit="percentunit", w=8, h=8),
             series("ASA / AHT (period) and ASA (30 min)",
-                   Target(f"slamon_sla_value_seconds{{{CS}}}", "{{sla}} period"),
-                   Target(f'slamon_asa_seconds{{{CS}, window="30m"}}', "{{sla}} 30 min"),
+                   target(f"slamon_sla_value_seconds{{{CS}}}", "{{sla}} period"),
+                   target(f'slamon_asa_seconds{{{CS}, window="30m"}}', "{{sla}} 30 min"),
                    unit="s", w=8, h=8),
             series("Response / wait / handle time quantiles",
-                   Target(f"slamon_sla_latency_seconds{{{CS}}}", "{{sla}} q{{quantile}}"), unit="s", w=8, h=8),
+                   target(f"slamon_sla_latency_seconds{{{CS}}}", "{{sla}} q{{quantile}}"), unit="s", w=8, h=8),
             series("Open tickets by priority",
-                   Target(f"sum by (sla, priority) (slamon_sla_open_items{{{CS}}})", "{{sla}} {{priority}}"),
+                   target(f"sum by (sla, priority) (slamon_sla_open_items{{{CS}}})", "{{sla}} {{priority}}"),
                    w=12, h=8),
             series("Calls waiting by queue",
-                   Target(f"sum by (queue) (slamon_calls_waiting{{{C}}})", "{{queue}}"), w=12, h=8),
+                   target(f"sum by (queue) (slamon_calls_waiting{{{C}}})", "{{queue}}"), w=12, h=8),
         ]),
     ], [client, sla_var], refresh="1m", time_from="now-7d")
 
 
-def _dashed(regex: str) -> dict:
-    return {"matcher": {"id": "byRegexp", "options": regex},
-            "properties": [{"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}}]}
-
-
-def oncall() -> Dashboard:
-    return Dashboard("slamon-oncall", "slamon / On-call",
-                     "Burn rates, firing alerts and what breaches next", [
+def oncall() -> GeneratedDashboard:
+    return build("slamon-oncall", "slamon / On-call",
+                 "Burn rates, firing alerts and what breaches next", [
         Row("Alerts", [
-            Panel("Alerts firing and pending", "table", [Target(
+            table("Alerts firing and pending", target(
                 'sum by (alertname, severity, client, sla, alertstate) '
-                '(ALERTS{alertname=~"Slamon.+", client=~"$client|all"})', instant=True, table=True)],
-                w=24, h=8, transformations=[{"id": "organize", "options": {
-                    "excludeByName": {"Time": True, "Value": True}}}],
+                '(ALERTS{alertname=~"Slamon.+", client=~"$client|all"})', instant=True, table=True),
+                w=24, h=8, transformations=[transform("organize", excludeByName={"Time": True, "Value": True})],
                 description="From Prometheus' ALERTS series: pending alerts are about to fire"),
         ]),
         Row("Burn rates", [
             series("Burn rate 1h (recorded)",
-                   Target(f"client_sla:slamon_sla_burn_rate:1h{{{C}}}", "{{client}} {{sla}}"), w=8, h=8,
-                   thresholds=[(None, GREEN), (1, RED)], custom={"thresholdsStyle": {"mode": "line"}},
+                   target(f"client_sla:slamon_sla_burn_rate:1h{{{C}}}", "{{client}} {{sla}}"), w=8, h=8,
+                   thresholds=[(None, GREEN), (1, RED)], threshold_line=True,
                    description="bad / decided over 1h / allowed error ratio; 1 = exactly on budget"),
             series("Burn rate 6h (recorded)",
-                   Target(f"client_sla:slamon_sla_burn_rate:6h{{{C}}}", "{{client}} {{sla}}"), w=8, h=8,
-                   thresholds=[(None, GREEN), (1, RED)], custom={"thresholdsStyle": {"mode": "line"}}),
+                   target(f"client_sla:slamon_sla_burn_rate:6h{{{C}}}", "{{client}} {{sla}}"), w=8, h=8,
+                   thresholds=[(None, GREEN), (1, RED)], threshold_line=True),
             series("Burn rate 24h (engine, event time)",
-                   Target(f'slamon_sla_burn_rate{{{C}, window="24h"}}', "{{client}} {{sla}}"), w=8, h=8,
-                   thresholds=[(None, GREEN), (1, RED)], custom={"thresholdsStyle": {"mode": "line"}}),
-            Panel("Error budget left, lowest 10", "bargauge", [Target(
+                   target(f'slamon_sla_burn_rate{{{C}, window="24h"}}', "{{client}} {{sla}}"), w=8, h=8,
+                   thresholds=[(None, GREEN), (1, RED)], threshold_line=True),
+            bar_gauge("Error budget left, lowest 10", target(
                 f"bottomk(10, slamon_sla_error_budget_remaining_ratio{{{C}}})", "{{client}} {{sla}}",
-                instant=True)], unit="percentunit", min=-1, max=1, w=12, h=8,
+                instant=True), unit="percentunit", min=-1, max=1, w=12, h=8,
                 thresholds=[(None, RED), (0, ORANGE), (0.25, GREEN)]),
             stat("Breaching within 30 min",
-                 Target(f'sum by (client, sla) (slamon_sla_breaching_soon_items{{{C}, within="30m"}})',
+                 target(f'sum by (client, sla) (slamon_sla_breaching_soon_items{{{C}, within="30m"}})',
                         "{{client}} {{sla}}"), decimals=0, thresholds=count_steps(1, 5), w=6, h=8),
-            stat("Next deadline", Target(f"min by (client, sla) (slamon_sla_next_deadline_seconds{{{C}}})",
+            stat("Next deadline", target(f"min by (client, sla) (slamon_sla_next_deadline_seconds{{{C}}})",
                                          "{{client}} {{sla}}"),
                  unit="s", thresholds=[(None, RED), (900, ORANGE), (1800, GREEN)], w=6, h=8),
         ]),
         Row("Services and data", [
-            stat("Services", Target(f"slamon_uptime_service_up{{{C}}}", "{{client}} {{service}}"),
+            stat("Services", target(f"slamon_uptime_service_up{{{C}}}", "{{client}} {{service}}"),
                  mappings=UP_DOWN, thresholds=[(None, RED), (1, GREEN)], w=8, h=5),
-            stat("Newest probe age", Target(f"slamon_uptime_last_probe_age_seconds{{{C}}}",
+            stat("Newest probe age", target(f"slamon_uptime_last_probe_age_seconds{{{C}}}",
                                             "{{client}} {{service}}"),
                  unit="s", thresholds=count_steps(120, 300), w=8, h=5),
-            stat("Event-time lag", Target(f"max by (client) (slamon_event_time_lag_seconds{{{C}}})", "{{client}}"),
+            stat("Event-time lag", target(f"max by (client) (slamon_event_time_lag_seconds{{{C}}})", "{{client}}"),
                  unit="s", thresholds=count_steps(600, 1800), w=8, h=5),
         ]),
-    ], [CLIENT_VAR, JOB_VAR], refresh="30s", time_from="now-12h")
+    ], [client_variable(), job_variable()], refresh="30s", time_from="now-12h")
 
 
-def pipeline() -> Dashboard:
-    return Dashboard("slamon-pipeline", "slamon / Pipeline health",
-                     "Workers, events, dead letters, lag and checkpoints", [
+def pipeline() -> GeneratedDashboard:
+    return build("slamon-pipeline", "slamon / Pipeline health",
+                 "Workers, events, dead letters, lag and checkpoints", [
         Row("Workers", [
-            stat("Workers up", Target(f"sum(up{{{J}}})", "up"), thresholds=[(None, RED), (1, GREEN)], w=4, h=5),
-            stat("Workers down", Target(f"count(up{{{J}}} == 0) or vector(0)", "down"),
+            stat("Workers up", target(f"sum(up{{{J}}})", "up"), thresholds=[(None, RED), (1, GREEN)], w=4, h=5),
+            stat("Workers down", target(f"count(up{{{J}}} == 0) or vector(0)", "down"),
                  thresholds=count_steps(1, 1), w=4, h=5),
-            stat("Consumer lag", Target(f"sum(slamon_consumer_lag_messages{{{J}}})", "messages"),
+            stat("Consumer lag", target(f"sum(slamon_consumer_lag_messages{{{J}}})", "messages"),
                  thresholds=count_steps(1000, 10000), w=4, h=5),
-            stat("Dead letters (1h)", Target(f"sum(increase(slamon_events_rejected_total{{{J}}}[1h]))", "events"),
+            stat("Dead letters (1h)", target(f"sum(increase(slamon_events_rejected_total{{{J}}}[1h]))", "events"),
                  decimals=0, thresholds=count_steps(1, 20), w=4, h=5),
-            stat("Scrape duration", Target(f"max(slamon_scrape_duration_seconds{{{J}}})", "max"), unit="s",
+            stat("Scrape duration", target(f"max(slamon_scrape_duration_seconds{{{J}}})", "max"), unit="s",
                  thresholds=count_steps(1, 5), w=4, h=5),
-            stat("Orphaned events held", Target(f"sum(slamon_events_orphaned{{{J}}})", "held"),
+            stat("Orphaned events held", target(f"sum(slamon_events_orphaned{{{J}}})", "held"),
                  thresholds=count_steps(100, 1000), w=4, h=5),
         ]),
         Row("Events", [
             series("Events accepted / s by kind",
-                   Target(f"sum by (kind) (rate(slamon_events_total{{{J}}}[$__rate_interval]))", "{{kind}}"),
+                   target(f"sum by (kind) (rate(slamon_events_total{{{J}}}[$__rate_interval]))", "{{kind}}"),
                    unit="reqps", w=12, h=8),
             series("Input messages / s by partition",
-                   Target(f"sum by (partition) (rate(slamon_events_received_total{{{J}}}[$__rate_interval]))",
+                   target(f"sum by (partition) (rate(slamon_events_received_total{{{J}}}[$__rate_interval]))",
                           "p{{partition}}"), unit="reqps", w=12, h=8),
             series("Dead letters by reason",
-                   Target(f"sum by (reason) (increase(slamon_events_rejected_total{{{J}}}[$__rate_interval]))",
-                          "{{reason}}"), w=12, h=8, custom={"drawStyle": "bars", "fillOpacity": 60}),
+                   target(f"sum by (reason) (increase(slamon_events_rejected_total{{{J}}}[$__rate_interval]))",
+                          "{{reason}}"), w=12, h=8, bars=True),
             series("Duplicates, misrouted, SLA events / s",
-                   Target(f"sum(rate(slamon_events_duplicate_total{{{J}}}[$__rate_interval]))", "duplicates"),
-                   Target(f"sum(rate(slamon_events_misrouted_total{{{J}}}[$__rate_interval]))", "misrouted"),
-                   Target(f"sum(rate(slamon_sla_events_total{{{J}}}[$__rate_interval]))", "SLA events"),
+                   target(f"sum(rate(slamon_events_duplicate_total{{{J}}}[$__rate_interval]))", "duplicates"),
+                   target(f"sum(rate(slamon_events_misrouted_total{{{J}}}[$__rate_interval]))", "misrouted"),
+                   target(f"sum(rate(slamon_sla_events_total{{{J}}}[$__rate_interval]))", "SLA events"),
                    unit="reqps", w=12, h=8),
         ]),
         Row("Lag and state", [
             series("Consumer lag by partition",
-                   Target(f"sum by (partition) (slamon_consumer_lag_messages{{{J}}})", "p{{partition}}"),
+                   target(f"sum by (partition) (slamon_consumer_lag_messages{{{J}}})", "p{{partition}}"),
                    w=8, h=8),
             series("Event-time lag by client",
-                   Target(f"max by (client) (slamon_event_time_lag_seconds{{{J}}})", "{{client}}"), unit="s",
+                   target(f"max by (client) (slamon_event_time_lag_seconds{{{J}}})", "{{client}}"), unit="s",
                    w=8, h=8),
             series("Checkpoint age",
-                   Target(f"max by (partition) (slamon_checkpoint_age_seconds{{{J}}})", "p{{partition}}"),
+                   target(f"max by (partition) (slamon_checkpoint_age_seconds{{{J}}})", "p{{partition}}"),
                    unit="s", w=8, h=8),
             series("Checkpoint size",
-                   Target(f"sum by (partition) (slamon_checkpoint_size_bytes{{{J}}})", "p{{partition}}"),
+                   target(f"sum by (partition) (slamon_checkpoint_size_bytes{{{J}}})", "p{{partition}}"),
                    unit="bytes", w=8, h=8),
             series("Outputs not yet confirmed",
-                   Target(f"sum by (partition) (slamon_outbox_unconfirmed{{{J}}})", "p{{partition}}"), w=8, h=8),
+                   target(f"sum by (partition) (slamon_outbox_unconfirmed{{{J}}})", "p{{partition}}"), w=8, h=8),
             series("Input offset vs checkpoint offset",
-                   Target(f"max by (partition) (slamon_input_offset{{{J}}})", "p{{partition}} input"),
-                   Target(f"max by (partition) (slamon_checkpoint_offset{{{J}}})", "p{{partition}} checkpoint"),
+                   target(f"max by (partition) (slamon_input_offset{{{J}}})", "p{{partition}} input"),
+                   target(f"max by (partition) (slamon_checkpoint_offset{{{J}}})", "p{{partition}} checkpoint"),
                    w=8, h=8),
         ]),
-    ], [JOB_VAR], refresh="30s", time_from="now-6h")
+    ], [job_variable()], refresh="30s", time_from="now-6h")
 
 
-def dashboards() -> list[Dashboard]:
+def dashboards() -> list[GeneratedDashboard]:
     return [floor(), client_page(), oncall(), pipeline()]
 
 

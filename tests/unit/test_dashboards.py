@@ -1,11 +1,14 @@
-"""Dashboards as code (alerts.dashboards): the model check on every generated dashboard, the committed JSON
-is up to date, provisioning points at the same datasource, and `grafana push` against a fake Grafana API."""
+"""Dashboards as code (alerts.dashboards, on grafana-foundation-sdk): the model check on every generated
+dashboard, the committed JSON is up to date, the SDK build matches the deployed Grafana, provisioning points at
+the same datasource, and `grafana push` against a fake Grafana API."""
 
 from __future__ import annotations
 
 import argparse
 import copy
+import importlib.metadata
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,13 +18,13 @@ import yaml
 
 from alerts.dashboards import (
     DATASOURCE_UID,
-    Dashboard,
-    Panel,
     Row,
-    Target,
     all_panels,
+    build,
     check_dashboard,
     dashboards,
+    stat,
+    target,
     used_variables,
     write_dashboards,
 )
@@ -90,13 +93,27 @@ def test_checker_finds_problems():
 
 
 def test_layout_wraps_rows_and_refuses_oversized_panels():
-    d = Dashboard("x", "x", "", [Row("r", [Panel("a", "stat", [Target("up")], w=16),
-                                          Panel("b", "stat", [Target("up")], w=16)])])
-    j = d.to_json()
-    a, b = j["panels"][1], j["panels"][2]
+    def dash(*widths: int) -> dict:
+        panels = [stat(f"p{i}", target("up"), w=w, h=6) for i, w in enumerate(widths)]
+        return build("x", "x", "", [Row("r", panels), Row("s", [stat("q", target("up"), w=24, h=3)])], [],
+                     refresh="30s", time_from="now-1h").to_json()
+
+    j = dash(16, 16)
+    _row, a, b, row2, q = j["panels"]
     assert (a["gridPos"]["x"], b["gridPos"]["x"]) == (0, 0) and b["gridPos"]["y"] == a["gridPos"]["y"] + 6
-    with pytest.raises(ValueError, match="wider"):
-        Dashboard("y", "y", "", [Row("r", [Panel("a", "stat", [Target("up")], w=25)])]).to_json()
+    assert row2["gridPos"]["y"] == b["gridPos"]["y"] + 6 and q["gridPos"]["y"] == row2["gridPos"]["y"] + 1
+    assert [p["id"] for p in j["panels"]] == [1, 2, 3, 4, 5] and check_dashboard(j) == []
+    with pytest.raises(ValueError, match="w must be <= 24"):  # the SDK's own check
+        dash(25)
+
+
+def test_sdk_build_matches_the_deployed_grafana():
+    """grafana-foundation-sdk ships one build per Grafana minor (version `<epoch>!<grafana version>`); a plain
+    `pip install` picks whichever was uploaded last, so the pin must name the build of the Grafana we run."""
+    sdk = importlib.metadata.version("grafana-foundation-sdk")
+    image = re.search(r"image:\s*grafana/grafana:(\d+\.\d+)\.", (ROOT / "docker-compose.yml").read_text())
+    assert image and sdk.split("!")[-1].startswith(image.group(1) + "."), (sdk, image and image.group(0))
+    assert f'"grafana-foundation-sdk=={sdk}"' in (ROOT / "pyproject.toml").read_text()
 
 
 def test_used_variables():
