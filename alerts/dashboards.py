@@ -38,6 +38,8 @@ from grafana_foundation_sdk.models import common as cm
 from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
+from monitor import conventions as names
+
 DATASOURCE_UID = "slamon-prometheus"
 DS = dm.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 SCHEMA_VERSION = 39  # the SDK's default for Grafana 11.3 (docker-compose.yml runs grafana/grafana:11.3.0)
@@ -222,50 +224,51 @@ def build(uid: str, title: str, description: str, rows: list[Row],
 # --- the four dashboards ------------------------------------------------------------------------------------
 
 
-C = 'client=~"$client"'
-CS = 'client=~"$client", sla=~"$sla"'
-J = 'job="$job"'
+C = f'{names.CLIENT}=~"$client"'
+CS = f'{C}, {names.SLA}=~"$sla"'
+J = f'{names.JOB}="$job"'
 UP_DOWN = [dm.ValueMap(options={"1": dm.ValueMappingResult(text="UP", color=GREEN, index=0),
                                 "0": dm.ValueMappingResult(text="DOWN", color=RED, index=1)})]
 
 
 def client_variable(**kw) -> dashboard_b.QueryVariable:
-    return query_variable("client", "Client", "label_values(slamon_sla_info, client)", **kw)
+    return query_variable("client", "Client", f"label_values({names.SLA_INFO}, {names.CLIENT})", **kw)
 
 
 def job_variable() -> dashboard_b.CustomVariable:
-    return custom_variable("job", "Job", "slamon")
+    return custom_variable("job", "Job", names.WORKER_JOB)
 
 
 def floor() -> GeneratedDashboard:
     """Operations-floor wallboard: a row per client, readable from across the room."""
     row = Row("$client", repeat="client", panels=[
-        big(stat("Service level (30 min)", target(f'slamon_service_level_ratio{{{C}, window="30m"}}', "{{sla}}"),
+        big(stat("Service level (30 min)",
+                 target(f'{names.SERVICE_LEVEL_WINDOW}{{{C}, {names.WINDOW}="30m"}}', "{{sla}}"),
                  unit="percentunit", decimals=1, thresholds=ratio_steps(0.7, 0.8), w=6, h=6,
                  description="Answered within the SLA's threshold over the last 30 minutes, per service-level SLA")),
-        big(stat("Calls waiting", target(f"sum by (client) (slamon_calls_waiting{{{C}}})", "waiting"),
+        big(stat("Calls waiting", target(f"sum by (client) ({names.CALLS_WAITING}{{{C}}})", "waiting"),
                  thresholds=count_steps(5, 10), decimals=0, w=3, h=6)),
-        big(stat("Longest wait", target(f"max by (client) (slamon_calls_longest_wait_seconds{{{C}}})",
+        big(stat("Longest wait", target(f"max by (client) ({names.CALLS_LONGEST_WAIT}{{{C}}})",
                                         "longest"),
                  unit="s", decimals=0, thresholds=count_steps(30, 60), w=3, h=6)),
         big(stat("Breaching within 30 min",
-                 target(f'sum by (client) (slamon_sla_breaching_soon_items{{{C}, within="30m"}})', "items"),
+                 target(f'sum by (client) ({names.SLA_BREACHING_SOON_ITEMS}{{{C}, {names.WITHIN}="30m"}})', "items"),
                  decimals=0, thresholds=count_steps(1, 5), w=4, h=6,
                  description="Open tickets whose deadline falls within 30 minutes")),
         big(stat("Tickets past a warning stage",
-                 target(f"sum by (client, sla) (slamon_sla_at_risk_items{{{C}}})", "{{sla}}"),
+                 target(f"sum by (client, sla) ({names.SLA_AT_RISK_ITEMS}{{{C}}})", "{{sla}}"),
                  decimals=0, thresholds=count_steps(5, 20), w=8, h=6,
                  description="Open tickets whose elapsed time reached one of the SLA's warning stages")),
-        big(stat("Uptime (period)", target(f"slamon_uptime_availability_ratio{{{C}}}", "{{service}}"),
+        big(stat("Uptime (period)", target(f"{names.UPTIME_AVAILABILITY}{{{C}}}", "{{service}}"),
                  unit="percentunit", decimals=3, thresholds=ratio_steps(0.995, 0.999), w=8, h=5)),
-        big(stat("SLAs on target", target(f"avg by (client) (slamon_sla_met{{{C}}})", "on target"),
+        big(stat("SLAs on target", target(f"avg by (client) ({names.SLA_MET}{{{C}}})", "on target"),
                  unit="percentunit", decimals=0, thresholds=ratio_steps(0.8, 1.0), w=4, h=5,
                  description="Share of the client's SLAs whose period-to-date value meets the target")),
-        big(stat("Open tickets", target(f"sum by (client) (slamon_sla_open_items{{{C}}})", "open"),
+        big(stat("Open tickets", target(f"sum by (client) ({names.SLA_OPEN_ITEMS}{{{C}}})", "open"),
                  decimals=0, thresholds=[(None, BLUE)], w=4, h=5)),
         big(stat("Projected credit", target(
-            f"sum by (client, currency) (slamon_penalty_projected_credit{{{C}}} "
-            f"* on (client, sla) group_left (currency) slamon_sla_info{{{C}}})", "{{currency}}"),
+            f"sum by (client, currency) ({names.PENALTY_PROJECTED_CREDIT}{{{C}}} "
+            f"* on (client, sla) group_left (currency) {names.SLA_INFO}{{{C}}})", "{{currency}}"),
             decimals=0, thresholds=count_steps(1, 1000), w=8, h=5,
             description="Service credit the projected end-of-period values would earn (contract currency)")),
     ])
@@ -275,13 +278,13 @@ def floor() -> GeneratedDashboard:
 
 
 def client_page() -> GeneratedDashboard:
-    sla_var = query_variable("sla", "SLA", f"label_values(slamon_sla_info{{{C}}}, sla)")
+    sla_var = query_variable("sla", "SLA", f"label_values({names.SLA_INFO}{{{C}}}, {names.SLA})")
     client = client_variable(multi=False, include_all=False)
     slas = table("SLAs this period",
-                 target(f"slamon_sla_compliance_ratio{{{CS}}}", instant=True, table=True),
-                 target(f"slamon_sla_target_ratio{{{CS}}}", instant=True, table=True),
-                 target(f"slamon_sla_projected_ratio{{{CS}}}", instant=True, table=True),
-                 target(f"slamon_sla_error_budget_remaining_ratio{{{CS}}}", instant=True, table=True),
+                 target(f"{names.SLA_COMPLIANCE_RATIO}{{{CS}}}", instant=True, table=True),
+                 target(f"{names.SLA_TARGET_RATIO}{{{CS}}}", instant=True, table=True),
+                 target(f"{names.SLA_PROJECTED_RATIO}{{{CS}}}", instant=True, table=True),
+                 target(f"{names.SLA_ERROR_BUDGET_REMAINING}{{{CS}}}", instant=True, table=True),
                  w=16, h=9, unit="percentunit", decimals=2, transformations=[
                      transform("merge"),
                      transform("organize", excludeByName={"Time": True, "__name__": True, "instance": True,
@@ -294,56 +297,56 @@ def client_page() -> GeneratedDashboard:
         Row("Period to date", [
             slas,
             big(stat("Projected credit", target(
-                f"slamon_penalty_projected_credit{{{CS}}} * on (client, sla) group_left (currency) "
-                f"slamon_sla_info{{{CS}}}", "{{sla}} ({{currency}})"),
+                f"{names.PENALTY_PROJECTED_CREDIT}{{{CS}}} * on (client, sla) group_left (currency) "
+                f"{names.SLA_INFO}{{{CS}}}", "{{sla}} ({{currency}})"),
                 decimals=0, thresholds=count_steps(1, 1000), w=4, h=9,
                 description="Penalty exposure: credit the projected end-of-period value earns")),
             big(stat("Credit earned so far", target(
-                f"slamon_penalty_credit{{{CS}}} * on (client, sla) group_left (currency) "
-                f"slamon_sla_info{{{CS}}}", "{{sla}} ({{currency}})"),
+                f"{names.PENALTY_CREDIT}{{{CS}}} * on (client, sla) group_left (currency) "
+                f"{names.SLA_INFO}{{{CS}}}", "{{sla}} ({{currency}})"),
                 decimals=0, thresholds=count_steps(1, 1000), w=4, h=9)),
         ]),
         Row("Over time", [
             series("Compliance vs target",
-                   target(f"slamon_sla_compliance_ratio{{{CS}}}", "{{sla}}"),
-                   target(f"slamon_sla_target_ratio{{{CS}}}", "{{sla}} target"),
+                   target(f"{names.SLA_COMPLIANCE_RATIO}{{{CS}}}", "{{sla}}"),
+                   target(f"{names.SLA_TARGET_RATIO}{{{CS}}}", "{{sla}} target"),
                    unit="percentunit", w=12, h=8,
                    dashed="/ target$/"),
             series("Error budget remaining (burn-down)",
-                   target(f"slamon_sla_error_budget_remaining_ratio{{{CS}}}", "{{sla}}"),
+                   target(f"{names.SLA_ERROR_BUDGET_REMAINING}{{{CS}}}", "{{sla}}"),
                    unit="percentunit", w=12, h=8, thresholds=[(None, RED), (0, GREEN)],
                    threshold_line=True,
                    description="1 - bad / allowed bad, current period; below 0 the period misses its target"),
             series("Projected end-of-period value",
-                   target(f"slamon_sla_projected_ratio{{{CS}}}", "{{sla}}"),
-                   target(f"slamon_sla_target_ratio{{{CS}}}", "{{sla}} target"),
+                   target(f"{names.SLA_PROJECTED_RATIO}{{{CS}}}", "{{sla}}"),
+                   target(f"{names.SLA_TARGET_RATIO}{{{CS}}}", "{{sla}} target"),
                    unit="percentunit", w=12, h=8, dashed="/ target$/"),
             series("Bad decisions over time (breaches, abandons, errors)",
-                   target(f"sum by (sla) (increase(slamon_sla_bad_total{{{CS}}}[$__rate_interval]))", "{{sla}}"),
-                   target(f"sum by (sla) (increase(slamon_uptime_downtime_seconds{{{CS}}}[$__rate_interval]))",
+                   target(f"sum by (sla) (increase({names.SLA_BAD_TOTAL}{{{CS}}}[$__rate_interval]))", "{{sla}}"),
+                   target(f"sum by (sla) (increase({names.UPTIME_DOWNTIME_SECONDS}{{{CS}}}[$__rate_interval]))",
                           "{{sla}} downtime (s)"),
                    w=12, h=8, bars=True),
             series("Burn rate (engine: 1h, 6h, 24h)",
-                   target(f"slamon_sla_burn_rate{{{CS}}}", "{{sla}} {{window}}"), w=12, h=8,
+                   target(f"{names.SLA_BURN_RATE}{{{CS}}}", "{{sla}} {{window}}"), w=12, h=8,
                    thresholds=[(None, GREEN), (1, RED)], threshold_line=True),
             series("Projected credit over time",
-                   target(f"slamon_penalty_projected_credit{{{CS}}}", "{{sla}}"), w=12, h=8),
+                   target(f"{names.PENALTY_PROJECTED_CREDIT}{{{CS}}}", "{{sla}}"), w=12, h=8),
         ]),
         Row("Calls and handling times", [
             series("Service level (rolling windows)",
-                   target(f"slamon_service_level_ratio{{{CS}}}", "{{sla}} {{window}}"),
+                   target(f"{names.SERVICE_LEVEL_WINDOW}{{{CS}}}", "{{sla}} {{window}}"),
                    unit="percentunit", w=8, h=8),
             series("ASA / AHT (period) and ASA (30 min)",
-                   target(f"slamon_sla_value_seconds{{{CS}}}", "{{sla}} period"),
-                   target(f'slamon_asa_seconds{{{CS}, window="30m"}}', "{{sla}} 30 min"),
+                   target(f"{names.SLA_VALUE_SECONDS}{{{CS}}}", "{{sla}} period"),
+                   target(f'{names.ASA_WINDOW}{{{CS}, {names.WINDOW}="30m"}}', "{{sla}} 30 min"),
                    unit="s", w=8, h=8),
             series("Response / wait / handle time quantiles",
-                   target(f"slamon_sla_latency_seconds{{{CS}}}", "{{sla}} q{{quantile}}"), unit="s", w=8, h=8),
+                   target(f"{names.SLA_LATENCY}{{{CS}}}", "{{sla}} q{{quantile}}"), unit="s", w=8, h=8),
             series("Open tickets by priority",
-                   target(f"sum by (sla, priority) (slamon_sla_open_items{{{CS}}})", "{{sla}} {{priority}}"),
+                   target(f"sum by (sla, priority) ({names.SLA_OPEN_ITEMS}{{{CS}}})", "{{sla}} {{priority}}"),
                    w=12, h=8),
             series("Calls waiting by queue",
-                   target(f"sum by (queue) (slamon_calls_waiting{{{C}}})", "{{queue}}"), w=12, h=8),
+                   target(f"sum by (queue) ({names.CALLS_WAITING}{{{C}}})", "{{queue}}"), w=12, h=8),
         ]),
     ], [client, sla_var], refresh="1m", time_from="now-7d")
 
@@ -360,33 +363,33 @@ def oncall() -> GeneratedDashboard:
         ]),
         Row("Burn rates", [
             series("Burn rate 1h (recorded)",
-                   target(f"client_sla:slamon_sla_burn_rate:1h{{{C}}}", "{{client}} {{sla}}"), w=8, h=8,
+                   target(f"{names.recorded_burn_rate('1h')}{{{C}}}", "{{client}} {{sla}}"), w=8, h=8,
                    thresholds=[(None, GREEN), (1, RED)], threshold_line=True,
                    description="bad / decided over 1h / allowed error ratio; 1 = exactly on budget"),
             series("Burn rate 6h (recorded)",
-                   target(f"client_sla:slamon_sla_burn_rate:6h{{{C}}}", "{{client}} {{sla}}"), w=8, h=8,
+                   target(f"{names.recorded_burn_rate('6h')}{{{C}}}", "{{client}} {{sla}}"), w=8, h=8,
                    thresholds=[(None, GREEN), (1, RED)], threshold_line=True),
             series("Burn rate 24h (engine, event time)",
-                   target(f'slamon_sla_burn_rate{{{C}, window="24h"}}', "{{client}} {{sla}}"), w=8, h=8,
+                   target(f'{names.SLA_BURN_RATE}{{{C}, {names.WINDOW}="24h"}}', "{{client}} {{sla}}"), w=8, h=8,
                    thresholds=[(None, GREEN), (1, RED)], threshold_line=True),
             bar_gauge("Error budget left, lowest 10", target(
-                f"bottomk(10, slamon_sla_error_budget_remaining_ratio{{{C}}})", "{{client}} {{sla}}",
+                f"bottomk(10, {names.SLA_ERROR_BUDGET_REMAINING}{{{C}}})", "{{client}} {{sla}}",
                 instant=True), unit="percentunit", min=-1, max=1, w=12, h=8,
                 thresholds=[(None, RED), (0, ORANGE), (0.25, GREEN)]),
             stat("Breaching within 30 min",
-                 target(f'sum by (client, sla) (slamon_sla_breaching_soon_items{{{C}, within="30m"}})',
+                 target(f'sum by (client, sla) ({names.SLA_BREACHING_SOON_ITEMS}{{{C}, {names.WITHIN}="30m"}})',
                         "{{client}} {{sla}}"), decimals=0, thresholds=count_steps(1, 5), w=6, h=8),
-            stat("Next deadline", target(f"min by (client, sla) (slamon_sla_next_deadline_seconds{{{C}}})",
+            stat("Next deadline", target(f"min by (client, sla) ({names.SLA_NEXT_DEADLINE}{{{C}}})",
                                          "{{client}} {{sla}}"),
                  unit="s", thresholds=[(None, RED), (900, ORANGE), (1800, GREEN)], w=6, h=8),
         ]),
         Row("Services and data", [
-            stat("Services", target(f"slamon_uptime_service_up{{{C}}}", "{{client}} {{service}}"),
+            stat("Services", target(f"{names.UPTIME_SERVICE_UP}{{{C}}}", "{{client}} {{service}}"),
                  mappings=UP_DOWN, thresholds=[(None, RED), (1, GREEN)], w=8, h=5),
-            stat("Newest probe age", target(f"slamon_uptime_last_probe_age_seconds{{{C}}}",
+            stat("Newest probe age", target(f"{names.UPTIME_LAST_PROBE_AGE}{{{C}}}",
                                             "{{client}} {{service}}"),
                  unit="s", thresholds=count_steps(120, 300), w=8, h=5),
-            stat("Event-time lag", target(f"max by (client) (slamon_event_time_lag_seconds{{{C}}})", "{{client}}"),
+            stat("Event-time lag", target(f"max by (client) ({names.EVENT_TIME_LAG}{{{C}}})", "{{client}}"),
                  unit="s", thresholds=count_steps(600, 1800), w=8, h=5),
         ]),
     ], [client_variable(), job_variable()], refresh="30s", time_from="now-12h")
@@ -396,52 +399,52 @@ def pipeline() -> GeneratedDashboard:
     return build("slamon-pipeline", "slamon / Pipeline health",
                  "Workers, events, dead letters, lag and checkpoints", [
         Row("Workers", [
-            stat("Workers up", target(f"sum(up{{{J}}})", "up"), thresholds=[(None, RED), (1, GREEN)], w=4, h=5),
-            stat("Workers down", target(f"count(up{{{J}}} == 0) or vector(0)", "down"),
+            stat("Workers up", target(f"sum({names.UP}{{{J}}})", "up"), thresholds=[(None, RED), (1, GREEN)], w=4, h=5),
+            stat("Workers down", target(f"count({names.UP}{{{J}}} == 0) or vector(0)", "down"),
                  thresholds=count_steps(1, 1), w=4, h=5),
-            stat("Consumer lag", target(f"sum(slamon_consumer_lag_messages{{{J}}})", "messages"),
+            stat("Consumer lag", target(f"sum({names.CONSUMER_LAG}{{{J}}})", "messages"),
                  thresholds=count_steps(1000, 10000), w=4, h=5),
-            stat("Dead letters (1h)", target(f"sum(increase(slamon_events_rejected_total{{{J}}}[1h]))", "events"),
+            stat("Dead letters (1h)", target(f"sum(increase({names.EVENTS_REJECTED_TOTAL}{{{J}}}[1h]))", "events"),
                  decimals=0, thresholds=count_steps(1, 20), w=4, h=5),
-            stat("Scrape duration", target(f"max(slamon_scrape_duration_seconds{{{J}}})", "max"), unit="s",
+            stat("Scrape duration", target(f"max({names.SCRAPE_DURATION}{{{J}}})", "max"), unit="s",
                  thresholds=count_steps(1, 5), w=4, h=5),
-            stat("Orphaned events held", target(f"sum(slamon_events_orphaned{{{J}}})", "held"),
+            stat("Orphaned events held", target(f"sum({names.EVENTS_ORPHANED}{{{J}}})", "held"),
                  thresholds=count_steps(100, 1000), w=4, h=5),
         ]),
         Row("Events", [
             series("Events accepted / s by kind",
-                   target(f"sum by (kind) (rate(slamon_events_total{{{J}}}[$__rate_interval]))", "{{kind}}"),
+                   target(f"sum by (kind) (rate({names.EVENTS_TOTAL}{{{J}}}[$__rate_interval]))", "{{kind}}"),
                    unit="reqps", w=12, h=8),
             series("Input messages / s by partition",
-                   target(f"sum by (partition) (rate(slamon_events_received_total{{{J}}}[$__rate_interval]))",
+                   target(f"sum by (partition) (rate({names.EVENTS_RECEIVED_TOTAL}{{{J}}}[$__rate_interval]))",
                           "p{{partition}}"), unit="reqps", w=12, h=8),
             series("Dead letters by reason",
-                   target(f"sum by (reason) (increase(slamon_events_rejected_total{{{J}}}[$__rate_interval]))",
+                   target(f"sum by (reason) (increase({names.EVENTS_REJECTED_TOTAL}{{{J}}}[$__rate_interval]))",
                           "{{reason}}"), w=12, h=8, bars=True),
             series("Duplicates, misrouted, SLA events / s",
-                   target(f"sum(rate(slamon_events_duplicate_total{{{J}}}[$__rate_interval]))", "duplicates"),
-                   target(f"sum(rate(slamon_events_misrouted_total{{{J}}}[$__rate_interval]))", "misrouted"),
-                   target(f"sum(rate(slamon_sla_events_total{{{J}}}[$__rate_interval]))", "SLA events"),
+                   target(f"sum(rate({names.EVENTS_DUPLICATE_TOTAL}{{{J}}}[$__rate_interval]))", "duplicates"),
+                   target(f"sum(rate({names.EVENTS_MISROUTED_TOTAL}{{{J}}}[$__rate_interval]))", "misrouted"),
+                   target(f"sum(rate({names.SLA_EVENTS_TOTAL}{{{J}}}[$__rate_interval]))", "SLA events"),
                    unit="reqps", w=12, h=8),
         ]),
         Row("Lag and state", [
             series("Consumer lag by partition",
-                   target(f"sum by (partition) (slamon_consumer_lag_messages{{{J}}})", "p{{partition}}"),
+                   target(f"sum by (partition) ({names.CONSUMER_LAG}{{{J}}})", "p{{partition}}"),
                    w=8, h=8),
             series("Event-time lag by client",
-                   target(f"max by (client) (slamon_event_time_lag_seconds{{{J}}})", "{{client}}"), unit="s",
+                   target(f"max by (client) ({names.EVENT_TIME_LAG}{{{J}}})", "{{client}}"), unit="s",
                    w=8, h=8),
             series("Checkpoint age",
-                   target(f"max by (partition) (slamon_checkpoint_age_seconds{{{J}}})", "p{{partition}}"),
+                   target(f"max by (partition) ({names.CHECKPOINT_AGE}{{{J}}})", "p{{partition}}"),
                    unit="s", w=8, h=8),
             series("Checkpoint size",
-                   target(f"sum by (partition) (slamon_checkpoint_size_bytes{{{J}}})", "p{{partition}}"),
+                   target(f"sum by (partition) ({names.CHECKPOINT_SIZE}{{{J}}})", "p{{partition}}"),
                    unit="bytes", w=8, h=8),
             series("Outputs not yet confirmed",
-                   target(f"sum by (partition) (slamon_outbox_unconfirmed{{{J}}})", "p{{partition}}"), w=8, h=8),
+                   target(f"sum by (partition) ({names.OUTBOX_UNCONFIRMED}{{{J}}})", "p{{partition}}"), w=8, h=8),
             series("Input offset vs checkpoint offset",
-                   target(f"max by (partition) (slamon_input_offset{{{J}}})", "p{{partition}} input"),
-                   target(f"max by (partition) (slamon_checkpoint_offset{{{J}}})", "p{{partition}} checkpoint"),
+                   target(f"max by (partition) ({names.INPUT_OFFSET}{{{J}}})", "p{{partition}} input"),
+                   target(f"max by (partition) ({names.CHECKPOINT_OFFSET}{{{J}}})", "p{{partition}} checkpoint"),
                    w=8, h=8),
         ]),
     ], [job_variable()], refresh="30s", time_from="now-6h")

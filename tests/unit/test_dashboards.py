@@ -232,8 +232,6 @@ def test_cli_dashboards_and_grafana_push(tmp_path, capsys):
 
 def test_dashboards_only_read_metrics_that_exist():
     """slamon_* names come from streams/metrics.py, client_sla:* from the generated recording rules."""
-    import re
-
     from alerts.rules import rule_files
     from monitor.contracts import load_contracts
     from streams.metrics import exported_sla_names
@@ -248,3 +246,27 @@ def test_dashboards_only_read_metrics_that_exist():
                     assert name in exported, (d.uid, p["title"], name)
                 for name in re.findall(r"\b(client_sla:[a-z_]+:[a-z0-9_]+)", t["expr"]):
                     assert name in recorded, (d.uid, p["title"], name)
+
+
+def test_dashboards_only_use_label_names_of_the_conventions():
+    """Metric names in alerts/dashboards.py are monitor.conventions constants; the label names written out in
+    PromQL (by / on / group_left, selectors) and in legends ({{sla}}) must be conventions' label names too
+    (or ALERTS' own labels)."""
+    from monitor import conventions
+
+    known = {v for k, v in vars(conventions).items() if k.isupper() and isinstance(v, str) and v.isidentifier()}
+    known |= {"alertname", "alertstate", "severity"}  # ALERTS: Prometheus' labels and the rules' severity
+    clause = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+    matcher = re.compile(r"(\w+)\s*(?:=~|!~|!=|=)\s*\"")
+    used = set()
+    for d in dashboards():
+        j = d.to_json()
+        texts = [(t["expr"], t["legendFormat"]) for p in all_panels(j) for t in p.get("targets", [])]
+        texts += [(v["query"]["query"], "") for v in j["templating"]["list"] if v["type"] == "query"]
+        for expr, legend in texts:
+            labels = {name.strip() for group in clause.findall(expr) for name in group.split(",") if name.strip()}
+            labels |= set(matcher.findall(expr)) | set(re.findall(r"\{\{(\w+)\}\}", legend))
+            labels |= set(re.findall(r"label_values\(.*,\s*(\w+)\)", expr))
+            assert labels <= known, (d.uid, expr, legend, labels - known)
+            used |= labels
+    assert {"client", "sla", "window", "partition", "service"} <= used
