@@ -14,11 +14,12 @@ from monitor.compliance import (
     projected_mean,
     projected_ratio,
 )
-from monitor.contracts import CallSla, Rolling, TicketSla, UptimeSla
+from monitor.contracts import CallSla, Rolling, UptimeSla
 from monitor.engine import DAY_US, Engine
 from monitor.events import format_us
 from monitor.ledger import SlaLedger, Tally
 from monitor.periods import PeriodWindow, period_of, periods_between, rolling_window
+from monitor.queries import OpenClocks, open_clocks, waiting_calls
 from monitor.uptime import UptimeLedger
 
 US = 1_000_000
@@ -33,8 +34,8 @@ class Record:
     sla: str
     kind: str
     period: str
-    period_start: str
-    period_end: str
+    start_us: int  # integer instants inside; formatted (period_start, period_end) only at the output edge
+    end_us: int
     complete: bool
     decided: float
     good: float | None
@@ -56,14 +57,35 @@ class Record:
     latency_seconds: dict[str, float | None] | None = None
     breaches: list[str] | None = None
 
+    @property
+    def period_start(self) -> str:
+        return format_us(self.start_us)
+
+    @property
+    def period_end(self) -> str:
+        return format_us(self.end_us)
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The record in the report schema (README "Report schema"): instants as RFC 3339 text."""
+        out = {}
+        for key, value in asdict(self).items():
+            if key == "start_us":
+                out["period_start"] = format_us(value)
+            elif key == "end_us":
+                out["period_end"] = format_us(value)
+            else:
+                out[key] = value
+        return out
 
 
-def build_report(engine: Engine, at_us: int, *, current_only: bool = False) -> list[Record]:
+def build_report(engine: Engine, at_us: int, *, current_only: bool = False,
+                 live: dict[tuple[str, str], OpenClocks] | None = None) -> list[Record]:
     """Every (client, sla, period) with decisions up to `at_us`, plus each SLA's current period; with
-    `current_only`, just the current periods (a scrape: costs what is live, not the history)."""
+    `current_only`, just the current periods (a scrape: costs what is live, not the history). `live`: the
+    engine's `open_clocks` at `at_us` with `SOON_US` among its spans, when the caller has them already."""
     engine.advance_to(at_us)
+    if live is None:
+        live = open_clocks(engine, at_us, (SOON_US,))
     records: list[Record] = []
     for name, client in engine.contracts.clients.items():
         model = engine.clients[name]
@@ -72,7 +94,8 @@ def build_report(engine: Engine, at_us: int, *, current_only: bool = False) -> l
                 ledger = next(lg for lg in model.uptime[sla.service] if lg.sla is sla)
                 records.extend(_uptime_records(ledger, at_us, current_only))
             else:
-                records.extend(_ledger_records(engine, engine.ledgers[(name, sla.name)], sla, at_us, current_only))
+                records.extend(_ledger_records(engine, engine.ledgers[(name, sla.name)], sla, at_us, current_only,
+                                               live))
     return records
 
 
@@ -86,30 +109,31 @@ def _windows(ledger: SlaLedger, period, tz: str, at_us: int) -> list[PeriodWindo
     return sorted(found.values(), key=lambda w: w.start_us)
 
 
-def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int, current_only: bool = False) -> list[Record]:
+def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int, current_only: bool = False,
+                    live: dict | None = None) -> list[Record]:
     if isinstance(sla.period, Rolling):
         window = rolling_window(at_us, sla.period.rolling)
         tally = ledger.window(window.start_us, window.end_us)
-        return [_record(engine, ledger, sla, window, tally, at_us, current=True)]
+        return [_record(engine, ledger, sla, window, tally, at_us, True, live)]
     out = []
     windows = [period_of(at_us, sla.period, ledger.tz)] if current_only else \
         _windows(ledger, sla.period, ledger.tz, at_us)
     for window in windows:
         tally = ledger.periods.get(window.label, Tally())
         current = window.start_us <= at_us < window.end_us
-        out.append(_record(engine, ledger, sla, window, tally, at_us, current))
+        out.append(_record(engine, ledger, sla, window, tally, at_us, current, live))
     return out
 
 
 def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
-            current: bool) -> Record:
+            current: bool, live: dict | None) -> Record:
     target = sla.goal
     value, comp = _value(sla, tally)
     lower_is_better = sla.lower_is_better
     met = True if value is None else (value <= target if lower_is_better else value >= target)
     rec = Record(
         client=ledger.client, sla=sla.name, kind=sla.kind, period=window.label,
-        period_start=format_us(window.start_us), period_end=format_us(window.end_us),
+        start_us=window.start_us, end_us=window.end_us,
         complete=window.end_us <= at_us + 1, decided=tally.decided,
         good=tally.good if sla.judges_items else None,
         bad=tally.bad if sla.judges_items else None,
@@ -124,7 +148,7 @@ def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, 
         listed = ledger.breaches.get(window.label if not isinstance(sla.period, Rolling) else "rolling", [])
         rec.breaches = sorted(item for at, item in listed if window.start_us <= at < window.end_us)
     if current:
-        _add_live(engine, ledger, sla, window, tally, at_us, rec)
+        _add_live(engine, ledger, sla, window, tally, at_us, rec, live)
     projected = rec.projected if current else value
     rec.penalty = _penalty(sla, value, projected, lower_is_better)
     return rec
@@ -149,7 +173,7 @@ def _budget(sla, tally: Tally, value: float | None) -> float | None:
 
 
 def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
-              rec: Record) -> None:
+              rec: Record, live: dict | None) -> None:
     ratio_target = sla.good_share_goal
     if ratio_target is not None:
         for label, length in BURN_WINDOWS.items():
@@ -167,35 +191,16 @@ def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tall
     else:
         rec.projected = projected_ratio(tally.good, tally.decided, recent.good, recent.decided, share)
     if sla.has_item_clocks:
-        _ticket_live(engine, ledger.client, sla, at_us, rec)
+        if live is None:
+            live = open_clocks(engine, at_us, (SOON_US,), clients=(ledger.client,))
+        clocks = live.get((ledger.client, sla.name)) or OpenClocks()
+        rec.open, rec.breaching_soon = clocks.count, clocks.due_within(SOON_US)
+        rec.at_risk = {str(s): clocks.stages.get(s, 0) for s in sla.stages}
+        nxt = clocks.next_deadline_us
+        rec.next_deadline_seconds = None if nxt is None else (nxt - at_us) / US
     elif isinstance(sla, CallSla):
-        waiting = [c.state for (client, _), c in engine.calls.items()
-                   if client == ledger.client and c.state.waiting and c.state.offered_us <= at_us
-                   and (not sla.queues or c.state.queue in sla.queues)]
-        rec.open = len(waiting)
-
-
-def _ticket_live(engine: Engine, client: str, sla: TicketSla, at_us: int, rec: Record) -> None:
-    stages = {str(s): 0 for s in sla.stages}
-    soon, next_deadline, open_count = 0, None, 0
-    for key in engine.open_tickets:
-        if key[0] != client:
-            continue
-        for clock in engine.tickets[key].state.clocks:
-            if clock.sla is not sla or not clock.open:
-                continue
-            open_count += 1
-            elapsed = clock.elapsed_at(at_us)
-            reached = [s for s in sla.stages if elapsed >= s * clock.target_us]
-            if reached:
-                stages[str(reached[-1])] += 1
-            if clock.deadline_us is not None:
-                if clock.deadline_us <= at_us + SOON_US:
-                    soon += 1
-                if next_deadline is None or clock.deadline_us < next_deadline:
-                    next_deadline = clock.deadline_us
-    rec.open, rec.at_risk, rec.breaching_soon = open_count, stages, soon
-    rec.next_deadline_seconds = None if next_deadline is None else (next_deadline - at_us) / US
+        rec.open = sum(w.count for queue, w in waiting_calls(engine, ledger.client, at_us).items()
+                       if not sla.queues or queue in sla.queues)
 
 
 def _penalty(sla, value: float | None, projected: float | None, lower_is_better: bool) -> dict | None:
@@ -231,7 +236,7 @@ def _uptime_records(ledger: UptimeLedger, at_us: int, current_only: bool = False
         current = window.start_us <= at_us < window.end_us
         rec = Record(
             client=ledger.client, sla=sla.name, kind="uptime", period=window.label,
-            period_start=format_us(window.start_us), period_end=format_us(window.end_us),
+            start_us=window.start_us, end_us=window.end_us,
             complete=window.end_us <= at_us + 1, decided=known / US, good=t.up_us / US, bad=t.down_us / US,
             compliance=value, target=sla.target, met=True if value is None else value >= sla.target,
             error_budget_remaining=error_budget_remaining(t.down_us, known, sla.target),

@@ -32,6 +32,16 @@ from prometheus_client.registry import Collector
 from monitor import conventions as names
 from monitor.contracts import CallSla, Rolling, TicketSla, UptimeSla
 from monitor.events import KINDS, ORPHAN, REJECT_REASONS
+from monitor.queries import (
+    OpenClocks,
+    all_periods,
+    decided_slas,
+    decisions_between,
+    event_watermark,
+    last_probe,
+    open_clocks,
+    waiting_calls,
+)
 from monitor.report import Record, build_report
 from streams.partition_engine import PartitionEngine
 
@@ -168,14 +178,6 @@ def _to_s(us: int) -> float:
     return us / US
 
 
-def _iso_us(text: str) -> int:
-    from datetime import datetime
-
-    from monitor.events import to_us
-
-    return to_us(datetime.fromisoformat(text.replace("Z", "+00:00")))
-
-
 class EngineCollector(Collector):
     """Computes every series from the partition engines at each scrape.
 
@@ -251,18 +253,18 @@ class EngineCollector(Collector):
         key = (pe.version, at)
         cached = self._cache.get(pe.partition)
         if cached is not None and cached[0] == key:
-            records = cached[1]
+            records, live = cached[1]
         else:
-            records = build_report(pe.engine, at, current_only=True)  # a scrape costs what is live
-            self._cache[pe.partition] = (key, records)
+            live = open_clocks(pe.engine, at, SOON.values())  # one pass over open clocks for both
+            records = build_report(pe.engine, at, current_only=True, live=live)  # costs what is live
+            self._cache[pe.partition] = (key, (records, live))
         current: dict[tuple[str, str], Record] = {}
         for rec in records:  # sorted by period start within each SLA: the last one is the current period
             current[(rec.client, rec.sla)] = rec
         engine = pe.engine
-        live = _live_tickets(pe, clients, at)
         for client in clients:
             contract = pe.contracts.clients[client]
-            lag_from = engine.watermarks.get(client)
+            lag_from = event_watermark(engine, client)
             if lag_from is not None:
                 fams.add(LAG_EVENT, (client,), max(0, at - lag_from) / US)
             for sla in contract.slas:
@@ -300,8 +302,8 @@ class EngineCollector(Collector):
                  rec.projected)
         for window, rate in rec.burn_rate.items():
             fams.add(BURN, (*labels, window), rate)
-        fams.add(PERIOD_START, labels, _iso_us(rec.period_start) / US)
-        fams.add(PERIOD_END, labels, _iso_us(rec.period_end) / US)
+        fams.add(PERIOD_START, labels, rec.start_us / US)
+        fams.add(PERIOD_END, labels, rec.end_us / US)
         for q, v in (rec.latency_seconds or {}).items():
             fams.add(LATENCY, (*labels, str(int(q[1:]) / 100)), v)
         if rec.penalty is not None:
@@ -317,24 +319,23 @@ class EngineCollector(Collector):
                 continue
             fams.add(names[field], labels, value)
 
-    def _tickets(self, fams: _Families, labels: tuple, sla: TicketSla, rec: Record, live: dict | None) -> None:
-        by_priority = live["open"] if live else {}
+    def _tickets(self, fams: _Families, labels: tuple, sla: TicketSla, rec: Record,
+                 clocks: OpenClocks | None) -> None:
+        clocks = clocks or OpenClocks()
         for priority in sla.target:
-            fams.add(OPEN, (*labels, priority), by_priority.get(priority, 0))
+            fams.add(OPEN, (*labels, priority), clocks.by_priority.get(priority, 0))
         for stage, count in (rec.at_risk or {}).items():
             fams.add(AT_RISK, (*labels, stage), count)
-        soon = live["soon"] if live else {}
         for priority in sla.target:
-            for window in SOON:
-                fams.add(SOON_ITEMS, (*labels, priority, window), soon.get((priority, window), 0))
+            for window, span in SOON.items():
+                fams.add(SOON_ITEMS, (*labels, priority, window), clocks.due.get((priority, span), 0))
         fams.add(NEXT_DEADLINE, labels, rec.next_deadline_seconds)
 
     def _rolling(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla: CallSla, at: int) -> None:
         if sla.answered_within_us is None and sla.mean_of != "wait":  # rolling gauges: service level and ASA
             return
-        ledger = pe.engine.ledgers[labels]
         for window, length in ROLLING.items():
-            tally = ledger.window(at + 1 - length, at + 1)
+            tally = decisions_between(pe.engine, *labels, at + 1 - length, at + 1)
             if not tally.decided:
                 continue
             if sla.answered_within_us is not None:
@@ -350,14 +351,11 @@ class EngineCollector(Collector):
         waiting: dict[str, int] = defaultdict(int)
         oldest: dict[str, int] = {}
         known = set(queues)
-        for (owner, _), item in pe.engine.calls.items():
-            state = item.state
-            if owner != client or not state.waiting or state.offered_us > at:
-                continue
-            queue = state.queue if state.queue in known else OTHER_QUEUE
-            waiting[queue] += 1
-            if queue not in oldest or state.offered_us < oldest[queue]:
-                oldest[queue] = state.offered_us
+        for queue, calls in waiting_calls(pe.engine, client, at).items():
+            queue = queue if queue in known else OTHER_QUEUE
+            waiting[queue] += calls.count
+            if queue not in oldest or calls.oldest_us < oldest[queue]:
+                oldest[queue] = calls.oldest_us
         for queue in [*queues, OTHER_QUEUE]:
             fams.add(WAITING, (client, queue), waiting.get(queue, 0))
             fams.add(LONGEST, (client, queue), (at - oldest[queue]) / US if queue in oldest else 0.0)
@@ -369,21 +367,18 @@ class EngineCollector(Collector):
         fams.add(UP_S, labels, rec.good)
         fams.add(DOWN_S, labels, rec.bad)
         fams.add(UNKNOWN_S, labels, rec.unknown_seconds)
-        model = pe.engine.clients[client]
-        ledger = next(lg for lg in model.uptime[sla.service] if lg.sla is sla)
-        last = ledger.last_probe()
-        if last is not None and model.uptime[sla.service][0] is ledger:  # once per service
+        first_of_service = next(s for s in pe.contracts.clients[client].slas
+                                if isinstance(s, UptimeSla) and s.service == sla.service)
+        last = last_probe(pe.engine, client, sla.service)
+        if last is not None and first_of_service is sla:  # once per service
             fams.add(SERVICE_UP, (client, sla.service), int(last[1]))
             fams.add(PROBE_AGE, (client, sla.service), max(0, at - last[0]) / US)
 
 
 def _raise_high_water(pe: PartitionEngine, labels: tuple[str, str]) -> dict[str, float]:
     """The SLA's all-periods sums, raised to (and recorded as) their high-water marks."""
-    sums = {"decided": 0.0, "good": 0.0, "bad": 0.0}
-    for tally in pe.engine.ledgers[labels].periods.values():
-        sums["decided"] += tally.decided
-        sums["good"] += tally.good
-        sums["bad"] += tally.bad
+    total = all_periods(pe.engine, *labels)
+    sums = {"decided": total.decided, "good": total.good, "bad": total.bad}
     for field, net in sums.items():
         key = (*labels, field)
         sums[field] = pe.high_water[key] = max(pe.high_water.get(key, 0.0), net)
@@ -393,36 +388,13 @@ def _raise_high_water(pe: PartitionEngine, labels: tuple[str, str]) -> dict[str,
 def settle_counters(pe: PartitionEngine) -> None:
     """Raise every counter's high-water mark in this process. A scrape rendered in a forked child
     (streams/scrape.py) would raise them in the child only, and a later scrape could then go down."""
-    for labels in pe.engine.ledgers:
+    for labels in decided_slas(pe.engine):
         _raise_high_water(pe, labels)
 
 
 def period_label(period) -> str:
     """'month' | 'week' | 'day' | 'rolling:<seconds>s' (the contract's period, for slamon_sla_info)."""
     return f"rolling:{period.rolling // US}s" if isinstance(period, Rolling) else str(period)
-
-
-def _live_tickets(pe: PartitionEngine, clients: list[str], at: int) -> dict[tuple[str, str], dict]:
-    """One pass over open ticket clocks: open items by priority and deadlines within 15/30/60 minutes."""
-    wanted = set(clients)
-    out: dict[tuple[str, str], dict] = {}
-    tickets = pe.engine.tickets
-    for key in pe.engine.open_tickets:  # tickets with an open clock; decided ones are most of them
-        client = key[0]
-        if client not in wanted:
-            continue
-        for clock in tickets[key].state.clocks:
-            if not clock.open:
-                continue
-            entry = out.get((client, clock.sla.name))
-            if entry is None:
-                entry = out[(client, clock.sla.name)] = {"open": defaultdict(int), "soon": defaultdict(int)}
-            entry["open"][clock.priority] += 1
-            if clock.deadline_us is not None:
-                for window, length in SOON.items():
-                    if clock.deadline_us <= at + length:
-                        entry["soon"][(clock.priority, window)] += 1
-    return out
 
 
 def exported_sla_names() -> list[str]:

@@ -303,16 +303,12 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
         review.daily = _daily_bad(ledger.buckets, tz, mwin, days)
         if sla.has_item_clocks:
             ids = set(review.breached_ids)
-            spans = [(_us(r.period_start), _us(r.period_end)) for r in records]
+            spans = [(r.start_us, r.end_us) for r in records]
             listed = [pair for label in ({"rolling"} if rolling else {r.period for r in records})
                       for pair in ledger.breaches.get(label, ())]
             review.breaches = sorted(
                 (a, item) for a, item in listed if item in ids and any(s <= a < e for s, e in spans))
     return review
-
-
-def _us(text: str) -> int:
-    return to_us(_dt.datetime.fromisoformat(text.replace("Z", "+00:00")))
 
 
 def _empty_record(client: str, sla, window: PeriodWindow, at: int) -> Record:
@@ -322,8 +318,8 @@ def _empty_record(client: str, sla, window: PeriodWindow, at: int) -> Record:
         penalty = {"currency": sla.penalty.currency, "monthly_fee": sla.penalty.monthly_fee, "credit_percent": 0.0,
                    "credit": 0.0, "projected_credit_percent": 0.0, "projected_credit": 0.0}
     return Record(
-        client=client, sla=sla.name, kind=sla.kind, period=window.label, period_start=format_us(window.start_us),
-        period_end=format_us(window.end_us), complete=window.end_us <= at + 1, decided=0,
+        client=client, sla=sla.name, kind=sla.kind, period=window.label, start_us=window.start_us,
+        end_us=window.end_us, complete=window.end_us <= at + 1, decided=0,
         good=0 if sla.judges_items else None, bad=0 if sla.judges_items else None,
         compliance=None, target=sla.goal, met=True,
         error_budget_remaining=None if sla.unit == "score" else 1.0,  # a mean score has no budget
