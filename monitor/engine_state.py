@@ -37,6 +37,7 @@ import msgspec
 from monitor.calls import CallState
 from monitor.contracts import Contracts
 from monitor.engine import CallItem, Engine, PipelineStats, TicketItem
+from monitor.errors import SlamonError
 from monitor.events import TicketEvent
 from monitor.ledger import BUCKET_US, DAY_US, SlaLedger, Tally
 from monitor.periods import PeriodWindow
@@ -46,7 +47,7 @@ from monitor.tickets import Clock, TicketState
 FORMAT = 2
 
 
-class StateRecordError(ValueError):
+class StateRecordError(SlamonError, ValueError):
     """A state record that cannot be used; the message names the key and what is wrong."""
 
 

@@ -29,12 +29,16 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from monitor.errors import EXIT_UNAVAILABLE, SlamonError
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
-class KafkaSecurityError(ConnectionError):
+class KafkaSecurityError(SlamonError, ConnectionError):
     """The broker refused our credentials or TLS handshake: retrying cannot help (the message holds no secret)."""
+
+    exit_code = EXIT_UNAVAILABLE
 
 
 def read_secret_file(path: Path) -> SecretStr:
@@ -345,7 +349,7 @@ def redact_secrets_in_logs(settings: Settings) -> None:
     logging.setLogRecordFactory(redacting_factory)
 
 
-class ConfigError(ValueError):
+class ConfigError(SlamonError, ValueError):
     """A settings problem, with a message fit for the command line."""
 
 

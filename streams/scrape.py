@@ -21,10 +21,12 @@ import os
 import signal
 from collections.abc import Callable
 
+from monitor.errors import SlamonError
+
 FAILED = b"\x00slamon-scrape-failed\x00"  # the child's last bytes when rendering raised
 
 
-class ScrapeError(RuntimeError):
+class ScrapeError(SlamonError, RuntimeError):
     pass
 
 

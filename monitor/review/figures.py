@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.contracts import Contracts, Rolling, UptimeSla
 from monitor.engine import Engine
+from monitor.errors import SlamonError
 from monitor.events import format_us, to_us
 from monitor.ledger import BUCKET_US, Tally
 from monitor.periods import PeriodWindow, period_of, periods_between, rolling_window
@@ -44,7 +45,7 @@ MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "
 DEFAULT_TREND = 6
 LOW_MARGIN = 0.25  # "met with little margin": less than this share of the error budget left
 
-class ReviewError(ValueError):
+class ReviewError(SlamonError, ValueError):
     """A review that cannot be built (bad month, unknown client, no data): the message says why."""
 
 

@@ -16,6 +16,7 @@ from html import escape
 from pathlib import Path
 
 from monitor.contracts import UptimeSla
+from monitor.errors import EXIT_UNAVAILABLE, SlamonError
 from monitor.events import format_us
 from monitor.review.figures import (
     CSV_COLUMNS,
@@ -52,12 +53,12 @@ CHROMIUM_FLAGS = (
 MAX_LISTED = 40  # breached ticket ids listed per SLA in the document (the CSV has them all)
 
 
-class ChromiumMissing(RuntimeError):
-    pass
+class ChromiumMissing(SlamonError, RuntimeError):
+    exit_code = EXIT_UNAVAILABLE
 
 
-class PdfError(RuntimeError):
-    pass
+class PdfError(SlamonError, RuntimeError):
+    exit_code = EXIT_UNAVAILABLE
 
 
 # --- CSV -------------------------------------------------------------------------------------------------
