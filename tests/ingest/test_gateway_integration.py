@@ -1,0 +1,167 @@
+"""`slamon ingest` as a process, real HTTP requests, a real Kafka broker.
+
+- every fixture of every HTTP connector, signed as its vendor signs: 2xx for the mappable ones, 422 + a dead
+  letter with the original body for the others; the events on the topic equal the expected events, and their
+  replay (figures) equals the replay of the expected events, also after every delivery is retried;
+- a wrong or missing signature: 401, nothing produced;
+- a client the map does not know: 422 + dead letter;
+- Kafka down: 503 with Retry-After, never 2xx; back up: 2xx again.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+import pytest
+
+from monitor.contracts import load_contracts
+from monitor.replay import replay_lines
+from tests.ingest.gateway_support import CONTRACTS, GatewayProcess
+from tests.ingest.helpers import cases, expected, vendors
+from tests.support.pipeline import read_topic
+
+pytestmark = pytest.mark.integration
+
+HTTP = [v for v in vendors() if v != "asterisk"]
+
+
+def _figures(lines: list[bytes], at_us: int) -> list[tuple]:
+    result = replay_lines(lines, load_contracts(CONTRACTS), at_us)
+    return sorted((r.client, r.sla, r.period, r.decided, r.good, r.bad, r.value, r.open) for r in result.records)
+
+
+@pytest.fixture
+def gateway(kafka_broker, tmp_path):
+    with GatewayProcess(tmp_path / "gw", kafka_broker.bootstrap, HTTP) as gw:
+        yield gw.start()
+
+
+def test_fixtures_through_the_gateway_equal_the_expected_events(gateway, kafka_broker):
+    want_events, rejects, bodies = [], 0, []
+    for vendor in HTTP:
+        want = expected(vendor)
+        for path in cases(vendor):
+            body = path.read_bytes()
+            status, answer, _ = gateway.post(vendor, body)
+            if isinstance(want[path.name], dict):
+                assert status == 422, (vendor, path.name, status, answer)
+                assert want[path.name]["reject"] in orjson.loads(answer)["error"]
+                rejects += 1
+                bodies.append(body)
+            else:
+                assert status in (200, 204), (vendor, path.name, status, answer, gateway.tail())
+                if status == 200:
+                    assert orjson.loads(answer)["accepted"] == len(want[path.name])
+                want_events.extend(want[path.name])
+    records = read_topic(_settings(gateway, kafka_broker), gateway.events_topic, len(want_events))
+    got = [orjson.loads(r.value) for r in records]
+    assert all(r.key.decode() == e["client"] for r, e in zip(records, got, strict=True))
+    assert sorted(got, key=_order) == sorted(want_events, key=_order)
+    letters = read_topic(_settings(gateway, kafka_broker), gateway.deadletter_topic, rejects)
+    assert sorted(r.value for r in letters) == sorted(bodies)
+    assert {dict(r.headers)["reason"] for r in letters} == {b"unmappable"}
+
+    # figures: the topic replays to what the expected events replay to
+    at = max(_us(e["ts"]) for e in want_events)
+    expected_lines = [orjson.dumps(e) for e in want_events]
+    figures = _figures(expected_lines, at)
+    assert figures == _figures([r.value for r in records], at)
+    assert any(f[3] for f in figures), "something was decided"
+
+    # every vendor retries every delivery: the duplicates count once
+    for vendor in HTTP:
+        for path in cases(vendor):
+            if not isinstance(expected(vendor)[path.name], dict):
+                status, _, _ = gateway.post(vendor, path.read_bytes())
+                assert status in (200, 204)
+    records = read_topic(_settings(gateway, kafka_broker), gateway.events_topic, 2 * len(want_events))
+    replay = replay_lines([r.value for r in records], load_contracts(CONTRACTS), at)
+    assert _figures([r.value for r in records], at) == figures
+    assert replay.duplicates >= len(want_events)
+
+
+def test_wrong_signature_is_401_and_produces_nothing(gateway, kafka_broker):
+    vendor = "zendesk"
+    body = cases(vendor)[0].read_bytes()
+    assert gateway.post(vendor, body, sign=False)[0] == 401
+    forged = {"X-Zendesk-Webhook-Signature": "AAAA", "X-Zendesk-Webhook-Signature-Timestamp": "2026-03-02T09:00:00Z"}
+    assert gateway.post(vendor, body, sign=False, headers=forged)[0] == 401
+    assert gateway.post("servicenow", cases("servicenow")[0].read_bytes(), sign=False,
+                        headers={"Authorization": "Basic d3Jvbmc6d3Jvbmc="})[0] == 401
+    tampered = body.replace(b'"high"', b'"low"')
+    assert gateway.post(vendor, tampered, sign=False, headers=_signed(gateway, vendor, body))[0] == 401
+    import urllib.error
+    import urllib.request
+
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(urllib.request.Request(f"{gateway.base}/hooks/nope", data=b"{}"), timeout=10)
+    assert err.value.code == 404
+    # a valid one afterwards: the only record on either topic
+    assert gateway.post(vendor, body)[0] == 200
+    assert len(read_topic(_settings(gateway, kafka_broker), gateway.events_topic, 1)) == 1
+    assert read_topic(_settings(gateway, kafka_broker), gateway.deadletter_topic, 0, timeout=3) == []
+
+
+def test_unknown_client_is_422_and_dead_lettered(gateway, kafka_broker):
+    body = orjson.loads(cases("servicenow")[0].read_bytes())
+    body["company"] = "Initech"
+    raw = orjson.dumps(body)
+    status, answer, _ = gateway.post("servicenow", raw)
+    assert status == 422 and orjson.loads(answer)["reason"] == "no_client"
+    (letter,) = read_topic(_settings(gateway, kafka_broker), gateway.deadletter_topic, 1)
+    assert letter.value == raw and dict(letter.headers)["reason"] == b"no_client"
+    status, answer, _ = gateway.post("servicenow", b"{not json")
+    assert status == 400
+
+
+@pytest.mark.slow
+def test_kafka_outage_answers_503_never_2xx(kafka_broker_factory, tmp_path):
+    broker = kafka_broker_factory()
+    with GatewayProcess(tmp_path / "gw", broker.bootstrap, ["zendesk"], produce_timeout_seconds=2) as gw:
+        gw.start()
+        paths = [p for p in cases("zendesk") if not isinstance(expected("zendesk")[p.name], dict)]
+        assert gw.post("zendesk", paths[0].read_bytes())[0] == 200
+        broker.stop()
+        status, answer, headers = gw.post("zendesk", paths[1].read_bytes())
+        assert status == 503, answer
+        assert int(headers["Retry-After"]) >= 1
+        broker.start()
+        deadline = time.monotonic() + 90
+        while True:  # the vendor retries until accepted
+            status, answer, _ = gw.post("zendesk", paths[1].read_bytes())
+            if status == 200:
+                break
+            assert status == 503 and time.monotonic() < deadline, (status, answer, gw.tail())
+            time.sleep(1)
+        settings = _settings(gw, broker)
+        records = read_topic(settings, gw.events_topic, 2, exact=False)
+        ids = {orjson.loads(r.value)["event_id"] for r in records}
+        assert ids == {e["event_id"] for p in paths[:2] for e in expected("zendesk")[p.name]}
+
+
+# --- helpers ------------------------------------------------------------------------------------------------
+
+
+def _settings(gateway, broker):
+    from streams.config import load_settings
+
+    return load_settings(None, kafka={"bootstrap_servers": broker.bootstrap})
+
+
+def _signed(gateway, vendor, body):
+    from ingest.auth import sign_headers
+
+    return sign_headers(gateway.schemes[vendor], gateway.secrets[vendor], body, f"{gateway.base}/hooks/{vendor}")
+
+
+def _order(e: dict):
+    return (e["event_id"],)
+
+
+def _us(ts: str) -> int:
+    from datetime import datetime
+
+    from monitor.events import to_us
+
+    return to_us(datetime.fromisoformat(ts.replace("Z", "+00:00")))
