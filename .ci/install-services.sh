@@ -33,6 +33,7 @@ command -v mvn >/dev/null || need+=(maven)
 command -v chromium >/dev/null || need+=(chromium)   # PDF rendering of the monthly review
 command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || need+=(docker-compose)
 command -v openssl >/dev/null || need+=(openssl)            # test certificates for the TLS listeners
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)  # the SLA record (store/)
 
 if (( ${#need[@]} )); then
     log "installing: ${need[*]}"
