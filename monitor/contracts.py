@@ -3,23 +3,22 @@
 The pydantic models are the edge; `load_contracts` turns a validation error into a `ContractError` that
 names the file, the line and the path of the bad field, and what was expected.
 
-Hostile input is refused with a `ContractError` too, quickly and in bounded memory: YAML is read with a
-`yaml.SafeLoader` subclass (no python tags), nesting deeper than `MAX_YAML_DEPTH` and aliases that expand to
-more than `MAX_YAML_NODES` nodes ("billion laughs") are refused before anything is built, floats must be
-finite and durations at most `MAX_DURATION_US`.
+Hostile input is refused with a `ContractError` too, quickly and in bounded memory: the file is read by
+`monitor.yaml_loader` (the reader of every configuration file: a `yaml.SafeLoader` subclass, no python tags;
+nesting deeper than `MAX_YAML_DEPTH`, aliases that expand to more than `MAX_YAML_NODES` nodes and keys given
+twice are refused before anything is built), floats must be finite and durations at most `MAX_DURATION_US`.
+The top-level `version:` is the file format (absent: 1); an unknown version is refused.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import reprlib
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -31,14 +30,15 @@ from pydantic import (
     model_validator,
 )
 
+from monitor import yaml_loader
 from monitor.durations import parse_duration_us
+from monitor.errors import SlamonError
 from monitor.events import Name, to_us
+from monitor.yaml_loader import MAX_YAML_DEPTH, MAX_YAML_NODES  # noqa: F401 - the limits, re-exported
+from monitor.yaml_loader import short as _short
 
 MAX_DURATION_US = 3660 * 86_400_000_000  # ten years: longer than any target, period or lateness
-MAX_CONTRACT_BYTES = 16 * 1024 * 1024
-MAX_YAML_DEPTH = 64  # real contracts nest about 8 levels; PyYAML composes recursively
-MAX_YAML_NODES = 500_000  # nodes after expanding aliases and merges (examples/contracts.yaml: 570)
-MAX_EXPLAINED_ERRORS = 20
+MAX_CONTRACT_BYTES = yaml_loader.MAX_YAML_BYTES
 
 
 def _duration_us(value: Any) -> int:
@@ -534,6 +534,7 @@ DEFAULT_REOPEN_WINDOW_US = 7 * 86_400_000_000
 
 
 class Contracts(_Model):
+    version: Literal[1] = 1  # the file format; `parse_contracts` names the supported versions
     allowed_lateness: DurationUs = 3_600_000_000
     # How long a resolved/closed ticket may still be reopened; after it the ticket is final (spec "Final items").
     # 7 days: ticketing systems close solved tickets automatically (Zendesk after 4 days by default, ServiceNow
@@ -551,197 +552,28 @@ class Contracts(_Model):
         return self.reopen_window if own is None else own
 
 
-class ContractError(ValueError):
+class ContractError(SlamonError, ValueError):
     """A contract file that cannot be used; the message names file, line and field."""
 
 
+_ContractLoader = yaml_loader.SafeYamlLoader  # the loader of every configuration file (monitor/yaml_loader.py)
+
+
 def load_contracts(path: str | Path) -> Contracts:
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_CONTRACT_BYTES:
-            raise ContractError(f"{path}: larger than {MAX_CONTRACT_BYTES // 2**20} MiB")
-        data = path.read_bytes()
-    except OSError as err:
-        raise ContractError(f"{path}: cannot read: {err.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ContractError(f"{path}:{line}: not UTF-8: byte {data[err.start]:#04x}") from None
-    return parse_contracts(text, str(path))
-
-
-class _ContractLoader(yaml.SafeLoader):
-    """SafeLoader that refuses deep nesting while scanning and composing (PyYAML recurses per level) and
-    turns a scalar the safe constructors cannot build (a 5000-digit int, 2026-02-30, `!!timestamp x`) into a
-    YAML error with its line."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._depth = 0
-
-    def fetch_flow_collection_start(self, TokenClass):
-        # The scanner's simple-key bookkeeping is quadratic in open flow collections: stop it early.
-        if self.flow_level >= MAX_YAML_DEPTH:
-            raise yaml.scanner.ScannerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
-                                            self.get_mark())
-        super().fetch_flow_collection_start(TokenClass)
-
-    def compose_node(self, parent, index):
-        self._depth += 1
-        try:
-            if self._depth > MAX_YAML_DEPTH:
-                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
-                                                  self.peek_event().start_mark)
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
-
-    def construct_object(self, node, deep=False):
-        try:
-            return super().construct_object(node, deep)
-        except yaml.YAMLError:
-            raise
-        except Exception as err:  # the safe constructors assume well-formed scalars (`!!timestamp x`)
-            what = _short(node.value) if isinstance(node, yaml.ScalarNode) else node.tag
-            raise yaml.constructor.ConstructorError(None, None, f"cannot read {what}: {err}",
-                                                    node.start_mark) from None
+    return parse_contracts(yaml_loader.read_text(path, ContractError), str(path))
 
 
 def parse_contracts(text: str, source: str = "<contracts>") -> Contracts:
-    loader = None
-    try:
-        loader = _ContractLoader(text)  # checks every character is printable
-        root = loader.get_single_node()
-        _check_expansion(root, source)
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.reader.ReaderError as err:  # no mark: only a character position
-        line = text[: err.position].count("\n") + 1
-        raise ContractError(f"{source}:{line}: not valid YAML: character {err.character:#06x} is not allowed") \
-            from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ContractError(f"{source}{where}: not valid YAML: {problem}") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
+    data, root = yaml_loader.load(text, source, ContractError)
     if not isinstance(data, dict):
         raise ContractError(f"{source}:1: expected a mapping with 'clients:' at the top")
+    yaml_loader.check_version(data, root, source, ContractError)
     try:
         return Contracts.model_validate(data)
     except ValidationError as err:
-        raise ContractError(_explain(err, root, source)) from None
-
-
-def _check_expansion(root: yaml.Node | None, source: str) -> None:
-    """Refuse aliases (and merge keys) that expand to more than MAX_YAML_NODES nodes or MAX_YAML_DEPTH levels
-    (aliases nest anchored subtrees), naming the smallest subtree that is too large."""
-    if root is None:
-        return
-    sizes = _expanded_sizes(root)
-    if sizes[id(root)] <= MAX_YAML_NODES:
-        return
-    node, path, seen = root, [], {id(root)}
-    while True:
-        big = [(key, c) for key, c in _labelled_children(node) if sizes[id(c)] > MAX_YAML_NODES]
-        if not big or id(big[0][1]) in seen:  # the smallest, or a node that contains itself
-            break
-        seen.add(id(big[0][1]))
-        key, node = big[0]
-        path.append(key)
-    raise ContractError(f"{source}:{node.start_mark.line + 1}: {'.'.join(path) or '(top)'}: YAML aliases expand "
-                        f"to more than {MAX_YAML_NODES} nodes or {MAX_YAML_DEPTH} levels (an alias bomb?)")
-
-
-def _expanded_sizes(root: yaml.Node) -> dict[int, int]:
-    """id(node) -> number of nodes once aliases are expanded (capped just above the limit; a node nested more
-    than MAX_YAML_DEPTH levels counts as over the limit). Iterative and memoized per node object, so it is
-    linear in the composed graph however the aliases nest. A node that contains itself (`&a [*a]`) is over."""
-    sizes: dict[int, int] = {}
-    depths: dict[int, int] = {}
-    entered: set[int] = set()
-    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
-    while stack:
-        node, children_done = stack.pop()
-        if id(node) in sizes:
-            continue
-        children = _children(node)
-        if not children_done:
-            if id(node) in entered:  # reached again below itself: infinite expansion
-                sizes[id(node)], depths[id(node)] = MAX_YAML_NODES + 1, MAX_YAML_DEPTH + 1
-                continue
-            entered.add(id(node))
-            stack.append((node, True))
-            stack.extend((c, False) for c in children if id(c) not in sizes)
-            continue
-        depth = 1 + max((depths[id(c)] for c in children), default=0)
-        size = 1 + sum(sizes[id(c)] for c in children)
-        depths[id(node)] = depth
-        sizes[id(node)] = MAX_YAML_NODES + 1 if depth > MAX_YAML_DEPTH else min(size, MAX_YAML_NODES + 1)
-    return sizes
-
-
-def _children(node: yaml.Node) -> list[yaml.Node]:
-    if isinstance(node, yaml.MappingNode):
-        return [n for pair in node.value for n in pair]
-    if isinstance(node, yaml.SequenceNode):
-        return list(node.value)
-    return []
-
-
-def _labelled_children(node: yaml.Node) -> list[tuple[str, yaml.Node]]:
-    if isinstance(node, yaml.MappingNode):
-        return [(str(k.value) if isinstance(k, yaml.ScalarNode) else "[key]", v) for k, v in node.value]
-    if isinstance(node, yaml.SequenceNode):
-        return [(str(i), v) for i, v in enumerate(node.value)]
-    return []
-
-
-def _explain(err: ValidationError, root: yaml.Node, source: str) -> str:
-    lines = []
-    errors = err.errors(include_url=False)
-    for e in errors[:MAX_EXPLAINED_ERRORS]:
-        loc = [p for p in e["loc"] if not _is_union_tag(p)]
-        _node, line = _locate(root, loc)
-        path = ".".join(str(p) for p in loc) or "(top)"
-        got = "" if e["type"] in ("missing", "value_error") else f" (got {_short(e.get('input'))})"
-        msg = "".join(c if c.isprintable() else repr(c)[1:-1] for c in e["msg"])  # quotes user text: one line
-        lines.append(f"{source}:{line}: {path}: {msg}{got}")
-    if len(errors) > MAX_EXPLAINED_ERRORS:
-        lines.append(f"{source}: ... and {len(errors) - MAX_EXPLAINED_ERRORS} more errors")
-    return "\n".join(lines)
+        raise ContractError(yaml_loader.explain(err, root, source, skip=_is_union_tag)) from None
 
 
 def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in TICKET_KINDS + CALL_KINDS + ("uptime", "csat", "accuracy")
                                        or part.startswith(("function-", "literal[", "tagged-union")))
-
-
-def _locate(node: yaml.Node | None, loc: list[Any]) -> tuple[yaml.Node | None, int]:
-    """Deepest YAML node along `loc`, and its 1-based line."""
-    line = node.start_mark.line + 1 if node is not None else 1
-    for part in loc:
-        child = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if k.value == str(part)), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            child = node.value[part]
-        if child is None:
-            break
-        node, line = child, child.start_mark.line + 1
-    return node, line
-
-
-_REPR = reprlib.Repr()  # Python 3.11's Repr takes no keyword arguments
-_REPR.maxlevel = 3
-_REPR.maxtuple = _REPR.maxlist = _REPR.maxdict = _REPR.maxset = 6
-_REPR.maxstring = _REPR.maxother = 60
-_REPR.maxlong = 40
-
-
-def _short(value: Any) -> str:
-    """A bounded repr: the input may be a huge or deeply shared structure (reprlib stops early)."""
-    text = _REPR.repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
