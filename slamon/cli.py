@@ -1,167 +1,162 @@
-"""`slamon` command line. Subcommands are thin: parsing, files and progress here; logic in the modules."""
+"""`slamon` command line: the root parser. Each package registers its commands with `add_parsers(sub)`; this
+module builds the parser, runs the command and turns every error into a message and a documented exit code.
+It never shows a traceback unless SLAMON_DEBUG=1."""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
-from collections.abc import Iterator
-from datetime import datetime
-from pathlib import Path
-from typing import BinaryIO
+import textwrap
+import traceback
 
-from monitor.contracts import ContractError, load_contracts
-from monitor.events import to_us
-from monitor.gc_tuning import tune_gc
+from monitor.errors import (
+    EXIT_CODES,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    SlamonError,
+)
 
-DEFAULT_CONTRACTS = os.environ.get("SLAMON_CONTRACTS", "examples/contracts.yaml")
+# Kept importable from here for callers of the former single-module CLI; new code imports slamon.inputs.
+from slamon.inputs import DEFAULT_CONTRACTS, resolve_contracts_default  # noqa: F401
+from slamon.inputs import instant as _instant  # noqa: F401
+from slamon.inputs import open_events as _open_events  # noqa: F401
+from slamon.inputs import with_progress as _with_progress  # noqa: F401
+
+DEBUG_ENV = "SLAMON_DEBUG"
+EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES) + (
+    "\n\nContracts: --contracts FILE, else $SLAMON_CONTRACTS, else ./examples/contracts.yaml. "
+    "`slamon COMMAND --help` describes each command.")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.run(args)
-    except ContractError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except BrokenPipeError:  # `slamon replay ... | head`
-        return 0
+class HelpFormatter(argparse.HelpFormatter):
+    """Shows each option's default (unless its help already says it, or there is none to show) and keeps the
+    line breaks of descriptions and epilogs (each line is wrapped on its own)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text.lower() or default is None or isinstance(default, bool) or default == [] or \
+                default is argparse.SUPPRESS:
+            return text
+        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        lines = []
+        for line in text.splitlines():
+            if not line.strip() or line.startswith("  "):
+                lines.append(indent + line)
+            else:
+                lines.append(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent))
+        return "\n".join(lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="slamon", description="Streaming SLA monitor for BPO operations")
-    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+class Parser(argparse.ArgumentParser):
+    """The parser of `slamon` and of every subcommand (subparsers inherit the class)."""
 
-    p = sub.add_parser("validate", help="check a contracts file")
-    p.add_argument("contracts")
-    p.set_defaults(run=_validate)
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
-    p = sub.add_parser("replay", help="replay JSON Lines events and print the SLA report")
-    p.add_argument("events", help="JSON Lines file, or - for stdin")
-    p.add_argument("--contracts", default=DEFAULT_CONTRACTS)
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("--at", type=_instant, help="report instant (RFC 3339); later events are ignored")
-    p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(run=_replay)
 
-    p = sub.add_parser("import", help="convert a public log into slamon events (JSON Lines on stdout)")
-    p.add_argument("source", choices=("bpic2013",))
-    p.add_argument("path")
-    p.add_argument("--client", default="volvo-it")
-    p.add_argument("-o", "--output", help="file to write (default stdout)")
-    p.set_defaults(run=_import)
-
-    from slamon.generator_cli import add_generator_args
-
-    p = sub.add_parser("generate", help="synthetic events for the contracts (JSON Lines on stdout)")
-    p.add_argument("--contracts", default=DEFAULT_CONTRACTS)
-    p.add_argument("-o", "--output", help="file to write (default stdout)")
-    add_generator_args(p)
-    p.set_defaults(run=_generate)
-
-    _add_adapter_parsers(sub)
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="slamon", description="Streaming SLA monitor for BPO operations.", epilog=EPILOG)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
+    add_package_parsers(sub)
     return parser
 
 
-def _add_adapter_parsers(sub) -> None:
-    """Commands of the adapters (Kafka workers, alerting, reports) live with their code."""
-    from alerts.backtest import add_parsers as backtest_parsers
+_parser = build_parser  # former name
+
+
+def add_package_parsers(sub) -> None:
+    """Every package's commands: the core (validate, replay, import, generate), then the adapters (Kafka
+    workers, alerting, reports, backtest), which live with their code."""
+    try:
+        from alerts.backtest.cli import add_parsers as backtest_parsers
+    except ModuleNotFoundError:  # alerts/backtest.py before it became a package
+        from alerts.backtest import add_parsers as backtest_parsers
     from alerts.cli import add_parsers as alerts_parsers
+    from slamon.commands import add_parsers as core_parsers
     from slamon.review_cli import add_parsers as review_parsers
     from streams.cli import add_parsers as streams_parsers
 
+    core_parsers(sub)
     streams_parsers(sub)
     alerts_parsers(sub)
     review_parsers(sub)
     backtest_parsers(sub)
 
 
-def _instant(text: str) -> int:
+def main(argv: list[str] | None = None) -> int:
     try:
-        ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an RFC 3339 time like 2026-11-30T23:59:59Z, got {text!r}") from None
-    if ts.tzinfo is None:
-        raise argparse.ArgumentTypeError("the time needs an offset, e.g. Z or +01:00")
-    return to_us(ts)
+        args = build_parser().parse_args(argv)
+        resolve_contracts_default(args)
+        return args.run(args)
+    except SystemExit:  # argparse (exit 2 after its usage message), --help (0)
+        raise
+    except BaseException as err:
+        return report(err)
 
 
-def _validate(args) -> int:
-    contracts = load_contracts(args.contracts)
-    slas = sum(len(c.slas) for c in contracts.clients.values())
-    print(f"{args.contracts}: ok ({len(contracts.clients)} clients, {slas} SLAs)")
-    return 0
+def report(err: BaseException) -> int:
+    """Print `err` as `error: ...` (and `hint: ...`) on stderr; return its exit code."""
+    if isinstance(err, BrokenPipeError):  # `slamon replay ... | head`: the reader has what it wanted
+        _silence_stdout()
+        return EXIT_OK
+    if isinstance(err, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
+    if debug:
+        traceback.print_exception(err, file=sys.stderr)
+    if isinstance(err, SlamonError):
+        _print_error(str(err), err.hint)
+        return err.exit_code
+    if isinstance(err, ConnectionError | TimeoutError):
+        _print_error(f"{_what(err)}: {_os_reason(err)}", "is the service running and reachable?")
+        return EXIT_UNAVAILABLE
+    if isinstance(err, OSError):
+        where = f"{err.filename}: " if err.filename is not None else ""
+        if err.filename2 is not None:
+            where = f"{err.filename} -> {err.filename2}: "
+        _print_error(f"{where}{_os_reason(err)}")
+        return EXIT_UNAVAILABLE if err.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_USAGE
+    if isinstance(err, Exception):
+        message = " ".join(str(err).split()) or "(no message)"
+        more = "" if debug else f" (set {DEBUG_ENV}=1 for the traceback)"
+        print(f"error: internal error: {type(err).__name__}: {message}{more}", file=sys.stderr)
+        return EXIT_INTERNAL
+    raise err  # GeneratorExit and the like: not ours to swallow
 
 
-def _replay(args) -> int:
-    from monitor.formats import to_csv, to_json, to_table
-    from monitor.replay import replay_lines
-
-    contracts = load_contracts(args.contracts)
-    tune_gc()
-    with _open_events(args.events) as stream:
-        lines = _with_progress(stream, args.events, disabled=args.no_progress)
-        result = replay_lines(lines, contracts, args.at)
-    render = {"table": to_table, "json": to_json, "csv": to_csv}[args.format]
-    sys.stdout.write(render(result).rstrip("\n") + "\n")
-    for reason, example in result.examples.items():
-        print(f"rejected ({reason}): {result.rejected[reason]}, first at {example}", file=sys.stderr)
-    return 0
+def _print_error(message: str, hint: str | None = None) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr)
 
 
-def _open_events(path: str) -> BinaryIO:
-    if path == "-":
-        return os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+def _os_reason(err: OSError) -> str:
+    return err.strerror or " ".join(str(err).split()) or type(err).__name__
+
+
+def _what(err: OSError) -> str:
+    return type(err).__name__.replace("Error", " error").strip().lower()
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe, Python's final flush of stdout would fail again and print a warning."""
     try:
-        return open(path, "rb")
-    except OSError as err:
-        raise SystemExit(f"error: cannot read {path}: {err.strerror}") from None
-
-
-def _with_progress(stream: BinaryIO, path: str, disabled: bool) -> Iterator[bytes]:
-    """Lines of the stream, with a byte-based progress bar on stderr for large files."""
-    size = Path(path).stat().st_size if path != "-" else None
-    if disabled or (not sys.stderr.isatty() and os.environ.get("SLAMON_PROGRESS") != "1"):
-        yield from stream
-        return
-    from tqdm import tqdm
-
-    with tqdm(total=size, unit="B", unit_scale=True, desc="replay", file=sys.stderr,
-              disable=size is not None and size < 5_000_000) as bar:
-        for line in stream:
-            bar.update(len(line))
-            yield line
-
-
-def _import(args) -> int:
-    import orjson
-
-    from monitor.importers.bpic2013 import convert
-
-    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
-    try:
-        for event in convert(args.path, client=args.client):
-            out.write(orjson.dumps(event) + b"\n")
-    finally:
-        if args.output:
-            out.close()
-    return 0
-
-
-def _generate(args) -> int:
-    from monitor.simulation.generator import generate
-    from slamon.generator_cli import config_from_args, report_count, write_events
-
-    contracts = load_contracts(args.contracts)
-    config = config_from_args(args, contracts)
-    out = open(args.output, "wb") if args.output else sys.stdout.buffer  # noqa: SIM115
-    try:
-        report_count(write_events(generate(contracts, config), out))
-    finally:
-        if args.output:
-            out.close()
-    return 0
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests capture it)
+        pass
 
 
 if __name__ == "__main__":

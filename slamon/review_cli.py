@@ -1,9 +1,8 @@
-"""`slamon report`: the monthly SLA review (HTML, PDF or CSV). The lead wires it in with
-`review_cli.add_parsers(sub)` in `slamon.cli._parser`."""
+"""`slamon report`: the monthly SLA review (HTML, PDF or CSV), registered by `slamon.cli` with
+`review_cli.add_parsers(sub)`."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -17,25 +16,28 @@ _TS = re.compile(rb'"ts"\s*:\s*"([^"]{10,40})"')
 
 
 def add_parsers(sub) -> None:
-    from slamon.cli import DEFAULT_CONTRACTS, _instant
+    from slamon.commands import FAIL_ON_BREACH_HELP
+    from slamon.inputs import add_contracts_option, instant, positive_int
 
     p = sub.add_parser(
         "report", help="monthly SLA review per client (HTML, PDF or CSV)",
         description="The monthly SLA review for account managers: per client and SLA, compliance vs target, "
                     "met/missed, trend, breaches with ticket ids, penalty credits and an executive summary. "
                     "Every figure equals `slamon replay --at T` for the month's contract periods.")
-    p.add_argument("events", help="JSON Lines file, or - for stdin")
+    p.add_argument("events", metavar="EVENTS", help="JSON Lines file, or - for stdin")
     p.add_argument("--period", required=True, metavar="YYYY-MM", help="the month to review, e.g. 2026-11")
     p.add_argument("--client", action="append", default=None,
                    help="review only this client (repeatable; default: every client)")
-    p.add_argument("--contracts", default=DEFAULT_CONTRACTS)
-    p.add_argument("--format", choices=("html", "pdf", "csv"), default="html")
-    p.add_argument("-o", "--output", help="file to write (default stdout)")
-    p.add_argument("--trend", type=int, default=6, metavar="N", help="months in the trend charts (default 6)")
-    p.add_argument("--at", type=_instant,
+    add_contracts_option(p)
+    p.add_argument("--format", choices=("html", "pdf", "csv"), default="html", help="output format")
+    p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    p.add_argument("--trend", type=positive_int, default=6, metavar="N", help="months in the trend charts")
+    p.add_argument("--at", type=instant, metavar="TIME",
                    help="review instant (RFC 3339); default: the end of the month's last contract period, or "
                         "the newest event time if the events stop earlier (month to date)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--fail-on-breach", action="store_true",
+                   help=FAIL_ON_BREACH_HELP.replace("a reported SLA period", "an SLA of the reviewed month"))
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run_report)
 
 
@@ -74,81 +76,81 @@ def _max_us(current: int | None, ts: bytes) -> int | None:
 def run_report(args) -> int:
     from monitor.contracts import load_contracts
     from monitor.engine import Engine
+    from monitor.errors import EXIT_BREACH, EXIT_OK
     from monitor.gc_tuning import tune_gc
     from monitor.replay import replay_lines
     from monitor.review.figures import ReviewError, build_review, parse_month, review_at
-    from monitor.review.render import ChromiumMissing, PdfError, html_to_pdf, render_csv, render_html
-    from slamon.cli import _open_events, _with_progress
+    from monitor.review.render import html_to_pdf, render_csv, render_html
+    from slamon.commands import check_accepted, print_rejections
+    from slamon.inputs import InputError, open_events, output_stream, with_progress
 
     if args.format == "pdf" and not args.output and sys.stdout.isatty():
-        print("error: --format pdf writes binary data: give -o FILE (or redirect stdout)", file=sys.stderr)
-        return 2
+        raise InputError("--format pdf writes binary data", hint="give -o FILE (or redirect stdout)")
+    parse_month(args.period)
     contracts = load_contracts(args.contracts)
-    try:
-        parse_month(args.period)
-        for name in args.client or ():
-            if name not in contracts.clients:
-                raise ReviewError(f"client {name!r} is not in {args.contracts} (known: {', '.join(contracts.clients)})")
-    except ReviewError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    for name in args.client or ():
+        if name not in contracts.clients:
+            raise ReviewError(f"client {name!r} is not in {args.contracts} (known: {', '.join(contracts.clients)})")
     spool = None
     path = args.events
     try:
         if path == "-":  # read twice (newest time, then replay): keep stdin in a temporary file
             spool = tempfile.NamedTemporaryFile(prefix="slamon-report-", suffix=".jsonl", delete=False)  # noqa: SIM115
-            with _open_events("-") as stream:
+            with open_events("-") as stream:
                 shutil.copyfileobj(stream, spool)
             spool.close()
             path = spool.name
+        with open_events(path) as stream:  # a missing file or a directory fails here, before the scan
+            pass
         if args.at is not None:
             at = args.at
         else:
-            newest = newest_event_us(path) if os.path.exists(path) else None
-            if newest is None and os.path.exists(path):
-                print(f"error: no events in {args.events}", file=sys.stderr)
-                return 2
+            newest = newest_event_us(path)
+            if newest is None:
+                raise ReviewError(f"no events with a valid time in {'stdin' if args.events == '-' else args.events}")
             at = review_at(contracts, args.period, args.client, newest)
         tune_gc()
         engine = Engine(contracts)
-        with _open_events(path) as stream:
-            result = replay_lines(_with_progress(stream, path, disabled=args.no_progress), contracts, at, engine)
+        with open_events(path) as stream:
+            result = replay_lines(with_progress(stream, path, disabled=args.no_progress), contracts, at, engine)
+        print_rejections(result)
+        check_accepted(result, args.events)
         review = build_review(result, engine, args.period, args.client, trend=args.trend)
-    except ReviewError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
     finally:
         if spool is not None:
             os.unlink(spool.name)
-    for reason, example in result.examples.items():
-        print(f"rejected ({reason}): {result.rejected[reason]}, first at {example}", file=sys.stderr)
     if args.format == "csv":
         data = render_csv(review).encode()
     else:
         html = render_html(review)
-        if args.format == "html":
-            data = html.encode()
-        else:
-            try:
-                data = html_to_pdf(html)
-            except (ChromiumMissing, PdfError) as err:
-                print(f"error: {err}", file=sys.stderr)
-                return 3
-    if args.output:
-        with open(args.output, "wb") as out:
-            out.write(data)
-    else:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    return 0
+        data = html.encode() if args.format == "html" else html_to_pdf(html)  # ChromiumMissing, PdfError: exit 4
+    with output_stream(args.output) as out:
+        out.write(data)
+    if args.fail_on_breach:
+        missed = [f"{c.client}/{s.sla}" for c in review.clients for s in c.slas if s.has_data and not s.met]
+        if missed:
+            print(f"breach: {len(missed)} SLA(s) missed their target in {args.period} ({', '.join(missed[:5])}"
+                  f"{' and more' if len(missed) > 5 else ''})", file=sys.stderr)
+            return EXIT_BREACH
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m slamon.review_cli report ...` until `slamon` wires the subcommand in."""
-    parser = argparse.ArgumentParser(prog="slamon")
+    """`python -m slamon.review_cli report ...`: the `report` command alone, with the errors and exit codes of
+    `slamon` (slamon.cli)."""
+    from slamon.cli import Parser, report
+    from slamon.inputs import resolve_contracts_default
+
+    parser = Parser(prog="slamon")
     add_parsers(parser.add_subparsers(required=True, metavar="COMMAND"))
-    args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        args = parser.parse_args(argv)
+        resolve_contracts_default(args)
+        return args.run(args)
+    except SystemExit:
+        raise
+    except BaseException as err:
+        return report(err)
 
 
 if __name__ == "__main__":
