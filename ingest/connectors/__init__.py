@@ -9,11 +9,11 @@ MODULES = {
     "zendesk": "ingest.connectors.zendesk",
     "servicenow": "ingest.connectors.servicenow",
     "jira": "ingest.connectors.jira",
-    # "amazon_connect": "ingest.connectors.amazon_connect",
-    # "twilio": "ingest.connectors.twilio",
-    # "genesys": "ingest.connectors.genesys",
-    # "alertmanager": "ingest.connectors.alertmanager",
-    # "generic": "ingest.connectors.generic",
+    "amazon_connect": "ingest.connectors.amazon_connect",
+    "twilio": "ingest.connectors.twilio",
+    "genesys": "ingest.connectors.genesys",
+    "alertmanager": "ingest.connectors.alertmanager",
+    "generic": "ingest.connectors.generic",
     # "asterisk": "ingest.connectors.asterisk",
 }
 

@@ -45,6 +45,7 @@ class GatewayProcess:
         self.port = free_port()
         self.secrets: dict[str, bytes] = {}
         self.schemes: dict[str, str] = {}
+        self.headers: dict[str, str | None] = {}
         endpoints = {}
         for vendor in vendors:
             ep = endpoint(vendor)
@@ -53,6 +54,7 @@ class GatewayProcess:
             ep["auth"] = {"secret_file": f"{vendor}.secret", **ep.get("auth", {})}
             self.secrets[vendor] = secret
             self.schemes[vendor] = ep["auth"].get("scheme") or connector(ep["connector"]).AUTH
+            self.headers[vendor] = ep["auth"].get("header")
             endpoints[vendor] = ep
         config = {"version": 1, "contracts": str(CONTRACTS), "listen": f"127.0.0.1:{self.port}",
                   "kafka": {"bootstrap_servers": bootstrap},
@@ -115,7 +117,7 @@ class GatewayProcess:
         module = connector(endpoint(vendor)["connector"])
         h = {"Content-Type": "application/x-www-form-urlencoded" if module.BODY == "form" else "application/json"}
         if sign:
-            h.update(sign_headers(self.schemes[vendor], self.secrets[vendor], body, url))
+            h.update(sign_headers(self.schemes[vendor], self.secrets[vendor], body, url, header=self.headers[vendor]))
         h.update(headers or {})
         req = urllib.request.Request(url, data=body, method="POST", headers=h)
         try:

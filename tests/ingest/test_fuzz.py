@@ -24,7 +24,11 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 def _check(name: str, payload, options=None) -> None:
     module = connector(name)
-    opts = options if options is not None else module.Options()
+    if options is None:
+        fixture = next((v for v in vendors() if endpoint(v)["connector"] == name), None)
+        options = module.Options.model_validate(endpoint(fixture).get("options") or {}) if fixture else \
+            module.Options()
+    opts = options
     if module.BODY == "lines":
         src = Source(connector=name, client="acme", options={})
         result = module.map_lines(payload if isinstance(payload, str) else orjson.dumps(payload).decode(), src, "fz")
