@@ -17,184 +17,49 @@ its newest stored checkpoint reflects. So the committed offset never passes stor
 restores the checkpoint, is handed messages from the committed offset (at or before it), skips those the
 checkpoint already reflects and applies the rest. Details and the faust issues behind this design:
 streams/README.md.
+
+Modules: this one holds the `Runtime` (partition holders, ingestion, rebalances, clock) and the app factory;
+`streams.transport` faust's consumer/transport subclasses; `streams.checkpointing` the checkpoint cycle (restore,
+checkpoint before commit, commit cap); `streams.outputs` the publishing of dead letters and SLA events.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import time
 
 import faust
 import orjson
-from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.contracts import Contracts, load_contracts
 from monitor.gc_tuning import tune_gc
-from streams.checkpoint import SNAPSHOT_TOPIC_CONFIG, CheckpointWriter, read_checkpoints, snapshot_topic_name
+from streams.checkpointing import CheckpointCollector, Checkpointer
 from streams.config import Settings, load_settings, redact_secrets_in_logs
 from streams.metrics import EngineCollector, settle_counters
 from streams.metrics_server import BasicAuthGuard, web_server_settings
-from streams.partition_engine import DEADLETTER, PartitionEngine, designated_partition
+from streams.outputs import OutputPublisher
+from streams.partition_engine import PartitionEngine
 from streams.scrape import ForkedRenderer, ScrapeError
-from streams.state_records import StateRecordError, changed_records, restore_partition
+from streams.transport import SlamonApp, SlamonConsumer, SlamonConsumerThread, SlamonTransport
+
+__all__ = ["Runtime", "SlamonApp", "SlamonConsumer", "SlamonConsumerThread", "SlamonTransport", "create_app",
+           "main", "run_worker"]
 
 log = logging.getLogger("slamon.worker")
 
 REWIND_GRACE = 10.0  # seconds a seek back may take to deliver the missing offset
-INGEST_BATCH = 500  # events applied per synchronous step: bounds how long /metrics and the clock wait
-
-
-def out_partition(out, count: int) -> int:
-    """Partition of an output without a key (a dead letter of an unkeyed message): its source partition."""
-    for name, value in out.headers:
-        if name == "source_partition":
-            return int(value) % count
-    return 0
-
-
-# --- faust extension points --------------------------------------------------------------------------------
-
-
-class SlamonConsumer(aiokafka_driver.Consumer):
-    """faust's aiokafka consumer, with every commit preceded by a checkpoint and capped by it."""
-
-    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
-        return SlamonConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    async def wait_empty(self) -> None:
-        """faust commits here before partitions are revoked and when stopping: checkpoint synchronously."""
-        runtime: Runtime | None = getattr(self.app, "slamon", None)
-        if runtime is not None:
-            runtime.final_commit = True
-        try:
-            await super().wait_empty()
-        finally:
-            if runtime is not None:
-                runtime.final_commit = False
-
-    async def force_commit(self, topics=None, start_new_transaction: bool = True) -> bool:
-        runtime: Runtime | None = getattr(self.app, "slamon", None)
-        if runtime is not None and not await runtime.checkpoint():
-            return False
-        return await super().force_commit(topics, start_new_transaction=start_new_transaction)
-
-    async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - runs inside faust's Fetcher
-        """faust's fetch loop, with the events topic applied in batches straight from the fetch.
-
-        faust hands every message to its conductor, a channel queue and a stream, with two tasks created per
-        message (`wait_first`); that machinery cost several times the engine's own work per event. Events
-        bypass it: the runtime applies each fetched batch in offset order and acks it. Nothing else changes:
-        other topics (the snapshots changelog during recovery) still go through the conductor, and safety
-        never rested on faust's delivery (offsets are checked per partition, commits are capped by
-        snapshots). Flow control: faust suspends the flow around rebalances; a batch fetched before that is
-        dropped, and the worker seeks every partition to the offset its engine needs once the rebalance
-        completes (`Runtime.on_rebalance_complete`)."""
-        runtime: Runtime | None = getattr(self.app, "slamon", None)
-        if runtime is None:
-            await super()._drain_messages(fetcher)
-            return
-        events_topic = runtime.events_topic_name
-        should_stop = self._stopped.is_set
-        fetcher_should_stop = fetcher._stopped.is_set
-        read_offset = self._read_offset
-        try:
-            while not (should_stop() or fetcher_should_stop()):
-                batch: list = []
-                await asyncio.sleep(0)  # getmany can return at once in a loop: let the event loop run
-                async for tp, message in self.getmany(timeout=1.0):
-                    offset = message.offset
-                    last = read_offset[tp]
-                    if last is not None and offset < last:
-                        continue  # faust's own filter: older than what this partition already yielded
-                    read_offset[tp] = offset
-                    if message.topic == events_topic:
-                        batch.append(message)
-                        if len(batch) >= INGEST_BATCH:
-                            await runtime.apply_batch(batch, self)
-                            batch = []
-                    else:
-                        await runtime.apply_batch(batch, self)
-                        batch = []
-                        await self.wait_first(self.callback(message), self.suspend_flow.wait())
-                if batch:
-                    await runtime.apply_batch(batch, self)
-        except self.consumer_stopped_errors:
-            if self.transport.app.should_stop:
-                return
-            raise
-        except asyncio.CancelledError:
-            if self.transport.app.should_stop:
-                return
-            raise
-
-    def _new_offset(self, tp: TP) -> int | None:
-        runtime: Runtime | None = getattr(self.app, "slamon", None)
-        limit = runtime.commit_limit(tp) if runtime is not None else None
-        if limit is None:
-            return super()._new_offset(tp)
-        acked = self._acked[tp]
-        held = [offset for offset in acked if offset >= limit]
-        if not held:
-            return super()._new_offset(tp)
-        # Acked but not (durably) reflected by a snapshot: keep them out of this commit, keep them acked.
-        acked[:] = [offset for offset in acked if offset < limit]
-        try:
-            return super()._new_offset(tp) if acked else None
-        finally:
-            acked.extend(held)
-
-
-class SlamonConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
-    """faust's consumer thread with `fetch_max_wait_ms` from the settings (faust fixes it at 1500 ms)."""
-
-    def _create_worker_consumer(self, transport):
-        consumer = super()._create_worker_consumer(transport)
-        runtime: Runtime | None = getattr(self.app, "slamon", None)
-        if runtime is not None:
-            consumer._fetch_max_wait_ms = runtime.settings.fetch_max_wait_ms  # read by consumer.start()
-        return consumer
-
-
-class SlamonTransport(aiokafka_driver.Transport):
-    Consumer = SlamonConsumer
-
-
-class SlamonApp(faust.App):
-    slamon: Runtime | None = None
-
-    def _new_transport(self):
-        return SlamonTransport(self.conf.broker_consumer, self)
-
-
-class CheckpointCollector:
-    """`slamon_checkpoint_failures_total`: checkpoints that could not be stored (a write or its transaction
-    failed, the broker was gone). Each one holds commits back to the last stored checkpoint, so a rising counter
-    with a growing `slamon_checkpoint_age_seconds` means a restart would re-read more and more input.
-    `slamon_restore_records_total`: checkpoint records read back by this worker (restore progress)."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    def collect(self):
-        from prometheus_client.core import CounterMetricFamily
-
-        runtime = self.runtime
-        yield CounterMetricFamily("slamon_checkpoint_failures", "Checkpoints that could not be stored",
-                                  value=runtime.checkpoint_failures)
-        yield CounterMetricFamily("slamon_restore_records", "Checkpoint records read back to restore partitions",
-                                  value=runtime.restore_records)
 
 
 # --- the runtime ---------------------------------------------------------------------------------------------
 
 
 class Runtime:
-    """Per-worker state: the partition holders, the snapshots topic, the output topics, the clock."""
+    """Per-worker state: the partition holders, the output topics, the clock; checkpoints in `checkpointer`
+    (streams.checkpointing), output publishing in `outputs` (streams.outputs)."""
 
     def __init__(self, app: SlamonApp, settings: Settings, contracts: Contracts, num_partitions: int) -> None:
         self.app = app
@@ -204,15 +69,7 @@ class Runtime:
         self.events_topic_name = settings.topics.events
         self.engines: dict[int, PartitionEngine] = {}
         self.assigned: set[int] = set()
-        self.checkpoints = 0
-        self.checkpoint_failures = 0
         self.stale_messages = 0
-        self.pending_outputs: list = []
-        self._partition_counts: dict[str, int] = {}
-        self._flush_task = None
-        self.final_commit = False  # set while faust commits before a rebalance or at shutdown
-        self.restore_records = 0
-        self._checkpoint_lock = asyncio.Lock()
         self.max_future_us = (None if settings.clock == "event" or settings.max_future_seconds is None
                               else int(settings.max_future_seconds * 1_000_000))
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
@@ -220,21 +77,11 @@ class Runtime:
                                       value_type=bytes, **raw)
         self.deadletter_topic = app.topic(settings.topics.deadletter, **raw)
         self.sla_topic = app.topic(settings.topics.sla_events, **raw)
-        # Checkpoints go to a compacted topic of our own, written in transactions and read back when partitions
-        # are assigned (streams.checkpoint). Not a faust Table: faust's table recovery stalled now and then after
-        # a rebalance under CPU contention (issue 3; see `on_rebalance_complete`), and it has no transactions.
-        self.snapshot_topic_name = snapshot_topic_name(settings)
-        self.snapshot_topic = app.topic(
-            self.snapshot_topic_name, partitions=num_partitions, key_type=bytes, value_type=bytes, **raw,
-            compacting=True, deleting=False, acks=False, internal=True,
-            config={k: v for k, v in SNAPSHOT_TOPIC_CONFIG.items() if k != "cleanup.policy"},
-        )
-        self._snapshot_topic_declared = False
-        self.writer = CheckpointWriter(settings, self.snapshot_topic_name)
-        self.restored: dict[int, PartitionEngine | None] = {}  # read for partitions about to be opened
+        self.outputs = OutputPublisher(app, settings)
+        self.checkpointer = Checkpointer(self)
         self.scrape = ForkedRenderer(self.render_metrics)  # /metrics off the event loop (streams/scrape.py)
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(CheckpointCollector(self))
+        self.registry.register(CheckpointCollector(self.checkpointer))
         self.registry.register(EngineCollector(lambda: list(self.engines.values()), clock=self.now_for,
                                                consumer_lag=self.consumer_lag))
 
@@ -303,61 +150,16 @@ class Runtime:
                 await consumer.seek_wait({message.tp: rewind})  # runs in the consumer's thread
 
     def publish(self, pe: PartitionEngine) -> None:
-        """Queue a holder's new outputs; `flush_outputs` hands them to the producer in batches (one
-        `send_soon` per record costs about as much as applying the event that caused it)."""
-        unsent = pe.take_unsent()
-        if unsent:
-            self.pending_outputs.extend(unsent)
-            if len(self.pending_outputs) >= 5000 and self._flush_task is None:
-                self._flush_task = asyncio.ensure_future(self.flush_outputs())
-
-    async def flush_outputs(self) -> None:
-        """Send the queued outputs as record batches per (topic, partition) with aiokafka's batch API; each
-        output's future resolves when its batch is acknowledged. Partitions: murmur2 of the key, as the
-        default partitioner would pick.
-
-        One pass over what is queued at the call: events applied meanwhile queue more, and under a backlog a
-        loop "until empty" never ended, holding back the checkpoint that awaits it (seen: 728 s without a
-        commit). The 50 ms timer and the size trigger in `publish` send the rest."""
-        try:
-            outputs, self.pending_outputs = self.pending_outputs, []
-            producer = self.app.producer._ensure_producer()  # the AIOKafkaProducer faust runs
-            groups: dict[tuple[str, int], list] = {}
-            for out in outputs:
-                topic = self.settings.topics.deadletter if out.kind == DEADLETTER else \
-                    self.settings.topics.sla_events
-                count = self._partition_counts.get(topic)
-                if count is None:
-                    count = self._partition_counts[topic] = len(await producer.partitions_for(topic))
-                partition = (designated_partition(out.key.decode(errors="replace"), count) if out.key
-                             else out_partition(out, count))
-                groups.setdefault((topic, partition), []).append(out)
-            for (topic, partition), group in groups.items():
-                batch, members = producer.create_batch(), []
-                for out in group:
-                    if batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers) \
-                            is None:
-                        fut = await producer.send_batch(batch, topic, partition=partition)
-                        for m in members:
-                            m.future = fut
-                        batch, members = producer.create_batch(), []
-                        batch.append(key=out.key, value=out.value, timestamp=None, headers=out.headers)
-                    members.append(out)
-                if members:
-                    fut = await producer.send_batch(batch, topic, partition=partition)
-                    for m in members:
-                        m.future = fut
-        finally:
-            self._flush_task = None
+        self.outputs.publish(pe)
 
     # --- partitions -------------------------------------------------------------------------------------
 
     def open_partition(self, partition: int) -> PartitionEngine:
         """The holder of a partition: restored from its checkpoint, or fresh when it has none. Its checkpoint
-        must have been read (`load_checkpoints`): never start empty by mistake."""
-        if partition not in self.restored:
+        must have been read (`Checkpointer.load`): never start empty by mistake."""
+        if partition not in self.checkpointer.restored:
             raise RuntimeError(f"partition {partition}: opened before its checkpoint was read")
-        pe = self.restored.pop(partition)
+        pe = self.checkpointer.restored.pop(partition)
         if pe is None:
             pe = PartitionEngine(partition, self.contracts, source_topic=self.events_topic_name,
                                  num_partitions=self.num_partitions)
@@ -373,8 +175,9 @@ class Runtime:
         for partition in sorted(set(self.engines) - mine):
             log.info("partition %d: revoked, dropping its engine", partition)
             del self.engines[partition]
-        for partition in sorted(set(self.writer.producers) - mine):
-            await self.writer.close(partition)  # its next owner fences it anyway
+        writer = self.checkpointer.writer
+        for partition in sorted(set(writer.producers) - mine):
+            await writer.close(partition)  # its next owner fences it anyway
         self.assigned = mine
 
     async def on_rebalance_complete(self) -> None:
@@ -393,9 +196,9 @@ class Runtime:
         after the dropped messages and never see them. faust's own seek to the committed offset follows
         ours; it can only move the position back (the commit never passes a stored snapshot), and the holder
         skips what it already reflects."""
-        await self.load_checkpoints(sorted(self.assigned - set(self.engines)))
+        await self.checkpointer.load(sorted(self.assigned - set(self.engines)))
         for partition in sorted(self.assigned - set(self.engines)):
-            if partition in self.restored:  # else assigned while reading: the next completion opens it
+            if partition in self.checkpointer.restored:  # else assigned while reading: opened next time
                 self.open_partition(partition)
         consumer = self.app.consumer
         tps = [TP(self.events_topic_name, p) for p in sorted(self.assigned) if p in self.engines]
@@ -411,116 +214,6 @@ class Runtime:
             await consumer.seek_wait({tp: self.engines[tp.partition].offset + 1 for tp in tps})
         except Exception as exc:  # a rebalance started again: the next completion seeks
             log.warning("could not seek the assigned partitions: %r", exc)
-
-    async def load_checkpoints(self, partitions: list[int]) -> None:
-        """Restore these partitions' holders into `restored`: fence their previous owners (which aborts a
-        checkpoint one of them left half-written), read their checkpoints and rebuild the engines, in a thread
-        so the event loop (metrics, the clock) and the consumer's heartbeats go on. Retried until it succeeds
-        (a broker restarting), since an engine must never start without its state; a checkpoint this version
-        cannot read stops the worker with what to do."""
-        self.restored.clear()  # only what is read now: another owner may have written since
-        if not self._snapshot_topic_declared:
-            await self.snapshot_topic.maybe_declare()
-            self._snapshot_topic_declared = True
-        attempt = 0
-        while partitions:
-            try:
-                for partition in partitions:
-                    await self.writer.open(partition)
-                self.restored.update(await asyncio.to_thread(self._restore, partitions))
-                return
-            except StateRecordError as exc:
-                log.critical("%s", exc)
-                await self.app.crash(exc)
-                return
-            except Exception as exc:
-                attempt += 1
-                log.warning("could not restore partitions %s (attempt %d), retrying: %r", partitions, attempt, exc)
-                await asyncio.sleep(min(5.0, 0.5 * attempt))
-                partitions = [p for p in partitions if p in self.assigned]  # a new rebalance may take some
-
-    def _restore(self, partitions: list[int]) -> dict[int, PartitionEngine | None]:
-        def progress(n: int) -> None:
-            self.restore_records += n
-
-        stores = read_checkpoints(self.settings, self.snapshot_topic_name, partitions, on_progress=progress)
-        out = {}
-        for partition, store in stores.items():
-            started = time.perf_counter()
-            out[partition] = pe = restore_partition(partition, self.contracts, store,
-                                                    source_topic=self.events_topic_name,
-                                                    num_partitions=self.num_partitions)
-            if pe is not None:
-                pe.checkpoint_bytes = sum(len(k) + len(v) for k, v in store.items())
-                log.info("partition %d: rebuilt from %d records (%d bytes) in %.1fs", partition, len(store),
-                         pe.checkpoint_bytes, time.perf_counter() - started)
-        return out
-
-    # --- checkpoints ------------------------------------------------------------------------------------
-
-    def commit_limit(self, tp: TP) -> int | None:
-        """The highest offset + 1 faust may commit for `tp` (None: not ours to limit)."""
-        if tp.topic != self.events_topic_name:
-            return None
-        pe = self.engines.get(tp.partition)
-        return 0 if pe is None else pe.durable_offset + 1
-
-    async def checkpoint(self) -> bool:
-        """Called before every offset commit: flush the outputs (so the checkpoint carries only what the broker
-        has not confirmed), then write each changed holder's records in one transaction per partition. True
-        when every write landed; the commit that follows is capped at the offsets the stored checkpoints reflect
-        (`commit_limit`). A failed write is sent again (with what changed since) at the next checkpoint."""
-        async with self._checkpoint_lock:
-            started = time.perf_counter()
-            try:
-                for pe in self.engines.values():
-                    self.publish(pe)
-                if self._flush_task is not None:
-                    await self._flush_task
-                await self.flush_outputs()
-                await self.app.producer.flush()
-            except Exception as exc:  # producer stopping, broker gone: commit nothing, retry next time
-                self.checkpoint_failures += 1
-                log.warning("checkpoint failed, not committing: %r", exc)
-                return False
-            ok, written = True, []
-            for pe in list(self.engines.values()):
-                if not pe.dirty and not pe.checkpoint_state.failed:
-                    continue
-                encode_started = time.perf_counter()
-                records = pe.checkpoint_state.failed + changed_records(pe)  # synchronous: one consistent state
-                offset = pe.offset
-                encode_seconds = time.perf_counter() - encode_started
-                try:
-                    await self.writer.write(pe.partition, records)
-                except Exception as exc:
-                    ok = False
-                    pe.checkpoint_state.failed = records
-                    pe.snapshot_offset = pe.durable_offset
-                    log.warning("partition %d: checkpoint write failed (%r); sent again at the next one",
-                                pe.partition, exc)
-                    continue
-                if self.engines.get(pe.partition) is not pe:
-                    continue  # revoked meanwhile
-                pe.checkpoint_state.failed = []
-                pe.durable_offset = max(pe.durable_offset, offset)
-                pe.checkpoint_wall = time.time()
-                pe.checkpoint_bytes = sum(len(k) + len(v or b"") for k, v in records)
-                written.append(f"p{pe.partition}: {len(records)} records, {pe.checkpoint_bytes} B @ {offset} "
-                               f"(encoded in {encode_seconds * 1000:.0f} ms)")
-            for pe in self.engines.values():
-                failed = pe.prune_outbox()
-                if failed:
-                    log.warning("partition %d: %d outputs failed, sending them again", pe.partition, failed)
-                self.publish(pe)
-            if not ok:
-                self.checkpoint_failures += 1
-                log.warning("checkpoint: some writes failed; commit held back to the last stored checkpoints")
-            if written:
-                self.checkpoints += 1
-                log.log(logging.INFO if self.final_commit else logging.DEBUG, "stored checkpoints %s in %.3fs%s",
-                        "; ".join(written), time.perf_counter() - started, " (final)" if self.final_commit else "")
-            return ok
 
     # --- metrics ----------------------------------------------------------------------------------------
 
@@ -600,8 +293,8 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
 
     @app.timer(0.05, name="slamon.outputs")
     async def outputs():
-        if runtime.pending_outputs and runtime._flush_task is None:
-            await runtime.flush_outputs()
+        if runtime.outputs.pending and runtime.outputs.flush_task is None:
+            await runtime.outputs.flush()
 
     metrics_auth = BasicAuthGuard.from_settings(settings)
 
@@ -623,7 +316,8 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
             return self.json({
                 "partitions": sorted(runtime.assigned), "engines": sorted(runtime.engines),
                 "offsets": {p: pe.offset for p, pe in runtime.engines.items()},
-                "checkpoints": runtime.checkpoints, "checkpoint_failures": runtime.checkpoint_failures,
+                "checkpoints": runtime.checkpointer.checkpoints,
+                "checkpoint_failures": runtime.checkpointer.checkpoint_failures,
                 "clock": settings.clock,
             })
 
@@ -637,7 +331,7 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
 
     @app.on_before_shutdown.connect  # after the consumer stopped (its final commit ran the last checkpoint)
     async def _close_checkpoint_producers(sender, **kwargs):
-        await runtime.writer.close_all()
+        await runtime.checkpointer.writer.close_all()
 
     return app
 

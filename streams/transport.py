@@ -1,0 +1,137 @@
+"""faust's Kafka transport with slamon's extension points: the app, the transport, the consumer and its thread.
+
+- `SlamonConsumer.force_commit` runs a checkpoint before every offset commit faust makes, and `_new_offset`
+  caps each partition's commit at the offset the newest stored checkpoint reflects (`streams.checkpointing`).
+- `SlamonConsumer._drain_messages` applies the events topic's messages in batches straight from the fetch
+  (`Runtime.apply_batch`) instead of faust's per-message conductor, channel and stream.
+- `SlamonConsumerThread` sets aiokafka's `fetch_max_wait_ms` from the settings (faust fixes it at 1500 ms).
+
+Everything here reaches the worker through `app.slamon` (a `streams.app.Runtime`); without one (no runtime
+attached) faust's own behaviour is unchanged. Why each override exists: streams/README.md "faust issues
+designed around".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from faust.types import TP
+
+if TYPE_CHECKING:
+    from streams.app import Runtime
+
+INGEST_BATCH = 500  # events applied per synchronous step: bounds how long /metrics and the clock wait
+
+
+class SlamonConsumer(aiokafka_driver.Consumer):
+    """faust's aiokafka consumer, with every commit preceded by a checkpoint and capped by it."""
+
+    def _new_consumer_thread(self) -> aiokafka_driver.AIOKafkaConsumerThread:
+        return SlamonConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def wait_empty(self) -> None:
+        """faust commits here before partitions are revoked and when stopping: checkpoint synchronously."""
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        if runtime is not None:
+            runtime.checkpointer.final_commit = True
+        try:
+            await super().wait_empty()
+        finally:
+            if runtime is not None:
+                runtime.checkpointer.final_commit = False
+
+    async def force_commit(self, topics=None, start_new_transaction: bool = True) -> bool:
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        if runtime is not None and not await runtime.checkpointer.checkpoint():
+            return False
+        return await super().force_commit(topics, start_new_transaction=start_new_transaction)
+
+    async def _drain_messages(self, fetcher) -> None:  # pragma: no cover - runs inside faust's Fetcher
+        """faust's fetch loop, with the events topic applied in batches straight from the fetch.
+
+        faust hands every message to its conductor, a channel queue and a stream, with two tasks created per
+        message (`wait_first`); that machinery cost several times the engine's own work per event. Events
+        bypass it: the runtime applies each fetched batch in offset order and acks it. Nothing else changes:
+        other topics (the snapshots changelog during recovery) still go through the conductor, and safety
+        never rested on faust's delivery (offsets are checked per partition, commits are capped by
+        snapshots). Flow control: faust suspends the flow around rebalances; a batch fetched before that is
+        dropped, and the worker seeks every partition to the offset its engine needs once the rebalance
+        completes (`Runtime.on_rebalance_complete`)."""
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        if runtime is None:
+            await super()._drain_messages(fetcher)
+            return
+        events_topic = runtime.events_topic_name
+        should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+        read_offset = self._read_offset
+        try:
+            while not (should_stop() or fetcher_should_stop()):
+                batch: list = []
+                await asyncio.sleep(0)  # getmany can return at once in a loop: let the event loop run
+                async for tp, message in self.getmany(timeout=1.0):
+                    offset = message.offset
+                    last = read_offset[tp]
+                    if last is not None and offset < last:
+                        continue  # faust's own filter: older than what this partition already yielded
+                    read_offset[tp] = offset
+                    if message.topic == events_topic:
+                        batch.append(message)
+                        if len(batch) >= INGEST_BATCH:
+                            await runtime.apply_batch(batch, self)
+                            batch = []
+                    else:
+                        await runtime.apply_batch(batch, self)
+                        batch = []
+                        await self.wait_first(self.callback(message), self.suspend_flow.wait())
+                if batch:
+                    await runtime.apply_batch(batch, self)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+
+    def _new_offset(self, tp: TP) -> int | None:
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        limit = runtime.checkpointer.commit_limit(tp) if runtime is not None else None
+        if limit is None:
+            return super()._new_offset(tp)
+        acked = self._acked[tp]
+        held = [offset for offset in acked if offset >= limit]
+        if not held:
+            return super()._new_offset(tp)
+        # Acked but not (durably) reflected by a snapshot: keep them out of this commit, keep them acked.
+        acked[:] = [offset for offset in acked if offset < limit]
+        try:
+            return super()._new_offset(tp) if acked else None
+        finally:
+            acked.extend(held)
+
+
+class SlamonConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """faust's consumer thread with `fetch_max_wait_ms` from the settings (faust fixes it at 1500 ms)."""
+
+    def _create_worker_consumer(self, transport):
+        consumer = super()._create_worker_consumer(transport)
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        if runtime is not None:
+            consumer._fetch_max_wait_ms = runtime.settings.fetch_max_wait_ms  # read by consumer.start()
+        return consumer
+
+
+class SlamonTransport(aiokafka_driver.Transport):
+    Consumer = SlamonConsumer
+
+
+class SlamonApp(faust.App):
+    slamon: Runtime | None = None
+
+    def _new_transport(self):
+        return SlamonTransport(self.conf.broker_consumer, self)
