@@ -8,6 +8,10 @@ URL, and the Alertmanager receivers.
 Secrets never pass through this model: receivers accept only the `*_file` form of a secret (a path to a
 mounted secrets file that Alertmanager reads itself), and any string may be `${ENV}` / `${ENV:-default}`,
 expanded from the environment when the file is loaded (see `load_alerting`).
+
+The file is read by `monitor.yaml_loader`, like the contracts: size, nesting and alias limits, no python tags,
+no key given twice, and every error names the file, the line and the field. The top-level `version:` is the
+file format (absent: 1); an unknown version is refused.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from monitor import yaml_loader
 from monitor.durations import parse_duration_us
+from monitor.errors import SlamonError
 
 HERE = Path(__file__).resolve().parent
 WINDOWS_FILE = HERE / "windows.yaml"
@@ -254,6 +259,8 @@ class Routing(_Model):
 
 
 class Alerting(_Model):
+    version: Literal[1] = 1
+    """the file format; `parse_alerting` names the supported versions"""
     runbook_base_url: str = "https://github.com/slamon/slamon/blob/main/docs/runbooks"
     windows: Windows | None = None
     """None: alerts/windows.yaml"""
@@ -325,12 +332,13 @@ _BUILTIN_WINDOWS = {
 def default_windows() -> Windows:
     """alerts/windows.yaml, or the built-in copy of it when the file is not installed."""
     if WINDOWS_FILE.exists():
-        return Windows.model_validate(yaml.safe_load(WINDOWS_FILE.read_text(encoding="utf-8")))
+        data, _root = yaml_loader.load(WINDOWS_FILE.read_text(encoding="utf-8"), str(WINDOWS_FILE), AlertingError)
+        return Windows.model_validate(data)
     return Windows.model_validate(_BUILTIN_WINDOWS)
 
 
-class AlertingError(ValueError):
-    """An alerting config that cannot be used; the message names the file and field."""
+class AlertingError(SlamonError, ValueError):
+    """An alerting config that cannot be used; the message names the file, the line and the field."""
 
 
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -338,10 +346,26 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 def expand_env(data: Any, env: Mapping[str, str], where: str = "") -> Any:
     """${NAME} / ${NAME:-default} in every string, from `env`; an unset NAME without default is an error."""
+    try:
+        return _expand(data, env, ())
+    except _Unset as unset:
+        path = ".".join(str(p) for p in unset.loc)
+        path = f"{where}.{path}" if where and path else where or path
+        raise AlertingError(f"{path}: {unset.message}") from None
+
+
+class _Unset(Exception):
+    def __init__(self, loc: tuple, name: str) -> None:
+        super().__init__(name)
+        self.loc = loc
+        self.message = f"environment variable {name} is not set (write ${{{name}:-default}})"
+
+
+def _expand(data: Any, env: Mapping[str, str], loc: tuple) -> Any:
     if isinstance(data, dict):
-        return {k: expand_env(v, env, f"{where}.{k}" if where else str(k)) for k, v in data.items()}
+        return {k: _expand(v, env, (*loc, k)) for k, v in data.items()}
     if isinstance(data, list):
-        return [expand_env(v, env, f"{where}[{i}]") for i, v in enumerate(data)]
+        return [_expand(v, env, (*loc, i)) for i, v in enumerate(data)]
     if isinstance(data, str):
         def sub(m: re.Match) -> str:
             name, default = m.group(1), m.group(2)
@@ -349,36 +373,40 @@ def expand_env(data: Any, env: Mapping[str, str], where: str = "") -> Any:
                 return env[name]
             if default is not None:
                 return default
-            raise AlertingError(f"{where}: environment variable {name} is not set (write ${{{name}:-default}})")
+            raise _Unset(loc, name)
 
         return _ENV.sub(sub, data)
     return data
 
 
 def parse_alerting(text: str, source: str = "<alerting>", env: Mapping[str, str] | None = None) -> Alerting:
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as err:
-        raise AlertingError(f"{source}: not valid YAML: {err}") from None
+    data, root = yaml_loader.load(text, source, AlertingError)
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise AlertingError(f"{source}: expected a mapping")
-    if "alerting" in data and len(data) == 1:  # the section may be nested under `alerting:`
-        data = data["alerting"] or {}
-    data = expand_env(data, os.environ if env is None else env)
+        raise AlertingError(f"{source}:1: expected a mapping of alerting settings")
+    yaml_loader.check_version(data, root, source, AlertingError)
+    prefix: tuple = ()
+    if "alerting" in data and set(data) <= {"alerting", "version"}:  # the section may be nested under `alerting:`
+        data, prefix = data["alerting"] or {}, ("alerting",)
+        if not isinstance(data, dict):
+            raise AlertingError(f"{source}:{yaml_loader.locate(root, ['alerting'])[1]}: alerting: expected a mapping")
+        section = yaml_loader.locate(root, ["alerting"])[0]
+        yaml_loader.check_version(data, section, source, AlertingError)
+    try:
+        data = _expand(data, os.environ if env is None else env, ())
+    except _Unset as unset:
+        _node, line = yaml_loader.locate(root, [*prefix, *unset.loc])
+        raise AlertingError(f"{source}:{line}: {'.'.join(map(str, unset.loc))}: {unset.message}",
+                            hint="set the variable, or give a default: ${NAME:-value}") from None
     try:
         return Alerting.model_validate(data)
     except ValidationError as err:
-        lines = [f"{source}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise AlertingError("\n".join(lines)) from None
+        raise AlertingError(yaml_loader.explain(err, root, source, prefix=prefix)) from None
 
 
 def load_alerting(path: str | Path | None, env: Mapping[str, str] | None = None) -> Alerting:
     """The alerting config in `path`, or the defaults when `path` is None."""
     if path is None:
         return Alerting()
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise AlertingError(f"{path}: cannot read: {err.strerror}") from None
-    return parse_alerting(text, str(path), env)
+    return parse_alerting(yaml_loader.read_text(path, AlertingError), str(path), env)

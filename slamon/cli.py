@@ -5,29 +5,17 @@ It never shows a traceback unless SLAMON_DEBUG=1."""
 from __future__ import annotations
 
 import argparse
-import errno
-import os
-import sys
 import textwrap
-import traceback
 
-from monitor.errors import (
-    EXIT_CODES,
-    EXIT_INTERNAL,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    SlamonError,
-)
+from monitor.errors import EXIT_CODES
 
 # Kept importable from here for callers of the former single-module CLI; new code imports slamon.inputs.
 from slamon.inputs import DEFAULT_CONTRACTS, resolve_contracts_default  # noqa: F401
 from slamon.inputs import instant as _instant  # noqa: F401
 from slamon.inputs import open_events as _open_events  # noqa: F401
 from slamon.inputs import with_progress as _with_progress  # noqa: F401
+from slamon.reporting import report
 
-DEBUG_ENV = "SLAMON_DEBUG"
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES) + (
     "\n\nContracts: --contracts FILE, else $SLAMON_CONTRACTS, else ./examples/contracts.yaml. "
     "`slamon COMMAND --help` describes each command.")
@@ -101,62 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except SystemExit:  # argparse (exit 2 after its usage message), --help (0)
         raise
-    except BaseException as err:
+    except BaseException as err:  # every error becomes a message and an exit code
         return report(err)
-
-
-def report(err: BaseException) -> int:
-    """Print `err` as `error: ...` (and `hint: ...`) on stderr; return its exit code."""
-    if isinstance(err, BrokenPipeError):  # `slamon replay ... | head`: the reader has what it wanted
-        _silence_stdout()
-        return EXIT_OK
-    if isinstance(err, KeyboardInterrupt):
-        print("interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    debug = os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
-    if debug:
-        traceback.print_exception(err, file=sys.stderr)
-    if isinstance(err, SlamonError):
-        _print_error(str(err), err.hint)
-        return err.exit_code
-    if isinstance(err, ConnectionError | TimeoutError):
-        _print_error(f"{_what(err)}: {_os_reason(err)}", "is the service running and reachable?")
-        return EXIT_UNAVAILABLE
-    if isinstance(err, OSError):
-        where = f"{err.filename}: " if err.filename is not None else ""
-        if err.filename2 is not None:
-            where = f"{err.filename} -> {err.filename2}: "
-        _print_error(f"{where}{_os_reason(err)}")
-        return EXIT_UNAVAILABLE if err.errno in (errno.ENOSPC, errno.EDQUOT) else EXIT_USAGE
-    if isinstance(err, Exception):
-        message = " ".join(str(err).split()) or "(no message)"
-        more = "" if debug else f" (set {DEBUG_ENV}=1 for the traceback)"
-        print(f"error: internal error: {type(err).__name__}: {message}{more}", file=sys.stderr)
-        return EXIT_INTERNAL
-    raise err  # GeneratorExit and the like: not ours to swallow
-
-
-def _print_error(message: str, hint: str | None = None) -> None:
-    print(f"error: {message}", file=sys.stderr)
-    if hint:
-        print(f"hint: {hint}", file=sys.stderr)
-
-
-def _os_reason(err: OSError) -> str:
-    return err.strerror or " ".join(str(err).split()) or type(err).__name__
-
-
-def _what(err: OSError) -> str:
-    return type(err).__name__.replace("Error", " error").strip().lower()
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe, Python's final flush of stdout would fail again and print a warning."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (tests capture it)
-        pass
 
 
 if __name__ == "__main__":

@@ -138,8 +138,9 @@ def run_report(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     """`python -m slamon.review_cli report ...`: the `report` command alone, with the errors and exit codes of
     `slamon` (slamon.cli)."""
-    from slamon.cli import Parser, report
+    from slamon.cli import Parser
     from slamon.inputs import resolve_contracts_default
+    from slamon.reporting import report
 
     parser = Parser(prog="slamon")
     add_parsers(parser.add_subparsers(required=True, metavar="COMMAND"))
