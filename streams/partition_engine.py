@@ -59,14 +59,80 @@ def _client_key(client: str) -> bytes:
     return client.encode()
 
 
-def sla_event(client: str, c: Contribution, change: str, trigger: str, partition: int, offset: int | None) -> bytes:
+def sla_event(client: str, c: Contribution, change: str, trigger: str, partition: int, offset: int | None,
+              engine: Engine | None = None) -> bytes:
     """One record of the SLA-events topic (JSON). `at` is ISO 8601 UTC with microseconds when not whole
-    seconds, as everywhere else (orjson formats the datetime: half the cost of isoformat)."""
-    return orjson.dumps({
+    seconds, as everywhere else (orjson formats the datetime: half the cost of isoformat).
+
+    With the `engine` that made the decision, the record carries what the SLA record (`store/`) keeps: the SLA's
+    `kind`, the `period` it counts in (the ledger's label: `2026-11`, `2026-W47`, `2026-11-23`, `rolling`), the
+    ledger amounts (`decided`, `good`, `bad`, `total`, `sample`) and the item's facts: `start_us` (created,
+    offered or answered), `deadline_us`, `stop_us` (null for a breach: decided at its deadline, not stopped),
+    `elapsed_s`, `paused_s` (clock time between start and stop that did not count: pause statuses, or a resolved
+    spell before a reopen), `target_s`, `queue`, `channel`. A withdrawn record describes the decision it
+    withdraws. Field meanings: docs/sla-record.md."""
+    record = {
         "client": client, "sla": c.sla, "item": c.item, "at": from_us(c.at_us), "at_us": c.at_us,
         "outcome": "good" if c.good else ("bad" if c.bad else "measured"), "change": change,
         "priority": c.priority, "trigger": trigger, "source_partition": partition, "source_offset": offset,
-    }, option=orjson.OPT_UTC_Z)
+    }
+    if engine is not None:
+        _enrich(record, engine, client, c)
+    return orjson.dumps(record, option=orjson.OPT_UTC_Z)
+
+
+_SLA_FACTS: dict[int, tuple[Contracts, dict]] = {}  # id(contracts) -> (contracts, {(client, sla): facts})
+
+
+def _facts(engine: Engine, client: str, name: str) -> tuple:
+    """(kind, contract SLA, ticket calendar or None) of one SLA, cached per contracts object."""
+    contracts = engine.contracts
+    entry = _SLA_FACTS.get(id(contracts))
+    if entry is None or entry[0] is not contracts:
+        entry = _SLA_FACTS[id(contracts)] = (contracts, {})
+    table = entry[1]
+    facts = table.get((client, name))
+    if facts is None:
+        sla = next(s for s in contracts.clients[client].slas if s.name == name)
+        facts = table[(client, name)] = (sla.kind, sla, engine.clients[client].calendars.get(name))
+    return facts
+
+
+def _enrich(record: dict, engine: Engine, client: str, c: Contribution) -> None:
+    kind, sla, cal = _facts(engine, client, c.sla)
+    at = c.at_us
+    record["kind"] = kind
+    record["period"] = engine.ledgers[(client, c.sla)]._label(at)
+    record["decided"], record["good"], record["bad"], record["total"] = c.decided, c.good, c.bad, c.total
+    record["sample"] = c.sample
+    if cal is not None:  # a ticket clock: its facts follow from the decision, the ticket and the contract
+        item = engine.tickets.get((client, c.item))
+        state = item.state if item is not None else None
+        target = sla.target.get(c.priority)
+        elapsed = round(c.sample * 1_000_000) if c.sample is not None else None
+        start = state.created_us if state is not None else None
+        deadline = paused = None
+        if target is not None and elapsed is not None:
+            deadline = at if not c.good or elapsed >= target else cal.add_us(at, target - elapsed)
+            if start is not None:
+                paused = max(0, cal.elapsed_us(start, at) - elapsed) / 1e6
+        record.update(start_us=start, deadline_us=deadline, stop_us=at if c.good else None,
+                      elapsed_s=c.sample, paused_s=paused, target_s=None if target is None else target / 1e6,
+                      queue=state.queue if state is not None else None,
+                      channel=state.channel if state is not None else None)
+        return
+    if kind in ("service_level", "asa", "abandon_rate", "aht"):
+        item = engine.calls.get((client, c.item))
+        call = item.state if item is not None else None
+        start = deadline = None
+        if call is not None:
+            start = call.answered_us if kind == "aht" else call.offered_us
+            if kind == "service_level" and start is not None:
+                deadline = start + sla.within
+        record.update(start_us=start, deadline_us=deadline, stop_us=at,
+                      elapsed_s=c.sample if c.sample is not None else (None if start is None else (at - start) / 1e6),
+                      paused_s=None, target_s=sla.within / 1e6 if sla.within is not None else None,
+                      queue=call.queue if call is not None else None, channel=None)
 
 
 @dataclass(slots=True)
@@ -207,11 +273,11 @@ class PartitionEngine:
         if not decisions:
             return
         trigger = "clock" if offset is None else "event"
-        emit, partition = self._emit, self.partition
+        emit, partition, engine = self._emit, self.partition, self.engine
         for client, c, sign in decisions:
             change = DECIDED if sign > 0 else WITHDRAWN
             emit(Output(SLA_EVENTS, _client_key(client),
-                        sla_event(client, c, change, trigger, partition, offset), CHANGE_HEADERS[change]))
+                        sla_event(client, c, change, trigger, partition, offset, engine), CHANGE_HEADERS[change]))
         self.sla_events += len(decisions)
         decisions.clear()
 

@@ -415,12 +415,19 @@ def test_sla_event_record_is_exact():
     key, first, headers = records[0]
     assert key == b"acme" and headers == [("change", b"decided")]
     assert set(first) == {"client", "sla", "item", "at", "at_us", "outcome", "change", "priority", "trigger",
-                          "source_partition", "source_offset"}
+                          "source_partition", "source_offset",
+                          # the SLA record's fields (store/, docs/sla-record.md)
+                          "kind", "period", "decided", "good", "bad", "total", "sample", "start_us", "deadline_us",
+                          "stop_us", "elapsed_s", "paused_s", "target_s", "queue", "channel"}
     resolution = next(r for _, r, _ in records if r["sla"] == "resolution")
     assert resolution == {
         "client": "acme", "sla": "resolution", "item": "r1", "at": "2026-03-02T09:30:00.500000Z",
         "at_us": 1_772_443_800_500_000, "outcome": "good", "change": "decided", "priority": "P1",
         "trigger": "event", "source_partition": 0, "source_offset": 1,
+        "kind": "resolution", "period": "2026-03", "decided": 1, "good": 1, "bad": 0, "total": 0.0,
+        "sample": 1800.25, "start_us": 1_772_442_000_250_000, "deadline_us": 1_772_456_400_250_000,
+        "stop_us": 1_772_443_800_500_000, "elapsed_s": 1800.25, "paused_s": 0.0, "target_s": 14400.0,
+        "queue": None, "channel": None,
     }
     whole = orjson.loads(sla_event("acme", resolution_contribution(), "withdrawn", "clock", 2, None))
     assert whole["at"] == "2026-03-02T09:30:00Z" and whole["trigger"] == "clock" and whole["source_offset"] is None
