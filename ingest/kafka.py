@@ -84,7 +84,8 @@ class Producer:
             raise KafkaUnavailable("not connected to Kafka yet")
         topic = topic or self.events_topic
         try:
-            await asyncio.wait_for(self._send_all(topic, records, headers), self.timeout)
+            async with asyncio.timeout(self.timeout):  # (no task per delivery, unlike wait_for)
+                await self._send_all(topic, records, headers)
         except TimeoutError:
             raise KafkaUnavailable(f"Kafka did not acknowledge within {self.timeout:g}s") from None
         except Exception as err:
@@ -100,7 +101,10 @@ class Producer:
     async def _send_all(self, topic, records, headers) -> None:
         producer = self._producer
         futures = [await producer.send(topic, value, key=key, headers=headers) for key, value in records]
-        await asyncio.gather(*futures)
+        if len(futures) == 1:
+            await futures[0]
+        else:
+            await asyncio.gather(*futures)
 
     def _restart(self) -> None:
         old, self._producer = self._producer, None
