@@ -4,6 +4,7 @@ schema is documented in README "Report schema"; add fields, never rename them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from monitor.compliance import (
@@ -79,15 +80,20 @@ class Record:
 
 
 def build_report(engine: Engine, at_us: int, *, current_only: bool = False,
-                 live: dict[tuple[str, str], OpenClocks] | None = None) -> list[Record]:
+                 live: dict[tuple[str, str], OpenClocks] | None = None,
+                 clients: Iterable[str] | None = None) -> list[Record]:
     """Every (client, sla, period) with decisions up to `at_us`, plus each SLA's current period; with
     `current_only`, just the current periods (a scrape: costs what is live, not the history). `live`: the
-    engine's `open_clocks` at `at_us` with `SOON_US` among its spans, when the caller has them already."""
+    engine's `open_clocks` at `at_us` with `SOON_US` among its spans, when the caller has them already.
+    `clients`: only these (in contract order); default every client."""
     engine.advance_to(at_us)
     if live is None:
         live = open_clocks(engine, at_us, (SOON_US,))
     records: list[Record] = []
+    wanted = None if clients is None else set(clients)
     for name, client in engine.contracts.clients.items():
+        if wanted is not None and name not in wanted:
+            continue
         model = engine.clients[name]
         for sla in client.slas:
             if isinstance(sla, UptimeSla):
