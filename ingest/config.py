@@ -107,6 +107,12 @@ class Endpoint(Source):
 
 
 class Tail(Source):
+    @model_validator(mode="after")
+    def _a_file_source(self):
+        if connector(self.connector).BODY != "lines":
+            raise ValueError(f"connector {self.connector!r} receives webhooks: declare it under `endpoints:`")
+        return self
+
     path: Path
     position_file: Path | None = Field(None, description="where the read position is kept across restarts")
     poll_seconds: float = Field(0.5, gt=0)

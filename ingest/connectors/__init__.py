@@ -14,7 +14,7 @@ MODULES = {
     "genesys": "ingest.connectors.genesys",
     "alertmanager": "ingest.connectors.alertmanager",
     "generic": "ingest.connectors.generic",
-    # "asterisk": "ingest.connectors.asterisk",
+    "asterisk": "ingest.connectors.asterisk",
 }
 
 

@@ -165,3 +165,38 @@ def _us(ts: str) -> int:
     from monitor.events import to_us
 
     return to_us(datetime.fromisoformat(ts.replace("Z", "+00:00")))
+
+
+def test_asterisk_queue_log_is_followed_through_restarts_and_rotation(kafka_broker, tmp_path):
+    from tests.ingest.helpers import FIXTURES, endpoint
+
+    fixture = (FIXTURES / "asterisk" / "01-queue_log.txt").read_text().splitlines(keepends=True)
+    want = expected("asterisk")["01-queue_log.txt"]
+    tails = {"asterisk": {**endpoint("asterisk"), "path": "queue_log", "position_file": "asterisk.pos",
+                          "from_start": True, "poll_seconds": 0.1}}
+    gw = GatewayProcess(tmp_path / "gw", kafka_broker.bootstrap, [], tails=tails)
+    log = tmp_path / "gw" / "queue_log"
+    log.write_text("".join(fixture[:8]))
+    settings = _settings(gw, kafka_broker)
+    try:
+        gw.start()
+        first = [e for e in want if int(e["event_id"].rsplit(":", 1)[1]) <= int(fixture[7].split("|")[0])]
+        read_topic(settings, gw.events_topic, len(first), timeout=30)
+        with open(log, "a") as fh:  # the rest, a garbage line, and half a line still being written
+            fh.write("".join(fixture[8:]) + "garbage without fields\n" + "1772446400|1772446399.130|ord")
+        records = read_topic(settings, gw.events_topic, len(want), timeout=30)
+        assert [orjson.loads(r.value) for r in records] == want
+        (letter,) = read_topic(settings, gw.deadletter_topic, 1, timeout=30)
+        assert letter.value == b"garbage without fields"
+        gw.stop()
+        with open(log, "a") as fh:  # the half line completes while the gateway is down
+            fh.write("ers|NONE|ENTERQUEUE||+4930000000|1\n")
+        gw.start()
+        records = read_topic(settings, gw.events_topic, len(want) + 1, timeout=30)  # nothing read twice
+        assert orjson.loads(records[-1].value)["call_id"] == "1772446399.130@orders"
+        log.rename(log.with_name("queue_log.1"))  # logrotate: a new file is read from its start
+        log.write_text("1772446500|1772446499.140|orders|NONE|ENTERQUEUE||+4930000001|1\n")
+        records = read_topic(settings, gw.events_topic, len(want) + 2, timeout=30)
+        assert orjson.loads(records[-1].value)["call_id"] == "1772446499.140@orders"
+    finally:
+        gw.stop()
