@@ -10,16 +10,8 @@ from datetime import datetime
 import orjson
 import pytest
 
-from alerts.backtest import (
-    Breach,
-    BreachTracker,
-    Episode,
-    Settings,
-    episodes_from_series,
-    recording_layers,
-    run_backtest,
-    score,
-)
+from alerts.backtest.evaluation import recording_layers, run_backtest
+from alerts.backtest.scoring import Breach, BreachTracker, Episode, Settings, episodes_from_series, score
 from alerts.config import parse_alerting
 from alerts.rules import rule_files
 from monitor.contracts import parse_contracts
@@ -126,9 +118,10 @@ def test_recording_rules_are_backfilled_in_dependency_layers():
 # --- the real thing --------------------------------------------------------------------------------------
 
 def _need_prometheus():
-    from tests.support.procs import Prometheus
+    from alerts.processes import which
+    from alerts.prometheus_process import PROMTOOL_BIN, Prometheus
 
-    why = Prometheus.missing() or (None if os.access("/usr/bin/promtool", os.X_OK) else "promtool not found")
+    why = Prometheus.missing() or (None if which(PROMTOOL_BIN) else f"{PROMTOOL_BIN} not found")
     if why:
         if os.environ.get("SLAMON_REQUIRE_SERVICES", "").strip().lower() not in ("", "0", "false", "no"):
             pytest.fail(f"{why} [SLAMON_REQUIRE_SERVICES is set]")

@@ -7,7 +7,7 @@
 
 The rules and the Alertmanager routes come from the same code as `slamon rules` / `slamon alertmanager`
 (alerts.rules.write_rules, alerts.alertmanager.alertmanager_config), so the test exercises what ships.
-Processes use tests.support.procs' managed-process base: own process group, killed with the test run.
+Processes use the managed-process base of alerts.processes: own process group, killed with the test run.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from pathlib import Path
 from alerts.alertmanager import HEADER as AM_HEADER
 from alerts.alertmanager import alertmanager_config
 from alerts.config import parse_alerting
+from alerts.processes import ManagedProcess, ServiceError, free_port
 from alerts.rules import dump_yaml, write_rules
 from monitor.contracts import parse_contracts
-from tests.support.procs import REPO_ROOT, ServiceError, _ManagedProcess, free_port
+from tests.support.procs import REPO_ROOT
 
 # --- webhook receiver with arrival times ----------------------------------------------------------------
 
@@ -149,7 +150,7 @@ def write_rules_and_routes(workdir: Path, contracts_text: str, alerting_text: st
 
 def prometheus_config(worker_address: str, job: str = "slamon", interval: str = "1s") -> str:
     """Scrape the worker and evaluate the rules every `interval` (rule files and Alertmanager are added by
-    tests.support.procs.Prometheus)."""
+    alerts.prometheus_process.Prometheus)."""
     return (f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n"
             f"  evaluation_interval: {interval}\n"
             f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: ['{worker_address}']\n")
@@ -158,7 +159,7 @@ def prometheus_config(worker_address: str, job: str = "slamon", interval: str = 
 # --- the worker -----------------------------------------------------------------------------------------
 
 
-class Worker(_ManagedProcess):
+class Worker(ManagedProcess):
     """`python -m streams.app` (what `slamon worker` runs) configured by SLAMON_* variables."""
 
     name = "slamon-worker"

@@ -1,0 +1,220 @@
+"""The backtest run: the history backfilled into a TSDB, the generated rules evaluated by real Prometheus.
+
+1. **Backfill.** `promtool tsdb create-blocks-from openmetrics` turns the scraped history into TSDB blocks.
+2. **Recording rules.** The generated rule files (`alerts.rules.rule_files`) are backfilled with
+   `promtool tsdb create-blocks-from rules` against a Prometheus serving those blocks, one dependency layer
+   at a time (promtool cannot backfill a rule that reads another rule of the same run).
+3. **Alerts.** Each generated alerting rule's own `expr` is run through Prometheus' `query_range` at the
+   rule evaluation interval; an alert fires at the first evaluation where its expression has returned the
+   series continuously for the rule's `for:` (Prometheus' pending -> firing rule). Nothing of the alert
+   logic is reimplemented: the conditions are the generated PromQL, evaluated by Prometheus.
+4. **Score** the episodes against the breaches (`alerts.backtest.scoring`).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from alerts.backtest import BacktestError
+from alerts.backtest.history import History, scrape_history
+from alerts.backtest.scoring import Episode, Scored, Settings, episodes_from_series, iso, score
+from alerts.prometheus_process import (
+    PROMETHEUS_BIN,
+    PROMTOOL_BIN,
+    Prometheus,
+    create_blocks_from_openmetrics,
+    create_blocks_from_rules,
+    move_blocks,
+    require,
+)
+
+# a private Prometheus serving the backfilled TSDB: no scraping, no rules
+SERVER_CONFIG = "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\n"
+
+
+# --- the rules (pure) ---------------------------------------------------------------------------------------
+
+def recording_layers(files: dict[str, dict]) -> list[dict[str, dict]]:
+    """The recording rules of the rule files, split into layers so that a rule only reads rules of
+    earlier layers (promtool backfills a layer from what Prometheus already serves)."""
+    rules = [(name, gi, group, r) for name, content in files.items()
+             for gi, group in enumerate(content.get("groups", [])) for r in group["rules"] if "record" in r]
+    produced = {r["record"] for *_, r in rules}
+    depth: dict[int, int] = {}
+
+    def reads(expr: str) -> set[str]:
+        return {p for p in produced if re.search(rf"(?<![\w:]){re.escape(p)}(?![\w:])", expr)}
+
+    producers: dict[str, list[int]] = defaultdict(list)
+    for i, (*_, r) in enumerate(rules):
+        producers[r["record"]].append(i)
+    pending = list(range(len(rules)))
+    while pending:
+        progressed = False
+        for i in list(pending):
+            needs = reads(rules[i][3]["expr"]) - {rules[i][3]["record"]}
+            if all(all(j in depth for j in producers[n]) for n in needs):  # every producer placed
+                depth[i] = 1 + max((depth[j] for n in needs for j in producers[n]), default=-1)
+                pending.remove(i)
+                progressed = True
+        if not progressed:
+            raise BacktestError("recording rules read each other in a cycle: "
+                                + ", ".join(rules[i][3]["record"] for i in pending))
+    layers: list[dict[str, dict]] = []
+    for level in range(max(depth.values(), default=-1) + 1):
+        files_out: dict[str, dict] = {}
+        for i, (name, _, group, r) in enumerate(rules):
+            if depth[i] != level:
+                continue
+            content = files_out.setdefault(name, {"groups": []})
+            gname = f"{group['name']}:layer{level}"
+            target = next((g for g in content["groups"] if g["name"] == gname), None)
+            if target is None:
+                target = {"name": gname, "rules": []}
+                content["groups"].append(target)
+            target["rules"].append(r)
+        layers.append(files_out)
+    return layers
+
+
+def alerting_rules(files: dict[str, dict]) -> list[dict]:
+    return [r for content in files.values() for group in content.get("groups", []) for r in group["rules"]
+            if "alert" in r]
+
+
+def parse_prom_duration(text: str | None) -> float:
+    if not text:
+        return 0.0
+    total = 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d+)?)(ms|y|w|d|h|m|s)", text):
+        total += float(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
+                                  "y": 31536000}[unit]
+    return total
+
+
+# --- with Prometheus ----------------------------------------------------------------------------------------
+
+def backfill_recording_rules(prom: Prometheus, files: dict[str, dict], workdir: Path, start_s: int,
+                             end_s: int, step_s: int) -> int:
+    """Backfill every recording rule, layer by layer, into the server's TSDB (restarting it to load the
+    new blocks). Returns the number of recording rules."""
+    layers = recording_layers(files)
+    count = 0
+    for level, layer in enumerate(layers):
+        rules_dir = workdir / f"rules-layer{level}"
+        out_dir = workdir / f"blocks-layer{level}"
+        shutil.rmtree(rules_dir, ignore_errors=True)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        rules_dir.mkdir(parents=True)
+        out_dir.mkdir(parents=True)
+        paths = []
+        for name, content in layer.items():
+            path = rules_dir / name
+            path.write_text(yaml.safe_dump(content, sort_keys=False))
+            paths.append(str(path))
+            count += sum(len(g["rules"]) for g in content["groups"])
+        create_blocks_from_rules(prom.url, paths, start_s, end_s, step_s, out_dir,
+                                 f"promtool tsdb create-blocks-from rules (layer {level})")
+        if move_blocks(out_dir, prom.data_dir):
+            prom.restart()
+    return count
+
+
+def evaluate_alerts(prom: Prometheus, files: dict[str, dict], start_s: int, end_s: int,
+                    step_s: int) -> tuple[int, list[Episode]]:
+    rules = alerting_rules(files)
+    episodes: list[Episode] = []
+    for rule in rules:
+        labels = rule.get("labels", {})
+        series = prom.query_range(rule["expr"], start_s, end_s, step_s)
+        by_scope: dict[tuple[str, str], list[list[float]]] = defaultdict(list)
+        for s in series:
+            client = labels.get("client") or s["metric"].get("client", "all")
+            sla = labels.get("sla") or s["metric"].get("sla", "all")
+            by_scope[(client, sla)].append([float(t) for t, _ in s["values"]])
+        for (client, sla), times in by_scope.items():
+            episodes.extend(episodes_from_series(
+                rule["alert"], labels.get("severity", ""), labels.get("category", ""), client, sla,
+                parse_prom_duration(rule.get("for")), step_s, times))
+    episodes.sort(key=lambda e: (e.start_s, e.alert, e.client, e.sla))
+    return len(rules), episodes
+
+
+# --- the whole run ------------------------------------------------------------------------------------------
+
+@dataclass
+class BacktestResult:
+    history: History
+    configs: list[Scored]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        h = self.history
+        return {
+            "history": {"start": iso(h.start_s), "end": iso(h.end_s), "events": h.events, "scrapes": h.scrapes,
+                        "samples": h.samples, "breaches": [asdict(b) | {"at": iso(b.at_s)} for b in h.breaches]},
+            "configs": [{"summary": c.summary(), "alerts": c.per_alert(), "slas": c.per_sla(),
+                         "episodes": [asdict(e) | {"start": iso(e.start_s)} for e in c.episodes]}
+                        for c in self.configs],
+            "timings_seconds": self.timings,
+        }
+
+
+def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, object]],
+                 settings: Settings | None = None, workdir: Path | None = None,
+                 progress: bool = False) -> BacktestResult:
+    """Scrape the history once, then evaluate the rules generated for each (name, Alerting) config."""
+    from alerts.rules import rule_files
+
+    settings = settings if settings is not None else Settings()
+    require(PROMETHEUS_BIN)
+    require(PROMTOOL_BIN)
+    own_tmp = workdir is None
+    work = Path(tempfile.mkdtemp(prefix="slamon-backtest-")) if own_tmp else Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    try:
+        t0 = time.perf_counter()
+        om = work / "history.om.txt"
+        history = scrape_history(lines, contracts, om, settings, progress)
+        timings["scrape"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        base = work / "tsdb-base"
+        create_blocks_from_openmetrics(om, base)
+        timings["backfill_openmetrics"] = time.perf_counter() - t0
+        scored = []
+        for index, (name, alerting) in enumerate(configs):
+            t0 = time.perf_counter()
+            cwork = work / f"config{index}"
+            shutil.rmtree(cwork, ignore_errors=True)
+            cwork.mkdir()
+            data = cwork / "data"
+            shutil.copytree(base, data)
+            files = rule_files(contracts, alerting)
+            prom = Prometheus(cwork, config_text=SERVER_CONFIG, data_dir=data, start_timeout=60.0,
+                              log_level="warn", extra_args=[
+                                  "--storage.tsdb.retention.time=100y",
+                                  f"--query.lookback-delta={max(300, 2 * settings.step_s)}s",
+                                  "--query.max-samples=200000000"]).start()
+            try:
+                backfill_recording_rules(prom, files, cwork, history.start_s, history.end_s, settings.step_s)
+                timings[f"{name}: recording rules"] = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                rules, episodes = evaluate_alerts(prom, files, history.start_s, history.end_s, settings.step_s)
+                timings[f"{name}: alerts"] = time.perf_counter() - t0
+            finally:
+                prom.stop()
+            scored.append(score(name, rules, episodes, history.breaches, settings.horizon_s, settings.grace_s))
+        return BacktestResult(history, scored, timings)
+    finally:
+        if own_tmp:
+            shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,57 @@
+"""The backtest's history file (alerts.backtest.history): OpenMetrics with timestamps, grouped by family, that
+prometheus_client's own OpenMetrics parser reads back with exactly the collector's families and values.
+
+The file holds each family's samples scrape by scrape, so the series of a family interleave (promtool's backfill
+reads that); the strict parser wants each series contiguous, so the test regroups the lines of each family by
+series (a stable sort) before parsing."""
+
+from __future__ import annotations
+
+import orjson
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from alerts.backtest.history import scrape_history
+from alerts.backtest.scoring import Settings
+from monitor.contracts import load_contracts
+from monitor.simulation.generator import HOUR_US, GeneratorConfig, generate
+from streams.metrics import exported_sla_names
+
+START_US = 1_793_577_600_000_000  # 2026-11-02T00:00:00Z
+
+
+def test_the_history_is_openmetrics_of_the_collectors_series(tmp_path):
+    contracts = load_contracts("examples/contracts.yaml")
+    lines = [orjson.dumps(e) for e in generate(contracts, GeneratorConfig(start_us=START_US, duration_us=HOUR_US,
+                                                                           seed=3))]
+    out = tmp_path / "history.om.txt"
+    history = scrape_history(lines, contracts, out, Settings(step_s=300))
+    assert history.events == len(lines)
+    assert history.scrapes == (history.end_s - history.start_s) // 300 + 1  # every 5 min, from after the first event
+    text = out.read_text(encoding="utf-8")
+    assert text.endswith("# EOF\n")
+    families = list(text_string_to_metric_families(_series_grouped(text)))  # refuses interleaved families
+    by_name = {f.name: f for f in families}
+    exported = {n.removesuffix("_total") for n in exported_sla_names()}
+    assert set(by_name) - {"up"} <= exported
+    assert {"slamon_sla_decided", "slamon_sla_met", "slamon_uptime_service_up"} <= set(by_name)
+    samples = [s for f in families if f.name != "up" for s in f.samples]
+    assert len(samples) == history.samples
+    assert {float(s.timestamp) for s in by_name["up"].samples} == {float(s.timestamp) for s in samples}
+    assert len(by_name["up"].samples) == history.scrapes
+    assert all(s.labels == {"job": "slamon", "instance": "backtest:9108"} and s.value == 1
+               for s in by_name["up"].samples)
+    assert by_name["slamon_sla_decided"].type == "counter"
+    assert all(s.name == "slamon_sla_decided_total" for s in by_name["slamon_sla_decided"].samples)
+
+
+def _series_grouped(text: str) -> str:
+    out: list[str] = []
+    family: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("#"):
+            out += sorted(family, key=lambda sample: sample.rsplit(" ", 2)[0])  # stable: time order kept
+            family = []
+            out.append(line)
+        else:
+            family.append(line)
+    return "".join(out)
