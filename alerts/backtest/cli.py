@@ -15,7 +15,7 @@ US = 1_000_000
 
 
 def add_parsers(sub) -> None:
-    from slamon.cli import DEFAULT_CONTRACTS
+    from slamon.inputs import add_contracts_option
 
     p = sub.add_parser(
         "backtest", help="evaluate the generated alert rules over a replayed history with real Prometheus",
@@ -23,7 +23,7 @@ def add_parsers(sub) -> None:
                     "them into a Prometheus TSDB, evaluates the generated recording and alerting rules with "
                     "real Prometheus, and scores the alerts against the breaches the engine saw.")
     p.add_argument("events", help="JSON Lines file, or - for stdin")
-    p.add_argument("--contracts", default=DEFAULT_CONTRACTS)
+    add_contracts_option(p)
     p.add_argument("--alerting", help="alerting config (default: the built-in defaults)")
     p.add_argument("--compare", help="a second alerting config, evaluated side by side")
     p.add_argument("--step", default="60s", help="scrape step and rule evaluation interval (default 60s)")
@@ -62,6 +62,7 @@ def run_cli(args) -> int:
     from alerts.config import load_alerting
     from alerts.processes import stop_children_on_sigterm
     from monitor.contracts import load_contracts
+    from slamon.inputs import open_events
 
     settings = settings_from_args(args)
     contracts = load_contracts(args.contracts)
@@ -72,14 +73,13 @@ def run_cli(args) -> int:
             name += " (compare)"
         configs.append((name, load_alerting(args.compare)))
     stop_children_on_sigterm()  # a killed backtest stops its Prometheus
-    stream = sys.stdin.buffer if args.events == "-" else open(args.events, "rb")  # noqa: SIM115
+    stream = open_events(args.events)
     try:
         result = run_backtest(_lines(stream), contracts, configs, settings,
                               workdir=Path(args.keep) if args.keep else None,
                               progress=not args.no_progress and sys.stderr.isatty())
     finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+        stream.close()
     text = to_table(result) if args.format == "table" else json.dumps(result.as_dict(), indent=2)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
