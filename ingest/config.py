@@ -85,7 +85,12 @@ class Source(_Model):
     @model_validator(mode="after")
     def _options(self):
         module = connector(self.connector)
-        self._parsed_options = module.Options.model_validate(self.options)
+        try:
+            self._parsed_options = module.Options.model_validate(self.options)
+        except ValidationError as err:
+            problems = "; ".join(f"options.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                                 for e in err.errors()[:5])
+            raise ValueError(f"{self.connector} {problems}") from None
         return self
 
     @property
