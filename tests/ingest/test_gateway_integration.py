@@ -118,14 +118,22 @@ def test_unknown_client_is_422_and_dead_lettered(gateway, kafka_broker):
 @pytest.mark.slow
 def test_kafka_outage_answers_503_never_2xx(kafka_broker_factory, tmp_path):
     broker = kafka_broker_factory()
-    with GatewayProcess(tmp_path / "gw", broker.bootstrap, ["zendesk"], produce_timeout_seconds=2) as gw:
+    with GatewayProcess(tmp_path / "gw", broker.bootstrap, ["zendesk"], produce_timeout_seconds=3,
+                        max_in_flight=1) as gw:
         gw.start()
         paths = [p for p in cases("zendesk") if not isinstance(expected("zendesk")[p.name], dict)]
         assert gw.post("zendesk", paths[0].read_bytes())[0] == 200
         broker.stop()
-        status, answer, headers = gw.post("zendesk", paths[1].read_bytes())
-        assert status == 503, answer
-        assert int(headers["Retry-After"]) >= 1
+        # two deliveries at once with room for one in flight: one waits for Kafka (503), the other is 429
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(gw.post, "zendesk", paths[1].read_bytes())
+            time.sleep(0.5)
+            second = pool.submit(gw.post, "zendesk", paths[2].read_bytes())
+            (s1, a1, h1), (s2, a2, h2) = first.result(), second.result()
+        assert (s1, s2) == (503, 429), (a1, a2)
+        assert int(h1["Retry-After"]) >= 1 and int(h2["Retry-After"]) >= 1
         broker.start()
         deadline = time.monotonic() + 90
         while True:  # the vendor retries until accepted
