@@ -28,7 +28,7 @@ MAX_EVENT_BYTES = 16 * 1024
 """An event larger than this is rejected as `oversized` before parsing (real events are < 1 KiB)."""
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-MIN_TS = datetime(2000, 1, 1, tzinfo=UTC)
+MIN_TS = EPOCH  # spec section 1: any instant from 1970 on (historical logs replay like live ones)
 MAX_TS = datetime(2100, 1, 1, tzinfo=UTC)
 
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=128)]

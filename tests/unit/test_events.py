@@ -39,7 +39,9 @@ def test_malformed_bytes(raw):
 @pytest.mark.parametrize("change, field", [
     ({"ts": "2026-11-02T09:00:00"}, "ts"),  # naive
     ({"ts": "yesterday"}, "ts"),
-    ({"ts": "1970-01-01T00:00:00Z"}, "ts"),  # absurd
+    ({"ts": "1969-12-31T23:59:59Z"}, "ts"),  # before 1970 (spec section 1)
+    ({"ts": "1970-01-01T00:30:00+01:00"}, "ts"),  # 1969 in UTC
+    ({"ts": "2100-01-01T00:00:00Z"}, "ts"),  # absurd
     ({"event_id": ""}, "event_id"),
     ({"event_id": "x" * 129}, "event_id"),
     ({"event_id": 7}, "event_id"),  # wrong type, no coercion
@@ -52,6 +54,14 @@ def test_invalid_events_name_the_field(change, field):
     r = decode({**GOOD, **change})
     assert isinstance(r, Rejection) and r.reason == INVALID
     assert field in r.detail or "status" in r.detail or "priority" in r.detail
+
+
+@pytest.mark.parametrize("ts", ["1970-01-01T00:00:00Z", "1970-01-01T01:00:00+01:00", "1999-02-15T09:30:00-05:00",
+                                "1999-12-31T23:59:59.999999Z", "2099-12-31T23:59:59Z"])
+def test_any_instant_from_1970_on_is_accepted(ts):
+    """Spec section 1: `ts` is any instant from 1970 on (historical logs replay like live ones)."""
+    ev = decode({**GOOD, "ts": ts})
+    assert isinstance(ev, TicketEvent) and ev.ts_us >= 0 and decode(encode_event(ev)) == ev
 
 
 def test_missing_field_is_invalid_and_keeps_the_id_for_the_dead_letter():
