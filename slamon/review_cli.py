@@ -76,7 +76,7 @@ def _max_us(current: int | None, ts: bytes) -> int | None:
 def run_report(args) -> int:
     from monitor.contracts import load_contracts
     from monitor.engine import Engine
-    from monitor.errors import EXIT_BREACH, EXIT_OK
+    from monitor.errors import EXIT_BREACH, EXIT_OK, NothingAcceptedError
     from monitor.gc_tuning import tune_gc
     from monitor.replay import replay_lines
     from monitor.review.figures import ReviewError, build_review, parse_month, review_at
@@ -107,7 +107,9 @@ def run_report(args) -> int:
         else:
             newest = newest_event_us(path)
             if newest is None:
-                raise ReviewError(f"no events with a valid time in {'stdin' if args.events == '-' else args.events}")
+                raise NothingAcceptedError(f"no event with a valid time in "
+                                           f"{'stdin' if args.events == '-' else args.events}",
+                                           hint="events are JSON Lines with an RFC 3339 `ts` (spec section 1)")
             at = review_at(contracts, args.period, args.client, newest)
         tune_gc()
         engine = Engine(contracts)

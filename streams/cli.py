@@ -12,6 +12,7 @@ failure, is `UnavailableError` (exit 4); a bad file or setting is an input error
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import time
@@ -61,9 +62,22 @@ def add_parsers(subparsers) -> None:
 
 
 def _settings(args):
-    from streams.config import load_settings
+    """The settings; a config file that is not YAML, or not a mapping, is a ConfigError naming its line (the file
+    is read with monitor.yaml_loader first: its limits and duplicate-key check apply here too)."""
+    from monitor import yaml_loader
+    from streams.config import ConfigError, load_settings
 
-    return load_settings(args.config)  # ConfigError: an input error with its message
+    path = args.config or os.environ.get("SLAMON_CONFIG") or None
+    if path is not None:
+        data, _root = yaml_loader.load(yaml_loader.read_text(path, ConfigError), str(path), ConfigError)
+        if data is not None and not isinstance(data, dict):
+            raise ConfigError(f"{path}:1: expected a mapping of settings (kafka:, topics:, contracts:, ...)")
+    try:
+        return load_settings(args.config)
+    except ConfigError:  # an input error with its message
+        raise
+    except ValueError as err:  # a value pydantic-settings could not even parse
+        raise ConfigError(f"invalid settings{f' ({path})' if path else ''}: {' '.join(str(err).split())}") from None
 
 
 def wait_for_broker(settings, timeout: float) -> None:
@@ -121,6 +135,8 @@ def _produce(args) -> int:
 
     if (args.events is None) == (args.generate is None):
         raise InputError("give an events file (or -) or --generate HOURS, not both or neither")
+    if args.generate is None and (args.contracts is not None or args.start is not None):
+        raise InputError("--contracts and --start go with --generate")
     settings = _settings(args)
     if args.generate is not None:
         from monitor.contracts import load_contracts
