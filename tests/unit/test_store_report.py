@@ -1,0 +1,148 @@
+"""`slamon report --store`: the monthly review from the SLA record equals the review from a replay of the same
+events, field by field (records of the month's contract periods, trend points, breached tickets, misses per
+day, credits, headline and notes, CSV rows). Uptime is measured from probes, not decisions: the store's review
+leaves it out and says so."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+
+import orjson
+import pytest
+
+from monitor.contracts import UptimeSla, parse_contracts
+from monitor.engine import Engine
+from monitor.events import decode_event
+from monitor.replay import ReplayResult
+from monitor.report import build_report
+from monitor.review.figures import build_review, csv_rows, review_at
+from monitor.simulation.generator import GeneratorConfig, generate
+from store.db import open_store
+from store.feed import load_topic, sla_topic
+from store.report import review_from_store
+from tests.builders import us
+
+CONTRACTS = """
+allowed_lateness: 1h
+reopen_window: 3d
+clients:
+  acme:
+    timezone: Europe/Berlin
+    calendar: {hours: {mon-fri: "08:00-18:00"}, holidays: {country: DE, subdivision: BE}}
+    slas:
+      - {name: first-response, kind: first_response, time: business, target: {P1: 30m, P2: 2h, P3: 8h},
+         objective: 0.95, penalty: {monthly_fee: 1000, currency: EUR, tiers: [{below: 0.95, credit_percent: 5}]}}
+      - {name: resolution, kind: resolution, time: calendar, target: {P1: 4h, P2: 8h, P3: 24h}, objective: 0.9,
+         pause_statuses: [waiting_on_customer], period: week,
+         penalty: {monthly_fee: 1000, currency: EUR, tiers: [{below: 0.9, credit_percent: 2}]}}
+      - {name: csat, kind: csat, target: 0.8, period: {rolling: 30d}}
+  hooli:
+    timezone: America/Los_Angeles
+    slas:
+      - {name: phone-sl, kind: service_level, target: 0.8, within: 20s, period: day}
+      - {name: asa, kind: asa, target: 30s,
+         penalty: {monthly_fee: 500, currency: USD, tiers: [{above: 25, credit_percent: 1}]}}
+      - {name: abandon-rate, kind: abandon_rate, target: 0.05}
+      - {name: aht, kind: aht, target: 400s}
+      - {name: portal-uptime, kind: uptime, service: portal, target: 0.99, probe_interval: 300s}
+  globex:
+    timezone: Asia/Kolkata
+    slas:
+      - {name: accuracy, kind: accuracy, target: 0.98, period: day}
+      - {name: csat-mean, kind: csat, method: mean, target: 4.0}
+      - {name: first-response, kind: first_response, time: calendar, target: {P1: 1h, P2: 4h}, objective: 0.9}
+"""
+MONTH = "2026-11"
+LIVE = ("open", "at_risk", "breaching_soon", "next_deadline_seconds")  # open items: not decisions
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Six weeks of traffic (Oct 20 - Dec 2) replayed, and the same events' SLA-events topic in a store."""
+    contracts = parse_contracts(CONTRACTS)
+    cfg = GeneratorConfig(start_us=us("2026-10-20T00:00:00+00:00"), duration_us=43 * 86_400_000_000, seed=3,
+                          tickets_per_hour=1.5, calls_per_hour=4, duplicate_rate=0.01, disorder_us=10 * 60_000_000,
+                          ticket_breach_rate=0.08)
+    lines = [orjson.dumps(e) for e in generate(contracts, cfg)]
+    engine = Engine(contracts)
+    for line in lines:
+        engine.ingest(decode_event(line, contracts.clients))
+    at = review_at(contracts, MONTH, newest_us=engine.now_us)
+    result = ReplayResult(at_us=at, records=build_report(engine, at))
+    replayed = build_review(result, engine, MONTH)
+    url = f"sqlite:///{tmp_path_factory.mktemp('record')}/record.db"
+    with open_store(url) as store:
+        store.migrate()
+        load_topic(store, "t", sla_topic(lines, contracts, partitions=3, at_us=engine.now_us))
+    return contracts, replayed, review_from_store(url, MONTH, contracts)
+
+
+def same(a, b, where) -> None:
+    if isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9), (where, a, b)
+    elif isinstance(a, dict) and isinstance(b, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            same(a[k], b[k], (*where, k))
+    elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        assert len(a) == len(b), (where, len(a), len(b))
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            same(x, y, (*where, i))
+    else:
+        assert a == b, (where, a, b)
+
+
+def test_the_review_from_the_store_equals_the_replays(world):
+    contracts, replayed, stored = world
+    assert stored.month == replayed.month and stored.at_us == replayed.at_us
+    assert [c.client for c in stored.clients] == [c.client for c in replayed.clients]
+    compared = 0
+    for want, got in zip(replayed.clients, stored.clients, strict=True):
+        uptime = {s.name for s in contracts.clients[want.client].slas if isinstance(s, UptimeSla)}
+        assert [s.sla for s in want.slas if s.sla not in uptime] == [s.sla for s in got.slas]
+        assert (want.start_us, want.end_us, want.complete, want.days) == (got.start_us, got.end_us, got.complete,
+                                                                          got.days)
+        if not uptime:
+            assert got.headline == want.headline and got.notes == want.notes
+            assert got.credits == want.credits
+        else:
+            assert any("portal-uptime" in n and "not in this review" in n.lower() for n in got.notes)
+        mine = {s.sla: s for s in got.slas}
+        for s in want.slas:
+            if s.sla in uptime:
+                continue
+            g = mine[s.sla]
+            for name in ("kind", "title", "unit", "target", "period", "breaches", "daily", "daily_unit",
+                         "penalty_fee", "currency", "credits", "credit_percent", "projected_credits", "met", "value",
+                         "budget_left", "breached_ids", "has_data"):
+                same(getattr(s, name), getattr(g, name), (want.client, s.sla, name))
+            same([asdict(p) for p in s.trend], [asdict(p) for p in g.trend], (want.client, s.sla, "trend"))
+            assert len(s.records) == len(g.records)
+            for r, q in zip(s.records, g.records, strict=True):
+                a, b = r.as_dict(), q.as_dict()
+                for key in LIVE:
+                    a.pop(key), b.pop(key)
+                same(a, b, (want.client, s.sla, r.period))
+            compared += 1
+    assert compared == 10
+
+
+def test_the_review_has_substance(world):
+    """The comparison above means something: the month has breaches, credits, weekly and daily periods and
+    withdrawn decisions."""
+    stored = world[2]
+    acme = next(c for c in stored.clients if c.client == "acme")
+    resolution = next(s for s in acme.slas if s.sla == "resolution")
+    assert len(resolution.records) >= 4 and resolution.breaches
+    assert any(s.credits for c in stored.clients for s in c.slas)
+    assert sum(len(s.breached_ids) for s in acme.slas) > 20
+    assert stored.pipeline["source"] == "store" and stored.pipeline["withdrawn"] > 0
+
+
+def test_csv_rows_equal(world):
+    contracts, replayed, stored = world
+    uptime = {(n, s.name) for n, c in contracts.clients.items() for s in c.slas if isinstance(s, UptimeSla)}
+    want = [r for r in csv_rows(replayed) if r["section"] != "summary" and (r["client"], r["sla"]) not in uptime]
+    got = [r for r in csv_rows(stored) if r["section"] != "summary"]
+    same(want, got, ("csv",))
