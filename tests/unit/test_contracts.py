@@ -93,3 +93,51 @@ def test_missing_file(tmp_path):
 def test_example_contracts_load():
     for path in Path(__file__).parents[2].joinpath("examples").glob("*contracts.yaml"):
         load_contracts(path)
+
+
+def test_version_absent_reads_as_1_and_unknown_versions_are_refused():
+    assert parse_contracts(GOOD, "c.yaml").version == 1
+    assert parse_contracts("version: 1\n" + GOOD, "c.yaml").version == 1
+    for bad in ("2", "0", "'1'", "1.0", "true", "[1]", "null"):
+        msg = error(f"version: {bad}\n" + GOOD)
+        assert msg.startswith("c.yaml:1: version: unsupported version") and "(supported: 1)" in msg, msg
+
+
+def test_unknown_version_has_a_hint():
+    with pytest.raises(ContractError) as info:
+        parse_contracts("version: 2\n" + GOOD, "c.yaml")
+    assert "version: 1" in info.value.hint and info.value.exit_code == 2
+
+
+def test_a_key_given_twice_is_refused_with_both_lines():
+    msg = error(GOOD.replace("    timezone: Europe/Berlin\n", "    timezone: Europe/Berlin\n    timezone: UTC\n"))
+    assert msg == "c.yaml:5: not valid YAML: key 'timezone' is given twice (first on line 4)"
+    assert "given twice" in error(GOOD + "clients: {}\n")
+
+
+def test_merge_keys_may_be_overridden():
+    text = ("clients:\n"
+            "  acme: &a {timezone: UTC, slas: [{name: a, kind: accuracy, target: 0.9}]}\n"
+            "  beta:\n    <<: *a\n    timezone: Europe/Berlin\n")
+    contracts = parse_contracts(text, "c.yaml")
+    assert contracts.clients["beta"].timezone == "Europe/Berlin" and contracts.clients["acme"].timezone == "UTC"
+
+
+def test_the_loader_is_shared_with_the_alerting_config():
+    from alerts.config import AlertingError, parse_alerting
+    from monitor import yaml_loader
+    from monitor.contracts import _ContractLoader
+    from monitor.errors import SlamonError
+
+    assert _ContractLoader is yaml_loader.SafeYamlLoader
+    assert issubclass(ContractError, SlamonError) and issubclass(ContractError, ValueError)
+    with pytest.raises(AlertingError, match=r"a.yaml:2: not valid YAML: key 'imminent' is given twice"):
+        parse_alerting("imminent: {within: 15m}\nimminent: {within: 30m}\n", "a.yaml", env={})
+
+
+def test_a_directory_and_a_binary_file_are_contract_errors(tmp_path):
+    with pytest.raises(ContractError, match="it is a directory"):
+        load_contracts(tmp_path)
+    (tmp_path / "b.yaml").write_bytes(b"clients:\n\xff\xfe")
+    with pytest.raises(ContractError, match=r"b.yaml:2: not UTF-8"):
+        load_contracts(tmp_path / "b.yaml")
