@@ -66,10 +66,7 @@ _parser = build_parser  # former name
 def add_package_parsers(sub) -> None:
     """Every package's commands: the core (validate, replay, import, generate), then the adapters (Kafka
     workers, alerting, reports, backtest), which live with their code."""
-    try:
-        from alerts.backtest.cli import add_parsers as backtest_parsers
-    except ModuleNotFoundError:  # alerts/backtest.py before it became a package
-        from alerts.backtest import add_parsers as backtest_parsers
+    from alerts.backtest.cli import add_parsers as backtest_parsers
     from alerts.cli import add_parsers as alerts_parsers
     from slamon.commands import add_parsers as core_parsers
     from slamon.review_cli import add_parsers as review_parsers
