@@ -252,6 +252,7 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
         broker_credentials=k.faust_credentials(),
         broker_client_id=k.client_id,
         broker_session_timeout=settings.session_timeout,
+        consumer_group_instance_id=settings.group_instance_id,
         broker_heartbeat_interval=max(0.5, settings.session_timeout / 10),
         broker_request_timeout=max(90.0, settings.session_timeout * 1.5),
         store="memory://",

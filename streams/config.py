@@ -246,12 +246,20 @@ class Settings(BaseSettings):
                            "as `future` (they would decide deadlines early). None disables the check")
     state_store: str = Field("memory://", description="deprecated, ignored: the worker has no faust table "
                              "(snapshots live in the <app_id>-snapshots-changelog topic); accepted for old configs")
-    data_dir: Path = Field(Path(".slamon-data"), description="worker scratch dir: the snapshot child's temporary "
-                           "files (and faust's data dir); one per worker, need not persist")
+    data_dir: Path = Field(Path(".slamon-data"), description="faust's data dir (<data_dir>/<app_id>): faust only "
+                           "creates empty directories there (no tables, no state on disk); need not persist. Give each "
+                           "worker on a host its own (SLAMON_DATA_DIR) all the same")
     standby_replicas: int = Field(0, ge=0, description="deprecated, ignored: no faust table to keep standbys of; "
                                   "accepted for old configs")
-    session_timeout: float = Field(30.0, ge=6, description="consumer group session timeout (seconds): how "
-                                   "long a dead worker keeps its partitions before the group moves them")
+    session_timeout: float = Field(10.0, ge=6, description="consumer group session timeout (seconds): how "
+                                   "long a crashed worker keeps its partitions before the group moves them "
+                                   "(heartbeats every tenth of it, from the consumer's own thread, so restores and "
+                                   "checkpoints do not hold them up). A worker that stops cleanly leaves at once")
+    group_instance_id: str | None = Field(None, description="static group membership (KIP-345): a stable name per "
+                                          "worker (e.g. the pod name). A worker restarted under the same name gets "
+                                          "its partitions back without a rebalance; but one that stops for good "
+                                          "keeps them for session_timeout (a static member does not leave). None: "
+                                          "dynamic membership")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     stream_buffer_maxsize: int = Field(16384, ge=1)
     max_poll_records: int | None = Field(None, description="broker_max_poll_records (None: faust default)")
