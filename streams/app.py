@@ -39,6 +39,7 @@ from monitor.contracts import Contracts, load_contracts
 from monitor.gc_tuning import tune_gc
 from streams.checkpointing import CheckpointCollector, Checkpointer
 from streams.config import Settings, load_settings, redact_secrets_in_logs
+from streams.health import OwnershipCollector, consumer_lag, health
 from streams.metrics import EngineCollector, settle_counters
 from streams.metrics_server import BasicAuthGuard, web_server_settings
 from streams.outputs import OutputPublisher
@@ -82,6 +83,7 @@ class Runtime:
         self.scrape = ForkedRenderer(self.render_metrics)  # /metrics off the event loop (streams/scrape.py)
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(CheckpointCollector(self.checkpointer))
+        self.registry.register(OwnershipCollector(self))
         self.registry.register(EngineCollector(lambda: list(self.engines.values()), clock=self.now_for,
                                                consumer_lag=self.consumer_lag))
 
@@ -218,14 +220,7 @@ class Runtime:
     # --- metrics ----------------------------------------------------------------------------------------
 
     def consumer_lag(self, partition: int) -> int | None:
-        pe = self.engines.get(partition)
-        try:
-            highwater = self.app.consumer.highwater(TP(self.events_topic_name, partition))
-        except Exception:
-            return None
-        if highwater is None or pe is None:
-            return None
-        return max(0, highwater - (pe.offset + 1))
+        return consumer_lag(self, partition)
 
     def render_metrics(self) -> bytes:
         return generate_latest(self.registry)
@@ -313,14 +308,8 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
 
     @app.page("/healthz", name="slamon.health")
     class Health(faust.web.View):  # open on purpose: liveness probes send no credentials (metrics_server.py)
-        async def get(self, request):
-            return self.json({
-                "partitions": sorted(runtime.assigned), "engines": sorted(runtime.engines),
-                "offsets": {p: pe.offset for p, pe in runtime.engines.items()},
-                "checkpoints": runtime.checkpointer.checkpoints,
-                "checkpoint_failures": runtime.checkpointer.checkpoint_failures,
-                "clock": settings.clock,
-            })
+        async def get(self, request):  # client names only to whoever may read /metrics (streams/health.py)
+            return self.json(health(runtime, show_clients=metrics_auth.allows(request.headers.get("Authorization"))))
 
     @app.on_partitions_assigned.connect
     async def _assigned(sender, assigned, **kwargs):

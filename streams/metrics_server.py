@@ -5,7 +5,8 @@
     if not guard.allows(request.headers.get("Authorization")): ...  # 401 with guard.challenge_headers
 
 Basic auth protects `/metrics`; `/healthz` stays open for liveness/readiness probes (kubelet probes cannot send
-credentials without a custom header) and tells nothing secret: partition numbers, offsets, checkpoint counts.
+credentials without a custom header) and tells nothing secret: partitions, offsets, lag, checkpoint counts, the
+group membership; the names of the clients a worker owns only to a request with the /metrics credentials.
 faust's own `/table` (it serves table *data*: the engine snapshots) and `/router` views are switched off, so
 nothing else on the port needs a password. Without TLS the password crosses the network in clear: set
 `metrics_tls_certfile`/`metrics_tls_keyfile` whenever the bind address is not loopback.

@@ -4,7 +4,8 @@ events.
 
 1. one worker (event clock) == replay_lines at the same instant: decided/good/bad of the current period and of
    all periods, compliance, pipeline counts;
-2. two workers in one group == replay, each series with exactly one owner;
+2. two workers in one group == replay, each series with exactly one owner; /healthz and /metrics show lag, end
+   offsets and the clients each worker owns;
 3. kill -9 mid-stream + restart == replay (nothing lost, nothing applied twice);
 4. malformed, unknown-client, oversized and very late events are dead-lettered with their reason and counted;
 5. wall clock: a ticket's breach is decided (metric + SLA event) within 2 s of its deadline with no event.
@@ -115,6 +116,33 @@ def test_two_workers_give_the_same_totals_as_replay(pipeline_factory):
     moved = [line for line in b.log.read_text(errors="replace").splitlines() if "restored snapshot" in line]
     assert moved, "partitions moved to the new worker with their state"
     assert sum(v for (n, _), v in both.items() if n == "slamon_input_gaps_total") == 0
+    assert_ownership_in_view(p, [a, b], scrapes)
+
+
+def assert_ownership_in_view(p: Pipeline, workers: list, scrapes: list[dict]) -> None:
+    """/healthz and /metrics of caught-up workers: lag 0, end offsets = the topic's, the owned clients split
+    between the workers (each client once, all of them), the group membership."""
+    ends = p.end_offsets()
+    clients: dict[str, int] = {}
+    for w, m in zip(workers, scrapes, strict=True):
+        h = w.health()
+        mine = [int(q) for q in h["engines"]]
+        assert {int(q): v for q, v in h["end_offsets"].items()} == {q: ends[q] for q in mine}
+        assert set(h["lag"].values()) == {0} and h["lag_total"] == 0
+        assert h["group"]["id"] == p.env_base["SLAMON_APP_ID"] and h["group"]["member_id"]
+        assert h["group"]["generation"] >= 1 and h["group"]["session_timeout"] == 6
+        names = [c for q in h["clients"].values() for c in q]
+        assert h["owned_clients"] == len(names)
+        for client in names:
+            assert client not in clients, f"{client} owned twice"
+            clients[client] = id(w)
+        for q in mine:
+            assert series(m, "slamon_input_end_offset", partition=q) == ends[q]
+            assert series(m, "slamon_consumer_lag_messages", partition=q) == 0
+            for client in h["clients"][str(q)]:
+                assert series(m, "slamon_owned_client", client=client, partition=q) == 1
+        assert series(m, "slamon_owned_partitions") == len(mine)
+    assert set(clients) == set(p.contracts.clients)
 
 
 def test_kill9_mid_stream_and_restart_equals_replay(pipeline_factory):
