@@ -14,6 +14,7 @@ import time
 
 import orjson
 import pytest
+import yaml
 
 from monitor.contracts import load_contracts
 from monitor.replay import replay_lines
@@ -208,3 +209,52 @@ def test_asterisk_queue_log_is_followed_through_restarts_and_rotation(kafka_brok
         assert orjson.loads(records[-1].value)["call_id"] == "1772446499.140@orders"
     finally:
         gw.stop()
+
+
+@pytest.mark.slow
+def test_a_worker_fed_by_the_gateway_equals_the_replay_of_the_expected_events(kafka_broker, tmp_path):
+    """Every HTTP fixture through the gateway, twice (vendor retries), into a real worker (event clock): its
+    /metrics equal the replay of the expected spec events."""
+    from tests.support.pipeline import Pipeline, merged, series
+
+    p = Pipeline(kafka_broker.bootstrap, tmp_path / "p", contracts_text=CONTRACTS.read_text(), clock="event")
+    gw = GatewayProcess(tmp_path / "gw", kafka_broker.bootstrap, HTTP, create=False)
+    gw.events_topic, gw.deadletter_topic = p.settings.topics.events, p.settings.topics.deadletter
+    config = yaml.safe_load(gw.config.read_text())
+    config["topics"] = {"events": gw.events_topic, "deadletter": gw.deadletter_topic}
+    gw.config.write_text(yaml.safe_dump(config))
+    try:
+        w = p.worker("w").start()
+        p.wait_assigned([w])
+        gw.start()
+        want_events = []
+        for _ in range(2):
+            for vendor in HTTP:
+                for path in cases(vendor):
+                    status, _, _ = gw.post(vendor, path.read_bytes())
+                    if not isinstance(expected(vendor)[path.name], dict):
+                        assert status in (200, 204)
+                        want_events.extend(expected(vendor)[path.name])
+        p.count = len(want_events)
+        (m,) = p.wait_caught_up([w])
+        m = merged([m])
+        at = max(_us(e["ts"]) for e in want_events)
+        replay = replay_lines([orjson.dumps(e) for e in want_events], load_contracts(CONTRACTS), at)
+        compared = 0
+        for rec in replay.records:
+            if rec.kind == "uptime":
+                assert series(m, "slamon_uptime_availability_ratio", client=rec.client, sla=rec.sla,
+                              service="portal") == rec.value
+                continue
+            labels = {"client": rec.client, "sla": rec.sla}
+            assert series(m, "slamon_sla_period_decided", **labels) == rec.decided, rec
+            if rec.good is not None:
+                assert series(m, "slamon_sla_period_good", **labels) == rec.good, rec
+                assert series(m, "slamon_sla_period_bad", **labels) == rec.bad, rec
+            compared += 1
+        assert compared >= 6 and any(r.decided for r in replay.records)
+        assert sum(v for (n, _), v in m.items() if n == "slamon_events_duplicate_total") == replay.duplicates
+        assert replay.duplicates >= len(want_events) // 2
+    finally:
+        gw.stop()
+        p.close()
