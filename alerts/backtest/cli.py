@@ -24,8 +24,8 @@ def add_parsers(sub) -> None:
                     "real Prometheus, and scores the alerts against the breaches the engine saw.")
     p.add_argument("events", help="JSON Lines file, or - for stdin")
     add_contracts_option(p)
-    p.add_argument("--alerting", help="alerting config (default: the built-in defaults)")
-    p.add_argument("--compare", help="a second alerting config, evaluated side by side")
+    p.add_argument("--alerting", metavar="FILE", help="alerting config (default: the built-in defaults)")
+    p.add_argument("--compare", metavar="FILE", help="a second alerting config, evaluated side by side")
     p.add_argument("--step", default="60s", help="scrape step and rule evaluation interval (default 60s)")
     p.add_argument("--horizon", default="24h",
                    help="an alert predicts a breach at most this long after it started (default 24h)")
@@ -35,10 +35,10 @@ def add_parsers(sub) -> None:
                    help="decisions in the period before a missed period counts as a breach (default 20)")
     p.add_argument("--uptime-min-volume", default="1h", help="probe-covered time, for uptime SLAs (default 1h)")
     p.add_argument("--merge-gap", default="1h", help="a recovery shorter than this continues the breach")
-    p.add_argument("--format", choices=("table", "json"), default="table")
-    p.add_argument("-o", "--output", help="file to write (default stdout)")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
     p.add_argument("--keep", metavar="DIR", help="keep the work directory (OpenMetrics, TSDBs, rule layers) here")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
     p.set_defaults(run=run_cli)
 
 
