@@ -31,13 +31,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from monitor.errors import EXIT_UNAVAILABLE, SlamonError
+from monitor.errors import UnavailableError
 
 
-class ServiceError(SlamonError):
-    """A service or tool could not be started, or answered badly."""
-
-    exit_code = EXIT_UNAVAILABLE
+class ServiceError(UnavailableError):
+    """A service or tool could not be started, or answered badly (exit code: unavailable)."""
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
