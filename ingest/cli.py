@@ -13,7 +13,7 @@ import logging
 import sys
 
 from monitor.contracts import ContractError
-from monitor.errors import SlamonError
+from monitor.errors import EXIT_UNAVAILABLE, SlamonError
 
 
 def add_parsers(sub) -> None:
@@ -69,5 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         if err.hint:
             print(f"hint: {err.hint}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # the port is taken, a file cannot be read
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except KeyboardInterrupt:
         return 130
