@@ -198,15 +198,13 @@ def _load(args) -> int:
     from monitor.contracts import load_contracts
     from slamon.inputs import open_events
     from store.db import open_store
-    from store.feed import load_topic, sla_topic
+    from store.feed import load_records, sla_records
 
     contracts = load_contracts(_contracts_path(args))
-    with open_events(args.events) as stream:
-        topic = sla_topic(stream, contracts)
-    with open_store(_store_url(args)) as store:
+    with open_store(_store_url(args)) as store, open_events(args.events) as stream:
         store.migrate()
         name = args.name or ("stdin" if args.events == "-" else f"file:{os.path.abspath(args.events)}")
-        done = load_topic(store, name, topic)
+        done = load_records(store, name, sla_records(stream, contracts))
     print(f"{done.decided} decisions and {done.withdrawn} withdrawals applied ({done.redelivered} already there)",
           file=sys.stderr)
     return EXIT_OK

@@ -37,6 +37,7 @@ COLUMNS = (
 )
 KEY = ("client", "sla", "item_key")
 _ENRICHED = ("kind", "period", "decided", "good", "bad", "total", "sample")
+_ENRICHED_SET = frozenset(_ENRICHED)
 _OPTIONAL = ("priority", "queue", "channel", "start_us", "deadline_us", "stop_us", "elapsed_s", "paused_s",
              "target_s", "trigger", "source_partition", "source_offset")
 
@@ -69,18 +70,17 @@ def parse(value: bytes, partition: int, offset: int, fill=None) -> Change:
         change = rec["change"]
         if change not in (DECIDED, WITHDRAWN):
             raise KeyError("change")
-        if any(name not in rec for name in _ENRICHED):
+        if not _ENRICHED_SET <= rec.keys():
             if fill is None:
                 raise KeyError(next(name for name in _ENRICHED if name not in rec))
             fill(rec)
         client, sla, item, at = rec["client"], rec["sla"], rec.get("item"), rec["at_us"]
         item_key = item if item is not None else f"@{rec.get('source_partition')}:{rec.get('source_offset')}"
         sample = rec["sample"]
-        get = rec.get
         row = (
             client, sla, item_key, item, rec["kind"], rec["period"], int(at), rec["outcome"],
             float(rec["decided"]), float(rec["good"]), float(rec["bad"]), float(rec["total"]), sample,
-            sketch_key(sample), *[get(name) for name in _OPTIONAL], partition, offset,
+            sketch_key(sample), *map(rec.get, _OPTIONAL), partition, offset,
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise RecordError(f"SLA-events record at partition {partition} offset {offset} is not readable "

@@ -3,11 +3,12 @@
     review = review_from_store("sqlite:///record.db", "2026-11", contracts)        # monitor.review.figures.Review
     records = records_from_store(store, contracts, at_us)                          # monitor.report.Record list
 
-The store holds every decision in force with the ledger amounts the engine added for it, so the ledgers of an
-engine are rebuilt from SQL aggregates instead of from events: period tallies and 15-minute buckets (GROUP BY
-period and bucket), latency sketches (rows per sketch bucket: `store.records.sketch_key` is the bucket
-`monitor.sketch.LogSketch` puts the sample in), breached items, and windows at any instant (a SUM over the
-decision instants: exact, the store keeps every instant). The report code then runs unchanged, so a record
+The store holds every decision in force with the ledger amounts the engine added for it, and keeps their
+15-minute bucket tallies and latency-sketch counts (`store.records.sketch_key` is the bucket
+`monitor.sketch.LogSketch` puts a sample in) up to date in the same transactions, so the ledgers of an engine
+are rebuilt from those aggregates instead of from events: period tallies and buckets, sketches, breached items
+(an index on the bad rows), and windows at any instant (a SUM over the decision instants: exact, the store keeps
+every instant). The report code then runs unchanged, so a record
 from the store equals the record of a replay whose engine holds the same decisions (tests/unit/test_store.py
 compares them field by field).
 
@@ -79,7 +80,8 @@ def without_uptime(contracts: Contracts) -> Contracts:
 
 def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> Engine:
     """An engine with no items whose ledgers hold the store's decisions of the periods starting in [lo, hi):
-    tallies, 15-minute buckets, sketches and breached items (a period cut by `lo` is left out)."""
+    tallies and 15-minute buckets (table sla_buckets), sketches (sla_sketches) and breached items (a period cut
+    by `lo` is left out)."""
     engine = Engine(contracts)
     ledgers: dict[tuple[str, str], StoreLedger] = {}
     for name, client in contracts.clients.items():
@@ -90,34 +92,39 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
                                                     list_breaches=isinstance(sla, TicketSla), source=store)
     engine.ledgers = ledgers
     rolling = {key for key, lg in ledgers.items() if isinstance(lg.period, Rolling)}
-    for client, sla, _period, bucket, d, g, b, t, first in store.query(
-            f"SELECT client, sla, period, at_us / {BUCKET_US}, SUM(decided), SUM(good), SUM(bad), SUM(total), "
-            "MIN(at_us) FROM sla_decisions WHERE at_us >= ? AND at_us < ? GROUP BY client, sla, period, "
-            f"at_us / {BUCKET_US}", (lo_us, hi_us)):
+    for client, sla, bucket, d, g, b, t in store.query(
+            "SELECT client, sla, bucket, decided, good, bad, total FROM sla_buckets WHERE bucket >= ? AND bucket < ?",
+            (-(-lo_us // BUCKET_US), -(-hi_us // BUCKET_US))):
         ledger = ledgers.get((client, sla))
         if ledger is None:  # an SLA the contracts no longer have
             continue
         tally = Tally(_count(d), _count(g), _count(b), float(t))
-        label = ledger._label(first)
+        label = ledger._label(bucket * BUCKET_US)  # a bucket lies in one period: boundaries are on the 15-min grid
         ledger._tally(ledger.periods, label).merge(tally)
         ledger._tally(ledger.buckets, bucket).merge(tally)
-    for ledger in ledgers.values():  # a period that began before `lo` holds only part of its decisions here
+    labels = set()
+    for key, ledger in ledgers.items():  # a period that began before `lo` holds only part of its decisions here
         for label, window in list(ledger.windows.items()):
             if window.start_us < lo_us:
                 del ledger.windows[label]
                 ledger.periods.pop(label, None)
-    for client, sla, period, key, n in store.query(
-            "SELECT client, sla, period, sketch_key, COUNT(*) FROM sla_decisions WHERE at_us >= ? AND at_us < ? "
-            "AND sketch_key IS NOT NULL GROUP BY client, sla, period, sketch_key", (lo_us, hi_us)):
-        if (client, sla) in ledgers and (client, sla) not in rolling:
-            _add_sketch(ledgers[(client, sla)], period, key, n)
-    for client, sla in rolling:  # the engine's rolling sketch holds every decision
-        for key, n in store.query("SELECT sketch_key, COUNT(*) FROM sla_decisions WHERE client = ? AND sla = ? "
-                                  "AND sketch_key IS NOT NULL GROUP BY sketch_key", (client, sla)):
-            _add_sketch(ledgers[(client, sla)], "rolling", key, n)
+        labels.update((*key, label) for label in ledger.periods if key not in rolling)
+    periods = sorted({label for _, _, label in labels})
+    for start in range(0, len(periods), 500):
+        chunk = periods[start:start + 500]
+        for client, sla, period, key, n in store.query(
+                "SELECT client, sla, period, sketch_key, n FROM sla_sketches WHERE period IN "
+                f"({', '.join('?' * len(chunk))})", chunk):
+            if (client, sla, period) in labels:
+                _add_sketch(ledgers[(client, sla)], period, key, n)
+    if rolling:  # the engine's rolling sketch holds every decision
+        for client, sla, _period, key, n in store.query(
+                "SELECT client, sla, period, sketch_key, n FROM sla_sketches WHERE period = 'rolling'"):
+            if (client, sla) in rolling:
+                _add_sketch(ledgers[(client, sla)], "rolling", key, n)
     kinds = ", ".join(f"'{k}'" for k in TICKET_KINDS)
     for client, sla, period, at, item in store.query(
-            "SELECT client, sla, period, at_us, item FROM sla_decisions WHERE at_us >= ? AND at_us < ? AND bad > 0 "
+            "SELECT client, sla, period, at_us, item FROM sla_decisions WHERE bad > 0 AND at_us >= ? AND at_us < ? "
             f"AND item IS NOT NULL AND kind IN ({kinds}) ORDER BY at_us, item", (lo_us, hi_us)):
         ledger = ledgers.get((client, sla))
         if ledger is not None and ledger.list_breaches:

@@ -201,6 +201,19 @@ def assert_same_records(store_records, expected: dict, *, exact_floats: bool = F
     return len(expected)
 
 
+def assert_aggregates_match_rows(store) -> None:
+    """sla_buckets and sla_sketches, kept up to date batch by batch, equal a recount of the rows in force."""
+    buckets = {k[:4]: k[4:] for k in store.query(
+        "SELECT client, sla, period, bucket, n, decided, good, bad FROM sla_buckets")}
+    recount = {k[:4]: k[4:] for k in store.query(
+        "SELECT client, sla, period, at_us / 900000000, COUNT(*), SUM(decided), SUM(good), SUM(bad) FROM sla_decisions "
+        "GROUP BY client, sla, period, at_us / 900000000")}
+    assert buckets == recount
+    sketches = set(store.query("SELECT client, sla, period, sketch_key, n FROM sla_sketches"))
+    assert sketches == set(store.query("SELECT client, sla, period, sketch_key, COUNT(*) FROM sla_decisions "
+                                       "WHERE sketch_key IS NOT NULL GROUP BY client, sla, period, sketch_key"))
+
+
 def test_topic_has_redecisions_at_one_instant(topic):
     """The case that makes "keep the last record per (client, sla, item, at_us, change)" wrong is in the data."""
     seen: dict[tuple, list[str]] = {}
@@ -225,6 +238,7 @@ def test_duplicated_topic_replayed_into_the_store_gives_the_replays_figures(requ
             redelivered(store, republished(values, rnd), partition, rnd)
         stats = store.stats()
         assert stats["redelivered_records"] > 0 and stats["withdrawn_records"] > 0
+        assert_aggregates_match_rows(store)
         assert assert_same_records(records_from_store(store, contracts, at), expected) >= 19
 
 
@@ -296,9 +310,17 @@ def test_schema_is_versioned_and_migrates(request, tmp_path, backend):
         with pytest.raises(StoreError, match="schema version 0") as err:
             store.check_schema()
         assert "slamon store migrate" in err.value.hint
-        assert store.migrate(target=1) == [1]
-        assert store.version() == 1
-        assert store.migrate() == list(range(2, SCHEMA_VERSION + 1)) and store.migrate() == []
+        assert store.migrate(target=2) == [1, 2]
+        assert store.version() == 2
+        rows = [parse(orjson.dumps({  # rows a version-2 store holds
+            "client": "a", "sla": "s", "item": f"T{n}", "at_us": n * 600_000_000, "outcome": "good", "change": DECIDED,
+            "kind": "resolution", "period": "1970-01", "decided": 1, "good": n % 2, "bad": 1 - n % 2, "total": 0.0,
+            "sample": float(n)}), 0, n).row for n in range(50)]
+        with store.transaction() as cur:
+            cur.executemany(f"INSERT INTO sla_decisions VALUES ({', '.join([store.p] * len(rows[0]))})", rows)
+        assert store.migrate() == list(range(3, SCHEMA_VERSION + 1)) and store.migrate() == []
+        assert store.query("SELECT SUM(n), SUM(good) FROM sla_buckets") == [(50, 25.0)]  # backfilled by version 3
+        assert_aggregates_match_rows(store)
         store.check_schema()
         store.query("SELECT 1")
         with store.transaction() as cur:
@@ -322,3 +344,4 @@ def test_retention_is_event_time(request, tmp_path, backend):
         assert store.prune(None) == 0
         assert store.prune(30 * day) == 69  # the newest is day 99: days 0..68 are older than 30 days
         assert store.count() == 31 and store.stats()["pruned_rows"] == 69
+        assert_aggregates_match_rows(store)
