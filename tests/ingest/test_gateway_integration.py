@@ -98,6 +98,7 @@ def test_wrong_signature_is_401_and_produces_nothing(gateway, kafka_broker):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(urllib.request.Request(f"{gateway.base}/hooks/nope", data=b"{}"), timeout=10)
     assert err.value.code == 404
+    assert gateway.post(vendor, b" " * (2 << 20))[0] == 413  # over max_body_bytes: read no further
     # a valid one afterwards: the only record on either topic
     assert gateway.post(vendor, body)[0] == 200
     assert len(read_topic(_settings(gateway, kafka_broker), gateway.events_topic, 1)) == 1
