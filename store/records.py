@@ -70,7 +70,7 @@ def parse(value: bytes, partition: int, offset: int, fill=None) -> Change:
         change = rec["change"]
         if change not in (DECIDED, WITHDRAWN):
             raise KeyError("change")
-        if not _ENRICHED_SET <= rec.keys():
+        if not rec.keys() >= _ENRICHED_SET:
             if fill is None:
                 raise KeyError(next(name for name in _ENRICHED if name not in rec))
             fill(rec)
