@@ -11,6 +11,12 @@
 #                                 TIMEOUT seconds (default 30)
 #   kafka.sh status DIR           exit 0 if the broker of DIR is running
 #   kafka.sh version              print the pinned Kafka version
+#   kafka.sh tools                resolve Kafka's command-line tools beside the broker (the kafka-tools jar into
+#                                 $SLAMON_CACHE/kafka-<version>/tools; the rest of their classpath is the broker's
+#                                 lib), write kafka-topics.sh, kafka-consumer-groups.sh, ... into
+#                                 $SLAMON_CACHE/kafka-<version>/bin and print that directory
+#   kafka.sh tool NAME [ARGS...]  run one of them (resolving first if needed), e.g.
+#                                 kafka.sh tool kafka-consumer-groups.sh --bootstrap-server 127.0.0.1:9092 --list
 #
 # Environment:
 #   SLAMON_CACHE                  cache root (default $HOME/.cache/slamon); jars go to
@@ -19,6 +25,7 @@
 #   SLAMON_KAFKA_HEAP             JVM heap flags (default "-Xms128m -Xmx512m")
 #   SLAMON_KAFKA_START_TIMEOUT    seconds to wait for readiness (default 90)
 #   SLAMON_KAFKA_LOG_LEVEL        root log level of the broker (default INFO), log in DIR/kafka.log
+#   SLAMON_KAFKA_TOOLS_LOG_LEVEL  log level of the command-line tools (default WARN, on stderr)
 #
 # Secure listeners (read when DIR is configured the first time; none by default). Each adds a listener on
 # 127.0.0.1 next to the PLAINTEXT one (controller and inter-broker traffic stay PLAINTEXT on loopback):
@@ -49,6 +56,106 @@ log() { echo "kafka.sh: $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 resolved() { [[ -f "$LIB/.complete" && -f "$LIB/$MAIN_JAR" ]]; }
+
+TOOLS="$KAFKA_HOME/tools"
+TOOLS_JAR="kafka-tools-$KAFKA_VERSION.jar"
+BIN="$KAFKA_HOME/bin"
+DEP_COPY="org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy"
+
+# Kafka's command-line tools: script name -> main class (as in the distribution's bin/). The classes are in the
+# kafka-tools jar (resolved alone: the tools listed here find the rest of their classpath in the broker's lib;
+# kafka-tools' own dependency closure adds Kafka Connect and Jetty, 43 MB, for the Connect tools only) or in
+# the broker's own jars.
+TOOL_CLASSES="
+kafka-topics.sh org.apache.kafka.tools.TopicCommand
+kafka-consumer-groups.sh org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
+kafka-console-consumer.sh org.apache.kafka.tools.consumer.ConsoleConsumer
+kafka-console-producer.sh org.apache.kafka.tools.ConsoleProducer
+kafka-get-offsets.sh org.apache.kafka.tools.GetOffsetShell
+kafka-configs.sh kafka.admin.ConfigCommand
+kafka-acls.sh org.apache.kafka.tools.AclCommand
+kafka-transactions.sh org.apache.kafka.tools.TransactionsCommand
+kafka-delete-records.sh org.apache.kafka.tools.DeleteRecordsCommand
+kafka-dump-log.sh org.apache.kafka.tools.DumpLogSegments
+kafka-log-dirs.sh org.apache.kafka.tools.LogDirsCommand
+kafka-metadata-quorum.sh org.apache.kafka.tools.MetadataQuorumCommand
+kafka-broker-api-versions.sh org.apache.kafka.tools.BrokerApiVersionsCommand
+kafka-features.sh org.apache.kafka.tools.FeatureCommand
+kafka-leader-election.sh org.apache.kafka.tools.LeaderElectionCommand
+kafka-reassign-partitions.sh org.apache.kafka.tools.reassign.ReassignPartitionsCommand
+kafka-groups.sh org.apache.kafka.tools.GroupsCommand
+kafka-cluster.sh org.apache.kafka.tools.ClusterTool
+kafka-storage.sh kafka.tools.StorageTool
+"
+
+tool_class() {
+    local name class
+    while read -r name class; do
+        if [[ -n "$name" && "$name" == "$1" ]]; then echo "$class"; return 0; fi
+    done <<<"$TOOL_CLASSES"
+    return 1
+}
+
+tool_names() { awk 'NF {printf "%s%s", sep, $1; sep=" "}' <<<"$TOOL_CLASSES"; }
+
+tools_resolved() { [[ -f "$TOOLS/.complete" && -f "$TOOLS/$TOOLS_JAR" ]]; }
+
+cmd_resolve_tools() {
+    resolved || cmd_resolve >/dev/null
+    if ! tools_resolved; then
+        command -v mvn >/dev/null || die "mvn not found (install maven, e.g. .ci/install-services.sh)"
+        exec 9>"$KAFKA_HOME/.resolve.lock"
+        if command -v flock >/dev/null; then flock 9; fi
+        if ! tools_resolved; then
+            local tmp
+            tmp="$(mktemp -d "$KAFKA_HOME/tools.tmp.XXXXXX")"
+            log "resolving org.apache.kafka:kafka-tools:$KAFKA_VERSION from Maven Central into $TOOLS"
+            if ! mvn -B -q -Dstyle.color=never "$DEP_COPY" -Dartifact="org.apache.kafka:kafka-tools:$KAFKA_VERSION" \
+                    -DoutputDirectory="$tmp" 2>&1 | sed -e 's/\x1b\[[0-9;]*m//g' -e '/^$/d' >&2; then
+                rm -rf "$tmp"
+                die "maven could not resolve kafka-tools $KAFKA_VERSION"
+            fi
+            [[ -f "$tmp/$TOOLS_JAR" ]] || { rm -rf "$tmp"; die "$TOOLS_JAR missing after resolve"; }
+            touch "$tmp/.complete"
+            rm -rf "$TOOLS"
+            mv "$tmp" "$TOOLS"
+        fi
+        exec 9>&-
+    fi
+    write_tool_scripts
+    echo "$BIN"
+}
+
+# $BIN/<tool>.sh for every tool: standalone scripts (java on PATH), as in the distribution's bin/; log
+# messages to stderr at WARN (SLAMON_KAFKA_TOOLS_LOG_LEVEL), so stdout carries only the tool's output
+write_tool_scripts() {
+    mkdir -p "$BIN"
+    # shellcheck disable=SC2016
+    sed -e 's|{env:SLAMON_KAFKA_LOG_LEVEL:-INFO}|{env:SLAMON_KAFKA_TOOLS_LOG_LEVEL:-WARN}|' \
+        -e 's|^name = .*|name = slamon-kafka-tools|' "$HERE/log4j2.properties" >"$BIN/tools-log4j2.properties"
+    local name class
+    while read -r name class; do
+        [[ -n "$name" ]] || continue
+        {
+            echo '#!/usr/bin/env bash'
+            echo "# generated by deploy/kafka/kafka.sh tools (Kafka $KAFKA_VERSION): $class"
+            echo "exec java \${KAFKA_TOOLS_HEAP:--Xmx256m} -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \\"
+            echo "    -Dlog4j2.configurationFile=\"$BIN/tools-log4j2.properties\" -Dlog4j2.disable.jmx=true \\"
+            echo "    -cp \"$TOOLS/$TOOLS_JAR:$LIB/*\" $class \"\$@\""
+        } >"$BIN/$name.tmp"
+        chmod +x "$BIN/$name.tmp"
+        mv -f "$BIN/$name.tmp" "$BIN/$name"
+    done <<<"$TOOL_CLASSES"
+}
+
+cmd_tool() {
+    local name="${1:-}"
+    [[ -n "$name" ]] || die "usage: kafka.sh tool NAME [ARGS...] (NAME: $(tool_names))"
+    shift
+    tool_class "$name" >/dev/null || die "unknown tool '$name' (known: $(tool_names))"
+    if ! tools_resolved || [[ ! -x "$BIN/$name" ]]; then cmd_resolve_tools >/dev/null; fi
+    exec "$BIN/$name" "$@"
+}
 
 cmd_resolve() {
     if resolved; then
@@ -376,5 +483,8 @@ case "${1:-}" in
     stop) shift; cmd_stop "$@" ;;
     status) shift; cmd_status "$@" ;;
     version) echo "$KAFKA_VERSION" ;;
-    *) echo "usage: $0 {resolve|start DIR [PORT]|run DIR [PORT]|stop DIR [TIMEOUT]|status DIR|version}" >&2; exit 2 ;;
+    tools) shift; cmd_resolve_tools "$@" ;;
+    tool) shift; cmd_tool "$@" ;;
+    *) echo "usage: $0 {resolve|start DIR [PORT]|run DIR [PORT]|stop DIR [TIMEOUT]|status DIR|version|tools|tool NAME [ARGS...]}" >&2
+       exit 2 ;;
 esac

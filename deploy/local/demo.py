@@ -482,6 +482,8 @@ class Demo:
             rows.append((f"worker-{i} metrics", f"http://127.0.0.1:{port}/metrics", "/healthz"))
         rows += [
             ("Kafka", f"127.0.0.1:{self.kafka_port}", "topics slamon.events, slamon.deadletter, slamon.sla-events"),
+            ("Kafka's tools", "deploy/kafka/kafka.sh tool kafka-consumer-groups.sh", f"--bootstrap-server "
+             f"127.0.0.1:{self.kafka_port} --describe --group slamon-demo (docs/operations.md)"),
             ("webhook (console)", self.webhook.url if self.webhook else "-", "notifications.jsonl"),
             ("work dir", str(self.work), "logs/ " + ("(kept)" if self.keep else "(removed at exit; --keep keeps it)")),
         ]
