@@ -5,7 +5,6 @@ It never shows a traceback unless SLAMON_DEBUG=1."""
 from __future__ import annotations
 
 import argparse
-import textwrap
 
 from monitor.errors import EXIT_CODES
 
@@ -14,43 +13,12 @@ from slamon.inputs import DEFAULT_CONTRACTS, resolve_contracts_default  # noqa: 
 from slamon.inputs import instant as _instant  # noqa: F401
 from slamon.inputs import open_events as _open_events  # noqa: F401
 from slamon.inputs import with_progress as _with_progress  # noqa: F401
+from slamon.parser import HelpFormatter, Parser  # noqa: F401 - Parser: the class of every slamon parser
 from slamon.reporting import report
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES) + (
     "\n\nContracts: --contracts FILE, else $SLAMON_CONTRACTS, else ./examples/contracts.yaml. "
     "`slamon COMMAND --help` describes each command.")
-
-
-class HelpFormatter(argparse.HelpFormatter):
-    """Shows each option's default (unless its help already says it, or there is none to show) and keeps the
-    line breaks of descriptions and epilogs (each line is wrapped on its own)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if "default" in text.lower() or default is None or isinstance(default, bool) or default == [] or \
-                default is argparse.SUPPRESS:
-            return text
-        if not action.option_strings and action.nargs not in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
-            return text
-        return f"{text} (default: %(default)s)"
-
-    def _fill_text(self, text: str, width: int, indent: str) -> str:
-        lines = []
-        for line in text.splitlines():
-            if not line.strip() or line.startswith("  "):
-                lines.append(indent + line)
-            else:
-                lines.append(textwrap.fill(line, width, initial_indent=indent, subsequent_indent=indent))
-        return "\n".join(lines)
-
-
-class Parser(argparse.ArgumentParser):
-    """The parser of `slamon` and of every subcommand (subparsers inherit the class)."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("formatter_class", HelpFormatter)
-        super().__init__(*args, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:

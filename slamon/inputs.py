@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import sys
@@ -16,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from monitor.errors import SlamonError
+from monitor.errors import EXIT_UNAVAILABLE, SlamonError
 
 EXAMPLE_CONTRACTS = "examples/contracts.yaml"
 CONTRACTS_HINT = "pass --contracts FILE or set SLAMON_CONTRACTS"
@@ -109,8 +110,15 @@ def check_readable(path: str | os.PathLike, what: str = "file") -> None:
 def output_stream(path: str | None) -> Iterator[BinaryIO]:
     """`path` opened for writing (binary), or stdout's buffer when `path` is None or `-`."""
     if path in (None, "-"):
-        yield sys.stdout.buffer
-        sys.stdout.buffer.flush()
+        try:
+            yield sys.stdout.buffer
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:  # the reader has gone (`| head`): the root command line ends quietly
+            raise
+        except OSError as err:
+            if err.filename is not None:
+                raise
+            raise _write_error("stdout", err) from None
         return
     if os.path.isdir(path):
         raise InputError(f"cannot write {path}: it is a directory", hint="give -o a file name")
@@ -118,8 +126,23 @@ def output_stream(path: str | None) -> Iterator[BinaryIO]:
         out = open(path, "wb")  # noqa: SIM115
     except OSError as err:
         raise cannot("write", path, err, "output file") from None
-    with out:
+    try:
         yield out
+        out.close()  # flushes: a full disk may only show now
+    except OSError as err:
+        if err.filename is not None:  # not a write to this file (an input that could not be read)
+            raise
+        raise _write_error(f"output file {path}", err) from None
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+
+
+def _write_error(what: str, err: OSError) -> InputError:
+    error = InputError(f"cannot write {what}: {err.strerror or err}")
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):  # a full disk: unavailable, not the user's input
+        error.exit_code = EXIT_UNAVAILABLE
+    return error
 
 
 def progress_enabled(disabled: bool = False) -> bool:

@@ -139,9 +139,9 @@ def run_report(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m slamon.review_cli report ...`: the `report` command alone, with the errors and exit codes of
-    `slamon` (slamon.cli)."""
-    from slamon.cli import Parser
+    `slamon` (slamon.reporting)."""
     from slamon.inputs import resolve_contracts_default
+    from slamon.parser import Parser
     from slamon.reporting import report
 
     parser = Parser(prog="slamon")
