@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ingest.errors import IngestConfigError, KafkaUnavailable
 from ingest.kafka import Producer
-from monitor.contracts import load_contracts
+from monitor.contracts import UptimeSla, load_contracts
 from monitor.durations import parse_duration_us
 from monitor.events import Rejection, decode_event, format_us
 from streams.config import KafkaSettings
@@ -112,7 +112,7 @@ def load_probe_config(path: str | Path) -> ProbeConfig:
         client = contracts.clients.get(check.client)
         if client is None:
             raise IngestConfigError(f"{path}: checks.{i}: client {check.client!r} is not in {config.contracts}")
-        slas = [s for s in client.slas if s.kind == "uptime" and s.service == check.service]
+        slas = [s for s in client.slas if isinstance(s, UptimeSla) and s.service == check.service]
         if not slas:
             raise IngestConfigError(f"{path}: checks.{i}: {check.client} has no uptime SLA for service "
                                     f"{check.service!r}")

@@ -1,6 +1,6 @@
 """Print the worked examples of examples/ingest/README.md: each connector's fixture payloads
 (tests/fixtures/ingest/<vendor>/) mapped with the endpoint settings of examples/ingest/gateway.yaml, and whether
-each status event pauses the client's resolution clock under examples/contracts.yaml.
+each status event pauses the client's clocks (pause_statuses) under examples/contracts.yaml.
 
     python examples/ingest/worked.py > /tmp/worked.md
 """
@@ -30,7 +30,7 @@ def main() -> None:
         src = config.endpoints.get(name) or config.tails[name]
         module = connector(src.connector)
         print(f"### {vendor} (endpoint `{name}`)\n")
-        print("| fixture | client | slamon events | pauses resolution? |\n|---|---|---|---|")
+        print("| fixture | client | slamon events | pauses a clock? |\n|---|---|---|---|")
         for path in cases(vendor):
             payload = parse(vendor, path)
             if module.BODY == "lines":
@@ -69,8 +69,7 @@ def _pauses(contracts, client, events) -> str:
     statuses = [e["status"] for e in events if e.get("kind") == "ticket" and e.get("type") == "status"]
     if not statuses or client not in contracts.clients:
         return ""
-    pausing = set().union(*(s.pause_statuses for s in contracts.clients[client].slas
-                            if getattr(s, "kind", "") == "resolution"))
+    pausing = set().union(*(getattr(s, "pause_statuses", ()) for s in contracts.clients[client].slas))
     return ", ".join(f"{s}: {'yes' if s in pausing else 'no'}" for s in statuses)
 
 
