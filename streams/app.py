@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 
 import faust
@@ -36,12 +37,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from monitor.contracts import Contracts, load_contracts
+from monitor.errors import SlamonError
 from monitor.gc_tuning import tune_gc
 from streams.checkpointing import CheckpointCollector, Checkpointer
-from streams.config import Settings, load_settings, redact_secrets_in_logs
+from streams.config import Settings, load_settings
 from streams.health import OwnershipCollector, consumer_lag, health
+from streams.logs import configure_logging
 from streams.metrics import EngineCollector, settle_counters
-from streams.metrics_server import BasicAuthGuard, web_server_settings
+from streams.metrics_server import BasicAuthGuard, check_bind, web_server_settings
 from streams.outputs import OutputPublisher
 from streams.partition_engine import PartitionEngine
 from streams.scrape import ForkedRenderer, ScrapeError
@@ -264,6 +267,7 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
         value_serializer="raw",
         **web_server_settings(settings),  # bind address, TLS; faust's unauthenticated table views off
         autodiscover=False,
+        topic_disable_leader=True,  # no <app_id>-__assignor-__leader topic: nothing here runs "on the leader only"
         producer_max_request_size=1_048_576,
         producer_linger=0.005,  # batch outputs and snapshot chunks into fewer produce requests
         producer_max_batch_size=512 * 1024,
@@ -331,9 +335,8 @@ def run_worker(settings: Settings) -> int:
     """Create the topics, build the app and run it until SIGTERM/SIGINT."""
     from streams.topics import ensure_topics
 
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    redact_secrets_in_logs(settings)
+    configure_logging(settings)  # format, level, secrets masked, first-start noise (streams/logs.py)
+    check_bind(settings)  # a port taken by another worker on this host: say so now, not after Kafka
     contracts = load_contracts(settings.contracts)
     log.info("settings: %s", orjson.dumps(settings.describe()).decode())
     counts = ensure_topics(settings)
@@ -352,7 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m streams.app", description="run a slamon worker")
     parser.add_argument("--config", help="YAML settings file (env SLAMON_* overrides it)")
     args = parser.parse_args(argv)
-    return run_worker(load_settings(args.config))
+    try:
+        return run_worker(load_settings(args.config))
+    except SlamonError as err:  # as `slamon worker` reports them: one line and what to do
+        print(f"error: {err}" + (f"\n  hint: {err.hint}" if err.hint else ""), file=sys.stderr)
+        return err.exit_code
 
 
 if __name__ == "__main__":

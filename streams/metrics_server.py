@@ -17,9 +17,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import socket
 import ssl
 from typing import Any
 
+from monitor.errors import SlamonError
 from streams.config import Settings
 
 REALM = "slamon"
@@ -91,3 +93,24 @@ def web_server_settings(settings: Settings) -> dict[str, Any]:
         "web_stats_enabled": False,
         "web_graph_enabled": False,
     }
+
+
+class MetricsBindError(SlamonError):
+    """The metrics address is taken (another worker on this host) or cannot be bound."""
+
+
+def check_bind(settings: Settings) -> None:
+    """Fail at once, with what to do, when the metrics address cannot be bound: faust would stop the worker with
+    a traceback after connecting to Kafka. Two workers on one host need distinct `metrics_bind` ports."""
+    host, port = settings.metrics_host, settings.metrics_port
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp: TIME_WAIT is no conflict
+            sock.bind(address)
+    except OSError as err:
+        raise MetricsBindError(
+            f"cannot serve /metrics on {settings.metrics_bind}: {err.strerror or err}",
+            hint="another worker on this host probably uses that port: give each worker its own "
+                 "SLAMON_METRICS_BIND (and SLAMON_DATA_DIR), e.g. 127.0.0.1:9465 (docs/operations.md)") from None

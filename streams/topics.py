@@ -1,6 +1,7 @@
 """The pipeline's Kafka topics, created with kafka-python's admin client.
 
-    ensure_topics(settings)    # create the missing ones; returns {name: partitions} as they exist
+    ensure_topics(settings)    # create the missing ones; returns {name: partitions} as they exist (and waits
+                               # for the group coordinator: a new broker creates __consumer_offsets on first use)
     describe_topics(settings)  # what the broker has: partitions, replication, retention, leaders
 
 Topics (names, partitions and replication from the settings):
@@ -10,7 +11,10 @@ Topics (names, partitions and replication from the settings):
 - dead letter (`slamon.deadletter`): the original bytes of every rejected event; headers say why.
 - SLA events (`slamon.sla-events`): JSON of every decision and withdrawal, keyed by client.
 - snapshots (`<app_id>-snapshots-changelog`): the workers' checkpoint records (compacted; one partition per
-  events partition; streams/checkpoint.py). The worker also declares it, and faust its assignor's leader topic.
+  events partition; streams/checkpoint.py). The worker also declares it.
+These four are every topic a worker uses (faust's `<app_id>-__assignor-__leader` topic is switched off:
+`topic_disable_leader`), so `slamon topics describe` after `create` lists them all. Kafka's own internal topics
+(`__consumer_offsets`, `__transaction_state`) are the broker's.
 """
 
 from __future__ import annotations
@@ -82,12 +86,30 @@ def ensure_topics(settings: Settings, *, timeout: float = 60.0) -> dict[str, int
         while True:
             counts = _partition_counts(admin, [s.name for s in specs])
             if all(counts.get(s.name) for s in specs):
-                return counts
+                break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"topics not ready after {timeout:.0f}s: {counts}")
             time.sleep(0.2)
+        wait_group_coordinator(admin, settings.app_id, deadline)
+        return counts
     finally:
         admin.close()
+
+
+def wait_group_coordinator(admin, group: str, deadline: float) -> bool:
+    """Until the broker has a coordinator for the workers' consumer group. A new broker creates
+    `__consumer_offsets` on the first group request and answers GroupCoordinatorNotAvailable until then, which
+    the worker's consumer would log as an ERROR (and retry). False when the deadline passed first."""
+    from kafka.errors import KafkaError
+
+    while True:
+        try:
+            admin.describe_consumer_groups([group])
+            return True
+        except KafkaError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
 
 def _partition_counts(admin, names: list[str]) -> dict[str, int]:
