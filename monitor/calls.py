@@ -47,7 +47,10 @@ class CallState:
 
     @property
     def waiting(self) -> bool:
-        return self.offered_us is not None and self.answered_us is None and self.abandoned_us is None
+        """Offered, neither answered nor abandoned, and not ended (a callback accepted, a transfer out of the
+        queue: the caller no longer waits, though the call counts in no SLA)."""
+        return (self.offered_us is not None and self.answered_us is None and self.abandoned_us is None
+                and self.ended_us is None)
 
     @property
     def orphan(self) -> bool:

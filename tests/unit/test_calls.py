@@ -152,3 +152,12 @@ def test_an_event_after_a_dropped_calls_end_is_held_as_an_orphan():
     assert engine.ingest(stray) is None
     assert engine.orphan_events() == 1  # a producer error; the call's figures stay as they were
     assert _figures(engine) == before
+
+
+def test_a_call_that_leaves_the_queue_unanswered_is_no_longer_waiting():
+    # a callback accepted or a transfer out of the queue: offered, then ended, never answered nor abandoned
+    events = [*calls(), call("2026-11-02T09:04:10+01:00", "c6", "offered"),
+              call("2026-11-02T09:04:40+01:00", "c6", "ended")]
+    _, r = run(CONTRACT, events, "2026-11-02T09:05:00+01:00")
+    assert rec(r, "sl").open == 1  # c5 only
+    assert rec(r, "sl").decided == 3  # c6 counts in no SLA
