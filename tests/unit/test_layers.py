@@ -68,3 +68,52 @@ def test_the_core_imports_no_adapter(path):
 def test_the_checks_catch_what_they_should():
     source = 'if sla.kind in ("asa", "aht") or x.method == "mean" or e.kind == "created":\n    pass\n'
     assert _kind_checks(source) == ["<source>:1: sla.kind in ('asa', 'aht')", "<source>:1: x.method == 'mean'"]
+
+
+PACKAGES = ("monitor", "streams", "alerts", "slamon", "ingest", "store")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _runtime_imports(path: Path, known: set[str]) -> set[str]:
+    """Project modules `path` imports (at any depth, but not under `if TYPE_CHECKING:`)."""
+    tree = ast.parse(path.read_text(), str(path))
+    skipped = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+               and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        out |= {n for n in names if n in known}
+    return out
+
+
+def test_no_import_loop():
+    paths = [p for p in _sources(*PACKAGES)]
+    known = {_module_name(p) for p in paths}
+    graph = {_module_name(p): _runtime_imports(p, known) - {_module_name(p)} for p in paths}
+    loops, state = [], {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = "open"
+        for nxt in sorted(graph.get(node, ())):
+            if nxt.startswith(node + "."):  # a package importing its own submodule is not a loop
+                continue
+            if state.get(nxt) == "open":
+                loops.append(" -> ".join([*trail[trail.index(nxt):], nxt]))
+            elif nxt not in state:
+                visit(nxt, [*trail, nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not loops, "import loops:\n" + "\n".join(loops)
