@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.calendar import AlwaysOpen
 from monitor.calls import CallState
-from monitor.contracts import CallSla, Contracts, Rolling, TicketSla
+from monitor.contracts import CALL_KINDS, TICKET_KINDS, CallSla, Contracts, Rolling, TicketSla
 from monitor.engine import ClientModel
 from monitor.events import CallEvent, TicketEvent, format_us
 from monitor.periods import period_of, rolling_label
@@ -402,7 +402,7 @@ def _call_outcome(line: SlaTimeline, sla: CallSla, state: CallState, c, tz: str)
         line.outcome = "met" if c.good else "breached"
     else:
         line.outcome = "measured"
-    if sla.kind == "service_level":
+    if sla.answered_within_us is not None:  # a service level
         wait = (c.at_us - state.offered_us)
         line.target_us = sla.within
         line.deadline_us = state.offered_us + sla.within
@@ -411,11 +411,11 @@ def _call_outcome(line: SlaTimeline, sla: CallSla, state: CallState, c, tz: str)
         what = "answered" if state.answered_us is not None else "abandoned"
         line.why = (f"{what} after {_dur(wait)} (within {_dur(sla.within)}: "
                     f"{'yes' if c.good else 'no'}); counts in {line.period}")
-    elif sla.kind == "abandon_rate":
+    elif sla.value_is_bad_share:  # an abandon rate
         line.why = ("answered: counts as kept" if c.good else "abandoned: counts as an abandon") + \
             f" in {line.period}"
     else:
-        line.why = f"{'wait' if sla.kind == 'asa' else 'handle time'} {line.value:g} s, averaged in {line.period}"
+        line.why = f"{'wait' if sla.mean_of == 'wait' else 'handle time'} {line.value:g} s, averaged in {line.period}"
 
 
 # --- from the SLA record ---------------------------------------------------------------------------------
@@ -440,8 +440,8 @@ def explain_decisions(contracts: Contracts, client: str, item: str, decisions: l
         sla = slas.get(name)
         current = next((row for change, row in reversed(entries) if change == "decided"), None)
         row = current or entries[-1][1]
-        if row["kind"] not in ("first_response", "resolution"):
-            kind = "call" if row["kind"] in ("service_level", "asa", "abandon_rate", "aht") else row["kind"]
+        if row["kind"] not in TICKET_KINDS:
+            kind = "call" if row["kind"] in CALL_KINDS else row["kind"]
         facts.update({k: row[k] for k in ("queue", "channel") if row.get(k) is not None})
         line = SlaTimeline(name, row["kind"], getattr(sla, "time", None), True,
                            "open" if current is None else (row["outcome"] if row["outcome"] != "good" else "met"))
@@ -460,8 +460,8 @@ def explain_decisions(contracts: Contracts, client: str, item: str, decisions: l
             line.margin_us = None if line.deadline_us is None else line.deadline_us - line.decided_us
             line.value = current.get("sample")
         if line.start_us is not None:
-            line.steps.append(Step(line.start_us, "start", "created" if line.kind in ("first_response", "resolution")
-                                   else "offered", 0, None))
+            line.steps.append(Step(line.start_us, "start", "created" if row["kind"] in TICKET_KINDS else "offered", 0,
+                                   None))
         for change, r in entries:
             word = {"good": "met", "bad": "breached"}.get(r["outcome"], r["outcome"])
             how = "by the clock (deadline)" if r.get("trigger") == "clock" else "by an event"

@@ -218,20 +218,33 @@ def _explain(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m store run|migrate|status|prune|load|explain ...`: these commands alone, with the errors and exit
-    codes of `slamon`."""
-    from slamon.cli import Parser, report
+    codes of `slamon` (an error is one line and its hint; SLAMON_DEBUG=1 shows the traceback). It does not import
+    slamon.cli, which imports this module to register the commands."""
+    import argparse
+    import traceback
 
-    parser = Parser(prog="python -m store", description="The SLA record (docs/sla-record.md).")
+    from monitor.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, SlamonError
+
+    parser = argparse.ArgumentParser(prog="python -m store", description="The SLA record (docs/sla-record.md).")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     add_store_actions(sub)
     add_explain_parser(sub)
+    args = parser.parse_args(argv)
     try:
-        args = parser.parse_args(argv)
         return args.run(args)
-    except SystemExit:
-        raise
-    except BaseException as err:
-        return report(err)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except SlamonError as err:
+        if os.environ.get("SLAMON_DEBUG", "").strip() not in ("", "0"):
+            traceback.print_exc()
+        print(f"error: {err}", file=sys.stderr)
+        if err.hint:
+            print(f"hint: {err.hint}", file=sys.stderr)
+        return err.exit_code
+    except Exception:
+        traceback.print_exc()
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

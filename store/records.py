@@ -26,7 +26,6 @@ from monitor.sketch import _LOG_GAMMA, _MIN_VALUE
 
 DECIDED, WITHDRAWN = "decided", "withdrawn"
 ZERO_KEY = -1_000_000  # the sketch's zero bucket (values <= 1 us); real keys are > -700
-TICKET_KINDS = ("first_response", "resolution")
 
 # The columns of a decision row, in order (tables sla_decisions and sla_withdrawals, store.db).
 COLUMNS = (

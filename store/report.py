@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.contracts import Contracts, Rolling, TicketSla, UptimeSla
+from monitor.contracts import TICKET_KINDS, Contracts, Rolling, TicketSla, UptimeSla
 from monitor.engine import Engine
 from monitor.ledger import BUCKET_US, DAY_US, SlaLedger, Tally
 from monitor.replay import ReplayResult
@@ -43,7 +43,7 @@ from monitor.review.figures import (
 )
 from monitor.sketch import LogSketch
 from store.db import Store, open_store
-from store.records import TICKET_KINDS, ZERO_KEY
+from store.records import ZERO_KEY
 
 LOOK_AHEAD_US = 40 * DAY_US  # the longest period (a month) that starts before the report instant ends within this
 

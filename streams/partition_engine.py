@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from kafka.partitioner.default import murmur2
 
-from monitor.contracts import Contracts
+from monitor.contracts import CallSla, Contracts
 from monitor.engine import Engine
 from monitor.events import FUTURE, Rejection, decode_event, from_us
 from monitor.ledger import Contribution
@@ -121,17 +121,18 @@ def _enrich(record: dict, engine: Engine, client: str, c: Contribution) -> None:
                       queue=state.queue if state is not None else None,
                       channel=state.channel if state is not None else None)
         return
-    if kind in ("service_level", "asa", "abandon_rate", "aht"):
+    if isinstance(sla, CallSla):
         item = engine.calls.get((client, c.item))
         call = item.state if item is not None else None
         start = deadline = None
+        within = sla.answered_within_us
         if call is not None:
-            start = call.answered_us if kind == "aht" else call.offered_us
-            if kind == "service_level" and start is not None:
-                deadline = start + sla.within
+            start = call.answered_us if sla.mean_of == "handle" else call.offered_us
+            if within is not None and start is not None:
+                deadline = start + within
         record.update(start_us=start, deadline_us=deadline, stop_us=at,
                       elapsed_s=c.sample if c.sample is not None else (None if start is None else (at - start) / 1e6),
-                      paused_s=None, target_s=sla.within / 1e6 if sla.within is not None else None,
+                      paused_s=None, target_s=None if within is None else within / 1e6,
                       queue=call.queue if call is not None else None, channel=None)
 
 
