@@ -33,17 +33,22 @@ _parser = build_parser  # former name
 
 def add_package_parsers(sub) -> None:
     """Every package's commands: the core (validate, replay, import, generate), then the adapters (Kafka
-    workers, alerting, reports, backtest), which live with their code."""
+    workers, the ingest gateway and prober, alerting, reports, the SLA store, backtest), which live with their
+    code."""
     from alerts.backtest.cli import add_parsers as backtest_parsers
     from alerts.cli import add_parsers as alerts_parsers
+    from ingest.cli import add_parsers as ingest_parsers
     from slamon.commands import add_parsers as core_parsers
     from slamon.review_cli import add_parsers as review_parsers
+    from store.cli import add_parsers as store_parsers
     from streams.cli import add_parsers as streams_parsers
 
     core_parsers(sub)
     streams_parsers(sub)
+    ingest_parsers(sub)
     alerts_parsers(sub)
     review_parsers(sub)
+    store_parsers(sub)
     backtest_parsers(sub)
 
 
