@@ -15,6 +15,7 @@ from slamon.inputs import (
     instant,
     open_events,
     output_stream,
+    positive_int,
     with_progress,
 )
 
@@ -36,6 +37,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--at", type=instant, metavar="TIME",
                    help="report instant (RFC 3339); later events are not applied (default: the newest event time)")
     p.add_argument("--fail-on-breach", action="store_true", help=FAIL_ON_BREACH_HELP)
+    add_jobs_option(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run_replay)
 
@@ -55,6 +57,14 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_generate)
 
 
+def add_jobs_option(p: argparse.ArgumentParser) -> None:
+    from slamon.jobs import default_jobs
+
+    p.add_argument("--jobs", type=positive_int, default=default_jobs(), metavar="N",
+                   help="processes to replay on, the events split by client (default: the cores available); "
+                        "the output is the same for any N")
+
+
 def run_validate(args: argparse.Namespace) -> int:
     from monitor.contracts import load_contracts
 
@@ -68,12 +78,13 @@ def run_replay(args: argparse.Namespace) -> int:
     from monitor.contracts import load_contracts
     from monitor.formats import to_csv, to_json, to_table
     from monitor.gc_tuning import tune_gc
-    from monitor.replay import replay_lines
+    from slamon.jobs import replay
 
     contracts = load_contracts(args.contracts)
     tune_gc()
     with open_events(args.events) as stream:
-        result = replay_lines(with_progress(stream, args.events, disabled=args.no_progress), contracts, args.at)
+        result = replay(with_progress(stream, args.events, disabled=args.no_progress), contracts, args.at,
+                        jobs=args.jobs)
     print_rejections(result)
     check_accepted(result, args.events)
     render = {"table": to_table, "json": to_json, "csv": to_csv}[args.format]
