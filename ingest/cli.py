@@ -20,12 +20,14 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("ingest", help="webhook gateway: vendor events -> spec events -> Kafka (ingest/README.md)")
     p.add_argument("--config", required=True, help="gateway config (YAML, version: 1)")
     p.add_argument("--listen", help="host:port to listen on (overrides the config's `listen`)")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                   help="log level")
     p.set_defaults(run=_ingest)
 
     p = sub.add_parser("probe", help="HTTP/TCP checks on the contract's probe interval -> probe events")
     p.add_argument("--config", required=True, help="probe config (YAML, version: 1)")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"),
+                   help="log level")
     p.set_defaults(run=_probe)
 
 

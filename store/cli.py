@@ -53,7 +53,7 @@ def add_store_actions(actions) -> None:
 
     a = actions.add_parser("status", help="schema version, decisions held, offsets, newest decision")
     _url(a)
-    a.add_argument("--format", choices=("table", "json"), default="table")
+    a.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     a.set_defaults(run=_status)
 
     a = actions.add_parser("prune", help="apply the retention now")
@@ -81,7 +81,7 @@ def add_explain_parser(sub) -> None:
     p.add_argument("--events", metavar="FILE", help="replay this JSON Lines file (or -) and explain from it")
     p.add_argument("--client", metavar="NAME", help="the item's client (needed when two clients use the id)")
     p.add_argument("--at", metavar="TIME", help="with --events: replay up to this instant (RFC 3339)")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     _contracts(p)
     p.set_defaults(run=_explain)
 

@@ -275,7 +275,7 @@ def test_cli_pdf_without_chromium_says_what_to_do(small_files, tmp_path, monkeyp
     monkeypatch.setenv("SLAMON_CHROMIUM", str(tmp_path / "no-such-chromium"))
     code = review_main(["report", str(events), "--period", MONTH, "--contracts", str(contracts),
                         "--format", "pdf", "-o", str(tmp_path / "r.pdf"), "--no-progress"])
-    assert code == 3
+    assert code == 4  # EXIT_UNAVAILABLE: a tool slamon needs is missing
     err = capsys.readouterr().err
     assert "needs Chromium" in err and "apt-get install chromium" in err
     assert not (tmp_path / "r.pdf").exists()
