@@ -7,13 +7,8 @@ from __future__ import annotations
 import argparse
 
 from monitor.errors import EXIT_CODES
-
-# Kept importable from here for callers of the former single-module CLI; new code imports slamon.inputs.
-from slamon.inputs import DEFAULT_CONTRACTS, resolve_contracts_default  # noqa: F401
-from slamon.inputs import instant as _instant  # noqa: F401
-from slamon.inputs import open_events as _open_events  # noqa: F401
-from slamon.inputs import with_progress as _with_progress  # noqa: F401
-from slamon.parser import HelpFormatter, Parser  # noqa: F401 - Parser: the class of every slamon parser
+from slamon.inputs import resolve_contracts_default
+from slamon.parser import Parser
 from slamon.reporting import report
 
 EPILOG = "exit codes:\n" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES) + (
@@ -26,9 +21,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(required=True, metavar="COMMAND", dest="command")
     add_package_parsers(sub)
     return parser
-
-
-_parser = build_parser  # former name
 
 
 def add_package_parsers(sub) -> None:
