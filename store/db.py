@@ -7,13 +7,13 @@
 
 Tables (docs/sla-record.md has every column):
 - `sla_decisions`: the decisions in force, one row per (client, sla, item_key);
-- `sla_withdrawals`: every withdrawn decision, with the topic position of the decision it withdrew;
+- `sla_withdrawals`: every withdrawn decision (its row as it was), keyed by the withdrawal's topic position;
 - `consumer_offsets`: per (topic, partition) the next offset to apply. A batch's rows and its offsets commit in
   one transaction and a record below the stored offset is skipped, so a redelivered record is never applied
   twice; Kafka's committed offsets are advisory (the consumer seeks to these);
-- `sla_buckets`, `sla_sketches`: per (client, sla, period) the 15-minute bucket tallies and the latency-sketch
-  bucket counts of the rows in force, kept in the same transaction as the rows (a report reads these, not
-  millions of rows);
+- `sla_buckets`, `sla_sketches`, `sla_priorities`: per (client, sla, period) the 15-minute bucket tallies, the
+  latency-sketch bucket counts and the tallies per priority of the rows in force, kept in the same transaction
+  as the rows (a report reads these, not millions of rows);
 - `store_stats`: counters and the newest decision instant; `schema_migrations`: applied schema versions.
 
 URLs: `sqlite:///abs/path.db` (three slashes and an absolute path), `sqlite://relative.db`, a plain file path,
@@ -39,7 +39,7 @@ from store.records import COLUMNS, Change, net_writes
 
 log = logging.getLogger("slamon.store")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class StoreError(SlamonError):
@@ -96,6 +96,13 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "INSERT INTO sla_sketches SELECT client, sla, period, sketch_key, COUNT(*) FROM sla_decisions "
         "WHERE sketch_key IS NOT NULL GROUP BY client, sla, period, sketch_key",
         "CREATE INDEX sla_decisions_breaches ON sla_decisions (at_us) WHERE bad > 0",
+    ]),
+    (4, "reviews: tallies per priority kept with the rows", [
+        "CREATE TABLE sla_priorities (client TEXT NOT NULL, sla TEXT NOT NULL, period TEXT NOT NULL, "
+        "priority TEXT NOT NULL, n {big} NOT NULL, decided {dbl} NOT NULL, good {dbl} NOT NULL, bad {dbl} NOT NULL, "
+        "total {dbl} NOT NULL, PRIMARY KEY (client, sla, period, priority))",
+        "INSERT INTO sla_priorities SELECT client, sla, period, priority, COUNT(*), SUM(decided), SUM(good), SUM(bad), "
+        "SUM(total) FROM sla_decisions WHERE priority IS NOT NULL GROUP BY client, sla, period, priority",
     ]),
 ]
 
@@ -342,7 +349,7 @@ class Store:
         with cur.copy("COPY stage_keys FROM STDIN") as copy:
             for key in keys:
                 copy.write_row(key)
-        cur.execute(f"SELECT {', '.join('d.' + c for c in COLUMNS[:14])} FROM sla_decisions d JOIN stage_keys k "
+        cur.execute(f"SELECT {', '.join('d.' + c for c in COLUMNS[:15])} FROM sla_decisions d JOIN stage_keys k "
                     "ON d.client = k.client AND d.sla = k.sla AND d.item_key = k.item_key")
         olds = cur.fetchall()
         if olds:  # replaced (an upsert) or deleted (a withdrawal)
@@ -360,13 +367,12 @@ class Store:
         return olds
 
     def _rows_of(self, cur, keys: list[tuple]) -> list[tuple]:
-        """The rows in force for `keys` (client, sla, item_key), as (..., period, at_us, decided, good, bad, total,
-        sample, sketch_key) in COLUMNS positions 0-13."""
+        """The rows in force for `keys` (client, sla, item_key): their COLUMNS 0-14 (up to the priority)."""
         out: list[tuple] = []
         p = self.p
         for start in range(0, len(keys), 3000):  # SQLite allows 32766 parameters per statement
             chunk = keys[start:start + 3000]
-            cur.execute(f"SELECT {', '.join(COLUMNS[:14])} FROM sla_decisions WHERE (client, sla, item_key) IN "
+            cur.execute(f"SELECT {', '.join(COLUMNS[:15])} FROM sla_decisions WHERE (client, sla, item_key) IN "
                         f"(VALUES {', '.join([f'({p}, {p}, {p})'] * len(chunk))})",
                         [v for key in chunk for v in key])
             out.extend(cur.fetchall())
@@ -401,7 +407,7 @@ class Store:
         limit = newest - retention_us
         with self.transaction() as cur:
             agg = _Aggregates()
-            cur.execute(self._sql(f"SELECT {', '.join(COLUMNS[:14])} FROM sla_decisions WHERE at_us < ?"), (limit,))
+            cur.execute(self._sql(f"SELECT {', '.join(COLUMNS[:15])} FROM sla_decisions WHERE at_us < ?"), (limit,))
             for old in cur.fetchall():
                 agg.add(old, -1)
             agg.write(cur, self.p)
@@ -427,37 +433,47 @@ class Store:
 
 
 class _Aggregates:
-    """Changes to `sla_buckets` and `sla_sketches` of rows leaving (-1) and entering (+1) `sla_decisions`."""
+    """Changes to `sla_buckets`, `sla_priorities` and `sla_sketches` of rows leaving (-1) and entering (+1)
+    `sla_decisions`."""
 
     def __init__(self) -> None:
         self.buckets: dict[tuple, list] = {}
+        self.priorities: dict[tuple, list] = {}
         self.sketches: dict[tuple, int] = defaultdict(int)
 
-    def add(self, row: tuple, sign: int) -> None:
-        client, sla, period, at = row[0], row[1], row[5], row[6]
-        key = (client, sla, period, at // BUCKET_US)
-        acc = self.buckets.get(key)
+    @staticmethod
+    def _acc(table: dict, key: tuple, row: tuple, sign: int) -> None:
+        acc = table.get(key)
         if acc is None:
-            acc = self.buckets[key] = [0, 0.0, 0.0, 0.0, 0.0]
+            acc = table[key] = [0, 0.0, 0.0, 0.0, 0.0]
         acc[0] += sign
         acc[1] += sign * row[8]
         acc[2] += sign * row[9]
         acc[3] += sign * row[10]
         acc[4] += sign * row[11]
+
+    def add(self, row: tuple, sign: int) -> None:
+        client, sla, period, at = row[0], row[1], row[5], row[6]
+        self._acc(self.buckets, (client, sla, period, at // BUCKET_US), row, sign)
+        if row[14] is not None:
+            self._acc(self.priorities, (client, sla, period, row[14]), row, sign)
         if row[13] is not None:
             self.sketches[(client, sla, period, row[13])] += sign
 
     def write(self, cur, p: str) -> None:
-        buckets = [(*key, *acc) for key, acc in self.buckets.items() if acc[0] or any(acc[1:])]
-        if buckets:
-            cur.executemany(f"INSERT INTO sla_buckets VALUES ({', '.join([p] * 9)}) ON CONFLICT (client, sla, period, "
-                            "bucket) DO UPDATE SET n = sla_buckets.n + excluded.n, decided = sla_buckets.decided + "
-                            "excluded.decided, good = sla_buckets.good + excluded.good, bad = sla_buckets.bad + "
-                            "excluded.bad, total = sla_buckets.total + excluded.total", buckets)
-            emptied = [key for key, acc in self.buckets.items() if acc[0] < 0]
+        for table, key, acc_rows in (("sla_buckets", "bucket", self.buckets), ("sla_priorities", "priority",
+                                                                               self.priorities)):
+            rows = [(*k, *acc) for k, acc in acc_rows.items() if acc[0] or any(acc[1:])]
+            if not rows:
+                continue
+            cur.executemany(f"INSERT INTO {table} VALUES ({', '.join([p] * 9)}) ON CONFLICT (client, sla, period, "
+                            f"{key}) DO UPDATE SET n = {table}.n + excluded.n, decided = {table}.decided + "
+                            f"excluded.decided, good = {table}.good + excluded.good, bad = {table}.bad + "
+                            f"excluded.bad, total = {table}.total + excluded.total", rows)
+            emptied = [k for k, acc in acc_rows.items() if acc[0] < 0]
             if emptied:
-                cur.executemany(f"DELETE FROM sla_buckets WHERE client = {p} AND sla = {p} AND period = {p} AND "
-                                f"bucket = {p} AND n = 0", emptied)
+                cur.executemany(f"DELETE FROM {table} WHERE client = {p} AND sla = {p} AND period = {p} AND "
+                                f"{key} = {p} AND n = 0", emptied)
         sketches = [(*key, n) for key, n in self.sketches.items() if n]
         if sketches:
             cur.executemany(f"INSERT INTO sla_sketches VALUES ({', '.join([p] * 5)}) ON CONFLICT (client, sla, period, "

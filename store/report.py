@@ -117,6 +117,14 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
                 f"({', '.join('?' * len(chunk))})", chunk):
             if (client, sla, period) in labels:
                 _add_sketch(ledgers[(client, sla)], period, key, n)
+    for start in range(0, len(periods), 500):
+        chunk = periods[start:start + 500]
+        for client, sla, period, priority, d, g, b, t in store.query(
+                "SELECT client, sla, period, priority, decided, good, bad, total FROM sla_priorities WHERE period IN "
+                f"({', '.join('?' * len(chunk))})", chunk):
+            if (client, sla, period) in labels:
+                ledgers[(client, sla)].by_priority[(period, priority)] = Tally(_count(d), _count(g), _count(b),
+                                                                               float(t))
     if rolling:  # the engine's rolling sketch holds every decision
         for client, sla, _period, key, n in store.query(
                 "SELECT client, sla, period, sketch_key, n FROM sla_sketches WHERE period = 'rolling'"):
@@ -186,7 +194,9 @@ def review_from_store(url: str | Store, period: str, contracts: Contracts, clien
         measured = without_uptime(contracts)
         engine = store_engine(store, measured, lo, at + LOOK_AHEAD_US)
         result = ReplayResult(at_us=at, records=_records(engine, measured, at))
-        review = build_review(result, engine, period, names, trend=trend)
+        first_bucket = store.query("SELECT MIN(bucket) FROM sla_buckets")[0][0]
+        review = build_review(result, engine, period, names, trend=trend,
+                              data_start_us=None if first_bucket is None else first_bucket * BUCKET_US)
         stats = store.stats()
         review.pipeline = {"source": "store", "store": store.url, "at": result.pipeline()["at"],
                            "decisions": store.count(), "newest_at_us": stats.get("newest_at_us"),

@@ -33,10 +33,10 @@ from monitor.contracts import Contracts, Rolling, UptimeSla
 from monitor.engine import Engine
 from monitor.errors import SlamonError
 from monitor.events import format_us, to_us
-from monitor.ledger import BUCKET_US, Tally
+from monitor.ledger import BUCKET_US
 from monitor.periods import PeriodWindow, period_of, periods_between, rolling_window
 from monitor.replay import ReplayResult
-from monitor.report import Record, _ledger_records, _uptime_records
+from monitor.report import Record, _ledger_records
 
 US = 1_000_000
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -122,6 +122,8 @@ class TrendPoint:
     value: float | None
     met: bool
     decided: float
+    p90: float | None = None  # the 90th percentile of response, resolution, wait or handle time (seconds)
+    partial: bool = False  # the data covers only part of the period (it starts later, or the period is running)
 
 
 @dataclass
@@ -138,8 +140,12 @@ class SlaReview:
     records: list[Record]  # the replay records of the month's contract periods (synthesized when empty)
     trend: list[TrendPoint]
     breaches: list[tuple[int, str]]  # (decision instant, ticket id), ticket kinds
-    daily: list[float] | None  # misses per local day of the month (None: the kind has no misses)
+    daily: list[float | None] | None  # misses per local day of the client's days (None: no misses for this kind;
+    # a None day lies outside this SLA's contract periods of the month)
     daily_unit: str | None
+    display: str = ""  # the name people read: the kind's title, or the SLA's own name where titles repeat
+    priorities: list[tuple[str, float, float, float]] = field(default_factory=list)  # (priority, decided, good,
+    # bad) over the month's contract periods (ticket SLAs)
     penalty_fee: float | None = None
     currency: str | None = None
     credits: float = 0.0
@@ -204,7 +210,7 @@ class ClientReview:
     end_us: int
     complete: bool
     slas: list[SlaReview]
-    days: list[_dt.date]
+    days: list[_dt.date]  # the local days of the month and of the weeks its weekly SLAs count (Thursday rule)
     headline: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -234,6 +240,7 @@ class Review:
     clients: list[ClientReview]
     pipeline: dict
     not_started: list[str] = field(default_factory=list)  # clients whose month starts after the events end
+    data_start_us: int | None = None  # the first decision the figures hold (earlier periods are partial)
 
     @property
     def complete(self) -> bool:
@@ -241,8 +248,10 @@ class Review:
 
 
 def build_review(result: ReplayResult, engine: Engine, month: str, clients: list[str] | None = None,
-                 trend: int = DEFAULT_TREND) -> Review:
-    """The review of `month` from a replay (`result`) and the engine that replay ran (`engine`)."""
+                 trend: int = DEFAULT_TREND, data_start_us: int | None = None) -> Review:
+    """The review of `month` from a replay (`result`) and the engine that replay ran (`engine`). `data_start_us`:
+    the first instant the figures cover (default: the engine's first decision); a trend period that starts
+    before it is marked partial."""
     parse_month(month)
     if trend < 1:
         raise ReviewError("--trend must be at least 1")
@@ -252,6 +261,9 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
         if name not in contracts.clients:
             raise ReviewError(f"client {name!r} is not in the contracts (known: {', '.join(contracts.clients)})")
     at = result.at_us
+    if data_start_us is None:
+        data_start_us = min((b for lg in engine.ledgers.values() for b in lg.buckets), default=at // BUCKET_US) \
+            * BUCKET_US
     index = {(r.client, r.sla, r.period): r for r in result.records}
     reviews, not_started = [], []
     for name in names:
@@ -261,8 +273,17 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
         if at < mwin.start_us:  # the month has not begun in this client's timezone
             not_started.append(name)
             continue
-        days = [_dt.date.fromisoformat(w.label) for w in periods_between(mwin.start_us, mwin.end_us, "day", tz)]
-        slas = [_sla_review(engine, index, name, tz, sla, month, mwin, at, trend, days) for sla in client.slas]
+        first, last = mwin.start_us, mwin.end_us
+        for sla in client.slas:  # weeks counted in the month may begin before it or end after it
+            if not isinstance(sla.period, Rolling):
+                for w in windows_of_month(month, sla.period, tz):
+                    if w.start_us <= at:
+                        first, last = min(first, w.start_us), max(last, w.end_us)
+        day_windows = periods_between(first, last, "day", tz)
+        days = [_dt.date.fromisoformat(w.label) for w in day_windows]
+        names_shown = display_names(client.slas)
+        slas = [_sla_review(engine, index, name, tz, sla, month, mwin, at, trend, day_windows, data_start_us,
+                            names_shown[sla.name]) for sla in client.slas]
         cr = ClientReview(client=name, timezone=tz, month=month, start_us=mwin.start_us, end_us=mwin.end_us,
                           complete=all(r.complete for s in slas for r in s.records), slas=slas, days=days)
         cr.headline, cr.notes = summarize(cr, at)
@@ -271,11 +292,31 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
         raise ReviewError(f"the events end at {format_us(at)}, before {month_name(month)} starts"
                           + (f" for {', '.join(not_started)}" if len(not_started) < len(contracts.clients) else ""))
     return Review(month=month, at_us=at, trend_months=trend, clients=reviews, pipeline=result.pipeline(),
-                  not_started=not_started)
+                  not_started=not_started, data_start_us=data_start_us)
+
+
+_ACRONYMS = {"csat", "ivr", "aht", "asa", "sla", "sl", "api", "vip", "it", "kyc", "nps"}
+
+
+def display_names(slas) -> dict[str, str]:
+    """What people read for each SLA of a client: the kind's title ("Resolution", "Service level (20 s)"), or, where
+    two SLAs share a title, the SLA's own name in words ("Fraud resolution", "Dispute resolution")."""
+    titles = [sla.title for sla in slas]
+    out = {}
+    for sla in slas:
+        if titles.count(sla.title) == 1:
+            out[sla.name] = sla.title
+            continue
+        words = sla.name.replace("_", "-").split("-")
+        words = [w.upper() if w.lower() in _ACRONYMS else w for w in words if w]
+        text = " ".join(words)
+        out[sla.name] = text[:1].upper() + text[1:]
+    return out
 
 
 def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: str, mwin: PeriodWindow,
-                at: int, trend: int, days: list[_dt.date]) -> SlaReview:
+                at: int, trend: int, day_windows: list[PeriodWindow], data_start_us: int,
+                display: str) -> SlaReview:
     rolling = isinstance(sla.period, Rolling)
     if rolling:
         period_name = rolling_window(at, sla.period.rolling).label
@@ -287,8 +328,8 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
     review = SlaReview(
         client=client, sla=sla.name, kind=sla.kind, contract=sla, title=sla.title, unit=sla.unit, target=sla.goal,
         lower_is_better=sla.lower_is_better, period=period_name, records=records,
-        trend=_trend(engine, index, client, tz, sla, month, at, trend, records),
-        breaches=[], daily=None, daily_unit=sla.miss_noun,
+        trend=_trend(engine, index, client, tz, sla, month, at, trend, records, data_start_us),
+        breaches=[], daily=None, daily_unit=sla.miss_noun, display=display,
     )
     if sla.penalty is not None:
         review.penalty_fee, review.currency = sla.penalty.monthly_fee, sla.penalty.currency
@@ -297,19 +338,39 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
         review.projected_credits = round(sum(
             r.penalty["projected_credit"] if not r.complete else r.penalty["credit"] for r in records if r.penalty
         ), 2)
+    # the days this SLA's figures cover: its contract periods of the month (a rolling window: the month's days in it)
+    if rolling:
+        spans = [(max(records[0].start_us, mwin.start_us), min(records[0].end_us, mwin.end_us))]
+    else:
+        spans = [(r.start_us, r.end_us) for r in records]
     if isinstance(sla, UptimeSla):
-        review.daily = _daily_downtime(engine, client, sla, tz, mwin, at)
+        review.daily = _daily_downtime(engine, client, sla, day_windows, spans, at)
     elif sla.miss_noun is not None:
         ledger = engine.ledgers[(client, sla.name)]
-        review.daily = _daily_bad(ledger.buckets, tz, mwin, days)
+        review.daily = _daily_bad(ledger, day_windows, spans)
         if sla.has_item_clocks:
             ids = set(review.breached_ids)
-            spans = [(r.start_us, r.end_us) for r in records]
             listed = [pair for label in ({"rolling"} if rolling else {r.period for r in records})
                       for pair in ledger.breaches.get(label, ())]
             review.breaches = sorted(
-                (a, item) for a, item in listed if item in ids and any(s <= a < e for s, e in spans))
+                (a, item) for a, item in listed if item in ids and any(r.start_us <= a < r.end_us for r in records))
+    if sla.has_item_clocks and not rolling:
+        ledger = engine.ledgers[(client, sla.name)]
+        labels = {r.period for r in records}
+        totals: dict[str, list[float]] = {}
+        for (label, priority), tally in ledger.by_priority.items():
+            if label in labels and not tally.empty:
+                acc = totals.setdefault(priority, [0, 0, 0])
+                acc[0] += tally.decided
+                acc[1] += tally.good
+                acc[2] += tally.bad
+        review.priorities = [(p, *totals[p]) for p in sorted(totals, key=_priority_key)]
     return review
+
+
+def _priority_key(priority: str) -> tuple:
+    digits = "".join(ch for ch in priority if ch.isdigit())
+    return (int(digits) if digits else 10**6, priority)
 
 
 def _empty_record(client: str, sla, window: PeriodWindow, at: int) -> Record:
@@ -328,8 +389,12 @@ def _empty_record(client: str, sla, window: PeriodWindow, at: int) -> Record:
     )
 
 
+def _p90(rec: Record | None) -> float | None:
+    return None if rec is None or not rec.latency_seconds else rec.latency_seconds.get("p90")
+
+
 def _trend(engine: Engine, index: dict, client: str, tz: str, sla, month: str, at: int, trend: int,
-           current: list[Record]) -> list[TrendPoint]:
+           current: list[Record], data_start_us: int) -> list[TrendPoint]:
     months = [shift_month(month, -k) for k in range(trend - 1, -1, -1)]
     if isinstance(sla.period, Rolling):
         points = []
@@ -339,21 +404,25 @@ def _trend(engine: Engine, index: dict, client: str, tz: str, sla, month: str, a
                 continue
             rec = _rolling_record(engine, client, sla, end)
             w = rolling_window(end, sla.period.rolling)
-            points.append(TrendPoint(m, w.start_us, w.end_us, m, rec.value, rec.met, rec.decided))
+            points.append(TrendPoint(m, w.start_us, w.end_us, m, rec.value, rec.met, rec.decided, _p90(rec),
+                                     w.start_us < data_start_us))
         rec = current[0]
         w = rolling_window(at, sla.period.rolling)
-        points.append(TrendPoint(month, w.start_us, w.end_us, month, rec.value, rec.met, rec.decided))
+        points.append(TrendPoint(month, w.start_us, w.end_us, month, rec.value, rec.met, rec.decided, _p90(rec),
+                                 w.start_us < data_start_us or not rec.complete))
         return points
     points = []
     for m in months:
         for w in windows_of_month(m, sla.period, tz):
             if w.start_us > at:
                 continue
+            partial = w.start_us < data_start_us or w.end_us > at + 1
             rec = index.get((client, sla.name, w.label))
             if rec is None:
-                points.append(TrendPoint(w.label, w.start_us, w.end_us, m, None, True, 0))
+                points.append(TrendPoint(w.label, w.start_us, w.end_us, m, None, True, 0, None, partial))
             else:
-                points.append(TrendPoint(w.label, w.start_us, w.end_us, m, rec.value, rec.met, rec.decided))
+                points.append(TrendPoint(w.label, w.start_us, w.end_us, m, rec.value, rec.met, rec.decided,
+                                         _p90(rec), partial))
     return points
 
 
@@ -361,30 +430,51 @@ def _rolling_record(engine: Engine, client: str, sla, at: int) -> Record:
     """The rolling SLA's record as `slamon replay --at` would give it at an earlier instant `at` (the
     ledgers keep every decision instant, so the window is exact)."""
     if isinstance(sla, UptimeSla):
+        # the window (at - length, at] itself: `_uptime_records` integrates up to `at`, 1 us short of a month's
+        # end, which cuts a 15-minute bucket whose probes an engine may have folded already
         ledger = next(lg for lg in engine.clients[client].uptime[sla.service] if lg.sla is sla)
-        return _uptime_records(ledger, at)[0]
+        w = rolling_window(at, sla.period.rolling)
+        t = ledger.between(w.start_us, w.end_us)
+        value = t.up_us / t.known_us if t.known_us else None
+        return Record(client=client, sla=sla.name, kind=sla.kind, period=w.label, start_us=w.start_us,
+                      end_us=w.end_us, complete=True, decided=t.known_us / US, good=t.up_us / US,
+                      bad=t.down_us / US, compliance=value, target=sla.target,
+                      met=True if value is None else value >= sla.target, error_budget_remaining=None, value=value,
+                      unit="ratio")
     return _ledger_records(engine, engine.ledgers[(client, sla.name)], sla, at)[0]
 
 
-def _daily_bad(buckets: dict[int, Tally], tz: str, mwin: PeriodWindow, days: list[_dt.date]) -> list[float]:
-    """Bad decisions per local day, from the ledger's 15-minute buckets (each lies inside one local day: UTC
-    offsets are multiples of 15 minutes, and so are month boundaries)."""
-    out = [0.0] * len(days)
-    first = days[0]
-    for bucket, tally in buckets.items():
-        at = bucket * BUCKET_US
-        if tally.bad and mwin.start_us <= at < mwin.end_us:
-            out[(_dt.date.fromisoformat(period_of(at, "day", tz).label) - first).days] += tally.bad
+def _bad_between(ledger, lo: int, hi: int) -> float:
+    """Bad decisions with lo <= at < hi: whole 15-minute buckets, or the exact window at a cut edge."""
+    if hi <= lo:
+        return 0.0
+    if lo % BUCKET_US == 0 and hi % BUCKET_US == 0:
+        buckets = ledger.buckets
+        return sum(t.bad for b in range(lo // BUCKET_US, hi // BUCKET_US) if (t := buckets.get(b)) is not None)
+    return ledger.window(lo, hi).bad
+
+
+def _daily_bad(ledger, day_windows: list[PeriodWindow], spans: list[tuple[int, int]]) -> list[float | None]:
+    """Bad decisions per local day of the client's days, counted only inside the SLA's contract periods of the
+    month (`spans`), so the days add up to the periods' figures; None for a day outside them."""
+    out: list[float | None] = []
+    for day in day_windows:
+        parts = [(max(day.start_us, a), min(day.end_us, b)) for a, b in spans if a < day.end_us and day.start_us < b]
+        out.append(sum(_bad_between(ledger, lo, hi) for lo, hi in parts) if parts else None)
     return out
 
 
-def _daily_downtime(engine: Engine, client: str, sla: UptimeSla, tz: str, mwin: PeriodWindow,
-                    at: int) -> list[float]:
+def _daily_downtime(engine: Engine, client: str, sla: UptimeSla, day_windows: list[PeriodWindow],
+                    spans: list[tuple[int, int]], at: int) -> list[float | None]:
     ledger = next(lg for lg in engine.clients[client].uptime[sla.service] if lg.sla is sla)
-    out = []
-    for w in periods_between(mwin.start_us, mwin.end_us, "day", tz):
-        end = min(w.end_us, at)
-        out.append(ledger.between(w.start_us, end).down_us / 60 / US if end > w.start_us else 0.0)
+    out: list[float | None] = []
+    for day in day_windows:
+        parts = [(max(day.start_us, a), min(day.end_us, b, at)) for a, b in spans
+                 if a < day.end_us and day.start_us < b]
+        if not parts:
+            out.append(None)
+            continue
+        out.append(sum(ledger.between(lo, hi).down_us / 60 / US for lo, hi in parts if hi > lo))
     return out
 
 
@@ -407,13 +497,13 @@ def summarize(cr: ClientReview, at: int) -> tuple[str, list[str]]:
         credit = f"credit {money(s.credits, s.currency)}" if s.credits else ""
         worst = s.worst
         if len(s.records) == 1:
-            phrase = f"{s.sla} missed at {fmt_value(worst.value, s.unit, s.target)} vs {plain_target(s)}"
+            phrase = f"{s.display} missed at {fmt_value(worst.value, s.unit, s.target)} vs {plain_target(s)}"
             if s.period in ("week", "day"):
                 phrase += f" in {short_period(worst.period)}"
             parts.append(phrase + (f" ({credit})" if credit else ""))
         else:
             unit_name = _period_noun(s.period)
-            phrase = (f"{s.sla} missed in {len(s.missed_records)} of {len(s.records)} {unit_name}s "
+            phrase = (f"{s.display} missed in {len(s.missed_records)} of {len(s.records)} {unit_name}s "
                       f"(worst {short_period(worst.period)} at {fmt_value(worst.value, s.unit, s.target)} "
                       f"vs {plain_target(s)}"
                       + (f"; {credit})" if credit else ")"))
@@ -422,15 +512,15 @@ def summarize(cr: ClientReview, at: int) -> tuple[str, list[str]]:
     for s in cr.slas:
         before = s.previous(prev_month)
         if s.has_data and s.met and before is not None and not before[0]:
-            parts.append(f"{s.sla} recovered from {prev_name}")
-            notes.append(f"{s.sla} recovered: {fmt_value(before[1], s.unit, s.target)} in {prev_name}, "
+            parts.append(f"{s.display} recovered from {prev_name}")
+            notes.append(f"{s.display} recovered: {fmt_value(before[1], s.unit, s.target)} in {prev_name}, "
                          f"{fmt_value(s.value, s.unit, s.target)} in {name} vs {fmt_target(s)}.")
     for s in cr.slas:
         left = s.budget_left
         if s.has_data and s.met and left is not None and left < LOW_MARGIN:
-            notes.append(f"{s.sla} met with little margin: {fmt_value(s.value, s.unit, s.target)} vs "
-                         f"{fmt_target(s)}, {max(left, 0) * 100:.0f} % of the error budget left.")
-    missing = [s.sla for s in cr.slas if not s.has_data]
+            notes.append(f"{s.display} met with little margin: {fmt_value(s.value, s.unit, s.target)} vs "
+                         f"{fmt_target(s)}, {_margin_words(s, left)}.")
+    missing = [s.display for s in cr.slas if not s.has_data]
     if missing:
         notes.append(f"No data in {name} for: {', '.join(missing)}.")
     credits = cr.credits
@@ -440,6 +530,14 @@ def summarize(cr: ClientReview, at: int) -> tuple[str, list[str]]:
     else:
         notes.append(f"No service credits owed for {name}{' so far' if not cr.complete else ''}.")
     return "; ".join(parts) + ".", notes
+
+
+def _margin_words(s: SlaReview, left: float) -> str:
+    """How much room was left, in words a client reads: the share of the allowed misses not used, or how far
+    under a time target the value stayed."""
+    if not s.contract.judges_items:  # a mean time: 1 - value / target
+        return f"{max(left, 0) * 100:.0f} % under the target"
+    return f"{max(left, 0) * 100:.0f} % of the allowed misses unused"
 
 
 def short_period(label: str) -> str:
@@ -455,15 +553,17 @@ def _missed_note(s: SlaReview, prev_month: str, prev_name: str) -> str:
     worst = s.worst
     what = s.contract.met_phrase
     if len(s.records) == 1:
-        text = f"{s.sla} missed: {fmt_value(worst.value, s.unit, s.target)}{' ' + what if what else ''}" \
+        text = f"{s.display} missed: {fmt_value(worst.value, s.unit, s.target)}{' ' + what if what else ''}" \
                f" vs {fmt_target(s)}"
         if s.contract.has_item_clocks:
             text += f"; {len(s.breached_ids)} of {int(worst.decided):,} tickets breached"
     else:
         weeks = ", ".join(f"{short_period(r.period)} at {fmt_value(r.value, s.unit, s.target)}"
                           for r in s.missed_records)
-        text = f"{s.sla} missed in {len(s.missed_records)} of {len(s.records)} " \
+        text = f"{s.display} missed in {len(s.missed_records)} of {len(s.records)} " \
                f"{_period_noun(s.period)}s ({weeks}) vs {fmt_target(s)}"
+        if s.contract.has_item_clocks:
+            text += f"; {len(s.breached_ids):,} of {int(s.decided):,} tickets breached"
     before = s.previous(prev_month)
     if before is not None:
         text += f"; {prev_name}: {fmt_value(before[1], s.unit, s.target)} ({'met' if before[0] else 'missed'})"

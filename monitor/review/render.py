@@ -17,7 +17,6 @@ from pathlib import Path
 
 from monitor.contracts import UptimeSla
 from monitor.errors import EXIT_UNAVAILABLE, SlamonError
-from monitor.events import format_us
 from monitor.review.figures import (
     CSV_COLUMNS,
     MONTH_NAMES,
@@ -151,11 +150,21 @@ td.num, th.num {{ text-align: right; white-space: nowrap; }}
   color: white; white-space: nowrap; }}
 .badge.met {{ background: {GOOD}; }} .badge.missed {{ background: {BAD}; }} .badge.nodata {{ background: #98a2ad; }}
 .periods {{ font-size: 7.5pt; line-height: 1.3; }} .periods .miss {{ color: {BAD}; font-weight: bold; }}
-.grid {{ display: grid; grid-template-columns: repeat(3, 1fr); gap: 2mm 4mm; }}
-.chart {{ break-inside: avoid; }}
-.chart .t {{ font-size: 8pt; font-weight: bold; margin-bottom: 0.5mm; white-space: nowrap; overflow: hidden;
-  text-overflow: ellipsis; }}
+.grid {{ display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 3mm 6mm; }}
+.chart {{ break-inside: avoid; min-width: 0; }}
+.chart svg {{ width: 100%; height: auto; display: block; }}
+.chart .t {{ font-size: 8.5pt; font-weight: bold; margin-bottom: 0.5mm; overflow-wrap: anywhere; }}
 .chart .t span {{ font-weight: normal; color: {MUTED}; }}
+.chart .v {{ font-size: 7.5pt; color: {MUTED}; margin-top: 0.5mm; }}
+.appendix .ids p {{ margin: 0 0 1mm; font-size: 6.8pt; }}
+.appendix .ids b {{ font-family: {FONT}; }}
+table.scorecard td:first-child {{ width: 40mm; }}
+.appendix h3 {{ font-size: 9pt; margin: 3mm 0 1mm; }}
+.glossary dt {{ font-weight: bold; float: left; clear: left; width: 34mm; }}
+.glossary dd {{ margin: 0 0 1.2mm 36mm; }}
+.commentary {{ border-left: 3px solid {GOOD}; background: #f4f9f6; padding: 2mm 3.5mm; margin: 2mm 0; }}
+.commentary p {{ margin: 1mm 0; }}
+.up {{ color: {GOOD}; }} .down {{ color: {BAD}; }}
 .daily {{ break-inside: avoid; }}
 .ids {{ font: 7pt/1.45 'DejaVu Sans Mono', monospace; color: #3a4450; }}
 .ids span {{ white-space: nowrap; }}
@@ -165,17 +174,69 @@ svg text {{ font-family: {FONT}; }}
 """
 
 
-def render_html(review: Review) -> str:
+def render_html(review: Review, commentary: str | None = None) -> str:
+    """The review as one HTML document (print CSS for the PDF). `commentary`: the account team's text (see
+    `parse_commentary`), rendered on the cover and in each client's section."""
+    notes = parse_commentary(commentary)
     title = f"SLA review {month_name(review.month)}"
-    body = []
-    if len(review.clients) > 1 or review.not_started:
-        body.append(_overview(review))
-    body.extend(_client_section(review, cr) for cr in review.clients)
+    body = [_overview(review, notes.get(""))]
+    body.extend(_client_section(review, cr, notes.get(cr.client)) for cr in review.clients)
+    appendix = _appendix(review)
+    if appendix:
+        body.append(appendix)
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
-def _overview(review: Review) -> str:
+def parse_commentary(text: str | None) -> dict[str, str]:
+    """The commentary file: plain text, paragraphs separated by blank lines, `- ` bullets. Text under a line
+    `# CLIENT` (a client's name) goes to that client's section; text before any such line to the cover.
+    Returns {"" or client: HTML}."""
+    if not text:
+        return {}
+    blocks: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            current = stripped.lstrip("#").strip()
+            continue
+        blocks.setdefault(current, []).append(line.rstrip())
+    out = {}
+    for key, lines in blocks.items():
+        html = _text_html(lines)
+        if html:
+            out[key] = html
+    return out
+
+
+def _text_html(lines: list[str]) -> str:
+    """Paragraphs (blank-line separated) and `- ` bullet lists, escaped."""
+    html: list[str] = []
+    para: list[str] = []
+    bullets: list[str] = []
+    for line in [*lines, ""]:
+        stripped = line.strip()
+        bullet = stripped.startswith(("- ", "* "))
+        if (not stripped or bullet) and para:
+            html.append(f"<p>{escape(' '.join(para))}</p>")
+            para = []
+        if (not stripped or not bullet) and bullets:
+            html.append("<ul>" + "".join(f"<li>{escape(b)}</li>" for b in bullets) + "</ul>")
+            bullets = []
+        if bullet:
+            bullets.append(stripped[2:].strip())
+        elif stripped:
+            para.append(stripped)
+    return "".join(html)
+
+
+def utc_words(at_us: int) -> str:
+    """An instant for people: '30 Nov 2026 23:59 UTC'."""
+    return local_time(at_us, "UTC") + " UTC"
+
+
+def _overview(review: Review, commentary: str | None) -> str:
     rows = []
     for cr in review.clients:
         met, total = cr.met_count
@@ -187,29 +248,69 @@ def _overview(review: Review) -> str:
             f"{met} / {total}</span></td><td class=\"num\">{escape(credits)}</td>"
             f"<td>{escape(cr.headline)}</td></tr>")
     status = "" if review.complete else " (month to date)"
+    clients = f"{len(review.clients)} client{'s' if len(review.clients) != 1 else ''}"
     return (
         f"<section class=\"overview\"><p class=\"eyebrow\">Monthly SLA review{status}</p>"
         f"<h1>{escape(month_name(review.month))}</h1>"
-        f"<p class=\"sub\">{len(review.clients)} clients · figures as of {escape(format_us(review.at_us))} · "
+        f"<p class=\"sub\">{clients} · figures as of {escape(utc_words(review.at_us))} · "
         f"one section per client follows</p>"
         f"<table><thead><tr><th>Client</th><th class=\"num\">SLAs met</th><th class=\"num\">Credits owed</th>"
         f"<th>Summary</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         + (f"<p class=\"note\">Not in this review: {escape(', '.join(review.not_started))} (the month had not begun "
-           f"in the client's timezone when the events end).</p>" if review.not_started else "")
-        + f"{_pipeline_note(review)}</section>")
+           f"in the client's timezone when the figures end).</p>" if review.not_started else "")
+        + f"{_pipeline_note(review)}"
+        + (f"<h2>Commentary</h2><div class=\"commentary\">{commentary}</div>" if commentary else "")
+        + f"{_glossary(review)}</section>")
 
 
 def _pipeline_note(review: Review) -> str:
     p = review.pipeline
-    rejected = ", ".join(f"{k} {v:,}" for k, v in p.get("rejected", {}).items()) or "none"
-    return (f"<p class=\"note\">Source: {p.get('accepted', 0):,} events replayed ({p.get('duplicates', 0):,} "
-            f"duplicates ignored, {p.get('after_at', 0):,} after the review instant; rejected: {escape(rejected)}). "
-            f"Every figure is the record `slamon replay --at {escape(p.get('at', ''))}` gives for the period.</p>")
+    if p.get("source") == "store":
+        return (f"<p class=\"note\">Source: the SLA record, {p.get('decisions', 0):,} decisions held; each ticket, "
+                "call, survey and audit is counted once, in the period of its decision, with every later correction "
+                "(a reopened ticket, a late event) applied.</p>")
+    rejected = sum(p.get("rejected", {}).values())
+    parts = [f"Source: {p.get('accepted', 0):,} events (ticket updates, calls, monitoring probes, surveys and "
+             "audits)"]
+    if p.get("duplicates"):
+        parts.append(f"{p['duplicates']:,} repeated events were counted once")
+    if rejected:
+        parts.append(f"{rejected:,} unusable events were set aside")
+    if p.get("after_at"):
+        parts.append(f"{p['after_at']:,} events after the review instant belong to later figures")
+    return f"<p class=\"note\">{'; '.join(parts)}.</p>"
 
 
-def _client_section(review: Review, cr: ClientReview) -> str:
+GLOSSARY = (
+    ("Compliance", "the share of items (tickets, calls, surveys, audited items) that met the target in a contract "
+                   "period: good ÷ decided."),
+    ("Contract period", "the span a target is measured over: a calendar month, an ISO week (a week belongs to the "
+                        "month its Thursday falls in) or a day, in the client's timezone; or a rolling window."),
+    ("Breach", "an item decided as missed: a ticket not answered or resolved by its deadline, a call answered "
+               "after the threshold or abandoned."),
+    ("Deadline", "the instant a ticket's clock reaches its target. Clocks count business hours only where the "
+                 "contract says so, stop while the ticket waits on the customer (pause statuses), and keep their "
+                 "elapsed time when the priority changes."),
+    ("Counted in", "an item counts in the period of its decision: the reply or resolution, or the deadline for "
+                   "a breach."),
+    ("Reopened ticket", "a resolved ticket that is reopened loses its 'met' and is decided again later; a breach "
+                        "stays a breach."),
+    ("p90", "90 % of the items took at most this long (response, resolution, wait or handle time)."),
+    ("Partial period", "a period the figures cover only in part (hollow points in the trends): the data starts "
+                       "after it begins, or it is still running."),
+    ("Service credit", "the share of the monthly fee the contract refunds when a target is missed, per the "
+                       "contract's tiers."),
+)
+
+
+def _glossary(review: Review) -> str:
+    items = "".join(f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in GLOSSARY)
+    return f"<h2>How to read this review</h2><dl class=\"glossary\">{items}</dl>"
+
+
+def _client_section(review: Review, cr: ClientReview, commentary: str | None = None) -> str:
     met, total = cr.met_count
-    first, last = cr.days[0], cr.days[-1]
+    first, last = month_days(cr)
     credits = cr.credits
     breached = sum(len(s.breached_ids) for s in cr.slas)
     status = "" if cr.complete else " · month to date"
@@ -232,11 +333,14 @@ def _client_section(review: Review, cr: ClientReview) -> str:
         + f" · {len(cr.slas)} SLAs in the contract</p>",
         f"<div class=\"summary\"><div class=\"text\"><p class=\"headline\">{escape(cr.headline)}</p>"
         f"<ul>{notes}</ul></div><div class=\"tiles\">{tile_html}</div></div>",
-        "<h2>Scorecard</h2>",
-        _scorecard(cr),
-        f"<h2>Trend · last {review.trend_months} months</h2>",
-        _trend_grid(review, cr),
     ]
+    if commentary:
+        parts += ["<h2>Commentary and action plan</h2>", f"<div class=\"commentary\">{commentary}</div>"]
+    parts += ["<h2>Scorecard</h2>", _scorecard(cr)]
+    prio = _priority_table(cr)
+    if prio:
+        parts += ["<h2>Tickets by priority</h2>", prio]
+    parts += [f"<h2>Trend · last {review.trend_months} months</h2>", _trend_grid(review, cr)]
     daily = [s for s in cr.slas if s.daily is not None and any(s.daily)]
     if daily:
         parts += ["<h2>Misses per day</h2>", _daily_block(cr, daily, review.at_us)]
@@ -245,6 +349,33 @@ def _client_section(review: Review, cr: ClientReview) -> str:
         parts += ["<h2>Breached tickets</h2>", _breach_lists(cr, listed)]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def month_days(cr: ClientReview):
+    """The first and last local day of the client's month."""
+    from datetime import date, timedelta
+
+    first = date.fromisoformat(month_window(cr.month, cr.timezone).label + "-01")
+    nxt = date(first.year + (first.month == 12), first.month % 12 + 1, 1)
+    return first, nxt - timedelta(days=1)
+
+
+def _priority_table(cr: ClientReview) -> str:
+    rows = []
+    for s in cr.slas:
+        for i, (priority, decided, good, bad) in enumerate(s.priorities):
+            comp = good / decided if decided else None
+            target = s.target
+            cls = "" if comp is None or comp >= target else " style=\"color:" + BAD + "\""
+            rows.append(f"<tr><td>{escape(s.display) if i == 0 else ''}</td><td>{escape(priority)}</td>"
+                        f"<td class=\"num\">{decided:,.0f}</td><td class=\"num\">{bad:,.0f}</td>"
+                        f"<td class=\"num\"{cls}>{escape(fmt_value(comp, 'ratio', target))}</td></tr>")
+    if not rows:
+        return ""
+    return ("<table><thead><tr><th>SLA</th><th>Priority</th><th class=\"num\">Tickets</th>"
+            "<th class=\"num\">Breached</th><th class=\"num\">Compliance</th></tr></thead><tbody>"
+            + "".join(rows) + "</tbody></table><p class=\"note\">Over the month's contract periods; the target "
+            "applies to all priorities together (the scorecard).</p>")
 
 
 def _status(s: SlaReview) -> str:
@@ -293,25 +424,49 @@ def _credit_cell(s: SlaReview) -> str:
 
 
 def _scorecard(cr: ClientReview) -> str:
+    prev = shift_month(cr.month, -1)
+    prev_name = MONTH_NAMES[parse_month(prev)[1] - 1][:3]
     rows = []
     for s in cr.slas:
         rows.append(
-            f"<tr><td><div class=\"name\">{escape(s.title)}</div><div class=\"small\">{escape(s.sla)} · "
+            f"<tr><td><div class=\"name\">{escape(s.display)}</div><div class=\"small\">{escape(s.sla)} · "
             f"{escape(_period_text(s))}</div></td>"
             f"<td class=\"num\">{escape(fmt_target(s))}</td>"
             f"<td class=\"num\">{_result_cell(s)}</td>"
+            f"<td class=\"num\">{_change_cell(s, prev)}</td>"
             f"<td>{_status(s)}</td>"
             f"<td>{bullet_svg(s)}</td>"
             f"<td class=\"num\">{_credit_cell(s)}</td></tr>")
-    notes = ["Bars show each contract period's value against the target (black tick); the green zone meets it."]
+    notes = ["Bars show each contract period's value against the target (black tick); the green zone meets it.",
+             f"The change is against {MONTH_NAMES[parse_month(prev)[1] - 1]} (the worst period of each month)."]
     if any(s.period == "week" for s in cr.slas):
         notes.append("Weekly SLAs list the ISO weeks whose Thursday falls in the month.")
     if any(not r.complete for s in cr.slas for r in s.records):
         notes.append("* period still running at the review instant.")
     foot = f"<p class=\"note\">{' '.join(notes)}</p>"
     return ("<table class=\"scorecard\"><thead><tr><th>SLA</th><th class=\"num\">Target</th>"
-            "<th class=\"num\">Result</th><th>Status</th><th>Compliance vs target</th>"
-            "<th class=\"num\">Credit</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + foot)
+            f"<th class=\"num\">Result</th><th class=\"num\">vs {prev_name}</th><th>Status</th>"
+            "<th>Compliance vs target</th><th class=\"num\">Credit</th></tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>" + foot)
+
+
+def _change_cell(s: SlaReview, prev: str) -> str:
+    """Month-over-month change of the month's (worst) value: percentage points, seconds or score."""
+    before = s.previous(prev)
+    now = s.value
+    if before is None or before[1] is None or now is None:
+        return "<span class=\"small\">–</span>"
+    delta = now - before[1]
+    better = delta < 0 if s.lower_is_better else delta > 0
+    if s.unit == "ratio":
+        text = f"{delta * 100:+.1f} pt"
+    elif s.unit == "seconds":
+        text = f"{delta:+.1f} s" if abs(delta) < 120 else f"{delta / 60:+.1f} min"
+    else:
+        text = f"{delta:+.2f}"
+    if abs(delta) < 1e-12:
+        return "<span class=\"small\">±0</span>"
+    return f"<span class=\"{'up' if better else 'down'}\">{escape(text)}</span>"
 
 
 # --- charts ----------------------------------------------------------------------------------------------
@@ -363,12 +518,12 @@ def bullet_svg(s: SlaReview, width: int = 205) -> str:
         return _columns_svg(s, width)
     lo, hi = value_range(s, [r.value for r in records])
     multi = len(records) > 1
-    label_w = 26 if multi else 0
-    bar_h = 7 if multi else 11
+    label_w = 32 if multi else 0
+    bar_h = 8 if multi else 11
     gap = 2
     top = 2
     plot_w = width - label_w - 4
-    height = top + len(records) * (bar_h + gap) + 11
+    height = top + len(records) * (bar_h + gap) + 13
     out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
            f"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{escape(s.sla)} vs target\">"]
     x0 = label_w
@@ -383,10 +538,10 @@ def bullet_svg(s: SlaReview, width: int = 205) -> str:
         y = top + i * (bar_h + gap)
         if multi:
             label = r.period.split("-", 1)[1] if s.period == "week" else r.period[-5:]
-            out.append(f"<text x=\"{label_w - 3}\" y=\"{y + bar_h - 1}\" font-size=\"6.5\" text-anchor=\"end\" "
+            out.append(f"<text x=\"{label_w - 3}\" y=\"{y + bar_h - 1}\" font-size=\"8\" text-anchor=\"end\" "
                        f"fill=\"{MUTED}\">{escape(label)}</text>")
         if r.value is None:
-            out.append(f"<text x=\"{x0 + 3}\" y=\"{y + bar_h - 1.5}\" font-size=\"6.5\" "
+            out.append(f"<text x=\"{x0 + 3}\" y=\"{y + bar_h - 1.5}\" font-size=\"8\" "
                        f"fill=\"{MUTED}\">no data</text>")
             continue
         xv = _x(r.value, lo, hi, x0, plot_w)
@@ -396,16 +551,16 @@ def bullet_svg(s: SlaReview, width: int = 205) -> str:
     line_h = len(records) * (bar_h + gap)
     out.append(f"<line x1=\"{tx:.1f}\" x2=\"{tx:.1f}\" y1=\"{top - 2}\" y2=\"{top + line_h + 1}\" stroke=\"{INK}\" "
                f"stroke-width=\"2\"/>")
-    base = top + line_h + 9
+    base = top + line_h + 11
     target_text = f"target {_axis_label(s.target, s)}"
-    half = len(target_text) * 1.9  # about half the label's width at 6.5 px
+    half = len(target_text) * 2.3  # about half the label's width at 8 px
     tlabel_x = min(max(tx, x0 + half), x0 + plot_w - half)
-    if tlabel_x - half > x0 + 4 * len(_axis_label(lo, s)):
-        out.append(f"<text x=\"{x0}\" y=\"{base}\" font-size=\"6.5\" fill=\"{MUTED}\">{_axis_label(lo, s)}</text>")
-    if tlabel_x + half < x0 + plot_w - 4 * len(_axis_label(hi, s)):
-        out.append(f"<text x=\"{x0 + plot_w}\" y=\"{base}\" font-size=\"6.5\" fill=\"{MUTED}\" "
+    if tlabel_x - half > x0 + 4.8 * len(_axis_label(lo, s)):
+        out.append(f"<text x=\"{x0}\" y=\"{base}\" font-size=\"8\" fill=\"{MUTED}\">{_axis_label(lo, s)}</text>")
+    if tlabel_x + half < x0 + plot_w - 4.8 * len(_axis_label(hi, s)):
+        out.append(f"<text x=\"{x0 + plot_w}\" y=\"{base}\" font-size=\"8\" fill=\"{MUTED}\" "
                    f"text-anchor=\"end\">{_axis_label(hi, s)}</text>")
-    out.append(f"<text x=\"{tlabel_x:.1f}\" y=\"{base}\" font-size=\"6.5\" fill=\"{INK}\" "
+    out.append(f"<text x=\"{tlabel_x:.1f}\" y=\"{base}\" font-size=\"8\" fill=\"{INK}\" "
                f"text-anchor=\"middle\">{target_text}</text>")
     out.append("</svg>")
     return "".join(out)
@@ -414,7 +569,7 @@ def bullet_svg(s: SlaReview, width: int = 205) -> str:
 def _columns_svg(s: SlaReview, width: int) -> str:
     records = s.records
     lo, hi = value_range(s, [r.value for r in records])
-    height = 40
+    height = 42
     plot_h = 30
     bw = width / len(records)
     out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
@@ -429,7 +584,7 @@ def _columns_svg(s: SlaReview, width: int) -> str:
                    f"height=\"{h:.1f}\" fill=\"{GOOD if r.met else BAD}\"/>")
     ty = plot_h - (s.target - lo) / (hi - lo) * plot_h if hi > lo else plot_h
     out.append(f"<line x1=\"0\" x2=\"{width}\" y1=\"{ty:.1f}\" y2=\"{ty:.1f}\" stroke=\"{INK}\" stroke-width=\"1.5\"/>")
-    out.append(f"<text x=\"0\" y=\"{height - 1}\" font-size=\"6.5\" fill=\"{MUTED}\">daily vs target "
+    out.append(f"<text x=\"0\" y=\"{height - 1}\" font-size=\"8\" fill=\"{MUTED}\">daily vs target "
                f"{_axis_label(s.target, s)}</text></svg>")
     return "".join(out)
 
@@ -437,7 +592,7 @@ def _columns_svg(s: SlaReview, width: int) -> str:
 def _trend_grid(review: Review, cr: ClientReview) -> str:
     first_month = shift_month(review.month, -(review.trend_months - 1))
     start = month_window(first_month, cr.timezone).start_us
-    end = cr.end_us
+    end = max([cr.end_us] + [p.end_us for s in cr.slas for p in s.trend])
     months = [shift_month(first_month, k) for k in range(review.trend_months)]
     ticks = [(month_window(m, cr.timezone).start_us, MONTH_NAMES[parse_month(m)[1] - 1][:3]) for m in months]
     cells = []
@@ -450,16 +605,54 @@ def _trend_grid(review: Review, cr: ClientReview) -> str:
                 MONTH_NAMES[parse_month(p.month)[1] - 1][:3]
             last = (f" · {escape(label)} <b style=\"color:{GOOD if p.met else BAD}\">"
                     f"{escape(fmt_value(p.value, s.unit, s.target))}</b>")
-        cells.append(f"<div class=\"chart\"><div class=\"t\">{escape(s.sla)} <span>target {escape(fmt_target(s))}"
-                     f"{last}</span></div>{trend_svg(s, start, end, ticks)}</div>")
+        cells.append(f"<div class=\"chart\"><div class=\"t\">{escape(s.display)} <span>target "
+                     f"{escape(fmt_target(s))}{last}</span></div>{trend_svg(s, start, end, ticks)}"
+                     f"<div class=\"v\">{escape(_volume_line(s, months))}</div></div>")
+    partial = any(p.partial and p.value is not None for s in cr.slas for p in s.trend)
     return (f"<div class=\"grid\">{''.join(cells)}</div><p class=\"note\">Each point is one contract period "
             f"(weeks for weekly SLAs; the value at each month's end for rolling windows); red points missed "
-            f"the target (dashed).</p>")
+            f"the target (dashed)." + (" Hollow points are partial periods: the figures start after the period "
+                                       "begins, or it is still running." if partial else "")
+            + " Below each chart: items decided per month and the 90th percentile of the times measured.</p>")
+
+
+def _volume_line(s: SlaReview, months: list[str]) -> str:
+    """Volume per month (items decided) and p90 per month, the last three months with data."""
+    shown = []
+    for m in months:
+        points = [p for p in s.trend if p.month == m]
+        decided = sum(p.decided for p in points)
+        if not decided:
+            continue
+        p90s = [p.p90 for p in points if p.p90 is not None]
+        name = MONTH_NAMES[parse_month(m)[1] - 1][:3]
+        part = f"{name} {decided:,.0f}"
+        if isinstance(s.contract, UptimeSla):
+            part = f"{name} {decided / 3600:,.0f} h"
+        if p90s:
+            part += f" (p90 {_seconds(max(p90s))})"
+        if any(p.partial for p in points):
+            part += " partial"
+        shown.append(part)
+    if not shown:
+        return "no data"
+    noun = "measured" if isinstance(s.contract, UptimeSla) else s.contract.item_noun
+    return f"{noun}: " + " · ".join(shown[-3:])
+
+
+def _seconds(v: float) -> str:
+    if v < 120:
+        return f"{v:.0f} s" if v >= 10 else f"{v:.1f} s"
+    if v < 2 * 3600:
+        return f"{v / 60:.0f} min"
+    if v < 48 * 3600:
+        return f"{v / 3600:.1f} h"
+    return f"{v / 86400:.1f} d"
 
 
 def trend_svg(s: SlaReview, start_us: int, end_us: int, ticks: list[tuple[int, str]],
-              width: int = 215, height: int = 92) -> str:
-    pad_l, pad_r, pad_t, pad_b = 34, 6, 6, 14
+              width: int = 300, height: int = 112) -> str:
+    pad_l, pad_r, pad_t, pad_b = 44, 8, 6, 17
     pw, ph = width - pad_l - pad_r, height - pad_t - pad_b
     points = [p for p in s.trend if p.value is not None]
     lo, hi = value_range(s, [p.value for p in points])
@@ -471,7 +664,7 @@ def trend_svg(s: SlaReview, start_us: int, end_us: int, ticks: list[tuple[int, s
         return pad_t + ph - (min(max(v, lo), hi) - lo) / (hi - lo) * ph if hi > lo else pad_t + ph
 
     out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
-           f"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"trend of {escape(s.sla)}\">",
+           f"viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"trend of {escape(s.display)}\">",
            f"<rect x=\"{pad_l}\" y=\"{pad_t}\" width=\"{pw}\" height=\"{ph}\" fill=\"#f7f9fb\" stroke=\"{GRID}\" "
            f"stroke-width=\"0.6\"/>"]
     for t, name in ticks:
@@ -479,19 +672,19 @@ def trend_svg(s: SlaReview, start_us: int, end_us: int, ticks: list[tuple[int, s
         out.append(f"<line x1=\"{x:.1f}\" x2=\"{x:.1f}\" y1=\"{pad_t}\" y2=\"{pad_t + ph}\" stroke=\"{GRID}\" "
                    f"stroke-width=\"0.6\"/>")
         nxt = next((u for u, _ in ticks if u > t), end_us)
-        out.append(f"<text x=\"{(x + px(nxt)) / 2:.1f}\" y=\"{height - 3}\" font-size=\"6.5\" fill=\"{MUTED}\" "
+        out.append(f"<text x=\"{(x + px(nxt)) / 2:.1f}\" y=\"{height - 4}\" font-size=\"10\" fill=\"{MUTED}\" "
                    f"text-anchor=\"middle\">{name}</text>")
     for v in (lo, hi):
-        out.append(f"<text x=\"{pad_l - 3}\" y=\"{py(v) + 2.5:.1f}\" font-size=\"6.5\" fill=\"{MUTED}\" "
+        out.append(f"<text x=\"{pad_l - 4}\" y=\"{py(v) + 3.5:.1f}\" font-size=\"10\" fill=\"{MUTED}\" "
                    f"text-anchor=\"end\">{_axis_label(v, s)}</text>")
     ty = py(s.target)
     out.append(f"<line x1=\"{pad_l}\" x2=\"{pad_l + pw}\" y1=\"{ty:.1f}\" y2=\"{ty:.1f}\" stroke=\"{INK}\" "
                f"stroke-width=\"1\" stroke-dasharray=\"3 2\"/>")
-    if lo + (hi - lo) * 0.12 < s.target < hi - (hi - lo) * 0.12:
-        out.append(f"<text x=\"{pad_l - 3}\" y=\"{ty + 2.5:.1f}\" font-size=\"6.5\" fill=\"{INK}\" "
+    if lo + (hi - lo) * 0.15 < s.target < hi - (hi - lo) * 0.15:
+        out.append(f"<text x=\"{pad_l - 4}\" y=\"{ty + 3.5:.1f}\" font-size=\"10\" fill=\"{INK}\" "
                    f"text-anchor=\"end\">{_axis_label(s.target, s)}</text>")
     if not points:
-        out.append(f"<text x=\"{pad_l + pw / 2}\" y=\"{pad_t + ph / 2}\" font-size=\"7\" fill=\"{MUTED}\" "
+        out.append(f"<text x=\"{pad_l + pw / 2}\" y=\"{pad_t + ph / 2}\" font-size=\"10\" fill=\"{MUTED}\" "
                    f"text-anchor=\"middle\">no data</text></svg>")
         return "".join(out)
     # a line through consecutive periods with data; a gap where a period has none
@@ -505,10 +698,12 @@ def trend_svg(s: SlaReview, start_us: int, end_us: int, ticks: list[tuple[int, s
         segment.append(f"{px((p.start_us + p.end_us) / 2):.1f},{py(p.value):.1f}")
     if len(segment) > 1:
         out.append(_polyline(segment))
-    radius = 2.2 if len(points) <= 40 else 1.2
+    radius = 3 if len(points) <= 40 else 1.6
     for p in points:
+        color = GOOD if p.met else BAD
+        fill = "white" if p.partial else color
         out.append(f"<circle cx=\"{px((p.start_us + p.end_us) / 2):.1f}\" cy=\"{py(p.value):.1f}\" r=\"{radius}\" "
-                   f"fill=\"{GOOD if p.met else BAD}\"/>")
+                   f"fill=\"{fill}\" stroke=\"{color}\" stroke-width=\"1.2\"/>")
     out.append("</svg>")
     return "".join(out)
 
@@ -521,76 +716,136 @@ def _daily_block(cr: ClientReview, slas: list[SlaReview], at_us: int) -> str:
     future = _days_after(cr, at_us)
     rows = [daily_svg(s, cr, last=(i == len(slas) - 1), future=future) for i, s in enumerate(slas)]
     later = " Beige days come after the review instant." if future else ""
+    first, last = month_days(cr)
+    outside = any(d < first or d > last for d in cr.days)
     return (f"<div class=\"daily\">{''.join(rows)}</div><p class=\"note\">Decisions that went bad, by local day "
-            f"({escape(cr.timezone)}); grey columns are weekends. Each row has its own scale (max shown).{later}</p>")
+            f"({escape(cr.timezone)}); grey columns are weekends; hatched days are outside that SLA's contract periods "
+            f"of the month" + (" (weekly SLAs count the ISO weeks whose Thursday is in the month, so their days can "
+                               "begin or end outside it)" if outside else "")
+            + f". Each row has its own scale (max shown); the total equals the SLA's figures for the month.{later}</p>")
 
 
 def _days_after(cr: ClientReview, at_us: int) -> int:
-    """How many days at the end of the month start after the review instant."""
-    from monitor.periods import periods_between
+    """How many of the client's days start after the review instant."""
+    from monitor.periods import period_of
 
-    days = periods_between(cr.start_us, cr.end_us, "day", cr.timezone)
-    return sum(1 for w in days if w.start_us > at_us)
+    return sum(1 for d in cr.days if period_of(_day_start(d, cr.timezone), "day", cr.timezone).start_us > at_us)
+
+
+def _day_start(d, tz: str) -> int:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from monitor.events import to_us
+
+    return to_us(datetime(d.year, d.month, d.day, 12, tzinfo=ZoneInfo(tz)))
 
 
 def daily_svg(s: SlaReview, cr: ClientReview, last: bool, width: int = 700, future: int = 0) -> str:
-    label_w, total_w = 170, 80
-    row_h = 26
-    axis_h = 11 if last else 0
+    label_w, total_w = 175, 95
+    row_h = 30 if len(s.display) <= 27 else 38
+    axis_h = 14 if last else 0
     height = row_h + axis_h
     days = cr.days
     pw = width - label_w - total_w
     bw = pw / len(days)
     values = s.daily or []
-    top = max(values, default=0) or 1
+    top = max((v for v in values if v is not None), default=0) or 1
+    first, last_day = month_days(cr)
     out = [f"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" "
-           f"viewBox=\"0 0 {width} {height}\" style=\"display:block\">"]
+           f"viewBox=\"0 0 {width} {height}\" style=\"display:block\">",
+           "<defs><pattern id=\"hatch\" width=\"4\" height=\"4\" patternUnits=\"userSpaceOnUse\" "
+           f"patternTransform=\"rotate(45)\"><line x1=\"0\" y1=\"0\" x2=\"0\" y2=\"4\" stroke=\"{GRID}\" "
+           "stroke-width=\"1.5\"/></pattern></defs>"]
     for i, d in enumerate(days):
-        if i >= len(days) - future:
-            out.append(f"<rect x=\"{label_w + i * bw:.1f}\" y=\"1\" width=\"{bw:.1f}\" height=\"{row_h - 3}\" "
-                       f"fill=\"{LATER}\"/>")
+        x = label_w + i * bw
+        if i < len(values) and values[i] is None:
+            out.append(f"<rect x=\"{x:.1f}\" y=\"1\" width=\"{bw:.1f}\" height=\"{row_h - 3}\" fill=\"url(#hatch)\"/>")
+        elif i >= len(days) - future:
+            out.append(f"<rect x=\"{x:.1f}\" y=\"1\" width=\"{bw:.1f}\" height=\"{row_h - 3}\" fill=\"{LATER}\"/>")
         elif d.weekday() >= 5:
-            out.append(f"<rect x=\"{label_w + i * bw:.1f}\" y=\"1\" width=\"{bw:.1f}\" height=\"{row_h - 3}\" "
-                       f"fill=\"{BAND}\"/>")
+            out.append(f"<rect x=\"{x:.1f}\" y=\"1\" width=\"{bw:.1f}\" height=\"{row_h - 3}\" fill=\"{BAND}\"/>")
+        if (d == first and i) or (d == last_day and i < len(days) - 1):
+            edge = x if d == first else x + bw
+            out.append(f"<line x1=\"{edge:.1f}\" x2=\"{edge:.1f}\" y1=\"0\" y2=\"{row_h}\" stroke=\"{MUTED}\" "
+                       "stroke-width=\"0.8\" stroke-dasharray=\"2 1.5\"/>")
     out.append(f"<line x1=\"{label_w}\" x2=\"{label_w + pw}\" y1=\"{row_h - 2}\" y2=\"{row_h - 2}\" "
                f"stroke=\"{GRID}\"/>")
     for i, v in enumerate(values):
-        if v <= 0:
+        if not v or v <= 0:
             continue
         h = max(v / top * (row_h - 6), 1)
         out.append(f"<rect x=\"{label_w + i * bw + bw * 0.15:.1f}\" y=\"{row_h - 2 - h:.1f}\" "
                    f"width=\"{bw * 0.7:.1f}\" height=\"{h:.1f}\" fill=\"{BAD}\"/>")
-    out.append(f"<text x=\"0\" y=\"{row_h / 2}\" font-size=\"8\" font-weight=\"bold\" fill=\"{INK}\">"
-               f"{escape(s.sla)}</text>")
-    out.append(f"<text x=\"0\" y=\"{row_h / 2 + 9}\" font-size=\"6.5\" fill=\"{MUTED}\">{escape(s.daily_unit or '')}"
-               f" · max {_count(top)}/day</text>")
-    total = sum(values)
-    out.append(f"<text x=\"{width}\" y=\"{row_h / 2 + 3}\" font-size=\"8\" text-anchor=\"end\" fill=\"{INK}\">"
+    name_lines = _wrap(s.display, 27)
+    for k, line in enumerate(name_lines):
+        out.append(f"<text x=\"0\" y=\"{row_h / 2 - 1 - 10 * (len(name_lines) - 1 - k)}\" font-size=\"10\" "
+                   f"font-weight=\"bold\" fill=\"{INK}\">{escape(line)}</text>")
+    out.append(f"<text x=\"0\" y=\"{row_h / 2 + 10}\" font-size=\"8.5\" fill=\"{MUTED}\">"
+               f"{escape(s.daily_unit or '')} · max {_count(top)}/day</text>")
+    total = sum(v for v in values if v)
+    out.append(f"<text x=\"{width}\" y=\"{row_h / 2 + 3}\" font-size=\"10\" text-anchor=\"end\" fill=\"{INK}\">"
                f"{_count(total)} total</text>")
     if last:
         for i, d in enumerate(days):
             if d.day in (1, 8, 15, 22, 29) or i == len(days) - 1:
-                out.append(f"<text x=\"{label_w + (i + 0.5) * bw:.1f}\" y=\"{height - 1}\" font-size=\"6.5\" "
+                out.append(f"<text x=\"{label_w + (i + 0.5) * bw:.1f}\" y=\"{height - 2}\" font-size=\"9\" "
                            f"fill=\"{MUTED}\" text-anchor=\"middle\">{d.day}</text>")
     out.append("</svg>")
     return "".join(out)
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    """At most two lines of about `width` characters (a chart label), cut at a space."""
+    if len(text) <= width:
+        return [text]
+    cut = text.rfind(" ", 0, width + 1)
+    if cut <= 0:
+        cut = width
+    rest = text[cut:].strip()
+    return [text[:cut].strip(), rest if len(rest) <= width else rest[:width - 1] + "…"]
 
 
 def _count(v: float) -> str:
     return f"{v:,.0f}" if v >= 10 or float(v).is_integer() else f"{v:,.1f}"
 
 
+FIRST_LISTED = 10  # breached tickets shown per SLA in the client's section; the appendix and the CSV list all
+
+
 def _breach_lists(cr: ClientReview, slas: list[SlaReview]) -> str:
     parts = []
     for s in slas:
         ids = [item for _, item in s.breaches] or s.breached_ids
-        shown = ids[:MAX_LISTED]
-        more = len(ids) - len(shown)
-        first = local_date(s.breaches[0][0], cr.timezone) if s.breaches else ""
-        lastd = local_date(s.breaches[-1][0], cr.timezone) if s.breaches else ""
-        span = f", {first} – {lastd}" if first else ""
+        by_priority = ", ".join(f"{p} {bad:,.0f}" for p, _, _, bad in s.priorities if bad)
+        first = ", ".join(f"<span>{escape(item)}</span> <span class=\"small\">{escape(local_time(at, cr.timezone))}"
+                          f"</span>" for at, item in s.breaches[:FIRST_LISTED])
+        more = len(ids) - min(len(ids), FIRST_LISTED)
         parts.append(
-            f"<p><b>{escape(s.sla)}</b> <span class=\"small\">{len(ids):,} tickets{escape(span)}, in order of the "
-            f"breach</span><br><span class=\"ids\">{', '.join(f'<span>{escape(i)}</span>' for i in shown)}"
-            f"{escape(f' … and {more:,} more (all in the CSV)') if more else ''}</span></p>")
+            f"<p><b>{escape(s.display)}</b> <span class=\"small\">{len(ids):,} tickets breached"
+            + (f" · by priority: {escape(by_priority)}" if by_priority else "") + "</span><br>"
+            f"<span class=\"ids\">{first}</span>"
+            + (f"<br><span class=\"small\">The first {FIRST_LISTED} by breach time; all {len(ids):,} are listed in "
+               "the appendix and the CSV.</span>" if more else "") + "</p>")
     return f"<div class=\"breaches\">{''.join(parts)}</div>"
+
+
+def _appendix(review: Review) -> str:
+    blocks = []
+    for cr in review.clients:
+        for s in cr.slas:
+            if len(s.breaches) <= FIRST_LISTED:
+                continue
+            days: dict[str, list[str]] = {}
+            for at, item in s.breaches:
+                days.setdefault(local_date(at, cr.timezone), []).append(item)
+            rows = "".join(f"<p><b>{escape(day)}</b> · {len(items)} · "
+                           + ", ".join(f"<span>{escape(i)}</span>" for i in items) + "</p>"
+                           for day, items in days.items())
+            blocks.append(f"<h3>{escape(cr.client)} · {escape(s.display)} · {len(s.breaches):,} tickets</h3>"
+                          f"<div class=\"ids\">{rows}</div>")
+    if not blocks:
+        return ""
+    return ("<section class=\"appendix\"><p class=\"eyebrow\">Appendix</p><h1>Breached tickets</h1>"
+            "<p class=\"sub\">Every ticket breached in the month's contract periods, by the day its breach was "
+            "decided (local to the client), in order; also in the CSV.</p>" + "".join(blocks) + "</section>")

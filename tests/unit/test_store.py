@@ -209,6 +209,11 @@ def assert_aggregates_match_rows(store) -> None:
         "SELECT client, sla, period, at_us / 900000000, COUNT(*), SUM(decided), SUM(good), SUM(bad) FROM sla_decisions "
         "GROUP BY client, sla, period, at_us / 900000000")}
     assert buckets == recount
+    priorities = {k[:4]: k[4:] for k in store.query(
+        "SELECT client, sla, period, priority, n, decided, good, bad FROM sla_priorities")}
+    assert priorities == {k[:4]: k[4:] for k in store.query(
+        "SELECT client, sla, period, priority, COUNT(*), SUM(decided), SUM(good), SUM(bad) FROM sla_decisions "
+        "WHERE priority IS NOT NULL GROUP BY client, sla, period, priority")}
     sketches = set(store.query("SELECT client, sla, period, sketch_key, n FROM sla_sketches"))
     assert sketches == set(store.query("SELECT client, sla, period, sketch_key, COUNT(*) FROM sla_decisions "
                                        "WHERE sketch_key IS NOT NULL GROUP BY client, sla, period, sketch_key"))

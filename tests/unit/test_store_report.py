@@ -96,6 +96,7 @@ def same(a, b, where) -> None:
 def test_the_review_from_the_store_equals_the_replays(world):
     contracts, replayed, stored = world
     assert stored.month == replayed.month and stored.at_us == replayed.at_us
+    assert stored.data_start_us == replayed.data_start_us
     assert [c.client for c in stored.clients] == [c.client for c in replayed.clients]
     compared = 0
     for want, got in zip(replayed.clients, stored.clients, strict=True):
@@ -115,7 +116,7 @@ def test_the_review_from_the_store_equals_the_replays(world):
             g = mine[s.sla]
             for name in ("kind", "title", "unit", "target", "period", "breaches", "daily", "daily_unit",
                          "penalty_fee", "currency", "credits", "credit_percent", "projected_credits", "met", "value",
-                         "budget_left", "breached_ids", "has_data"):
+                         "budget_left", "breached_ids", "has_data", "display", "priorities"):
                 same(getattr(s, name), getattr(g, name), (want.client, s.sla, name))
             same([asdict(p) for p in s.trend], [asdict(p) for p in g.trend], (want.client, s.sla, "trend"))
             assert len(s.records) == len(g.records)
