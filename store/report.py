@@ -36,6 +36,7 @@ from monitor.review.figures import (
     Review,
     ReviewError,
     build_review,
+    display_names,
     month_window,
     parse_month,
     review_at,
@@ -203,7 +204,8 @@ def review_from_store(url: str | Store, period: str, contracts: Contracts, clien
                            "withdrawn": stats.get("withdrawn_records"),
                            "redelivered": stats.get("redelivered_records")}
         for cr in review.clients:
-            left_out = [s.name for s in contracts.clients[cr.client].slas if isinstance(s, UptimeSla)]
+            shown = display_names(contracts.clients[cr.client].slas)
+            left_out = [shown[s.name] for s in contracts.clients[cr.client].slas if isinstance(s, UptimeSla)]
             if left_out:
                 cr.notes.append(f"Not in this review: {', '.join(left_out)} (uptime is measured from monitoring "
                                 "probes, which the SLA record does not hold).")

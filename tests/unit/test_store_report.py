@@ -108,7 +108,7 @@ def test_the_review_from_the_store_equals_the_replays(world):
             assert got.headline == want.headline and got.notes == want.notes
             assert got.credits == want.credits
         else:
-            assert any("portal-uptime" in n and "not in this review" in n.lower() for n in got.notes)
+            assert any("Uptime (portal)" in n and "not in this review" in n.lower() for n in got.notes)
         mine = {s.sla: s for s in got.slas}
         for s in want.slas:
             if s.sla in uptime:
