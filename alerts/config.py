@@ -2,8 +2,8 @@
 
 Targets come from the contracts (monitor.contracts); this model holds the rest: burn-rate tiers (data in
 alerts/windows.yaml, overridable or switched off per SLA), the minimum-volume gate, imminent-breach and
-projection settings, penalty-exposure threshold, call, uptime and pipeline thresholds, the runbook base
-URL, and the Alertmanager receivers.
+projection settings, penalty-exposure threshold, call, uptime and pipeline thresholds, the alert conventions
+(severity label values, static labels, runbook and dashboard base URLs), and the Alertmanager receivers.
 
 Secrets never pass through this model: receivers accept only the `*_file` form of a secret (a path to a
 mounted secrets file that Alertmanager reads itself), and any string may be `${ENV}` / `${ENV:-default}`,
@@ -258,10 +258,28 @@ class Routing(_Model):
 # --- the whole ------------------------------------------------------------------------------------------
 
 
+# label names the generated rules set themselves: a static label may not take one of them
+RESERVED_LABELS = frozenset({"alertname", "severity", "client", "sla", "category", "priority", "queue", "service",
+                             "partition", "reason", "job", "instance", "long_window", "short_window", "within"})
+DEFAULT_SEVERITY_LABELS = {"page": "critical", "ticket": "warning", "info": "info"}
+DEFAULT_RUNBOOK_BASE_URL = "docs/runbooks"
+"""the runbooks shipped with the deployment (docs/runbooks/ of this tree); set an http(s) URL where yours are served"""
+DEFAULT_DASHBOARD_BASE_URL = "http://127.0.0.1:3000"
+"""the Grafana of the docker-compose stack (deploy/grafana/)"""
+_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class Alerting(_Model):
     version: Literal[1] = 1
     """the file format; `parse_alerting` names the supported versions"""
-    runbook_base_url: str = "https://github.com/slamon/slamon/blob/main/docs/runbooks"
+    runbook_base_url: str = DEFAULT_RUNBOOK_BASE_URL
+    """runbook_url = <this>/<AlertName>.md"""
+    dashboard_base_url: str = DEFAULT_DASHBOARD_BASE_URL
+    """dashboard_url = <this>/d/<dashboard uid>?var-client=..&var-sla=.. (Grafana)"""
+    severity_labels: dict[Severity, str] = Field(default_factory=lambda: dict(DEFAULT_SEVERITY_LABELS))
+    """the value of the `severity` label for page / ticket / info (Alertmanager routes on these values)"""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """static labels on every alert (team, env, ...)"""
     windows: Windows | None = None
     """None: alerts/windows.yaml"""
     burn_rate: BurnRate = BurnRate()
@@ -279,6 +297,24 @@ class Alerting(_Model):
     slas: dict[str, SlaOverride] = Field(default_factory=dict)
     receivers: dict[str, Receiver] = Field(default_factory=dict)
     routing: Routing = Routing()
+
+    @field_validator("severity_labels")
+    @classmethod
+    def _severity_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        merged = {**DEFAULT_SEVERITY_LABELS, **value}
+        if len(set(merged.values())) != len(merged) or not all(merged.values()):
+            raise ValueError(f"page, ticket and info need distinct, non-empty severity labels, got {merged}")
+        return merged
+
+    @field_validator("labels")
+    @classmethod
+    def _static_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _LABEL_NAME.match(name) or name.startswith("__"):
+                raise ValueError(f"{name!r} is not a Prometheus label name")
+            if name in RESERVED_LABELS:
+                raise ValueError(f"label {name!r} is set by the generated rules; reserved: {sorted(RESERVED_LABELS)}")
+        return value
 
     @field_validator("slas")
     @classmethod
@@ -311,6 +347,21 @@ class Alerting(_Model):
 
     def runbook(self, alert: str) -> str:
         return f"{self.runbook_base_url.rstrip('/')}/{alert}.md"
+
+    def severity_label(self, severity: str) -> str:
+        """The `severity` label value of an alert of this level (page | ticket | info)."""
+        return self.severity_labels.get(severity, severity)
+
+    def severity_level(self, label: str) -> str:
+        """The level (page | ticket | info) of a `severity` label value; unknown values pass through."""
+        return next((level for level, value in self.severity_labels.items() if value == label), label)
+
+    def dashboard(self, uid: str, **variables: str) -> str:
+        """A Grafana dashboard link with its template variables set."""
+        from urllib.parse import urlencode
+
+        query = urlencode({f"var-{k}": v for k, v in variables.items()})
+        return f"{self.dashboard_base_url.rstrip('/')}/d/{uid}" + (f"?{query}" if query else "")
 
 
 # The same tiers as alerts/windows.yaml (a unit test keeps them equal), for installs that ship the package

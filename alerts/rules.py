@@ -7,9 +7,13 @@ Layout: one file per client (`slamon-<client>.rules.yml`, one group per SLA hold
 first and its alerts after them, so alerts read the values recorded in the same evaluation) and
 `slamon-pipeline.rules.yml` (per-client data freshness and the workers).
 
-Every alert carries the labels `severity` (page | ticket | info), `client`, `sla` and `category`
-(burn_rate, breach, calls, uptime, penalty, data_missing, pipeline, worker), and the annotations
-`summary` (with the live value), `description` and `runbook_url` (docs/runbooks/<alert>.md).
+Every alert carries the labels `severity` (the alerting config's `severity_labels` value of its level
+page | ticket | info: critical | warning | info by default), `client`, `sla`, `category` (burn_rate, breach,
+calls, uptime, penalty, data_missing, pipeline, worker) and the config's static `labels:` (team, env, ...);
+burn-rate alerts add `long_window` and `short_window`. No SLA alert keeps the worker's `instance` label (the
+expressions aggregate by their own labels), so an alert keeps its identity when its partition moves to
+another worker. Annotations: `summary` (with the live value), `description`, `runbook_url`
+(<runbook_base_url>/<alert>.md) and `dashboard_url` (<dashboard_base_url>/d/<uid>?var-client=..&var-sla=..).
 Pipeline-wide alerts use client="all"; per-client data alerts use sla="all".
 
 Burn-rate factors (see alerts/windows.yaml and alerts/README.md):
@@ -35,6 +39,8 @@ from monitor.contracts import CallSla, Contracts, Rolling, TicketSla, UptimeSla
 from monitor.conventions import REC_ALLOWED, REC_BAD, REC_BURN, REC_DECIDED
 
 DAY = 86400
+CLIENT_DASHBOARD = "slamon-client"  # the uids of alerts/dashboards.py (a unit test keeps them equal)
+PIPELINE_DASHBOARD = "slamon-pipeline"
 PERIOD_SECONDS = {"month": 30 * DAY, "week": 7 * DAY, "day": DAY}
 
 ALERTS = {  # name -> (category, one line for the README / runbooks index)
@@ -121,22 +127,31 @@ class Alert:
     description: str
     runbook_url: str
     extra_labels: tuple[tuple[str, str], ...] = ()
+    severity_label: str = ""  # the `severity` label value ("" : the level itself)
+    static_labels: tuple[tuple[str, str], ...] = ()  # the alerting config's `labels:`
+    dashboard_url: str = ""
     keep: tuple[str, ...] = ()  # series labels that survive into the alert
     conds: tuple[Cond, ...] = ()  # gauge/increase/absent conditions, ANDed; conds[0] gives $value
     ratio: RatioSpec | None = None
 
     @property
     def labels(self) -> dict[str, str]:
-        return {"severity": self.severity, "client": self.client, "sla": self.sla,
-                "category": self.category, **dict(self.extra_labels)}
+        return {"severity": self.severity_label or self.severity, "client": self.client, "sla": self.sla,
+                "category": self.category, **dict(self.extra_labels), **dict(self.static_labels)}
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        out = {"summary": self.summary, "description": self.description, "runbook_url": self.runbook_url}
+        if self.dashboard_url:
+            out["dashboard_url"] = self.dashboard_url
+        return out
 
     def as_rule(self) -> dict:
         rule: dict = {"alert": self.name, "expr": self.expr}
         if self.for_s:
             rule["for"] = prom_duration(self.for_s)
         rule["labels"] = self.labels
-        rule["annotations"] = {"summary": self.summary, "description": self.description,
-                               "runbook_url": self.runbook_url}
+        rule["annotations"] = self.annotations
         return rule
 
 
@@ -312,13 +327,12 @@ def _sla_group(client: str, sla, alerting: Alerting) -> Group:
     if windows:
         group.records.extend(_ratio_records(facts, windows))
 
-    # burn rate, one rule per severity (tiers of a severity ORed: one notification, not one per tier)
+    # burn rate, one rule per tier, labelled with its windows (Alertmanager groups by alertname, client and
+    # sla, so tiers firing together are still one notification)
     min_volume = override.min_volume if override.min_volume is not None else (
         alerting.burn_rate.uptime_min_volume if facts.source == "uptime" else alerting.burn_rate.min_volume)
-    for severity in ("page", "ticket"):
-        chosen = [t for t in tiers if t.severity == severity]
-        if chosen:
-            ctx.add(_burn_alert(ctx, severity, chosen, min_volume, sel))
+    for tier in tiers:
+        ctx.add(_burn_alert(ctx, tier, min_volume, sel))
 
     if isinstance(sla, TicketSla):
         _ticket_alerts(ctx, sla, sel)
@@ -351,9 +365,21 @@ class _Ctx:
 
     def alert(self, name: str, default_severity: str, expr: str, for_s: int, summary: str, description: str,
               **kw) -> Alert:
-        return Alert(name=name, severity=self.severity(name, default_severity), client=self.facts.client,
+        severity = self.severity(name, default_severity)
+        return Alert(name=name, severity=severity, client=self.facts.client,
                      sla=self.facts.sla, category=kw.pop("category", ALERTS[name][0]), expr=expr, for_s=for_s,
-                     summary=summary, description=description, runbook_url=self.alerting.runbook(name), **kw)
+                     summary=summary, description=description, runbook_url=self.alerting.runbook(name),
+                     **conventions(self.alerting, self.facts.client, self.facts.sla, severity), **kw)
+
+
+def conventions(alerting: Alerting, client: str, sla: str, severity: str) -> dict:
+    """The fields every alert takes from the alerting config: severity label value, static labels, dashboard."""
+    if sla in ("all", "pipeline"):
+        dashboard = alerting.dashboard(PIPELINE_DASHBOARD)
+    else:
+        dashboard = alerting.dashboard(CLIENT_DASHBOARD, client=client, sla=sla)
+    return {"severity_label": alerting.severity_label(severity),
+            "static_labels": tuple(sorted(alerting.labels.items())), "dashboard_url": dashboard}
 
 
 def _ratio_records(facts: SlaFacts, windows: list[int]) -> list[Record]:
@@ -377,26 +403,25 @@ def _ratio_records(facts: SlaFacts, windows: list[int]) -> list[Record]:
     return out
 
 
-def _burn_alert(ctx: _Ctx, severity: str, tiers: list[BurnTier], min_volume: float, sel: str) -> Alert:
+def _burn_alert(ctx: _Ctx, t: BurnTier, min_volume: float, sel: str) -> Alert:
     facts = ctx.facts
-    parts, ratio_tiers, lines = [], [], []
-    for t in tiers:
-        lw, sw = prom_duration(t.long_window), prom_duration(t.short_window)
-        parts.append(f"(\n  {REC_BURN.format(w=lw)}{sel} > {_num(t.factor)}\n"
-                     f"  and {REC_BURN.format(w=sw)}{sel} > {_num(t.factor)}\n"
-                     f"  and {REC_DECIDED.format(w=lw)}{sel} >= {_num(min_volume)}\n)")
-        ratio_tiers.append(RatioTier(t.name, (t.long_window, t.short_window), _clean(t.factor * facts.allowed),
-                                     t.long_window, t.factor))
-        lines.append(f"{_num(t.factor)}x over {lw} and {sw} ({_pct(t.factor * facts.allowed)} bad)")
+    lw, sw = prom_duration(t.long_window), prom_duration(t.short_window)
+    expr = (f"{REC_BURN.format(w=lw)}{sel} > {_num(t.factor)}\n"
+            f"and {REC_BURN.format(w=sw)}{sel} > {_num(t.factor)}\n"
+            f"and {REC_DECIDED.format(w=lw)}{sel} >= {_num(min_volume)}")
+    ratio_tier = RatioTier(t.name, (t.long_window, t.short_window), _clean(t.factor * facts.allowed),
+                           t.long_window, t.factor)
     unit = "observed seconds" if facts.source == "uptime" else "decided items"
     return ctx.alert(
-        "SlamonErrorBudgetBurn", severity, "\nor\n".join(parts), ctx.alerting.tiers_data.for_[severity],
+        "SlamonErrorBudgetBurn", t.severity, expr, ctx.alerting.tiers_data.for_[t.severity],
         summary=f"{facts.client} {facts.sla}: error budget burning at {{{{ $value | humanize }}}}x the "
-                f"sustainable rate",
+                f"sustainable rate over {lw}",
         description=(f"The {facts.kind} SLA ({facts.period_label} period, {_pct(facts.allowed)} of items may "
-                     f"fail) spends its error budget too fast. Tiers: {'; '.join(lines)}; at least "
-                     f"{_num(min_volume)} {unit} in the long window."),
-        ratio=RatioSpec(facts.source, tuple(ratio_tiers), min_volume, facts.allowed, "burn"),
+                     f"fail) spends its error budget too fast: {_num(t.factor)}x over {lw} and {sw} "
+                     f"({_pct(t.factor * facts.allowed)} bad; tier {t.name}), at least {_num(min_volume)} "
+                     f"{unit} in the long window."),
+        extra_labels=(("long_window", lw), ("short_window", sw)),
+        ratio=RatioSpec(facts.source, (ratio_tier,), min_volume, facts.allowed, "burn"),
     )
 
 
@@ -473,7 +498,7 @@ def _projection_alerts(ctx: _Ctx, sla, sel: str) -> None:
     target = _show(facts.target, facts.unit)
     ctx.add(ctx.alert(
         "SlamonProjectedBreach", "ticket",
-        f"{metric}{sel} {op} {_num(facts.target)}\nand on (client, sla)\n{gate}", cfg.projected.for_,
+        f"{_by_sla(op, metric, sel)} {op} {_num(facts.target)}\nand on (client, sla)\n{gate}", cfg.projected.for_,
         summary=f"{facts.client} {facts.sla}: projected end-of-period value {{{{ $value | {human} }}}} "
                 f"misses the target {target}",
         description=f"At the current pace the {facts.period_label} period of the {facts.kind} SLA ends "
@@ -488,7 +513,7 @@ def _projection_alerts(ctx: _Ctx, sla, sel: str) -> None:
     gate, gate_cond = _volume(ctx, sel, n)
     budget = names.SLA_ERROR_BUDGET_REMAINING
     ctx.add(ctx.alert(
-        "SlamonErrorBudgetExhausted", "ticket", f"{budget}{sel} <= 0\nand on (client, sla)\n{gate}",
+        "SlamonErrorBudgetExhausted", "ticket", f"{_by_sla('<=', budget, sel)} <= 0\nand on (client, sla)\n{gate}",
         cfg.budget.for_,
         summary=f"{facts.client} {facts.sla}: error budget exhausted ({{{{ $value | humanizePercentage }}}} "
                 f"remaining)",
@@ -571,7 +596,8 @@ def _uptime_alerts(ctx: _Ctx, sla: UptimeSla) -> None:
     budget = names.SLA_ERROR_BUDGET_REMAINING
     ctx.add(ctx.alert(
         "SlamonDowntimeBudgetLow", "ticket",
-        f"{budget}{sel} < {_num(cfg.budget_low_remaining)}\nand {budget}{sel} > 0", cfg.budget_for,
+        f"{_by_sla('<', budget, sel)} < {_num(cfg.budget_low_remaining)}\nand {_by_sla('<', budget, sel)} > 0",
+        cfg.budget_for,
         summary=f"{facts.client} {sla.service}: {{{{ $value | humanizePercentage }}}} of the downtime "
                 f"budget left",
         description=f"Less than {_pct(cfg.budget_low_remaining)} of the {facts.period_label} downtime budget "
@@ -610,7 +636,7 @@ def _penalty_alerts(ctx: _Ctx, sla, sel: str) -> None:
     fee = f"{_num(sla.penalty.monthly_fee)} {sla.penalty.currency}"
     ctx.add(ctx.alert(
         "SlamonPenaltyExposure", "ticket",
-        f"{names.PENALTY_PROJECTED_CREDIT_RATIO}{sel} > {_num(above)}\nand on (client, sla)\n{gate}",
+        f"{_by_sla('>', names.PENALTY_PROJECTED_CREDIT_RATIO, sel)} > {_num(above)}\nand on (client, sla)\n{gate}",
         cfg.penalty.for_,
         summary=f"{facts.client} {facts.sla}: projected service credit {{{{ $value | humanizePercentage }}}} "
                 f"of the monthly fee",
@@ -622,7 +648,7 @@ def _penalty_alerts(ctx: _Ctx, sla, sel: str) -> None:
     ))
     ctx.add(ctx.alert(
         "SlamonPenaltyCreditAccrued", "info",
-        f"{names.PENALTY_CREDIT_RATIO}{sel} > 0\nand on (client, sla)\n{gate}", cfg.penalty.for_,
+        f"{_by_sla('>', names.PENALTY_CREDIT_RATIO, sel)} > 0\nand on (client, sla)\n{gate}", cfg.penalty.for_,
         summary=f"{facts.client} {facts.sla}: period-to-date value earns a credit of "
                 f"{{{{ $value | humanizePercentage }}}} of the monthly fee",
         description=f"As of now the period would close with a service credit (monthly fee {fee}). For the "
@@ -640,10 +666,11 @@ def _pipeline_group(contracts: Contracts, alerting: Alerting) -> Group:
             description: str, **kw) -> None:
         if name in alerting.disable:
             return
+        severity = alerting.severity.get(name, severity)
         group.alerts.append(Alert(
-            name=name, severity=alerting.severity.get(name, severity), client=client, sla=sla,
+            name=name, severity=severity, client=client, sla=sla,
             category=ALERTS[name][0], expr=expr, for_s=for_s, summary=summary, description=description,
-            runbook_url=alerting.runbook(name), **kw))
+            runbook_url=alerting.runbook(name), **conventions(alerting, client, sla, severity), **kw))
 
     for client in contracts.clients:
         minutes = cfg.no_events_minutes_by_client.get(client, cfg.no_events_minutes)
@@ -703,6 +730,12 @@ def _pipeline_group(contracts: Contracts, alerting: Alerting) -> Group:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _by_sla(op: str, metric: str, sel: str) -> str:
+    """The SLA's gauge without the worker's labels (instance, job, pod): the worst value of the workers that
+    export it (two during a rebalance), so the alert's identity is (client, sla) whichever worker owns it."""
+    return f"{'min' if op in ('<', '<=') else 'max'} by (client, sla) ({metric}{sel})"
 
 
 def prom_duration(seconds: float) -> str:

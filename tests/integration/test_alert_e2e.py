@@ -10,7 +10,7 @@ The scenario, in wall-clock time from t0 (about 2 minutes):
     time: the budget is positive again and the breach alert must arrive resolved.
   * good calls arrive all along (one every 2 s); at t0 a burst of 60 calls is offered and, from 25 s to 50 s
     later, half answered and half abandoned (service level `within` 20 s): SlamonErrorBudgetBurn
-    (severity=page) must arrive; the good calls then bring the short-window burn rate below the factor and
+    (severity=critical, a page) must arrive; the good calls then bring the short-window burn rate below the factor and
     the page must arrive resolved, with the recorded short-window burn rate (of real decided calls) below it.
 
 Short windows come from the alerting config only (inline `windows:`, a tier `factor` override, `for:`
@@ -179,8 +179,8 @@ def _run_scenario(hook: TimedWebhook, prom, sender: Sender, calls: CallTraffic) 
     deadline = t0 + P1_TARGET_S
     calls.start_burst(60, wait=BURST_WAIT, spread=BURST_SPREAD)
     ticket = {"client": CLIENT, "sla": TICKET_SLA}
-    p1_page = {**ticket, "priority": "P1", "severity": "page"}
-    phone_page = {"client": CLIENT, "sla": CALL_SLA, "severity": "page"}
+    p1_page = {**ticket, "priority": "P1", "severity": "critical"}  # the default severity_labels: page -> critical
+    phone_page = {"client": CLIENT, "sla": CALL_SLA, "severity": "critical"}
 
     imminent = _require(hook.wait("SlamonBreachImminent", until=deadline + ALERT_MARGIN, after=t0, **p1_page),
                         "P1 imminent-breach page", hook)

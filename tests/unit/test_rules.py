@@ -27,11 +27,17 @@ def example_alerting():
     return load_alerting(ROOT / "examples" / "alerting.yaml", env={})
 
 
-def _alert(groups, name, client, sla, severity=None):
+def _alert(groups, name, client, sla, severity=None, long_window=None):
     found = [a for a in all_alerts(groups) if a.name == name and a.client == client and a.sla == sla
-             and (severity is None or a.severity == severity)]
+             and (severity is None or a.severity == severity)
+             and (long_window is None or a.labels.get("long_window") == long_window)]
     assert len(found) == 1, (name, client, sla, severity, found)
     return found[0]
+
+
+def _burns(groups, client, sla, severity=None):
+    return [a for a in all_alerts(groups) if a.name == "SlamonErrorBudgetBurn" and a.client == client
+            and a.sla == sla and (severity is None or a.severity == severity)]
 
 
 # --- the factor formula -----------------------------------------------------------------------------------
@@ -107,13 +113,13 @@ slas:
       page-slow: {budget_share: 0.1}
 """, env={})
     groups = plan(contracts, alerting)
-    page = _alert(groups, "SlamonErrorBudgetBurn", "acme-retail", "first-response", "page")
-    assert [(t.name, t.bound) for t in page.ratio.tiers] == [("page-fast", 10), ("page-slow", 12)]
-    assert page.ratio.gate == 5 and ">= 5" in page.expr
-    ticket = _alert(groups, "SlamonErrorBudgetBurn", "acme-retail", "first-response", "ticket")
-    assert [t.name for t in ticket.ratio.tiers] == ["ticket-fast"]  # ticket-slow off everywhere
-    other = _alert(groups, "SlamonErrorBudgetBurn", "globex-bank", "first-response", "page")
-    assert [t.bound for t in other.ratio.tiers] == [14.4, 6] and other.ratio.gate == 20
+    pages = _burns(groups, "acme-retail", "first-response", "page")
+    assert [(t.name, t.bound) for a in pages for t in a.ratio.tiers] == [("page-fast", 10), ("page-slow", 12)]
+    assert all(a.ratio.gate == 5 and ">= 5" in a.expr for a in pages)
+    tickets = _burns(groups, "acme-retail", "first-response", "ticket")
+    assert [t.name for a in tickets for t in a.ratio.tiers] == ["ticket-fast"]  # ticket-slow off everywhere
+    other = _burns(groups, "globex-bank", "first-response", "page")
+    assert [t.bound for a in other for t in a.ratio.tiers] == [14.4, 6] and other[0].ratio.gate == 20
     with pytest.raises(ValueError, match="unknown burn-rate tier"):
         plan(contracts, parse_alerting("slas: {acme-retail/csat: {tiers: {nope: off}}}", env={}))
 
@@ -122,19 +128,24 @@ slas:
 
 
 def test_burn_rate_expression_is_multiwindow_and_gated(contracts):
-    page = _alert(plan(contracts), "SlamonErrorBudgetBurn", "acme-retail", "first-response", "page")
+    groups = plan(contracts)
     sel = '{client="acme-retail", sla="first-response"}'
-    assert page.expr == (
-        "(\n"
-        f"  client_sla:slamon_sla_burn_rate:1h{sel} > 14.4\n"
-        f"  and client_sla:slamon_sla_burn_rate:5m{sel} > 14.4\n"
-        f"  and client_sla:slamon_sla_decided:increase1h{sel} >= 20\n"
-        ")\nor\n(\n"
-        f"  client_sla:slamon_sla_burn_rate:6h{sel} > 6\n"
-        f"  and client_sla:slamon_sla_burn_rate:30m{sel} > 6\n"
-        f"  and client_sla:slamon_sla_decided:increase6h{sel} >= 20\n"
-        ")")
-    assert page.for_s == 120 and page.severity == "page"
+    fast = _alert(groups, "SlamonErrorBudgetBurn", "acme-retail", "first-response", "page", "1h")
+    assert fast.expr == (
+        f"client_sla:slamon_sla_burn_rate:1h{sel} > 14.4\n"
+        f"and client_sla:slamon_sla_burn_rate:5m{sel} > 14.4\n"
+        f"and client_sla:slamon_sla_decided:increase1h{sel} >= 20")
+    slow = _alert(groups, "SlamonErrorBudgetBurn", "acme-retail", "first-response", "page", "6h")
+    assert slow.expr == (
+        f"client_sla:slamon_sla_burn_rate:6h{sel} > 6\n"
+        f"and client_sla:slamon_sla_burn_rate:30m{sel} > 6\n"
+        f"and client_sla:slamon_sla_decided:increase6h{sel} >= 20")
+    assert fast.for_s == slow.for_s == 120 and fast.severity == "page"
+    # one rule per tier, labelled with its windows; the workbook tiers 14.4/6/3/1 over 1h+5m .. 3d+6h
+    assert [(a.labels["severity"], a.labels["long_window"], a.labels["short_window"], a.ratio.tiers[0].bound)
+            for a in _burns(groups, "acme-retail", "first-response")] == [
+        ("critical", "1h", "5m", 14.4), ("critical", "6h", "30m", 6), ("warning", "1d", "2h", 3),
+        ("warning", "3d", "6h", 1)]
     rules = rule_files(contracts)["slamon-acme-retail.rules.yml"]["groups"][0]["rules"]
     by_name = {r.get("record"): r for r in rules if "record" in r}
     assert by_name["client_sla:slamon_sla_decided:increase1h"]["expr"] == (
@@ -167,10 +178,13 @@ def test_every_alert_has_labels_annotations_and_a_runbook(contracts, example_ale
     names = set()
     for a in all_alerts(groups):
         rule = a.as_rule()
-        assert rule["labels"]["severity"] in ("page", "ticket", "info")
+        assert rule["labels"]["severity"] == {"page": "critical", "ticket": "warning", "info": "info"}[a.severity]
         assert rule["labels"]["client"] and rule["labels"]["sla"] and rule["labels"]["category"]
-        assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
-        assert rule["annotations"]["runbook_url"].endswith(f"/docs/runbooks/{a.name}.md")
+        assert rule["labels"]["team"] == "sla-operations" and rule["labels"]["env"] == "production"
+        assert ("long_window" in rule["labels"]) == (a.name == "SlamonErrorBudgetBurn")
+        assert set(rule["annotations"]) == {"summary", "description", "runbook_url", "dashboard_url"}
+        assert rule["annotations"]["runbook_url"] == f"docs/runbooks/{a.name}.md"  # shipped with the deployment
+        assert rule["annotations"]["dashboard_url"].startswith("http://127.0.0.1:3000/d/slamon-")
         valueless = a.name in ("SlamonServiceDown", "SlamonWorkerDown") or "absent(" in a.expr
         assert valueless or "{{ $value" in a.summary, a.name
         assert (ROOT / "docs" / "runbooks" / f"{a.name}.md").exists(), a.name
@@ -193,20 +207,21 @@ def test_imminent_breach_pages_for_p1_only(contracts):
 def test_projection_budget_penalty_and_calls(contracts):
     groups = plan(contracts)
     proj = _alert(groups, "SlamonProjectedBreach", "acme-retail", "first-response")
-    assert proj.expr.startswith('slamon_sla_projected_ratio{client="acme-retail", sla="first-response"} < 0.95')
+    assert proj.expr.startswith(
+        'min by (client, sla) (slamon_sla_projected_ratio{client="acme-retail", sla="first-response"}) < 0.95')
     assert "slamon_sla_period_decided" in proj.expr and proj.for_s == 3600
     assert _alert(groups, "SlamonProjectedBreach", "acme-retail", "abandon-rate").expr.startswith(
-        'slamon_sla_projected_ratio{client="acme-retail", sla="abandon-rate"} > 0.05')
+        'max by (client, sla) (slamon_sla_projected_ratio{client="acme-retail", sla="abandon-rate"}) > 0.05')
     assert _alert(groups, "SlamonProjectedBreach", "acme-retail", "asa").expr.startswith(
-        'slamon_sla_projected_seconds{client="acme-retail", sla="asa"} > 30')
+        'max by (client, sla) (slamon_sla_projected_seconds{client="acme-retail", sla="asa"}) > 30')
     assert _alert(groups, "SlamonProjectedBreach", "zenith-health", "csat-mean").expr.startswith(
-        'slamon_sla_projected_score{client="zenith-health", sla="csat-mean"} < 4.2')
+        'min by (client, sla) (slamon_sla_projected_score{client="zenith-health", sla="csat-mean"}) < 4.2')
     assert "slamon_sla_error_budget_remaining_ratio" in _alert(
         groups, "SlamonErrorBudgetExhausted", "acme-retail", "aht").expr
     assert not [a for a in all_alerts(groups) if a.name == "SlamonErrorBudgetExhausted" and a.sla == "csat-mean"]
     pen = _alert(groups, "SlamonPenaltyExposure", "globex-bank", "fraud-resolution")
-    assert pen.expr.startswith('slamon_penalty_projected_credit_ratio{client="globex-bank", '
-                               'sla="fraud-resolution"} > 0')
+    assert pen.expr.startswith('max by (client, sla) (slamon_penalty_projected_credit_ratio{client="globex-bank", '
+                               'sla="fraud-resolution"}) > 0')
     assert not [a for a in all_alerts(groups) if a.name == "SlamonPenaltyExposure" and a.sla == "first-response"
                 and a.client == "globex-bank"]  # no penalty in that contract
     wait = _alert(groups, "SlamonCallLongestWait", "acme-retail", "phone-service-level")
@@ -230,7 +245,7 @@ def test_uptime_and_pipeline(contracts, example_alerting):
     assert _alert(groups, "SlamonWorkersAbsent", "all", "pipeline").expr == 'absent(up{job="slamon"})'
     zen = [a for a in all_alerts(groups) if a.client == "zenith-health" and a.name == "SlamonErrorBudgetBurn"
            and a.severity == "ticket"]
-    assert all("ticket-slow" not in [t.name for t in a.ratio.tiers] for a in zen)
+    assert zen and all("ticket-slow" not in [t.name for t in a.ratio.tiers] for a in zen)
 
 
 def test_disable_and_severity_overrides(contracts):
@@ -302,17 +317,71 @@ def test_alertmanager_routes_and_inhibition(example_alerting):
     route = cfg["route"]
     assert route["receiver"] == "ticket" and route["group_by"] == ["alertname", "client", "sla"]
     first = route["routes"][0]
-    assert first["matchers"] == ['severity="page"'] and first["receiver"] == "page" and first["continue"]
+    assert first["matchers"] == ['severity="critical"'] and first["receiver"] == "page" and first["continue"]
+    # the platform route comes before every client route: a client's data-missing alert is the platform's
+    assert route["routes"][1] == {"receiver": "platform", "matchers": ['category=~"pipeline|worker|data_missing"']}
     assert first["group_wait"] == "10s"
     quick = parse_alerting("routing: {page_group_wait: 2s}", env={})
     assert alertmanager_config(quick, env={})["route"]["routes"][0]["group_wait"] == "2s"
-    assert {"receiver": "globex-account-team", "matchers": ['client="globex-bank"', 'severity="ticket"']} \
+    assert {"receiver": "globex-account-team", "matchers": ['client="globex-bank"', 'severity="warning"']} \
         in route["routes"]
     inhibit = cfg["inhibit_rules"]
-    assert inhibit[0] == {"source_matchers": ['severity="page"'], "target_matchers": ['severity="ticket"'],
+    assert inhibit[0] == {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
                           "equal": ["alertname", "client", "sla"]}
     assert inhibit[1] == {"source_matchers": ['category="worker"'],
                           "target_matchers": ['category="data_missing"']}
+
+
+def test_severity_mapping_static_labels_and_links_are_settings(contracts):
+    alerting = parse_alerting("""
+severity_labels: {page: P1-page, ticket: P3-ticket}
+labels: {team: billing, env: staging}
+runbook_base_url: https://wiki.example.com/runbooks/
+dashboard_base_url: https://grafana.example.com/
+""", env={})
+    assert alerting.severity_labels == {"page": "P1-page", "ticket": "P3-ticket", "info": "info"}
+    groups = plan(contracts, alerting)
+    burn = _alert(groups, "SlamonErrorBudgetBurn", "acme-retail", "first-response", "page", "1h")
+    assert burn.labels == {"severity": "P1-page", "client": "acme-retail", "sla": "first-response",
+                           "category": "burn_rate", "long_window": "1h", "short_window": "5m",
+                           "env": "staging", "team": "billing"}
+    assert burn.annotations["runbook_url"] == "https://wiki.example.com/runbooks/SlamonErrorBudgetBurn.md"
+    assert burn.annotations["dashboard_url"] == (
+        "https://grafana.example.com/d/slamon-client?var-client=acme-retail&var-sla=first-response")
+    worker = _alert(groups, "SlamonWorkerDown", "all", "pipeline")
+    assert worker.labels["severity"] == "P1-page" and worker.labels["team"] == "billing"
+    assert worker.annotations["dashboard_url"] == "https://grafana.example.com/d/slamon-pipeline"
+    routes = alertmanager_config(alerting, env={})["route"]["routes"]
+    assert routes[0]["matchers"] == ['severity="P1-page"'] and routes[-1]["matchers"] == ['severity="info"']
+    assert alerting.severity_level("P1-page") == "page" and alerting.severity_level("warning") == "warning"
+    with pytest.raises(AlertingError, match="distinct"):
+        parse_alerting("severity_labels: {page: warning}", env={})
+    with pytest.raises(AlertingError, match="reserved"):
+        parse_alerting("labels: {severity: high}", env={})
+    with pytest.raises(AlertingError, match="label name"):
+        parse_alerting("labels: {team-name: x}", env={})
+
+
+def test_no_sla_alert_keeps_the_worker_instance(contracts):
+    """An SLA's alert keeps its identity when its partition moves to another worker: every SLA-scoped
+    expression aggregates by its own labels (or reads recorded series that have no instance)."""
+    import re
+
+    for a in all_alerts(plan(contracts)):
+        if a.name == "SlamonWorkerDown":
+            assert "instance" in a.keep  # the worker is the subject of that alert
+            continue
+        assert "instance" not in a.keep, a.name
+        bare = re.findall(r"(?:^|[\s(])(slamon_[a-z_]+)\{[^}]*\} *[<>=!]", a.expr.split("and on")[0])
+        assert not bare, (a.name, a.client, a.sla, a.expr)
+
+
+def test_dashboard_uids_match_the_dashboards():
+    from alerts.dashboards import dashboards
+    from alerts.rules import CLIENT_DASHBOARD, PIPELINE_DASHBOARD
+
+    uids = {d.uid for d in dashboards()}
+    assert {CLIENT_DASHBOARD, PIPELINE_DASHBOARD} <= uids
 
 
 def test_alertmanager_never_contains_secrets(tmp_path, example_alerting):
