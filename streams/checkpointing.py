@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from faust.types import TP
 
 from streams.checkpoint import SNAPSHOT_TOPIC_CONFIG, CheckpointWriter, read_checkpoints, snapshot_topic_name
+from streams.outputs import read_published
 from streams.partition_engine import PartitionEngine
 from streams.state_records import StateRecordError, changed_records, restore_partition
 
@@ -41,6 +42,12 @@ class Checkpointer:
         self.restore_records = 0
         self.final_commit = False  # set while faust commits before a rebalance or at shutdown
         self._lock = asyncio.Lock()
+        # clear while a checkpoint runs: ingestion waits (SlamonConsumer._drain_messages), so a checkpoint
+        # reflects the offsets at its start, its outbox holds only what was in flight, and under a backlog it
+        # takes what its own work takes instead of racing the events applied meanwhile (it used to take seconds
+        # and fall behind its interval during a catch-up: a crash then re-applied, and re-published, far more)
+        self.idle = asyncio.Event()
+        self.idle.set()
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         # Checkpoints go to a compacted topic of our own, written in transactions and read back when partitions
         # are assigned (streams.checkpoint). Not a faust Table: faust's table recovery stalled now and then after
@@ -103,6 +110,15 @@ class Checkpointer:
                 pe.checkpoint_bytes = sum(len(k) + len(v) for k, v in store.items())
                 log.info("partition %d: rebuilt from %d records (%d bytes) in %.1fs", partition, len(store),
                          pe.checkpoint_bytes, time.perf_counter() - started)
+                try:  # what the previous owner published after this checkpoint: not sent twice (streams/outputs.py)
+                    found = read_published(runtime.settings, pe)
+                except Exception as exc:  # only costs duplicates: go on without
+                    log.warning("partition %d: could not read the outputs published after the checkpoint (%r); "
+                                "they may be sent twice", partition, exc)
+                else:
+                    if found:
+                        log.info("partition %d: %d outputs were published after the checkpoint; those produced "
+                                 "again are not sent twice", partition, found)
         return out
 
     # --- checkpoints ------------------------------------------------------------------------------------
@@ -121,60 +137,69 @@ class Checkpointer:
         (`commit_limit`). A failed write is sent again (with what changed since) at the next checkpoint."""
         engines, outputs = self.runtime.engines, self.runtime.outputs
         async with self._lock:
-            started = time.perf_counter()
+            self.idle.clear()
             try:
-                for pe in engines.values():
-                    outputs.publish(pe)
-                await outputs.drain()
-            except Exception as exc:  # producer stopping, broker gone: commit nothing, retry next time
-                self.checkpoint_failures += 1
-                log.warning("checkpoint failed, not committing: %r", exc)
-                return False
-            ok, written = True, []
-            for pe in list(engines.values()):
-                if not pe.dirty and not pe.checkpoint_state.failed:
-                    continue
-                encode_started = time.perf_counter()
-                records = pe.checkpoint_state.failed + changed_records(pe)  # synchronous: one consistent state
-                offset = pe.offset
-                encode_seconds = time.perf_counter() - encode_started
-                try:
-                    await self.writer.write(pe.partition, records)
-                except Exception as exc:
-                    ok = False
-                    pe.checkpoint_state.failed = records
-                    pe.snapshot_offset = pe.durable_offset
-                    log.warning("partition %d: checkpoint write failed (%r); sent again at the next one",
-                                pe.partition, exc)
-                    continue
-                if engines.get(pe.partition) is not pe:
-                    continue  # revoked meanwhile
-                pe.checkpoint_state.failed = []
-                pe.durable_offset = max(pe.durable_offset, offset)
-                pe.checkpoint_wall = time.time()
-                pe.checkpoint_bytes = sum(len(k) + len(v or b"") for k, v in records)
-                written.append(f"p{pe.partition}: {len(records)} records, {pe.checkpoint_bytes} B @ {offset} "
-                               f"(encoded in {encode_seconds * 1000:.0f} ms)")
+                return await self._checkpoint(engines, outputs)
+            finally:
+                self.idle.set()
+
+    async def _checkpoint(self, engines, outputs) -> bool:
+        started = time.perf_counter()
+        try:
             for pe in engines.values():
-                failed = pe.prune_outbox()
-                if failed:
-                    log.warning("partition %d: %d outputs failed, sending them again", pe.partition, failed)
                 outputs.publish(pe)
-            if not ok:
-                self.checkpoint_failures += 1
-                log.warning("checkpoint: some writes failed; commit held back to the last stored checkpoints")
-            if written:
-                self.checkpoints += 1
-                log.log(logging.INFO if self.final_commit else logging.DEBUG, "stored checkpoints %s in %.3fs%s",
-                        "; ".join(written), time.perf_counter() - started, " (final)" if self.final_commit else "")
-            return ok
+            await outputs.drain()
+        except Exception as exc:  # producer stopping, broker gone: commit nothing, retry next time
+            self.checkpoint_failures += 1
+            log.warning("checkpoint failed, not committing: %r", exc)
+            return False
+        ok, written = True, []
+        for pe in list(engines.values()):
+            if not pe.dirty and not pe.checkpoint_state.failed:
+                continue
+            encode_started = time.perf_counter()
+            records = pe.checkpoint_state.failed + changed_records(pe)  # synchronous: one consistent state
+            offset = pe.offset
+            encode_seconds = time.perf_counter() - encode_started
+            try:
+                await self.writer.write(pe.partition, records)
+            except Exception as exc:
+                ok = False
+                pe.checkpoint_state.failed = records
+                pe.snapshot_offset = pe.durable_offset
+                log.warning("partition %d: checkpoint write failed (%r); sent again at the next one",
+                            pe.partition, exc)
+                continue
+            if engines.get(pe.partition) is not pe:
+                continue  # revoked meanwhile
+            pe.checkpoint_state.failed = []
+            pe.durable_offset = max(pe.durable_offset, offset)
+            pe.checkpoint_wall = time.time()
+            pe.checkpoint_bytes = sum(len(k) + len(v or b"") for k, v in records)
+            written.append(f"p{pe.partition}: {len(records)} records, {pe.checkpoint_bytes} B @ {offset} "
+                           f"(encoded in {encode_seconds * 1000:.0f} ms)")
+        for pe in engines.values():
+            failed = pe.prune_outbox()
+            if failed:
+                log.warning("partition %d: %d outputs failed, sending them again", pe.partition, failed)
+            outputs.publish(pe)
+        if not ok:
+            self.checkpoint_failures += 1
+            log.warning("checkpoint: some writes failed; commit held back to the last stored checkpoints")
+        if written:
+            self.checkpoints += 1
+            log.log(logging.INFO if self.final_commit else logging.DEBUG, "stored checkpoints %s in %.3fs%s",
+                    "; ".join(written), time.perf_counter() - started, " (final)" if self.final_commit else "")
+        return ok
 
 
 class CheckpointCollector:
     """`slamon_checkpoint_failures_total`: checkpoints that could not be stored (a write or its transaction
     failed, the broker was gone). Each one holds commits back to the last stored checkpoint, so a rising counter
     with a growing `slamon_checkpoint_age_seconds` means a restart would re-read more and more input.
-    `slamon_restore_records_total`: checkpoint records read back by this worker (restore progress)."""
+    `slamon_restore_records_total`: checkpoint records read back by this worker (restore progress).
+    `slamon_outputs_already_published_total`: outputs produced again after a restore and not sent, because the
+    previous owner had published them (streams/outputs.py)."""
 
     def __init__(self, checkpointer: Checkpointer) -> None:
         self.checkpointer = checkpointer
@@ -187,3 +212,5 @@ class CheckpointCollector:
                                   value=c.checkpoint_failures)
         yield CounterMetricFamily("slamon_restore_records", "Checkpoint records read back to restore partitions",
                                   value=c.restore_records)
+        yield CounterMetricFamily("slamon_outputs_already_published", "Outputs produced again after a restore and "
+                                  "not sent: the previous owner had published them", value=c.runtime.outputs.skipped)

@@ -144,7 +144,8 @@ class Output:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
-    future: Any = None  # the producer's future once handed over
+    future: Any = None  # the producer's future once handed over (resolves to its batch's RecordMetadata)
+    index: int = 0  # its place in that batch: its offset is the batch's base offset + index
 
     @property
     def confirmed(self) -> bool:
@@ -192,6 +193,11 @@ class PartitionEngine:
         self.high_water: dict[tuple[str, str, str], float] = {}  # monotonic counters, see streams.metrics
         self.outbox: list[Output] = []  # unconfirmed outputs (dead letters, SLA events)
         self._unsent: list[Output] = []  # outputs not handed to a producer yet
+        # (topic, partition) -> offset of the newest output of this partition the broker confirmed there (kept in
+        # the checkpoint); after a restore, the outputs the previous owner published after those offsets, which
+        # the restored holder is about to produce again and does not send twice (streams/outputs.py)
+        self.published: dict[tuple[str, int], int] = {}
+        self.expected: dict[tuple, Any] = {}  # item -> streams.outputs.Expected
         self.skipped = 0  # messages at or below `offset` (replayed after a restore); not persisted
         self.gaps = 0  # offsets never handed to `process` between two that were; not persisted
         self.rewinds = 0  # seeks back for undelivered offsets (set by the worker); not persisted
@@ -297,8 +303,14 @@ class PartitionEngine:
         """Drop confirmed outputs; failed ones are queued to be sent again. Returns how many failed."""
         failed = 0
         kept = []
+        published = self.published
         for o in self.outbox:
             if o.confirmed:
+                meta = o.future.result()
+                if meta is not None:  # None: matched with what the previous owner published (streams/outputs.py)
+                    tp, offset = (meta.topic, meta.partition), meta.offset + o.index
+                    if offset > published.get(tp, -1):
+                        published[tp] = offset
                 continue
             if o.failed:
                 o.future = None

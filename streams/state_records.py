@@ -8,7 +8,8 @@ the records of `monitor.engine_state` (its docstring has the table); this module
 
 | key              | value                                                                                   |
 |------------------|-----------------------------------------------------------------------------------------|
-| `p<n>/meta`      | `Meta`: format version, input offset reflected, counters, clocks, watermarks              |
+| `p<n>/meta`      | `Meta`: format version, input offset reflected, counters, clocks, watermarks, the offsets |
+|                  | of the newest outputs the broker confirmed per output partition (`published`)             |
 | `p<n>/d/<k>`     | dedupe ids added by checkpoint k (`SeenRec`); tombstoned once all are past every horizon |
 | `p<n>/o/<i>`     | `OutboxRec`: outputs (dead letters, SLA events) not yet confirmed by the broker          |
 | `p<n>/u/...`     | uptime SLAs (see `monitor.engine_state`)                                                 |
@@ -67,6 +68,9 @@ class Meta(msgspec.Struct):
     next_chunk: int  # the next dedupe chunk's number (the chunks are the `d/` keys present)
     outbox_chunks: int
     wall: float
+    # (topic, partition, offset) of the newest output the broker confirmed per output partition (absent in
+    # checkpoints of earlier versions: nothing is then skipped after a restore)
+    published: list[tuple[str, int, int]] = []
 
 
 class OutputRec(msgspec.Struct, array_like=True):
@@ -150,7 +154,7 @@ def _meta(pe: PartitionEngine, ck: CheckpointState) -> Meta:
         horizon_us=engine.horizon_us, seq=engine._seq, watermarks=dict(engine.watermarks),
         stats=stats_value(engine.stats), high_water=[(c, s, f, v) for (c, s, f), v in pe.high_water.items()],
         next_chunk=ck.next_chunk, outbox_chunks=ck.outbox_chunks,
-        wall=time.time(),
+        wall=time.time(), published=[(t, p, o) for (t, p), o in sorted(pe.published.items())],
     )
 
 
@@ -201,6 +205,7 @@ def restore_partition(partition: int, contracts: Contracts, store: dict[bytes, b
     pe.received, pe.rejected, pe.misrouted = meta.received, Counter(meta.rejected), meta.misrouted
     pe.sla_events, pe.clock_us = meta.sla_events, meta.clock_us
     pe.high_water = {(c, s, f): v for c, s, f, v in meta.high_water}
+    pe.published = {(t, p): o for t, p, o in meta.published}
     outputs = []
     for i in range(meta.outbox_chunks):
         key = prefix + b"o/" + str(i).encode()

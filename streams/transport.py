@@ -3,7 +3,8 @@
 - `SlamonConsumer.force_commit` runs a checkpoint before every offset commit faust makes, and `_new_offset`
   caps each partition's commit at the offset the newest stored checkpoint reflects (`streams.checkpointing`).
 - `SlamonConsumer._drain_messages` applies the events topic's messages in batches straight from the fetch
-  (`Runtime.apply_batch`) instead of faust's per-message conductor, channel and stream.
+  (`Runtime.apply_batch`) instead of faust's per-message conductor, channel and stream, and applies nothing while a
+  checkpoint runs.
 - `SlamonConsumerThread` sets aiokafka's `fetch_max_wait_ms` from the settings (faust fixes it at 1500 ms).
 
 Everything here reaches the worker through `app.slamon` (a `streams.app.Runtime`); without one (no runtime
@@ -23,7 +24,8 @@ from faust.types import TP
 if TYPE_CHECKING:
     from streams.app import Runtime
 
-INGEST_BATCH = 500  # events applied per synchronous step: bounds how long /metrics and the clock wait
+INGEST_BATCH = 500  # events applied per synchronous step (then the loop yields): bounds how long /metrics,
+# the clock and the commit timer wait
 
 
 class SlamonConsumer(aiokafka_driver.Consumer):
@@ -68,10 +70,13 @@ class SlamonConsumer(aiokafka_driver.Consumer):
         should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         read_offset = self._read_offset
+        idle = runtime.checkpointer.idle
         try:
             while not (should_stop() or fetcher_should_stop()):
                 batch: list = []
                 await asyncio.sleep(0)  # getmany can return at once in a loop: let the event loop run
+                if not idle.is_set():  # a checkpoint runs: apply nothing until it is stored (Checkpointer.idle)
+                    await idle.wait()
                 async for tp, message in self.getmany(timeout=1.0):
                     offset = message.offset
                     last = read_offset[tp]
@@ -83,6 +88,11 @@ class SlamonConsumer(aiokafka_driver.Consumer):
                         if len(batch) >= INGEST_BATCH:
                             await runtime.apply_batch(batch, self)
                             batch = []
+                            # applying never awaits: yield here, or a fetch of thousands of events keeps the
+                            # clock, /metrics and the commit timer waiting for all of them (seen: 1-2 s)
+                            await asyncio.sleep(0)
+                            if not idle.is_set():
+                                await idle.wait()
                     else:
                         await runtime.apply_batch(batch, self)
                         batch = []

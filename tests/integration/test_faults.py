@@ -11,7 +11,10 @@ must equal the offline replay of exactly the events the broker accepted: nothing
    with its reason, the worker goes on;
 6. clock skew between producers (wall clock): ahead within `max_future_seconds` is accepted, beyond it is
    dead-lettered as `future` and counted;
-7. kill -9 while a checkpoint's transaction is half-written (`SLAMON_FAULT_MID_CHECKPOINT_PAUSE`).
+7. kill -9 while a checkpoint's transaction is half-written (`SLAMON_FAULT_MID_CHECKPOINT_PAUSE`);
+8. kill -9 during the catch-up of a 60k-event backlog: SLA-event duplicates at most one checkpoint interval's
+   worth;
+9. takeover after kill -9 and after SIGTERM with two workers and default settings (test_failover.py).
 
 Each test prints a `FAULT {...}` line (events sent, accepted, dead-lettered, seconds to recover) for
 bench/RESULTS.md (`pytest -rP` shows it).
@@ -34,6 +37,7 @@ import pytest
 from monitor.events import format_us, to_us
 from monitor.replay import replay_lines
 from streams.producer import make_producer, produce
+from streams.topics import ensure_topics
 from tests.support.pipeline import (
     PARTITIONS,
     Pipeline,
@@ -398,3 +402,105 @@ def test_clock_skew_between_producers(pipeline_factory):
     assert all(b"ahead of the worker clock" in dict(r.headers)["detail"] for r in letters)
     report("clock skew", m, replay, sent=len(accepted) + len(ahead_bad), future=len(ahead_bad))
 
+
+# --- 8. kill -9 during catch-up: SLA-event duplicates --------------------------------------------------------
+
+CATCH_UP_CHECKPOINT = 2.0  # seconds: a few checkpoints within the catch-up, a short test
+
+
+def big_stream(contracts) -> tuple[list[bytes], int]:
+    """About 60k events: generated traffic at eight times the rates of `build_stream` (1 % sent twice), no
+    junk."""
+    from monitor.simulation.generator import GeneratorConfig, generate
+    from tests.support.pipeline import HOURS, START, _us
+
+    start = _us(START)
+    cfg = GeneratorConfig(start_us=start, duration_us=HOURS * 3_600_000_000, seed=5, tickets_per_hour=200,
+                          calls_per_hour=720, duplicate_rate=0.01)
+    lines = [orjson.dumps(e) for e in generate(contracts, cfg)]
+    end = start + HOURS * 3_600_000_000
+    for client in contracts.clients:  # every partition's event clock ends at the same instant
+        lines.append(orjson.dumps({"event_id": f"close-{client}", "kind": "survey", "client": client,
+                                   "ts": format_us(end), "score": 5}))
+    return lines, end
+
+
+def busiest_window(timestamps_ms: list[int], seconds: float) -> int:
+    """The most records whose timestamps fall in any window of `seconds`."""
+    ts, best, lo = sorted(timestamps_ms), 0, 0
+    for hi, t in enumerate(ts):
+        while t - ts[lo] >= seconds * 1000:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+ITEM_KINDS = {"first_response", "resolution", "service_level", "abandon_rate", "asa", "aht"}  # one item, one event
+
+
+def assert_topic_reads_as_replay(records: list, replay) -> None:
+    """The SLA-events topic read by its rule (decided = upsert, withdrawn = delete, in topic order, keyed by
+    client, SLA and item) holds, per ticket and call SLA, as many decisions, good and bad, as the replay."""
+    live: dict[tuple, str] = {}
+    for r in records:
+        d = orjson.loads(r.value)
+        key = (d["client"], d["sla"], d["item"])
+        if d["change"] == "decided":
+            live[key] = d["outcome"]
+        else:
+            live.pop(key, None)
+    folded = defaultdict(lambda: [0, 0, 0])
+    for (client, sla, _), outcome in live.items():
+        f = folded[(client, sla)]
+        f[0] += 1
+        f[1] += outcome == "good"
+        f[2] += outcome == "bad"
+    expected = defaultdict(lambda: [0, 0, 0])
+    for rec in replay.records:
+        if rec.kind in ITEM_KINDS:
+            e = expected[(rec.client, rec.sla)]
+            e[0] += rec.decided
+            e[1] += rec.good or 0
+            e[2] += rec.bad or 0
+    assert expected and {k: v for k, v in folded.items() if k in expected} == dict(expected)
+
+
+def test_kill9_during_catch_up_sla_event_duplicates_within_one_checkpoint_interval(pipeline_factory):
+    """A worker killed while it catches up on a backlog: its replacement restores the last checkpoint and
+    applies the events after it again. The SLA-events topic gets at most one checkpoint interval's worth of
+    duplicates (what the broker already confirmed is not sent again), and the state equals the replay."""
+    p = pipeline_factory(SLAMON_CHECKPOINT_INTERVAL=str(CATCH_UP_CHECKPOINT))
+    lines, end = big_stream(p.contracts)
+    ensure_topics(p.settings)  # before producing: the broker would auto-create the events topic with 1 partition
+    p.produce(lines)
+    w = p.worker("w0").start()
+    deadline = time.monotonic() + 120
+    while True:  # kill after a few stored checkpoints, halfway through the backlog
+        applied = sum(max(0, o + 1) for o in p.applied_offsets([w]).values())
+        if applied > len(lines) // 2:
+            break
+        assert time.monotonic() < deadline and w.alive(), w.tail()
+        time.sleep(0.1)
+    killed_ms = time.time() * 1000
+    w.kill9()
+    assert applied < len(lines), "the kill must happen during the catch-up"
+    w = p.worker("w1").start()
+    p.wait_assigned([w])
+    (m,) = p.wait_caught_up([w], timeout=180)
+    replay = assert_equals_replay(merged([m]), lines, p.contracts, end, {})
+    emitted = int(sum(v for (n, _), v in m.items() if n == "slamon_sla_events_total"))
+    deadline = time.monotonic() + 30
+    while unconfirmed(m) and time.monotonic() < deadline:  # every output confirmed
+        time.sleep(0.5)
+        m = w.metrics()
+    records = read_topic(p.settings, p.settings.topics.sla_events, emitted, exact=False, timeout=60)
+    duplicates = len(records) - emitted
+    assert_topic_reads_as_replay(records, replay)
+    before = [r.timestamp for r in records if r.timestamp < killed_ms]
+    per_interval = busiest_window(before, CATCH_UP_CHECKPOINT)
+    assert duplicates >= 0
+    assert duplicates <= per_interval, (duplicates, per_interval)
+    report("kill -9 during catch-up", m, replay, sent=len(lines), killed_at_applied=applied,
+           sla_events=emitted, sla_event_records=len(records), sla_event_duplicates=duplicates,
+           sla_events_per_checkpoint_interval=per_interval,
+           duplicates_per_interval=round(duplicates / per_interval, 2) if per_interval else None)

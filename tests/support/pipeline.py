@@ -350,7 +350,8 @@ def restored_offsets(worker: Worker) -> dict[int, int]:
 
 
 PER_WORKER = {"slamon_scrape_duration_seconds", "slamon_checkpoint_failures_total",
-              "slamon_restore_records_total", "slamon_owned_partitions"}  # one per process
+              "slamon_restore_records_total", "slamon_owned_partitions",
+              "slamon_outputs_already_published_total"}  # one per process
 
 
 def merged(scrapes: list[dict]) -> dict[tuple[str, tuple], float]:
