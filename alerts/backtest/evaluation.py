@@ -8,7 +8,11 @@
    rule evaluation interval; an alert fires at the first evaluation where its expression has returned the
    series continuously for the rule's `for:` (Prometheus' pending -> firing rule). Nothing of the alert
    logic is reimplemented: the conditions are the generated PromQL, evaluated by Prometheus.
-4. **Score** the episodes against the breaches (`alerts.backtest.scoring`).
+   Episodes of one alert, level and SLA from several rules (a burn-rate rule per tier) are merged: one
+   notification, as Alertmanager groups them. The `severity` label is mapped back to its level (page, ticket,
+   info) through the config's `severity_labels`.
+4. **Score** each alert class against the outcome it predicts (`alerts.backtest.scoring`, alerts/README.md
+   "How backtests score").
 """
 
 from __future__ import annotations
@@ -26,7 +30,17 @@ import yaml
 
 from alerts.backtest import BacktestError
 from alerts.backtest.history import History, scrape_history
-from alerts.backtest.scoring import Episode, Scored, Settings, episodes_from_series, iso, score
+from alerts.backtest.scoring import (
+    Episode,
+    ItemSelection,
+    Scored,
+    Settings,
+    episodes_from_series,
+    iso,
+    merge_episodes,
+    score,
+    scoring_start,
+)
 from alerts.prometheus_process import (
     PROMETHEUS_BIN,
     PROMTOOL_BIN,
@@ -129,12 +143,35 @@ def backfill_recording_rules(prom: Prometheus, files: dict[str, dict], workdir: 
     return count
 
 
+def item_selections(contracts, alerting) -> dict[tuple, ItemSelection]:
+    """(alert, client, sla, level) -> which items the generated item warning speaks of (from its expression)."""
+    from alerts.rules import plan
+
+    out: dict[tuple, ItemSelection] = {}
+    for group in plan(contracts, alerting):
+        for a in group.alerts:
+            labels = dict(a.conds[0].labels) if a.conds else {}
+            if a.name == "SlamonBreachImminent":
+                m = re.search(r'priority(=~|!~)"([^"]*)"', a.expr)
+                prios = tuple(p.replace("\\", "") for p in m.group(2).split("|") if p) if m else ()
+                out[(a.name, a.client, a.sla, a.severity)] = ItemSelection(
+                    within_s=parse_prom_duration(labels.get("within")),
+                    priorities=prios if m and m.group(1) == "=~" else None,
+                    exclude=prios if m and m.group(1) == "!~" else ())
+            elif a.name == "SlamonItemsInLastStage":
+                out[(a.name, a.client, a.sla, a.severity)] = ItemSelection(stage=float(labels["stage"]))
+    return out
+
+
 def evaluate_alerts(prom: Prometheus, files: dict[str, dict], start_s: int, end_s: int,
-                    step_s: int) -> tuple[int, list[Episode]]:
+                    step_s: int, level=None) -> tuple[int, list[Episode]]:
+    """Episodes of every alerting rule; `level` maps a `severity` label value to page | ticket | info."""
     rules = alerting_rules(files)
     episodes: list[Episode] = []
     for rule in rules:
         labels = rule.get("labels", {})
+        severity = labels.get("severity", "")
+        severity = level(severity) if level is not None else severity
         series = prom.query_range(rule["expr"], start_s, end_s, step_s)
         by_scope: dict[tuple[str, str], list[list[float]]] = defaultdict(list)
         for s in series:
@@ -143,10 +180,9 @@ def evaluate_alerts(prom: Prometheus, files: dict[str, dict], start_s: int, end_
             by_scope[(client, sla)].append([float(t) for t, _ in s["values"]])
         for (client, sla), times in by_scope.items():
             episodes.extend(episodes_from_series(
-                rule["alert"], labels.get("severity", ""), labels.get("category", ""), client, sla,
+                rule["alert"], severity, labels.get("category", ""), client, sla,
                 parse_prom_duration(rule.get("for")), step_s, times))
-    episodes.sort(key=lambda e: (e.start_s, e.alert, e.client, e.sla))
-    return len(rules), episodes
+    return len(rules), merge_episodes(episodes, step_s)
 
 
 # --- the whole run ------------------------------------------------------------------------------------------
@@ -161,8 +197,11 @@ class BacktestResult:
         h = self.history
         return {
             "history": {"start": iso(h.start_s), "end": iso(h.end_s), "events": h.events, "scrapes": h.scrapes,
-                        "samples": h.samples, "breaches": [asdict(b) | {"at": iso(b.at_s)} for b in h.breaches]},
-            "configs": [{"summary": c.summary(), "alerts": c.per_alert(), "slas": c.per_sla(),
+                        "samples": h.samples, "breaches": [asdict(b) | {"at": iso(b.at_s)} for b in h.breaches],
+                        "lost_periods": [asdict(p) for p in h.periods if p.missed],
+                        "burn_episodes": len(h.burns), "items": len(h.items)},
+            "configs": [{"summary": c.summary(), "alerts": c.per_alert(), "slas": c.per_sla(), "load": c.load(),
+                         "scored_from": {f"{k[0]}/{k[1]}": iso(v) for k, v in c.scored_from.items()},
                          "episodes": [asdict(e) | {"start": iso(e.start_s)} for e in c.episodes]}
                         for c in self.configs],
             "timings_seconds": self.timings,
@@ -209,11 +248,19 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
                 backfill_recording_rules(prom, files, cwork, history.start_s, history.end_s, settings.step_s)
                 timings[f"{name}: recording rules"] = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                rules, episodes = evaluate_alerts(prom, files, history.start_s, history.end_s, settings.step_s)
+                rules, episodes = evaluate_alerts(prom, files, history.start_s, history.end_s, settings.step_s,
+                                                  alerting.severity_level)
                 timings[f"{name}: alerts"] = time.perf_counter() - t0
             finally:
                 prom.stop()
-            scored.append(score(name, rules, episodes, history.breaches, settings.horizon_s, settings.grace_s))
+            keys = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas}
+            scored.append(score(
+                name, rules, episodes, history.breaches, settings.horizon_s, settings.grace_s,
+                periods=history.periods, burns=history.burns, items=history.items,
+                selections=item_selections(contracts, alerting),
+                scored_from=scoring_start(history.start_s, history.boundaries, keys, settings.warm_up_s,
+                                          slack_s=settings.boundary_slack_s),
+                settings=settings))
         return BacktestResult(history, scored, timings)
     finally:
         if own_tmp:

@@ -4,7 +4,10 @@ The events are replayed (in file order, as a worker consumes them) through the w
 every scrape step the workers' own collector (`streams.metrics.EngineCollector`) is asked for its series at that
 instant. The samples are written as OpenMetrics with timestamps by prometheus_client's own exposition, so every
 name, label and value is exactly what `/metrics` exports; `promtool tsdb create-blocks-from openmetrics` reads
-the file. The breaches the engine saw are tracked on the way (`scoring.BreachTracker`).
+the file. The breaches, periods and remaining error budgets the engine saw are tracked on the way
+(`scoring.BreachTracker`), and every ticket the engine decided is kept as an `ItemOutcome` from its SLA events
+(the records the workers publish on the SLA-events topic: decided upserts, withdrawn deletes), so that item
+warnings can be scored against item breaches.
 """
 
 from __future__ import annotations
@@ -15,18 +18,28 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+import orjson
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from alerts.backtest import BacktestError
-from alerts.backtest.scoring import Breach, BreachTracker, Settings, iso
+from alerts.backtest.scoring import (
+    Breach,
+    BreachTracker,
+    BurnEpisode,
+    ItemOutcome,
+    Period,
+    Settings,
+    burn_episodes,
+    iso,
+)
 from monitor import conventions as names
 
 US = 1_000_000
@@ -38,6 +51,7 @@ _FIGURES = {
     names.SLA_MET: "met", names.SLA_PERIOD_DECIDED: "decided", names.SLA_PERIOD_START: "period_start",
     names.UPTIME_UP_SECONDS: "up", names.UPTIME_DOWNTIME_SECONDS: "down",
     names.SLA_COMPLIANCE_RATIO: "value", names.SLA_VALUE_SECONDS: "value", names.SLA_VALUE_SCORE: "value",
+    names.SLA_ERROR_BUDGET_REMAINING: "budget",
 }
 
 
@@ -50,6 +64,10 @@ class History:
     events: int
     breaches: list[Breach]
     seconds: float = 0.0
+    periods: list[Period] = field(default_factory=list)
+    boundaries: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    burns: list[BurnEpisode] = field(default_factory=list)
+    items: list[ItemOutcome] = field(default_factory=list)
 
 
 def _event_us(line: bytes) -> int | None:
@@ -80,8 +98,13 @@ def scrape_history(lines: Iterable[bytes], contracts, out_path: Path, settings: 
     clock = {"at": 0}
     collector = EngineCollector(lambda: [pe], clock=lambda _pe: clock["at"], wall=lambda: clock["at"] / US)
     tracker = BreachTracker(settings)
+    from monitor.contracts import TicketSla
+
     rolling = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas
                if not isinstance(s.period, str)}
+    tickets = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas
+               if isinstance(s, TicketSla)}
+    items: dict[tuple[str, str, str], ItemOutcome] = {}
     writer = OpenMetricsSpool(out_path.parent / (out_path.name + ".parts"))
     scrapes = samples = events = 0
     first = next_at = None
@@ -98,7 +121,8 @@ def scrape_history(lines: Iterable[bytes], contracts, out_path: Path, settings: 
         for key in figures:
             figures[key]["rolling"] = key in rolling
         tracker.observe(t_s, figures)
-        pe.take_unsent()
+        for out in pe.take_unsent():
+            _note_item(out, tickets, items)
         pe.outbox.clear()  # no producer here: SLA events and dead letters are not published
         scrapes += 1
         if progress and scrapes % 1440 == 0:
@@ -121,8 +145,29 @@ def scrape_history(lines: Iterable[bytes], contracts, out_path: Path, settings: 
         raise BacktestError("no events with a readable `ts` in the input")
     scrape(next_at)  # the state after the last event
     writer.finish(out_path)
+    burns = [b for key, samples in tracker.budget.items()
+             for b in burn_episodes(key[0], key[1], samples, settings.burn_window_s, settings.burn_share)]
     return History(first // US, next_at // US, scrapes, samples, events, tracker.breaches,
-                   time.perf_counter() - started)
+                   time.perf_counter() - started, tracker.periods, dict(tracker.boundaries), burns,
+                   sorted(items.values(), key=lambda i: (i.deadline_s, i.client, i.sla, i.item)))
+
+
+def _note_item(out, tickets: set[tuple[str, str]], items: dict) -> None:
+    """An SLA event of a ticket SLA: a decided item is (re)recorded, a withdrawn one forgotten."""
+    if out.kind != "sla_events":
+        return
+    rec = orjson.loads(out.value)
+    key = (rec.get("client"), rec.get("sla"))
+    if key not in tickets or rec.get("deadline_us") is None or rec.get("start_us") is None:
+        return
+    ident = (*key, str(rec.get("item")))
+    if rec.get("change") == "withdrawn":
+        items.pop(ident, None)
+        return
+    stop = rec.get("stop_us")
+    items[ident] = ItemOutcome(key[0], key[1], ident[2], rec.get("priority"), rec["start_us"] / US,
+                               rec["deadline_us"] / US, (stop if stop is not None else rec["at_us"]) / US,
+                               rec.get("outcome") == "bad")
 
 
 def _note_figures(family, figures: dict) -> None:

@@ -1,14 +1,31 @@
-"""Scoring of the backtest: breaches from the exported figures, alert episodes from Prometheus' answers, and
-the classification of both. Pure functions over data, no I/O.
+"""Scoring of the backtest: each alert class against the outcome it predicts. Pure functions over data, no I/O.
 
-A *breach* of an SLA is the moment its period is lost so far: `slamon_sla_met` drops to 0 (the period-to-date
-value misses the target) with at least `min_volume` decisions in the period (uptime: `uptime_min_volume_s` of
-probe-covered time). It counts once until the SLA meets its target again for at least `merge_gap_s` (a new
-period starts over). An alert episode of an SLA-scoped alert (labels client and sla) *predicts* a breach of
-the same SLA when it started before it (at most `horizon_s` before) and was still firing at the breach or
-stopped at most `grace_s` before it. An episode is a *true positive* when it predicts a breach, *late* when
-it starts while the SLA is already in breach, and a *false alarm* otherwise. A breach is *detected* when an
-episode predicts it (lead time = breach - the earliest such start), otherwise *missed*.
+The full rules, with their reasons, are in alerts/README.md "How backtests score". In short:
+
+* **Item warnings** (`SlamonBreachImminent`, `SlamonItemsInLastStage`) speak of open items, so they are scored
+  against *item* outcomes (`ItemOutcome`: every decided ticket of the history, breached or met). An episode
+  *warns* an item when it fired while the item was open, before its deadline, and inside the alert's own
+  selection (due within `within`; past the last stage). Recall: breached items warned at least L before their
+  deadline (L = max(`item_min_lead_s`, `item_min_lead_share` x the item's allowed time)). Precision: warned
+  items that then breached, over warned items. A warned item that was met may have been saved by the warning
+  or never at risk: history cannot tell them apart, so they are reported as "met after a warning", not as
+  false alarms or saves.
+* **SLA-risk alerts** (burn rate, projected breach, calls, uptime, penalty exposure) are scored against
+  *lost periods* (`Period.missed`: the period, or the history's part of it, ends below its objective; lost
+  at the start of the breach it never recovered from) and against *budget-burn episodes* (spans in which at
+  least `burn_share` of the period's error budget went within `burn_window_s`). An episode is a true positive
+  when it announces a lost period (started at most `horizon_s` before the loss, still firing or stopped at
+  most `grace_s` before it; lead time = loss - start); else *late* when it starts while the SLA is already in
+  breach; else a true positive when it overlaps a burn episode (within `grace_s`); else a false alarm. A
+  period that dips below its objective and recovers is not a lost period.
+* **"Already missed" alerts** (`SlamonErrorBudgetExhausted`, `SlamonPenaltyCreditAccrued`) say the loss has
+  happened: they never earn lead time and never count as detecting a loss. They are *confirmations* when the
+  SLA is in breach, false alarms otherwise.
+* Pipeline, worker and data-missing alerts are counted (notifications) but not scored.
+* **Warm-up.** Scoring of an SLA begins at the first period boundary in the history, or `warm_up_s` after the
+  history's start, whichever comes first: a period seen from its middle starts with tiny denominators.
+  Episodes that start earlier, and outcomes (losses, burn episodes, item deadlines) before it, are left out.
+* **Load.** Notifications per client per ISO week, pages and tickets apart (`Scored.load`).
 """
 
 from __future__ import annotations
@@ -17,22 +34,31 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-SLA_CATEGORIES = ("burn_rate", "breach", "calls", "uptime", "penalty")  # alert categories that are scored
+SLA_CATEGORIES = ("burn_rate", "breach", "calls", "uptime", "penalty")  # alert categories scored against SLAs
+ITEM_WARNINGS = ("SlamonBreachImminent", "SlamonItemsInLastStage")
+ALREADY_MISSED = ("SlamonErrorBudgetExhausted", "SlamonPenaltyCreditAccrued")
 LEAD_BUCKETS = (("<5m", 0, 300), ("5-15m", 300, 900), ("15m-1h", 900, 3600), ("1-6h", 3600, 6 * 3600),
                 ("6-24h", 6 * 3600, 24 * 3600), (">=24h", 24 * 3600, math.inf))
+WEEK = 7 * 86400
 
 
 @dataclass(frozen=True)
 class Settings:
     step_s: int = 60  # scrape step and rule evaluation interval (event time)
-    horizon_s: int = 24 * 3600  # an alert predicts a breach at most this long after it started ...
+    horizon_s: int = 24 * 3600  # an alert predicts a loss at most this long after it started ...
     grace_s: int = 3600  # ... and while it fires or at most this long after it stopped
     min_volume: float = 20  # decisions in the period before a missed period counts as a breach
     uptime_min_volume_s: float = 3600  # probe-covered seconds, for uptime SLAs
     merge_gap_s: int = 3600  # a breach that recovers for less than this and fails again is the same breach
+    warm_up_s: int = 24 * 3600  # scoring begins at the first period boundary or this long after the start
+    boundary_slack_s: int = 3600  # a period that began at most this long before the first scrape counts as whole
+    burn_window_s: int = 3600  # a budget-burn episode: at least burn_share of the budget spent within this
+    burn_share: float = 0.02
+    item_min_lead_s: float = 0.0  # an item warning counts when it came at least this long before the deadline
+    item_min_lead_share: float = 0.25  # ... and with at least this share of the item's allowed time left
 
 
 @dataclass
@@ -45,19 +71,94 @@ class Breach:
 
 
 @dataclass
+class Period:
+    """One period of an SLA as the history saw it (the first and last may be partial)."""
+
+    client: str
+    sla: str
+    start_s: float  # the period's start (slamon_sla_period_start), or the first scrape
+    first_s: float  # first scrape in it
+    last_s: float  # last scrape in it
+    missed: bool = False  # in breach at its last scrape: it ends (or the history ends) below the objective
+    lost_s: float | None = None  # missed: when the breach it never recovered from began
+
+
+@dataclass
+class BurnEpisode:
+    client: str
+    sla: str
+    start_s: float
+    end_s: float
+
+
+@dataclass(frozen=True)
+class ItemOutcome:
+    """A decided item (ticket) of an SLA with a deadline."""
+
+    client: str
+    sla: str
+    item: str
+    priority: str | None
+    created_s: float
+    deadline_s: float
+    closed_s: float  # decided: answered / resolved, or the deadline for a breach
+    breached: bool
+
+    @property
+    def allowed_s(self) -> float:
+        return max(0.0, self.deadline_s - self.created_s)
+
+
+@dataclass(frozen=True)
+class ItemSelection:
+    """Which open items an item warning speaks of: due within `within_s`, or past `stage` of their time."""
+
+    within_s: float | None = None
+    stage: float | None = None
+    priorities: tuple[str, ...] | None = None  # None: any; the page/ticket split of SlamonBreachImminent
+    exclude: tuple[str, ...] = ()  # priorities it does not speak of (the ticket rule: not the paging ones)
+
+    def window(self, item: ItemOutcome) -> tuple[float, float]:
+        """[from, to) in which the alert counts the item: open, before its deadline, and selected."""
+        end = min(item.closed_s, item.deadline_s)
+        if self.within_s is not None:
+            return max(item.created_s, item.deadline_s - self.within_s), end
+        if self.stage is not None:
+            return item.created_s + self.stage * item.allowed_s, end
+        return item.created_s, end
+
+
+@dataclass
 class Episode:
     """One firing span of an alert (per alertname, severity, client, sla; series merged)."""
 
     alert: str
-    severity: str
+    severity: str  # the level: page | ticket | info
     category: str
     client: str
     sla: str
     pending_s: float  # first evaluation with a result
     start_s: float  # firing from
     end_s: float  # last evaluation firing
-    outcome: str = ""  # true_positive | late | false_alarm | not_scored
-    lead_s: float | None = None  # to the breach it predicted
+    outcome: str = ""  # see OUTCOMES
+    lead_s: float | None = None  # to the loss it predicted (SLA-risk alerts) or the earliest deadline warned
+    priority: str | None = None  # item warnings: the priority label of the series, when one
+    warned: list[int] = field(default_factory=list)  # item warnings: indexes of the items it warned
+
+
+OUTCOMES = ("true_positive", "late", "false_alarm", "confirmed", "met_after_warning", "no_item", "warm_up",
+            "not_scored")
+
+
+def alert_class(e: Episode) -> str:
+    """item | sla | missed | platform."""
+    if e.category not in SLA_CATEGORIES or e.client == "all" or e.sla == "all":
+        return "platform"
+    if e.alert in ITEM_WARNINGS:
+        return "item"
+    if e.alert in ALREADY_MISSED:
+        return "missed"
+    return "sla"
 
 
 @dataclass
@@ -66,63 +167,137 @@ class Scored:
     rules: int  # alerting rules evaluated
     episodes: list[Episode]
     breaches: list[Breach]
-    detected: dict[int, tuple[float, str]]  # breach index -> (lead seconds, first alert)
+    detected: dict[int, tuple[float, str]]  # lost-period index -> (lead seconds, first alert)
+    periods: list[Period] = field(default_factory=list)
+    burns: list[BurnEpisode] = field(default_factory=list)
+    items: list[ItemOutcome] | None = None  # None: no item outcomes in the history (item warnings unscored)
+    scored_from: dict[tuple[str, str], float] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
+    paged: dict[int, float] = field(default_factory=dict)  # lost-period index -> lead of the first page
+    burns_detected: set[int] = field(default_factory=set)
+    item_warned: dict[int, float] = field(default_factory=dict)  # item index -> time left when first warned
+
+    @property
+    def lost(self) -> list[Period]:
+        return [p for p in self.periods if p.missed and p.lost_s is not None
+                and p.lost_s >= self.scored_from.get((p.client, p.sla), -math.inf)]
 
     @property
     def leads(self) -> list[float]:
         return sorted(lead for lead, _ in self.detected.values())
 
     def summary(self) -> dict:
-        scored = [e for e in self.episodes if e.outcome != "not_scored"]
-        tp = sum(e.outcome == "true_positive" for e in scored)
-        fa = sum(e.outcome == "false_alarm" for e in scored)
-        late = sum(e.outcome == "late" for e in scored)
+        sla_eps = [e for e in self.episodes if alert_class(e) == "sla" and e.outcome != "warm_up"]
+        tp = sum(e.outcome == "true_positive" for e in sla_eps)
+        fa = sum(e.outcome == "false_alarm" for e in sla_eps)
+        late = sum(e.outcome == "late" for e in sla_eps)
+        lost = self.lost
+        burns = self.scored_burns
         return {
-            "config": self.name, "alert_rules": self.rules, "breaches": len(self.breaches),
-            "detected": len(self.detected), "missed": len(self.breaches) - len(self.detected),
-            "recall": _ratio(len(self.detected), len(self.breaches)),
-            "alert_episodes": len(scored), "true_positives": tp, "late": late, "false_alarms": fa,
+            "config": self.name, "alert_rules": self.rules,
+            "breaches": len(lost), "detected": len(self.detected), "missed": len(lost) - len(self.detected),
+            "recall": _ratio(len(self.detected), len(lost)),
+            "paged_before_loss": len(self.paged), "page_recall": _ratio(len(self.paged), len(lost)),
+            "burn_episodes": len(burns), "burn_episodes_alerted": len(self.burns_detected),
+            "burn_recall": _ratio(len(self.burns_detected), len(burns)),
+            "alert_episodes": len(sla_eps), "true_positives": tp, "late": late, "false_alarms": fa,
             "precision": _ratio(tp, tp + fa),
             "lead_time_seconds": lead_stats(self.leads),
-            "not_scored_episodes": len(self.episodes) - len(scored),
+            "page_lead_time_seconds": lead_stats(sorted(self.paged.values())),
+            "already_missed": {k: sum(e.outcome == k for e in self.episodes if alert_class(e) == "missed")
+                               for k in ("confirmed", "false_alarm")},
+            "items": self.item_summary(),
+            "warm_up_episodes": sum(e.outcome == "warm_up" for e in self.episodes),
+            "not_scored_episodes": sum(e.outcome == "not_scored" for e in self.episodes),
         }
+
+    @property
+    def scored_burns(self) -> list[BurnEpisode]:
+        return [b for b in self.burns if b.end_s >= self.scored_from.get((b.client, b.sla), -math.inf)]
+
+    def scored_items(self) -> list[int]:
+        if self.items is None:
+            return []
+        return [i for i, it in enumerate(self.items)
+                if it.deadline_s >= self.scored_from.get((it.client, it.sla), -math.inf)]
+
+    def item_summary(self) -> dict | None:
+        """Item warnings against item outcomes (None: the history has no item outcomes)."""
+        if self.items is None:
+            return None
+        idx = self.scored_items()
+        breached = [i for i in idx if self.items[i].breached]
+        warned = [i for i in idx if i in self.item_warned]
+        in_time = [i for i in breached if i in self.item_warned and self.item_warned[i] >= self._min_lead(i)]
+        warned_breached = [i for i in warned if self.items[i].breached]
+        return {
+            "items": len(idx), "breached": len(breached), "warned": len(warned),
+            "breached_warned": sum(i in self.item_warned for i in breached),
+            "breached_warned_in_time": len(in_time), "recall_in_time": _ratio(len(in_time), len(breached)),
+            "warned_then_breached": len(warned_breached), "met_after_warning": len(warned) - len(warned_breached),
+            "precision": _ratio(len(warned_breached), len(warned)),
+            "min_lead": {"seconds": self.settings.item_min_lead_s, "share": self.settings.item_min_lead_share},
+        }
+
+    def _min_lead(self, i: int) -> float:
+        it = self.items[i]
+        return max(self.settings.item_min_lead_s, self.settings.item_min_lead_share * it.allowed_s)
 
     def per_alert(self) -> list[dict]:
         rows: dict[tuple[str, str], dict] = {}
         for e in self.episodes:
             row = rows.setdefault((e.alert, e.severity), {
-                "alert": e.alert, "severity": e.severity, "category": e.category, "fired": 0,
-                "true_positives": 0, "late": 0, "false_alarms": 0, "not_scored": 0, "leads": []})
+                "alert": e.alert, "severity": e.severity, "category": e.category, "class": alert_class(e),
+                "fired": 0, **{k: 0 for k in OUTCOMES}, "leads": [], "items_warned": set()})
             row["fired"] += 1
-            key = {"true_positive": "true_positives", "late": "late", "false_alarm": "false_alarms",
-                   "not_scored": "not_scored"}[e.outcome]
-            row[key] += 1
-            if e.lead_s is not None:
+            row[e.outcome or "not_scored"] += 1
+            if e.lead_s is not None and alert_class(e) == "sla":
                 row["leads"].append(e.lead_s)
+            row["items_warned"].update(e.warned)
         out = []
         for row in sorted(rows.values(), key=lambda r: (r["alert"], r["severity"])):
+            row["true_positives"] = row.pop("true_positive")
+            row["false_alarms"] = row.pop("false_alarm")
             leads = row.pop("leads")
             row["lead_time_seconds"] = lead_stats(leads)
+            warned = row.pop("items_warned")
+            if row["class"] == "item" and self.items is not None:
+                hit = sum(self.items[i].breached for i in warned)
+                row["item_precision"] = {"warned": len(warned), "then_breached": hit,
+                                         "precision": _ratio(hit, len(warned))}
             out.append(row)
         return out
 
     def per_sla(self) -> list[dict]:
-        keys = sorted({(b.client, b.sla) for b in self.breaches} |
-                      {(e.client, e.sla) for e in self.episodes if e.outcome != "not_scored"})
+        lost = self.lost
+        keys = sorted({(p.client, p.sla) for p in lost} |
+                      {(e.client, e.sla) for e in self.episodes if alert_class(e) in ("sla", "missed")})
         out = []
+        index = {id(p): i for i, p in enumerate(lost)}
         for client, sla in keys:
-            idx = [i for i, b in enumerate(self.breaches) if (b.client, b.sla) == (client, sla)]
+            mine = [p for p in lost if (p.client, p.sla) == (client, sla)]
+            idx = [index[id(p)] for p in mine]
             eps = [e for e in self.episodes if (e.client, e.sla) == (client, sla)]
             leads = sorted(self.detected[i][0] for i in idx if i in self.detected)
             out.append({
                 "client": client, "sla": sla, "breaches": len(idx),
                 "detected": sum(i in self.detected for i in idx), "missed": sum(i not in self.detected for i in idx),
-                "breach_times": [iso(self.breaches[i].at_s) for i in idx],
+                "breach_times": [iso(p.lost_s) for p in mine],
                 "first_alerts": [self.detected[i][1] if i in self.detected else None for i in idx],
                 "alerts_fired": len(eps), "false_alarms": sum(e.outcome == "false_alarm" for e in eps),
                 "late": sum(e.outcome == "late" for e in eps), "lead_time_seconds": lead_stats(leads),
             })
         return out
+
+    def load(self) -> list[dict]:
+        """Notifications (episodes) per client per ISO week, pages and tickets apart."""
+        rows: dict[tuple[str, str], dict] = {}
+        for e in self.episodes:
+            week = datetime.fromtimestamp(e.start_s, UTC).strftime("%G-W%V")
+            row = rows.setdefault((e.client, week), {"client": e.client, "week": week, "page": 0, "ticket": 0,
+                                                     "info": 0})
+            row[e.severity if e.severity in ("page", "ticket", "info") else "ticket"] += 1
+        return [rows[k] for k in sorted(rows)]
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -142,40 +317,145 @@ def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
+# --- the scoring start -------------------------------------------------------------------------------------
+
+def scoring_start(history_start_s: float, boundaries: dict[tuple[str, str], list[float]],
+                  keys: Iterable[tuple[str, str]], warm_up_s: float,
+                  slack_s: float = 0) -> dict[tuple[str, str], float]:
+    """Per SLA: the first period boundary at or after the history's start (`slack_s` before it counts: the
+    first scrape comes a step after the first event), or `warm_up_s` after the start, whichever is first.
+    `boundaries`: the period starts the history saw per SLA (none for rolling periods)."""
+    out = {}
+    for key in keys:
+        after = [b for b in boundaries.get(key, ()) if b >= history_start_s - slack_s]
+        out[key] = min([history_start_s + warm_up_s, *after])
+    return out
+
+
 # --- classification -----------------------------------------------------------------------------------------
 
-def predicts(e: Episode, b: Breach, horizon_s: float, grace_s: float) -> bool:
-    """The alert episode announced the breach: it started before it (at most `horizon_s` before) and was
+def predicts(e: Episode, at_s: float, horizon_s: float, grace_s: float) -> bool:
+    """The episode announced an outcome at `at_s`: it started before it (at most `horizon_s` before) and was
     still firing, or stopped at most `grace_s` before it (an alert that cleared long before did not)."""
-    return e.start_s <= b.at_s <= e.end_s + grace_s and b.at_s - e.start_s <= horizon_s
+    return e.start_s <= at_s <= e.end_s + grace_s and at_s - e.start_s <= horizon_s
 
 
-def score(name: str, rules: int, episodes: list[Episode], breaches: list[Breach], horizon_s: float,
-          grace_s: float) -> Scored:
-    """Classify alert episodes and breaches (see the module docstring)."""
-    by_sla: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, b in enumerate(breaches):
-        by_sla[(b.client, b.sla)].append(i)
-    detected: dict[int, tuple[float, str]] = {}
+def _overlaps(e: Episode, b: BurnEpisode, grace_s: float) -> bool:
+    return e.start_s <= b.end_s and b.start_s <= e.end_s + grace_s
+
+
+def score(name: str, rules: int, episodes: list[Episode], breaches: list[Breach], horizon_s: float = 86_400,
+          grace_s: float = 3_600, *, periods: list[Period] | None = None, burns: list[BurnEpisode] | None = None,
+          items: list[ItemOutcome] | None = None, selections: dict[tuple, ItemSelection] | None = None,
+          scored_from: dict[tuple[str, str], float] | None = None,
+          settings: Settings | None = None) -> Scored:
+    """Classify every episode by its class (module docstring). `periods` default: one period per breach, lost
+    at it (a history without period data); `selections`: (alert, client, sla, severity) -> ItemSelection."""
+    settings = settings if settings is not None else Settings(horizon_s=int(horizon_s), grace_s=int(grace_s))
+    if periods is None:
+        periods = [Period(b.client, b.sla, b.at_s, b.at_s, b.end_s, True, b.at_s) for b in breaches]
+    burns = burns or []
+    scored_from = scored_from or {}
+    begin = lambda key: scored_from.get(key, -math.inf)  # noqa: E731
+    result = Scored(name, rules, episodes, breaches, {}, periods, burns, items, scored_from, settings)
+    lost = result.lost
+    lost_by: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, p in enumerate(lost):
+        lost_by[(p.client, p.sla)].append(i)
+    breach_by: dict[tuple[str, str], list[Breach]] = defaultdict(list)
+    for b in breaches:
+        breach_by[(b.client, b.sla)].append(b)
+    burn_by: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, b in enumerate(burns):
+        if b.end_s >= begin((b.client, b.sla)):
+            burn_by[(b.client, b.sla)].append(i)
+    items_by: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, it in enumerate(items or []):
+        if it.deadline_s >= begin((it.client, it.sla)):
+            items_by[(it.client, it.sla)].append(i)
+
     for e in episodes:
-        if e.category not in SLA_CATEGORIES or e.client == "all" or e.sla == "all":
+        key = (e.client, e.sla)
+        cls = alert_class(e)
+        e.lead_s, e.warned = None, []
+        if cls == "platform":
             e.outcome = "not_scored"
             continue
-        mine = [breaches[i] for i in by_sla.get((e.client, e.sla), [])]
-        following = [b for b in mine if predicts(e, b, horizon_s, grace_s)]
+        if e.start_s < begin(key):
+            e.outcome = "warm_up"
+            continue
+        in_breach = any(b.at_s <= e.start_s <= b.end_s for b in breach_by.get(key, []))
+        if cls == "missed":  # "already missed": confirms a breach, never predicts one
+            e.outcome = "confirmed" if in_breach or any(
+                lost[i].lost_s <= e.start_s for i in lost_by.get(key, [])) else "false_alarm"
+            continue
+        if cls == "item":
+            if items is None:
+                e.outcome = "not_scored"
+                continue
+            sel = (selections or {}).get((e.alert, e.client, e.sla, e.severity), ItemSelection())
+            for i in items_by.get(key, []):
+                it = items[i]
+                if (sel.priorities is not None and it.priority not in sel.priorities) or it.priority in sel.exclude:
+                    continue
+                if e.priority is not None and it.priority != e.priority:
+                    continue
+                lo, hi = sel.window(it)
+                if lo < hi and e.start_s < hi and lo <= e.end_s:
+                    e.warned.append(i)
+                    left = it.deadline_s - max(e.start_s, lo)
+                    result.item_warned[i] = max(result.item_warned.get(i, -math.inf), left)
+            hits = [i for i in e.warned if items[i].breached]
+            e.outcome = "true_positive" if hits else ("met_after_warning" if e.warned else "no_item")
+            if hits:
+                e.lead_s = max(items[i].deadline_s - max(e.start_s, sel.window(items[i])[0]) for i in hits)
+            continue
+        following = [i for i in lost_by.get(key, []) if predicts(e, lost[i].lost_s, horizon_s, grace_s)]
+        burning = [i for i in burn_by.get(key, []) if _overlaps(e, burns[i], grace_s)]
+        result.burns_detected.update(burning)
         if following:
-            e.outcome, e.lead_s = "true_positive", following[0].at_s - e.start_s
-        elif any(b.at_s <= e.start_s <= b.end_s for b in mine):
+            e.outcome, e.lead_s = "true_positive", lost[following[0]].lost_s - e.start_s
+        elif in_breach:  # the period-to-date value already missed when it started
             e.outcome = "late"
+        elif burning:
+            e.outcome = "true_positive"
         else:
             e.outcome = "false_alarm"
-    for i, b in enumerate(breaches):
-        before = [e for e in episodes if e.outcome != "not_scored" and (e.client, e.sla) == (b.client, b.sla)
-                  and predicts(e, b, horizon_s, grace_s)]
+    for i, p in enumerate(lost):
+        before = [e for e in episodes if alert_class(e) == "sla" and e.outcome == "true_positive"
+                  and (e.client, e.sla) == (p.client, p.sla) and predicts(e, p.lost_s, horizon_s, grace_s)]
         if before:
             first = min(before, key=lambda e: (e.start_s, e.alert))
-            detected[i] = (b.at_s - first.start_s, f"{first.alert}/{first.severity}")
-    return Scored(name, rules, episodes, breaches, detected)
+            result.detected[i] = (p.lost_s - first.start_s, f"{first.alert}/{first.severity}")
+        pages = [e for e in before if e.severity == "page"]
+        if pages:
+            result.paged[i] = p.lost_s - min(e.start_s for e in pages)
+    return result
+
+
+# --- outcomes from the history (pure) ---------------------------------------------------------------------
+
+def burn_episodes(client: str, sla: str, samples: list[tuple[float, float]], window_s: float,
+                  share: float) -> list[BurnEpisode]:
+    """Spans in which at least `share` of the period's error budget was spent within `window_s`: from
+    (t, budget remaining as a share of the budget) samples in time order. A new period (the remaining budget
+    jumps up) starts over."""
+    out: list[BurnEpisode] = []
+    j = 0
+    current: BurnEpisode | None = None
+    for k, (t, r) in enumerate(samples):
+        if k and r > samples[k - 1][1] + 0.5:  # the budget was reset: a new period
+            j = k
+        while samples[j][0] < t - window_s:
+            j += 1
+        spent = max(r0 for _, r0 in samples[j:k + 1]) - r
+        if spent >= share:
+            if current is not None and t - current.end_s <= window_s:
+                current.end_s = t
+            else:
+                current = BurnEpisode(client, sla, t, t)
+                out.append(current)
+    return out
 
 
 # --- alert episodes -----------------------------------------------------------------------------------------
@@ -205,6 +485,27 @@ def episodes_from_series(alert: str, severity: str, category: str, client: str, 
     return [Episode(alert, severity, category, client, sla, p, s, e) for p, s, e in merged]
 
 
+def merge_episodes(episodes: list[Episode], step_s: float) -> list[Episode]:
+    """Episodes of one alert, level and SLA from different rules (a burn-rate rule per tier) that fire
+    together are one notification (Alertmanager groups by alertname, client and sla)."""
+    by: dict[tuple, list[Episode]] = defaultdict(list)
+    for e in episodes:
+        by[(e.alert, e.severity, e.client, e.sla)].append(e)
+    out: list[Episode] = []
+    for group in by.values():
+        group.sort(key=lambda e: e.start_s)
+        merged: list[Episode] = []
+        for e in group:
+            if merged and e.start_s <= merged[-1].end_s + step_s * 1.5:
+                merged[-1].end_s = max(merged[-1].end_s, e.end_s)
+                merged[-1].pending_s = min(merged[-1].pending_s, e.pending_s)
+            else:
+                merged.append(e)
+        out.extend(merged)
+    out.sort(key=lambda e: (e.start_s, e.alert, e.client, e.sla))
+    return out
+
+
 def _firing(run: list[float], for_s: float) -> list[tuple[float, float, float]]:
     active = run[0]
     firing = [t for t in run if t - active >= for_s]
@@ -214,14 +515,20 @@ def _firing(run: list[float], for_s: float) -> list[tuple[float, float, float]]:
 # --- breaches -----------------------------------------------------------------------------------------------
 
 class BreachTracker:
-    """Breaches from the exported series at each scrape: met == 0 with enough volume in the period."""
+    """Breaches from the exported series at each scrape: met == 0 with enough volume in the period. Also keeps
+    the periods (`periods`: each ends missed or met), the period boundaries seen (`boundaries`) and the
+    remaining error budget per SLA (`budget`, for `burn_episodes`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.breaches: list[Breach] = []
+        self.periods: list[Period] = []
+        self.boundaries: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.budget: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         self._open: dict[tuple[str, str], Breach] = {}  # in breach now
         self._last: dict[tuple[str, str], Breach] = {}  # the latest breach, for merging
         self._period: dict[tuple[str, str], float] = {}
+        self._current: dict[tuple[str, str], Period] = {}
 
     def observe(self, t_s: float, figures: dict[tuple[str, str], dict]) -> None:
         gap = self.settings.merge_gap_s
@@ -229,27 +536,39 @@ class BreachTracker:
             met, start = f.get("met"), f.get("period_start")
             if met is None:
                 continue
+            if f.get("budget") is not None:
+                self.budget[key].append((t_s, f["budget"]))
             volume = f.get("decided", 0.0) if not f.get("uptime") else f.get("known", 0.0)
             gate = self.settings.uptime_min_volume_s if f.get("uptime") else self.settings.min_volume
             new_period = start is not None and self._period.get(key) not in (None, start) and not f.get("rolling")
+            if start is not None and not f.get("rolling") and self._period.get(key) != start:
+                self.boundaries[key].append(start)
             if start is not None:
                 self._period[key] = start
             if new_period:
                 self._open.pop(key, None)
                 self._last.pop(key, None)
+            period = self._current.get(key)
+            if period is None or new_period:
+                period = Period(key[0], key[1], start if start is not None and not f.get("rolling") else t_s,
+                                t_s, t_s)
+                self.periods.append(period)
+                self._current[key] = period
+            period.last_s = t_s
             failing = met == 0 and volume >= gate
             current = self._open.get(key)
             if failing:
+                if current is None:
+                    last = self._last.get(key)
+                    if last is not None and t_s - last.end_s <= gap:
+                        current = self._open[key] = last  # a short recovery: the same breach goes on
+                    else:
+                        current = Breach(key[0], key[1], t_s, t_s, f.get("value"))
+                        self.breaches.append(current)
+                        self._open[key] = self._last[key] = current
+                current.end_s = t_s
+                period.missed, period.lost_s = True, current.at_s
+            else:
                 if current is not None:
-                    current.end_s = t_s
-                    continue
-                last = self._last.get(key)
-                if last is not None and t_s - last.end_s <= gap:
-                    last.end_s = t_s  # a short recovery: the same breach goes on
-                    self._open[key] = last
-                    continue
-                b = Breach(key[0], key[1], t_s, t_s, f.get("value"))
-                self.breaches.append(b)
-                self._open[key] = self._last[key] = b
-            elif current is not None:
-                del self._open[key]
+                    del self._open[key]
+                period.missed, period.lost_s = False, None

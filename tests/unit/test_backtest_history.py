@@ -27,6 +27,12 @@ def test_the_history_is_openmetrics_of_the_collectors_series(tmp_path):
     history = scrape_history(lines, contracts, out, Settings(step_s=300))
     assert history.events == len(lines)
     assert history.scrapes == (history.end_s - history.start_s) // 300 + 1  # every 5 min, from after the first event
+    # the tickets the engine decided, from its SLA events: the item outcomes item warnings are scored against
+    assert history.items and all(i.created_s <= i.closed_s and i.created_s < i.deadline_s for i in history.items)
+    assert {i.sla for i in history.items} <= {s.name for c in contracts.clients.values() for s in c.slas
+                                                if s.kind in ("first_response", "resolution")}
+    assert all(i.breached == (i.closed_s >= i.deadline_s) for i in history.items if i.breached)
+    assert history.periods and history.boundaries
     text = out.read_text(encoding="utf-8")
     assert text.endswith("# EOF\n")
     families = list(text_string_to_metric_families(_series_grouped(text)))  # refuses interleaved families
