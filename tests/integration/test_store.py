@@ -129,6 +129,21 @@ def wait_store_reached(proc: StoreProc, topic: str, ends: dict[int, int], timeou
     raise AssertionError(f"store at {proc.url} at {offsets}, topic ends {ends}\n{proc.tail()}")
 
 
+def republish_tails(p: Pipeline, topic: str, ends: dict[int, int], n: int) -> None:
+    from kafka import KafkaProducer
+
+    records = read_topic(p.settings, topic, sum(ends.values()))
+    producer = KafkaProducer(bootstrap_servers=p.settings.kafka.servers)
+    try:
+        for part in sorted(ends):
+            tail = sorted((r for r in records if r.partition == part), key=lambda r: r.offset)[-n:]
+            for r in tail:
+                producer.send(topic, value=r.value, key=r.key, partition=part, headers=list(r.headers or []))
+        producer.flush(30)
+    finally:
+        producer.close()
+
+
 def decisions_in_force(lines: list[bytes], contracts, at: int) -> Counter:
     engine = Engine(contracts, keep_decisions=True)
     for line in lines:
@@ -195,6 +210,10 @@ def test_store_kill9_and_database_outages_equal_replay(kafka_broker, pg, tmp_pat
         p.wait_caught_up([worker], timeout=150)
         ends = wait_stable_ends(p)
         topic = p.settings.topics.sla_events
+        # a worker that crashed before its outputs were confirmed publishes them again: the tail of each partition
+        # twice (the kill above may or may not leave such a tail, depending on where it fell between checkpoints)
+        republish_tails(p, topic, ends, 50)
+        ends = wait_stable_ends(p)
         caught = {name: wait_store_reached(s, topic, ends) for name, s in stores.items()}
         for s in stores.values():
             assert s.alive(), s.tail()
@@ -228,7 +247,7 @@ def test_store_kill9_and_database_outages_equal_replay(kafka_broker, pg, tmp_pat
         assert figures["sqlite"]["outage_retries"] >= 1, stores["sqlite"].tail()
         published = Counter(r.value for r in read_topic(p.settings, topic, sum(ends.values())))
         figures["topic_duplicates"] = sum(n - 1 for n in published.values())
-        assert figures["topic_duplicates"] > 0, "the worker's kill -9 republishes SLA events"
+        assert figures["topic_duplicates"] >= 50 * len(ends)
         print("STORE " + orjson.dumps(figures).decode())
     finally:
         for s in locals().get("stores", {}).values():
