@@ -406,10 +406,20 @@ class Store:
             return 0
         limit = newest - retention_us
         with self.transaction() as cur:
-            agg = _Aggregates()
-            cur.execute(self._sql(f"SELECT {', '.join(COLUMNS[:15])} FROM sla_decisions WHERE at_us < ?"), (limit,))
-            for old in cur.fetchall():
-                agg.add(old, -1)
+            agg = _Aggregates()  # the rows leaving, summed by the database (a first prune may cover months)
+            sums = "COUNT(*), SUM(decided), SUM(good), SUM(bad), SUM(total)"
+            cur.execute(self._sql(f"SELECT client, sla, period, at_us / {BUCKET_US}, {sums} FROM sla_decisions "
+                                  f"WHERE at_us < ? GROUP BY client, sla, period, at_us / {BUCKET_US}"), (limit,))
+            for *key, n, d, g, b, t in cur.fetchall():
+                agg.buckets[tuple(key)] = [-n, -d, -g, -b, -t]
+            cur.execute(self._sql(f"SELECT client, sla, period, priority, {sums} FROM sla_decisions WHERE at_us < ? "
+                                  "AND priority IS NOT NULL GROUP BY client, sla, period, priority"), (limit,))
+            for *key, n, d, g, b, t in cur.fetchall():
+                agg.priorities[tuple(key)] = [-n, -d, -g, -b, -t]
+            cur.execute(self._sql("SELECT client, sla, period, sketch_key, COUNT(*) FROM sla_decisions WHERE at_us < ? "
+                                  "AND sketch_key IS NOT NULL GROUP BY client, sla, period, sketch_key"), (limit,))
+            for *key, n in cur.fetchall():
+                agg.sketches[tuple(key)] = -n
             agg.write(cur, self.p)
             cur.execute(self._sql("DELETE FROM sla_decisions WHERE at_us < ?"), (limit,))
             deleted = cur.rowcount
