@@ -180,10 +180,12 @@ class Runtime:
         for partition in sorted(set(self.engines) - mine):
             log.info("partition %d: revoked, dropping its engine", partition)
             del self.engines[partition]
+        # before any await: faust may run on_rebalance_complete meanwhile, which must not see the old assignment
+        # (it restored partitions given away, fencing their new owner's checkpoint producers)
+        self.assigned = mine
         writer = self.checkpointer.writer
         for partition in sorted(set(writer.producers) - mine):
             await writer.close(partition)  # its next owner fences it anyway
-        self.assigned = mine
 
     async def on_rebalance_complete(self) -> None:
         """Streams are still paused: read the snapshots of the newly assigned partitions, bring every

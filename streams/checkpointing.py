@@ -80,7 +80,9 @@ class Checkpointer:
         while partitions:
             try:
                 for partition in partitions:
-                    await self.writer.open(partition)
+                    if partition in runtime.assigned:  # a new assignment may have taken it meanwhile
+                        await self.writer.open(partition)
+                partitions = [p for p in partitions if p in runtime.assigned]
                 self.restored.update(await asyncio.to_thread(self._restore, partitions))
                 return
             except StateRecordError as exc:

@@ -108,6 +108,33 @@ class SlamonConsumer(aiokafka_driver.Consumer):
                 return
             raise
 
+    def _filter_tps_with_pending_acks(self, topics=None):
+        """faust commits only partitions with acked messages; the owned events partitions are always offered
+        too, so that `_filter_committable_offsets` can commit what a restored checkpoint reflects."""
+        tps = list(super()._filter_tps_with_pending_acks(topics))
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        if runtime is not None:
+            for partition in sorted(runtime.engines):
+                tp = TP(runtime.events_topic_name, partition)
+                if tp not in tps and (topics is None or tp in topics or tp.topic in topics):
+                    tps.append(tp)
+        return iter(tps)
+
+    def _filter_committable_offsets(self, tps) -> dict[TP, int]:
+        """faust's acked offsets, plus, for an owned partition with nothing new acked, the offset its newest
+        stored checkpoint reflects when the group's committed offset is behind it: a partition restored from a
+        checkpoint with no input after it (or whose commit was lost in a rebalance) would otherwise keep an old
+        committed offset, and Kafka's lag view (kafka-consumer-groups.sh) would show it behind for good."""
+        tps = list(tps)
+        offsets = super()._filter_committable_offsets(tps)
+        runtime: Runtime | None = getattr(self.app, "slamon", None)
+        if runtime is not None:
+            for tp in tps:
+                limit = runtime.checkpointer.commit_limit(tp)
+                if limit and tp not in offsets and self._should_commit(tp, limit):
+                    offsets[tp] = limit
+        return offsets
+
     def _new_offset(self, tp: TP) -> int | None:
         runtime: Runtime | None = getattr(self.app, "slamon", None)
         limit = runtime.checkpointer.commit_limit(tp) if runtime is not None else None

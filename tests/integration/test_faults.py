@@ -14,7 +14,7 @@ must equal the offline replay of exactly the events the broker accepted: nothing
 7. kill -9 while a checkpoint's transaction is half-written (`SLAMON_FAULT_MID_CHECKPOINT_PAUSE`);
 8. kill -9 during the catch-up of a 60k-event backlog: SLA-event duplicates at most one checkpoint interval's
    worth;
-9. takeover after kill -9 and after SIGTERM with two workers and default settings (test_failover.py).
+9. takeover after SIGTERM (< 5 s) and after kill -9 (< 15 s) with two workers and default settings.
 
 Each test prints a `FAULT {...}` line (events sent, accepted, dead-lettered, seconds to recover) for
 bench/RESULTS.md (`pytest -rP` shows it).
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -504,3 +505,68 @@ def test_kill9_during_catch_up_sla_event_duplicates_within_one_checkpoint_interv
            sla_events=emitted, sla_event_records=len(records), sla_event_duplicates=duplicates,
            sla_events_per_checkpoint_interval=per_interval,
            duplicates_per_interval=round(duplicates / per_interval, 2) if per_interval else None)
+
+
+# --- 9. takeover after SIGTERM and after kill -9, default settings ----------------------------------------------
+
+TERM_TAKEOVER_MAX = 5.0  # seconds (issue 13)
+KILL_TAKEOVER_MAX = 15.0
+
+
+def takeover(p: Pipeline, survivors: list, partitions: list[int], applied: dict[int, int], t0: float,
+             timeout: float = 60) -> tuple[float, float]:
+    """Seconds from t0 until the survivors own `partitions` (restored), and until they reflect `applied`."""
+    owned = None
+    while time.monotonic() - t0 < timeout:
+        engines: set[int] = set()
+        for w in survivors:
+            engines.update(int(q) for q in (w.health() or {}).get("engines", []))
+        now = time.monotonic() - t0
+        if owned is None and set(partitions) <= engines:
+            owned = now
+        reached = p.applied_offsets(survivors)
+        if owned is not None and all(reached.get(q, -1) >= applied.get(q, -1) for q in partitions):
+            return owned, now
+        time.sleep(0.1)
+    raise AssertionError(f"no takeover of {partitions} in {timeout}s\n" + "\n---\n".join(w.tail() for w in survivors))
+
+
+def test_takeover_after_sigterm_and_after_kill9_with_default_settings(pipeline_factory):
+    """Two workers with the default session timeout, events flowing. A stops (SIGTERM): it leaves the group at
+    once and B owns and has applied A's partitions within 5 s. A comes back; then B is killed (-9): A owns and has
+    applied B's partitions within 15 s (the session timeout, 10 s, plus the rebalance and the restore). Nothing
+    lost, nothing applied twice."""
+    p = pipeline_factory(SLAMON_SESSION_TIMEOUT=None)  # the default
+    lines, end, rejects = build_stream(p.contracts)
+    a, b = p.worker("a").start(), p.worker("b").start()
+    p.wait_assigned([a, b], timeout=120)
+    assert a.health()["group"]["session_timeout"] == 10
+    half = len(lines) // 2
+    first = Sender(p, lines[:half], seconds=12)
+    first.start()
+    time.sleep(3)
+    moved = [int(q) for q in a.health()["engines"]]
+    applied = p.applied_offsets([a])
+    t0 = time.monotonic()
+    a.proc.send_signal(signal.SIGTERM)
+    term_owned, term_takeover = takeover(p, [b], moved, applied, t0)
+    a.stop()
+    first.finish()
+    a2 = p.worker("a2").start()
+    p.wait_assigned([a2, b], timeout=120)
+    second = Sender(p, lines[half:], seconds=12)
+    second.start()
+    time.sleep(3)
+    moved = [int(q) for q in b.health()["engines"]]
+    applied = p.applied_offsets([b])
+    t0 = time.monotonic()
+    b.kill9()
+    kill_owned, kill_takeover = takeover(p, [a2], moved, applied, t0)
+    second.finish()
+    (m,) = p.wait_caught_up([a2], timeout=150)
+    replay = assert_equals_replay(merged([m]), lines, p.contracts, end, rejects)
+    report("takeover", m, replay, sent=len(lines), session_timeout=10,
+           sigterm_owned_seconds=term_owned, sigterm_takeover_seconds=term_takeover,
+           kill9_owned_seconds=kill_owned, kill9_takeover_seconds=kill_takeover)
+    assert term_takeover < TERM_TAKEOVER_MAX, term_takeover
+    assert kill_takeover < KILL_TAKEOVER_MAX, kill_takeover

@@ -236,6 +236,7 @@ class Pipeline:
             "SLAMON_LOG_LEVEL": "info",
             **extra,
         }
+        self.env_base = {k: v for k, v in self.env_base.items() if v is not None}  # None: the worker's default
         self.settings = load_settings(None, app_id=self.env_base["SLAMON_APP_ID"],
                                       kafka={"bootstrap_servers": bootstrap}, topics={
             "events": self.env_base["SLAMON_TOPICS__EVENTS"],
