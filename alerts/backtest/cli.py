@@ -61,7 +61,7 @@ def settings_from_args(args) -> Settings:
             grace_s=parse_duration_us(args.grace) // US,
             min_volume=args.min_volume, uptime_min_volume_s=parse_duration_us(args.uptime_min_volume) // US,
             merge_gap_s=parse_duration_us(args.merge_gap) // US,
-            warm_up_s=parse_duration_us(args.warm_up) // US,
+            warm_up_s=0 if args.warm_up.strip() == "0" else parse_duration_us(args.warm_up) // US,
             item_min_lead_s=parse_duration_us(args.item_lead) / US, item_min_lead_share=args.item_lead_share,
             burn_window_s=parse_duration_us(args.burn_window) // US, burn_share=args.burn_share)
     except ValueError as err:

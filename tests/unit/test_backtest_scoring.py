@@ -205,3 +205,17 @@ def test_already_missed_alerts_do_not_detect_a_loss_even_when_they_come_first(na
     e = ep(name, T0 + 2 * H, T0 + 5 * H, severity="ticket")
     scored = score("x", 1, [e], [Breach("c", "s", T0 + 2 * H, T0 + 5 * H)], periods=[lost])
     assert e.outcome == "confirmed" and scored.detected == {}
+
+
+def test_the_cli_sets_warm_up_and_item_lead():
+    import argparse
+
+    from alerts.backtest.cli import add_parsers, settings_from_args
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers())
+    args = parser.parse_args(["backtest", "ev.jsonl", "--warm-up", "0", "--item-lead", "5m",
+                              "--item-lead-share", "0.5"])
+    s = settings_from_args(args)
+    assert (s.warm_up_s, s.item_min_lead_s, s.item_min_lead_share) == (0, 300, 0.5)
+    assert settings_from_args(parser.parse_args(["backtest", "ev.jsonl"])).warm_up_s == DAY
