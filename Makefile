@@ -6,13 +6,15 @@
 #   make deploy-config   regenerate the committed deploy files (rules, alertmanager.yml, k8s manifests)
 #   make secrets     create deploy/secrets/* for docker-compose (random values, never committed)
 #   make compose-check   docker-compose config -q
+#   make kafka-tools     Kafka's command-line tools beside the test broker (prints their directory)
+#   make ops-doc     docs/operations.md followed step by step, as CI does (a broker, two workers; ~2 min)
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: demo test venv deploy-config secrets compose-check lint
+.PHONY: demo test venv deploy-config secrets compose-check lint kafka-tools ops-doc
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +48,9 @@ secrets:
 
 compose-check:
 	docker-compose config -q
+
+kafka-tools:
+	bash deploy/kafka/kafka.sh tools
+
+ops-doc: $(PY)
+	. $(VENV)/bin/activate && SLAMON_REQUIRE_SERVICES=1 python -m pytest -q -rP tests/integration/test_operations_doc.py
