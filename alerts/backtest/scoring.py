@@ -536,10 +536,10 @@ class BreachTracker:
             met, start = f.get("met"), f.get("period_start")
             if met is None:
                 continue
-            if f.get("budget") is not None:
-                self.budget[key].append((t_s, f["budget"]))
             volume = f.get("decided", 0.0) if not f.get("uptime") else f.get("known", 0.0)
             gate = self.settings.uptime_min_volume_s if f.get("uptime") else self.settings.min_volume
+            if f.get("budget") is not None and volume >= gate:  # a budget over a handful of items swings wildly
+                self.budget[key].append((t_s, f["budget"]))
             new_period = start is not None and self._period.get(key) not in (None, start) and not f.get("rolling")
             if start is not None and not f.get("rolling") and self._period.get(key) != start:
                 self.boundaries[key].append(start)

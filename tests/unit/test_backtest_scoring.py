@@ -219,3 +219,10 @@ def test_the_cli_sets_warm_up_and_item_lead():
     s = settings_from_args(args)
     assert (s.warm_up_s, s.item_min_lead_s, s.item_min_lead_share) == (0, 300, 0.5)
     assert settings_from_args(parser.parse_args(["backtest", "ev.jsonl"])).warm_up_s == DAY
+
+
+def test_budget_samples_wait_for_the_volume_gate():
+    tracker = BreachTracker(Settings(min_volume=20))
+    for t, decided in ((T0, 3), (T0 + 60, 25)):
+        tracker.observe(t, {("c", "s"): {"met": 1, "decided": decided, "period_start": T0, "budget": 0.5}})
+    assert tracker.budget[("c", "s")] == [(T0 + 60, 0.5)]
