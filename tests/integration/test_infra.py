@@ -80,7 +80,12 @@ def test_kafka_python_admin_create_and_describe(kafka_broker):
     admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
     try:
         admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
-        (desc,) = admin.describe_topics([topic])
+        deadline = time.monotonic() + 15
+        while True:  # the broker's metadata cache learns of a new topic a moment after CreateTopics returns
+            (desc,) = admin.describe_topics([topic])
+            if desc["error_code"] == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert desc["error_code"] == 0
         assert sorted(p["partition"] for p in desc["partitions"]) == list(range(6))
         assert all(p["leader"] == 1 and p["replicas"] == [1] for p in desc["partitions"])
