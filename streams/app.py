@@ -20,7 +20,8 @@ streams/README.md.
 
 Modules: this one holds the `Runtime` (partition holders, ingestion, rebalances, clock) and the app factory;
 `streams.transport` faust's consumer/transport subclasses; `streams.checkpointing` the checkpoint cycle (restore,
-checkpoint before commit, commit cap); `streams.outputs` the publishing of dead letters and SLA events.
+checkpoint before commit, commit cap); `streams.outputs` the publishing of dead letters and SLA events (and not
+publishing twice after a restore); `streams.health` /healthz and the ownership metrics; `streams.logs` logging.
 """
 
 from __future__ import annotations
