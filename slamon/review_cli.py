@@ -24,7 +24,11 @@ def add_parsers(sub) -> None:
         description="The monthly SLA review for account managers: per client and SLA, compliance vs target, "
                     "met/missed, trend, breaches with ticket ids, penalty credits and an executive summary. "
                     "Every figure equals `slamon replay --at T` for the month's contract periods.")
-    p.add_argument("events", metavar="EVENTS", help="JSON Lines file, or - for stdin")
+    p.add_argument("events", metavar="EVENTS", nargs="?",
+                   help="JSON Lines file, or - for stdin (not with --store)")
+    p.add_argument("--store", metavar="URL",
+                   help="build the review from the SLA record instead of events: sqlite:///PATH or postgresql://... "
+                        "(docs/sla-record.md)")
     p.add_argument("--period", required=True, metavar="YYYY-MM", help="the month to review, e.g. 2026-11")
     p.add_argument("--client", action="append", default=None,
                    help="review only this client (repeatable; default: every client)")
@@ -76,21 +80,28 @@ def _max_us(current: int | None, ts: bytes) -> int | None:
 def run_report(args) -> int:
     from monitor.contracts import load_contracts
     from monitor.engine import Engine
-    from monitor.errors import EXIT_BREACH, EXIT_OK, NothingAcceptedError
+    from monitor.errors import NothingAcceptedError
     from monitor.gc_tuning import tune_gc
     from monitor.replay import replay_lines
     from monitor.review.figures import ReviewError, build_review, parse_month, review_at
-    from monitor.review.render import html_to_pdf, render_csv, render_html
     from slamon.commands import check_accepted, print_rejections
-    from slamon.inputs import InputError, open_events, output_stream, with_progress
+    from slamon.inputs import InputError, open_events, with_progress
 
     if args.format == "pdf" and not args.output and sys.stdout.isatty():
         raise InputError("--format pdf writes binary data", hint="give -o FILE (or redirect stdout)")
+    if (args.events is None) == (args.store is None):
+        raise InputError("give either EVENTS or --store URL", hint="slamon report EVENTS --period YYYY-MM, or "
+                                                                   "slamon report --store URL --period YYYY-MM")
     parse_month(args.period)
     contracts = load_contracts(args.contracts)
     for name in args.client or ():
         if name not in contracts.clients:
             raise ReviewError(f"client {name!r} is not in {args.contracts} (known: {', '.join(contracts.clients)})")
+    if args.store is not None:
+        from store.report import review_from_store
+
+        review = review_from_store(args.store, args.period, contracts, args.client, trend=args.trend, at_us=args.at)
+        return _write_review(review, args)
     spool = None
     path = args.events
     try:
@@ -121,6 +132,14 @@ def run_report(args) -> int:
     finally:
         if spool is not None:
             os.unlink(spool.name)
+    return _write_review(review, args)
+
+
+def _write_review(review, args) -> int:
+    from monitor.errors import EXIT_BREACH, EXIT_OK
+    from monitor.review.render import html_to_pdf, render_csv, render_html
+    from slamon.inputs import output_stream
+
     if args.format == "csv":
         data = render_csv(review).encode()
     else:
