@@ -5,7 +5,7 @@
     review = build_review(result, engine, "2026-11")          # per client, per SLA; no I/O
 
 Every figure of the reviewed month is a record of that replay, unchanged (tests pin this); the review only
-selects, groups and explains them. Rules (documented in the README section "Monthly review"):
+selects, groups and explains them. Rules (documented in docs/monthly-review.md):
 
 * **Which contract periods belong to a month.** Monthly SLAs: the calendar month in the client's timezone.
   Weekly SLAs: the ISO weeks whose Thursday falls in the month (the ISO-8601 year rule applied to months),
