@@ -244,3 +244,17 @@ class ManagedProcess:
 
     def stop(self, timeout: float = 10.0) -> int | None:  # overridden where needed
         return self._terminate(timeout)
+
+
+class LocalHttpService(ManagedProcess):
+    """A managed process serving HTTP on 127.0.0.1:`port` (Prometheus, Alertmanager)."""
+
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from alerts.processes import ManagedProcess, ServiceError, free_port, http, which
+from alerts.processes import LocalHttpService, ServiceError, free_port, http, which
 
 PROMETHEUS_BIN = os.environ.get("SLAMON_PROMETHEUS_BIN", "/usr/bin/prometheus")
 PROMTOOL_BIN = os.environ.get("SLAMON_PROMTOOL_BIN", "/usr/bin/promtool")
@@ -71,7 +71,7 @@ def _write_rule_files(rule_files, dest: Path) -> list[Path]:
     return out
 
 
-class Prometheus(ManagedProcess):
+class Prometheus(LocalHttpService):
     """Prometheus on 127.0.0.1:<free port> with its TSDB in `data_dir` (default `workdir`/data).
 
     config_text: prometheus.yml content; `${PROMETHEUS_ADDRESS}` is replaced by "127.0.0.1:PORT". Default:
@@ -110,14 +110,6 @@ class Prometheus(ManagedProcess):
         if not which(binary):
             return f"{binary} not found (apt-get install prometheus; see .ci/install-services.sh)"
         return None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
 
     def _render_config(self) -> str:
         text = self.config_text.replace("${PROMETHEUS_ADDRESS}", self.address)

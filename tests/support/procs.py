@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from alerts.processes import (
+    LocalHttpService,
     ManagedProcess,
     ServiceError,
     free_port,
@@ -175,7 +176,7 @@ receivers:
 """
 
 
-class Alertmanager(ManagedProcess):
+class Alertmanager(LocalHttpService):
     """/usr/bin/prometheus-alertmanager on 127.0.0.1:<free port>, no clustering, state under `workdir`.
 
     config_text: alertmanager.yml (default: one 'null' receiver). For notifications to a test, route to
@@ -201,14 +202,6 @@ class Alertmanager(ManagedProcess):
         if not which(binary):
             return f"{binary} not found (apt-get install prometheus-alertmanager; see .ci/install-services.sh)"
         return None
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
 
     def start(self) -> Alertmanager:
         if self.is_running():
