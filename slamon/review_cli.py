@@ -35,6 +35,9 @@ def add_parsers(sub) -> None:
     add_contracts_option(p)
     p.add_argument("--format", choices=("html", "pdf", "csv"), default="html", help="output format")
     p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
+    p.add_argument("--commentary", metavar="FILE",
+                   help="the account team's commentary (UTF-8 text) to print in the HTML and PDF: text before any "
+                        "`# CLIENT` line on the cover, text under it in that client's section (docs/monthly-review.md)")
     p.add_argument("--trend", type=positive_int, default=6, metavar="N", help="months in the trend charts")
     p.add_argument("--at", type=instant, metavar="TIME",
                    help="review instant (RFC 3339); default: the end of the month's last contract period, or "
@@ -77,6 +80,33 @@ def _max_us(current: int | None, ts: bytes) -> int | None:
     return us if current is None or us > current else current
 
 
+def read_commentary(path: str, contracts) -> str:
+    """The commentary file's text, read before the (long) replay: a missing, unreadable or non-UTF-8 file, or a
+    `# CLIENT` heading naming no client of the contracts (its text would be lost), is an InputError (exit 2)."""
+    from monitor.review.render import parse_commentary
+    from slamon.inputs import InputError, cannot
+
+    if os.path.isdir(path):
+        raise InputError(f"cannot read commentary file {path}: it is a directory",
+                         hint="give a text file (docs/monthly-review.md, 'Commentary file')")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as err:
+        raise cannot("read", path, err, "commentary file") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(f"commentary file {path} is not UTF-8 text (byte {err.start})",
+                         hint="save it as UTF-8 plain text") from None
+    unknown = [key for key in parse_commentary(text) if key and key not in contracts.clients]
+    if unknown:
+        raise InputError(f"commentary file {path}: no client {unknown[0]!r} in the contracts "
+                         f"(a line starting with # names the client its text is for)",
+                         hint=f"known clients: {', '.join(contracts.clients)}")
+    return text
+
+
 def run_report(args) -> int:
     from monitor.contracts import load_contracts
     from monitor.engine import Engine
@@ -97,6 +127,7 @@ def run_report(args) -> int:
     for name in args.client or ():
         if name not in contracts.clients:
             raise ReviewError(f"client {name!r} is not in {args.contracts} (known: {', '.join(contracts.clients)})")
+    args.commentary_text = read_commentary(args.commentary, contracts) if args.commentary else None
     if args.store is not None:
         from store.report import review_from_store
 
@@ -143,7 +174,7 @@ def _write_review(review, args) -> int:
     if args.format == "csv":
         data = render_csv(review).encode()
     else:
-        html = render_html(review)
+        html = render_html(review, commentary=getattr(args, "commentary_text", None))
         data = html.encode() if args.format == "html" else html_to_pdf(html)  # ChromiumMissing, PdfError: exit 4
     with output_stream(args.output) as out:
         out.write(data)

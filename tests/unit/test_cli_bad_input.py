@@ -161,6 +161,13 @@ def _cases() -> list[Case]:
         Case(("report", f.events, *c, "--period", "2026-11", "-o", f.dir), USAGE),
         Case(("report", f.events, *c, "--period", "2026-11", "--format", "pdf", "-o", f.out), UNAVAILABLE,
              env=(("SLAMON_CHROMIUM", f.missing),), words=("chromium",)),
+        Case(("report", f.events, *c, "--period", "2026-11", "--commentary", f.missing), USAGE,
+             words=("commentary file", "no such file")),
+        Case(("report", f.events, *c, "--period", "2026-11", "--commentary", f.dir), USAGE,
+             words=("commentary file", "directory")),
+        Case(("report", f.events, *c, "--period", "2026-11", "--commentary", f.binary), USAGE, words=("utf-8",)),
+        Case(("report", "--store", f.out, *c, "--period", "2026-11", "--commentary", f.missing), USAGE,
+             words=("commentary file",)),
         # backtest
         Case(("backtest", f.garbage, *c), (USAGE, NOTHING)),
         Case(("backtest", f.events, *c, "--step", "0s"), USAGE),

@@ -285,6 +285,22 @@ def test_cli_html_and_csv(small_files, tmp_path, capsys):
     assert [r["breaches"] for r in rows if r["sla"] == "fr" and r["section"] == "period"] == ["T2"]
 
 
+def test_cli_commentary_goes_into_the_review(small_files, tmp_path, capsys):
+    contracts, events = small_files
+    notes = tmp_path / "notes.txt"
+    notes.write_text("A quiet month.\n\n# acme\nT2 waited for a supplier:\n- new escalation path\n", encoding="utf-8")
+    out = tmp_path / "r.html"
+    assert review_main(["report", str(events), "--period", MONTH, "--contracts", str(contracts), "--commentary",
+                        str(notes), "-o", str(out), "--no-progress"]) == 0
+    html = out.read_text()
+    assert "A quiet month." in html.split('id="acme"')[0]
+    assert "<li>new escalation path</li>" in html.split('id="acme"')[1]
+    notes.write_text("# acme-typo\nThis text would be lost.\n", encoding="utf-8")
+    assert review_main(["report", str(events), "--period", MONTH, "--contracts", str(contracts), "--commentary",
+                        str(notes), "-o", str(out), "--no-progress"]) == 2
+    assert "no client 'acme-typo'" in capsys.readouterr().err
+
+
 def test_cli_pdf_without_chromium_says_what_to_do(small_files, tmp_path, monkeypatch, capsys):
     contracts, events = small_files
     monkeypatch.setenv("SLAMON_CHROMIUM", str(tmp_path / "no-such-chromium"))
