@@ -120,9 +120,15 @@ class BurnRate(_Model):
 
 class Imminent(_Model):
     within: Literal["15m", "30m", "60m"] = "30m"
-    page_priorities: tuple[str, ...] = ("P1",)
+    page_priorities: tuple[str, ...] = ()
+    """priorities whose imminent items page; none by default: per-item risk is the floor's (a ticket), pages
+    are kept for contract-level risk (alerts/README "Defaults")"""
     for_: Seconds = Field(60, alias="for")
     last_stage_for: Seconds = 300
+    at_risk_left_share: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    """SlamonItemsAtRisk: items that used the contract's stage closest to (1 - this) of their allowed time,
+    at or below it; so each warned item still has at least this share of its time"""
+    at_risk_for: Seconds = 0
 
 
 class Projected(_Model):

@@ -46,6 +46,7 @@ PERIOD_SECONDS = {"month": 30 * DAY, "week": 7 * DAY, "day": DAY}
 ALERTS = {  # name -> (category, one line for the README / runbooks index)
     "SlamonErrorBudgetBurn": ("burn_rate", "error budget burning faster than the tier's factor over both windows"),
     "SlamonBreachImminent": ("breach", "open items whose deadline falls within the imminent window"),
+    "SlamonItemsAtRisk": ("breach", "open items past the warning stage that leaves them a quarter of their time"),
     "SlamonItemsInLastStage": ("breach", "open items in the SLA's last warning stage"),
     "SlamonProjectedBreach": ("breach", "projected end-of-period value misses the target"),
     "SlamonErrorBudgetExhausted": ("breach", "period-to-date error budget spent (<= 0)"),
@@ -455,6 +456,7 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
         keep=("client", "sla", "priority"),
         conds=(Cond((soon,), _labels(**base), ">", 0),),
     ))
+    _at_risk_alert(ctx, sla)
     stage = str(sla.stages[-1])
     ctx.add(ctx.alert(
         "SlamonItemsInLastStage", "ticket",
@@ -468,6 +470,38 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
         keep=("client", "sla"),
         conds=(Cond((names.SLA_AT_RISK_ITEMS,), _labels(client=facts.client, sla=facts.sla, stage=stage),
                     ">", 0),),
+    ))
+
+
+def at_risk_stage(stages: tuple[float, ...], left_share: float) -> float | None:
+    """The contract's highest warning stage that still leaves `left_share` of the allowed time (None: none)."""
+    fit = [s for s in stages if s <= 1 - left_share + 1e-9]
+    return max(fit) if fit else None
+
+
+def _at_risk_alert(ctx: _Ctx, sla: TicketSla) -> None:
+    """One grouped ticket per client/SLA carrying the count of items past the warning stage (not one per item:
+    the floor works the list on the dashboard)."""
+    facts, cfg = ctx.facts, ctx.alerting.imminent
+    stage = at_risk_stage(sla.stages, cfg.at_risk_left_share)
+    if stage is None:
+        ctx.group.notes.append(f"SlamonItemsAtRisk: no stage of {list(sla.stages)} leaves "
+                               f"{_pct(cfg.at_risk_left_share)} of the allowed time; add one to the contract")
+        return
+    stages = [str(s) for s in sla.stages if s >= stage]
+    labels = _labels(client=facts.client, sla=facts.sla, stage=str(stage))
+    ctx.add(ctx.alert(
+        "SlamonItemsAtRisk", "ticket",
+        f"sum by (client, sla) ({names.SLA_AT_RISK_ITEMS}{_sel(client=facts.client, sla=facts.sla)[:-1]}, "
+        f"stage=~{_q('|'.join(_rx(s) for s in stages))}}}) > 0",
+        cfg.at_risk_for,
+        summary=f"{facts.client} {facts.sla}: {{{{ $value | humanize }}}} open item(s) past {_pct(stage)} of "
+                f"their allowed time",
+        description=f"Open items that used at least {_pct(stage)} of their {facts.kind.replace('_', ' ')} time "
+                    f"(the contract's warning stage {_pct(stage)}): each still has "
+                    f"{_pct(1 - stage)} of it. Work them from the dashboard's at-risk list.",
+        keep=("client", "sla"),
+        conds=(Cond((names.SLA_AT_RISK_ITEMS,), labels, ">", 0),),
     ))
 
 

@@ -158,7 +158,7 @@ def item_selections(contracts, alerting) -> dict[tuple, ItemSelection]:
                     within_s=parse_prom_duration(labels.get("within")),
                     priorities=prios if m and m.group(1) == "=~" else None,
                     exclude=prios if m and m.group(1) == "!~" else ())
-            elif a.name == "SlamonItemsInLastStage":
+            elif a.name in ("SlamonItemsAtRisk", "SlamonItemsInLastStage"):  # from the stage it starts at
                 out[(a.name, a.client, a.sla, a.severity)] = ItemSelection(stage=float(labels["stage"]))
     return out
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 SLA_CATEGORIES = ("burn_rate", "breach", "calls", "uptime", "penalty")  # alert categories scored against SLAs
-ITEM_WARNINGS = ("SlamonBreachImminent", "SlamonItemsInLastStage")
+ITEM_WARNINGS = ("SlamonBreachImminent", "SlamonItemsAtRisk", "SlamonItemsInLastStage")
 ALREADY_MISSED = ("SlamonErrorBudgetExhausted", "SlamonPenaltyCreditAccrued")
 LEAD_BUCKETS = (("<5m", 0, 300), ("5-15m", 300, 900), ("15m-1h", 900, 3600), ("1-6h", 3600, 6 * 3600),
                 ("6-24h", 6 * 3600, 24 * 3600), (">=24h", 24 * 3600, math.inf))
