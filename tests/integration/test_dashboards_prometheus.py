@@ -5,7 +5,8 @@ A small HTTP server in the test serves the real exposition of `streams.metrics.E
 examples/contracts.yaml, plus a few hand-made events (a P1 ticket about to breach, a caller waiting, a
 service that went down and came back). Prometheus (tests/support/procs.py) scrapes it every second with
 the generated recording AND alerting rules loaded (the on-call dashboard reads ALERTS). Once the data is
-there, each target of each panel runs with its template variables substituted, instant and as a range.
+there, each PromQL target of each panel runs with its template variables substituted, instant and as a range
+(the SQL of the SLA record's panel runs on PostgreSQL: tests/integration/test_dashboard_breaches_pg.py).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import start_http_server
 
-from alerts.dashboards import BUILTIN_VARS, all_panels, dashboards, used_variables
+from alerts.dashboards import BUILTIN_VARS, all_panels, dashboards, prometheus_targets, used_variables
 from alerts.rules import HEADER, dump_yaml, rule_files
 from monitor.contracts import load_contracts
 from monitor.simulation.generator import GeneratorConfig, generate
@@ -126,7 +127,7 @@ def test_substitution_covers_every_variable():
     for d in dashboards():
         j = d.to_json()
         for p in all_panels(j):
-            for t in p.get("targets", []):
+            for t in prometheus_targets(p):
                 assert not used_variables(_substitute(t["expr"])), t["expr"]
                 assert used_variables(t["expr"]) <= set(SUBSTITUTE) | BUILTIN_VARS
 
@@ -145,13 +146,22 @@ def test_every_panel_query_returns_data(slamon_target, prometheus_factory):
     for d in dashboards():
         j = d.to_json()
         for p in all_panels(j):
-            for t in p.get("targets", []):
+            for t in prometheus_targets(p):
                 queries.append((j["uid"], p["title"], t["refId"], _substitute(t["expr"]), t["instant"]))
         for v in j["templating"]["list"]:
             if v["type"] == "query":
                 label = v["query"]["query"]
                 queries.append((j["uid"], f"variable {v['name']}", "-", label, True))
     assert len(queries) > 50
+
+    # a panel coloured by band queries (one query per colour, `colors=` in alerts.dashboards: e.g. below / near /
+    # at the SLA's target) shows each series in exactly one band: each band query must run, and the panel as a
+    # whole must show data, not every band
+    banded = {(d.uid, p["title"]) for d in dashboards() for p in all_panels(d.to_json())
+              if any(o["matcher"]["id"] == "byFrameRefID" and any(pr["id"] == "color" for pr in o["properties"])
+                     for o in p.get("fieldConfig", {}).get("overrides", []))}
+    assert banded, "no band panels: the floor's service level and uptime are coloured by their targets"
+    band_seen: set[tuple[str, str]] = set()
 
     empty: list[str] = []
     deadline = time.monotonic() + 40
@@ -160,6 +170,8 @@ def test_every_panel_query_returns_data(slamon_target, prometheus_factory):
         empty, still = [], []
         now = time.time()
         for uid, title, ref, expr, instant in pending:
+            if (uid, title) in band_seen:
+                continue
             if expr.startswith("label_values("):
                 inner = expr[len("label_values("):-1]
                 selector, label = inner.rsplit(",", 1) if "," in inner else ("", inner)
@@ -170,10 +182,37 @@ def test_every_panel_query_returns_data(slamon_target, prometheus_factory):
                 ok = bool(prom.query(expr))
                 if ok and not instant:
                     ok = bool(prom.query_range(expr, now - 10, now, 1))
+            if ok and (uid, title) in banded:
+                band_seen.add((uid, title))
             if not ok:
                 still.append((uid, title, ref, expr, instant))
-                empty.append(f"{uid} / {title} [{ref}]: {expr}")
-        pending = still
+        pending = [q for q in still if (q[0], q[1]) not in band_seen]
+        empty = [f"{uid} / {title} [{ref}]: {expr}" for uid, title, ref, expr, _ in pending]
         if pending:
             time.sleep(1)
     assert not empty, "panel queries without data:\n" + "\n".join(empty)
+    _factor_lines_equal_the_rules(prom, files=rule_files(contracts))
+
+
+def _factor_lines_equal_the_rules(prom, files: dict) -> None:
+    """The on-call burn panels' factor lines (computed in PromQL from slamon_sla_info and the tiers) equal the
+    factors of the generated SlamonErrorBudgetBurn alerts, SLA by SLA and tier by tier, dropped tiers included."""
+    from alerts.config import default_windows
+    from alerts.dashboards import C, burn_factor
+    from alerts.rules import prom_duration
+
+    expected = {}
+    for content in files.values():
+        for group in content["groups"]:
+            for rule in group["rules"]:
+                labels = rule.get("labels", {})
+                if rule.get("alert") == "SlamonErrorBudgetBurn" and labels["client"] in CLIENTS:
+                    factor = float(rule["expr"].split("\n", 1)[0].rsplit(">", 1)[1])
+                    expected[(labels["client"], labels["sla"], labels["long_window"])] = factor
+    got = {}
+    for tier in default_windows().tiers:
+        for s in prom.query(_substitute(burn_factor(tier, C))):
+            got[(s["metric"]["client"], s["metric"]["sla"], prom_duration(tier.long_window))] = float(s["value"][1])
+    assert expected and set(got) == set(expected), (sorted(set(got) ^ set(expected)))
+    for key, factor in expected.items():
+        assert got[key] == pytest.approx(factor, rel=1e-9), key

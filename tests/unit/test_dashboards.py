@@ -17,12 +17,15 @@ import pytest
 import yaml
 
 from alerts.dashboards import (
+    CURRENCY_UNITS,
     DATASOURCE_UID,
+    STORE_DATASOURCE_UID,
     Row,
     all_panels,
     build,
     check_dashboard,
     dashboards,
+    prometheus_targets,
     stat,
     target,
     used_variables,
@@ -48,14 +51,23 @@ def test_model_check(dashboard):
                 assert (x, y) not in cells, f"{p['title']} overlaps at {(x, y)}"
                 cells.add((x, y))
         for t in p.get("targets", []):
-            assert t["datasource"]["uid"] == DATASOURCE_UID and t["expr"].strip()
-            assert t["expr"].count("(") == t["expr"].count(")"), t["expr"]
+            query = t.get("expr") or t["rawSql"]
+            assert t["datasource"]["uid"] in ("${datasource}", "${store}") and query.strip()
+            assert query.count("(") == query.count(")"), query
+    variables = {v["name"]: v for v in j["templating"]["list"]}
+    ds = variables["datasource"]
+    assert j["templating"]["list"][0] is ds and ds["type"] == "datasource" and ds["query"] == "prometheus"
+    assert ds["current"]["value"] == DATASOURCE_UID
+    assert "slamon-prometheus" not in json.dumps(j["panels"]), "a panel names the datasource instead of $datasource"
+    for v in variables.values():
+        if v["type"] == "query":
+            assert v["datasource"]["uid"] == "${datasource}"
 
 
 def test_the_four_dashboards_and_what_they_show():
     by_uid = {d.uid: d.to_json() for d in dashboards()}
     assert set(by_uid) == {"slamon-floor", "slamon-client", "slamon-oncall", "slamon-pipeline"}
-    exprs = {uid: " ".join(t["expr"] for p in all_panels(j) for t in p.get("targets", []))
+    exprs = {uid: " ".join(t["expr"] for p in all_panels(j) for t in prometheus_targets(p))
              for uid, j in by_uid.items()}
     for metric in ("slamon_service_level_ratio", "slamon_calls_waiting", "slamon_calls_longest_wait_seconds",
                    "slamon_sla_at_risk_items", "slamon_uptime_availability_ratio"):
@@ -80,12 +92,14 @@ def test_checker_finds_problems():
     panels[2]["gridPos"]["x"] = 20
     panels[2]["gridPos"]["w"] = 6
     panels[3]["targets"][0]["datasource"] = {}
+    panels[6]["targets"][0]["datasource"] = {"type": "prometheus", "uid": "slamon-prometheus"}
     panels[4]["targets"][0]["expr"] = 'up{x="$nope"}'
     panels[5]["targets"][0]["expr"] = ""
     problems = "\n".join(check_dashboard(bad))
     assert "ids not unique" in problems
     assert "outside the 24-column grid" in problems
     assert "no datasource uid" in problems
+    assert "is no datasource variable of its type" in problems
     assert "undefined variable $nope" in problems
     assert "has no expr" in problems
     del bad["schemaVersion"]
@@ -132,7 +146,7 @@ def test_committed_dashboards_are_current(tmp_path):
 def test_provisioning_matches_the_dashboards():
     prov = ROOT / "deploy" / "grafana" / "provisioning"
     ds = yaml.safe_load((prov / "datasources" / "prometheus.yaml").read_text())
-    assert [d["uid"] for d in ds["datasources"]] == [DATASOURCE_UID]
+    assert [d["uid"] for d in ds["datasources"]] == [DATASOURCE_UID]  # the $datasource variable's default
     assert ds["datasources"][0]["type"] == "prometheus"
     dash = yaml.safe_load((prov / "dashboards" / "slamon.yaml").read_text())
     provider = dash["providers"][0]
@@ -241,7 +255,7 @@ def test_dashboards_only_read_metrics_that_exist():
     exported = set(exported_sla_names())
     for d in dashboards():
         for p in all_panels(d.to_json()):
-            for t in p.get("targets", []):
+            for t in prometheus_targets(p):
                 for name in re.findall(r"(?<![:\w])(slamon_[a-z_]+)\b", t["expr"]):
                     assert name in exported, (d.uid, p["title"], name)
                 for name in re.findall(r"\b(client_sla:[a-z_]+:[a-z0-9_]+)", t["expr"]):
@@ -261,7 +275,7 @@ def test_dashboards_only_use_label_names_of_the_conventions():
     used = set()
     for d in dashboards():
         j = d.to_json()
-        texts = [(t["expr"], t["legendFormat"]) for p in all_panels(j) for t in p.get("targets", [])]
+        texts = [(t["expr"], t["legendFormat"]) for p in all_panels(j) for t in prometheus_targets(p)]
         texts += [(v["query"]["query"], "") for v in j["templating"]["list"] if v["type"] == "query"]
         for expr, legend in texts:
             labels = {name.strip() for group in clause.findall(expr) for name in group.split(",") if name.strip()}
@@ -270,3 +284,89 @@ def test_dashboards_only_use_label_names_of_the_conventions():
             assert labels <= known, (d.uid, expr, legend, labels - known)
             used |= labels
     assert {"client", "sla", "window", "partition", "service"} <= used
+
+
+# --- what follows the contracts ---------------------------------------------------------------------------
+
+
+def _panel(uid: str, title: str) -> dict:
+    j = next(d for d in dashboards() if d.uid == uid).to_json()
+    return next(p for p in all_panels(j) if p["title"] == title)
+
+
+def _overrides(panel: dict, matcher: str) -> dict[str, list[dict]]:
+    return {o["matcher"]["options"]: o["properties"] for o in panel["fieldConfig"]["overrides"]
+            if o["matcher"]["id"] == matcher}
+
+
+def test_floor_colours_follow_each_slas_target():
+    """No fixed 80 % / 99.9 % / 30-60 s: a query per colour band, bounds from the exported targets."""
+    for title in ("Service level (30 min)", "Uptime (period)", "Longest wait"):
+        p = _panel("slamon-floor", title)
+        colours = {ref: props[0]["value"]["fixedColor"] for ref, props in _overrides(p, "byFrameRefID").items()}
+        assert colours["A"] == "red" and colours["B"] == "orange" and colours["C"] == "green", title
+        exprs = [t["expr"] for t in p["targets"]]
+        target_metric = "slamon_sla_target_seconds" if title == "Longest wait" else "slamon_sla_target_ratio"
+        assert all(target_metric in e for e in exprs), title
+        assert not re.search(r"\b0\.[0-9]{2,}\b", " ".join(exprs)), "a fixed ratio in a target band"
+    assert "unless" in _panel("slamon-floor", "Longest wait")["targets"][3]["expr"]  # no ASA SLA: blue
+
+
+def test_credits_carry_the_contract_currency():
+    from monitor.contracts import load_contracts
+
+    contracts = load_contracts(ROOT / "examples" / "contracts.yaml")
+    used = {s.penalty.currency for c in contracts.clients.values() for s in c.slas if s.penalty is not None}
+    assert used and used <= set(CURRENCY_UNITS), f"currencies without a Grafana unit: {used - set(CURRENCY_UNITS)}"
+    for uid, title in (("slamon-floor", "Projected credit"), ("slamon-client", "Projected credit"),
+                       ("slamon-client", "Credit earned so far"), ("slamon-client", "Projected credit over time")):
+        p = _panel(uid, title)
+        assert all("group_left (currency)" in t["expr"] and "({{currency}})" in t["legendFormat"]
+                   for t in p["targets"]), (uid, title)
+        assert "unit" not in p["fieldConfig"]["defaults"], (uid, title)  # the currency decides
+        units = {rx: props[0]["value"] for rx, props in _overrides(p, "byRegexp").items()}
+        assert units["/\\(EUR\\)$/"] == "currencyEUR" and units["/\\(INR\\)$/"] == "currencyINR", (uid, title)
+
+
+def test_burn_panels_draw_each_tier_and_its_factor():
+    from alerts.config import default_windows
+
+    tiers = default_windows().tiers
+    j = next(d for d in dashboards() if d.uid == "slamon-oncall").to_json()
+    panels = {p["title"]: p for p in all_panels(j)}
+    for tier in tiers:
+        p = next(p for t, p in panels.items() if t.startswith(f"{tier.name} ("))
+        long_expr, short_expr, factor = (t["expr"] for t in p["targets"])
+        assert long_expr.startswith("client_sla:slamon_sla_burn_rate:") and "slamon_sla_info" in factor
+        assert short_expr.startswith("client_sla:slamon_sla_burn_rate:") and short_expr != long_expr
+        assert f"{tier.budget_share:g} * " in factor and "client_sla:slamon_sla_allowed_error:ratio" in factor
+        assert p["targets"][2]["legendFormat"].endswith(" factor")
+    gauge = panels["Time to budget exhaustion, soonest 10"]
+    assert gauge["fieldConfig"]["defaults"]["unit"] == "s"
+    steps = [s["value"] for s in gauge["fieldConfig"]["defaults"]["thresholds"]["steps"]]
+    assert steps == [None, 5 * 86400, 30 * 86400]  # page-slow's horizon (6h / 5 %), ticket-slow's (3d / 10 %)
+
+
+def test_alert_table_links_runbooks_and_dashboards():
+    p = _panel("slamon-oncall", "Alerts firing and pending")
+    links = {name: props[0]["value"] for name, props in _overrides(p, "byName").items()}
+    assert links["alertname"][0]["url"] == "${runbooks}/${__data.fields.alertname}.md"
+    assert "/d/slamon-client?var-client=${__data.fields.client}&var-sla=${__data.fields.sla}" in links["sla"][0]["url"]
+    assert links["sla"][1]["url"].startswith("/d/slamon-pipeline")
+    j = next(d for d in dashboards() if d.uid == "slamon-oncall").to_json()
+    runbooks = next(v for v in j["templating"]["list"] if v["name"] == "runbooks")
+    assert runbooks["type"] == "textbox" and runbooks["query"] == "docs/runbooks"
+
+
+def test_recent_breaches_panel_reads_the_store():
+    p = _panel("slamon-client", "Recent breaches")
+    (t,) = p["targets"]
+    assert p["type"] == "table" and t["datasource"] == {"type": "grafana-postgresql-datasource", "uid": "${store}"}
+    assert t["format"] == "table" and "FROM sla_decisions" in t["rawSql"] and "bad > 0" in t["rawSql"]
+    j = next(d for d in dashboards() if d.uid == "slamon-client").to_json()
+    store = next(v for v in j["templating"]["list"] if v["name"] == "store")
+    assert store["query"] == "grafana-postgresql-datasource" and store["current"]["value"] == STORE_DATASOURCE_UID
+    prov = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/store.yaml").read_text())
+    (ds,) = prov["datasources"]
+    assert ds["uid"] == STORE_DATASOURCE_UID and ds["type"] == "grafana-postgresql-datasource"
+    assert ds["secureJsonData"]["password"].startswith("$__file{/run/secrets/")
