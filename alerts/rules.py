@@ -445,14 +445,14 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
             keep=("client", "sla", "priority"),
             conds=(Cond((soon,), _labels(**base, priority=page_prios[0]), ">", 0),),
         ))
-    rx = "|".join(_rx(p) for p in page_prios) if page_prios else ""
+    others = f", priority!~{_q('|'.join(_rx(p) for p in page_prios))}" if page_prios else ""
     ctx.add(ctx.alert(
         "SlamonBreachImminent", "ticket",
-        f"sum by (client, sla, priority) ({soon}{_sel(**base)[:-1]}, priority!~{_q(rx)}}}) > 0",
+        f"sum by (client, sla, priority) ({soon}{_sel(**base)[:-1]}{others}}}) > 0",
         cfg.for_,
         summary=f"{facts.client} {facts.sla}: {{{{ $value | humanize }}}} item(s) breach within {within}",
-        description=f"Open items (priorities other than {'/'.join(page_prios) or 'none'}) whose "
-                    f"{facts.kind.replace('_', ' ')} deadline falls within {within}.",
+        description=(f"Open items (priorities other than {'/'.join(page_prios)}) whose " if page_prios else
+                     "Open items whose ") + f"{facts.kind.replace('_', ' ')} deadline falls within {within}.",
         keep=("client", "sla", "priority"),
         conds=(Cond((soon,), _labels(**base), ">", 0),),
     ))

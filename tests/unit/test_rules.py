@@ -192,8 +192,16 @@ def test_every_alert_has_labels_annotations_and_a_runbook(contracts, example_ale
     assert names == set(ALERTS)
 
 
-def test_imminent_breach_pages_for_p1_only(contracts):
+def test_imminent_items_never_page_by_default(contracts):
     groups = plan(contracts)
+    assert not [a for a in all_alerts(groups) if a.name == "SlamonBreachImminent" and a.severity == "page"]
+    ticket = _alert(groups, "SlamonBreachImminent", "globex-bank", "fraud-resolution", "ticket")
+    assert "priority" not in ticket.expr.split("(", 2)[2]  # no priority matcher: every item, with or without one
+    assert ticket.expr.startswith("sum by (client, sla, priority) (")  # one alert per priority, with the count
+
+
+def test_imminent_breach_pages_for_the_configured_priorities(contracts):
+    groups = plan(contracts, parse_alerting("imminent: {page_priorities: [P1]}", env={}))
     page = _alert(groups, "SlamonBreachImminent", "globex-bank", "fraud-resolution", "page")
     assert 'within="30m", priority=~"P1"' in page.expr
     ticket = _alert(groups, "SlamonBreachImminent", "globex-bank", "fraud-resolution", "ticket")
@@ -202,6 +210,31 @@ def test_imminent_breach_pages_for_p1_only(contracts):
     assert 'stage="0.9"' in stage.expr
     stage = _alert(groups, "SlamonItemsInLastStage", "acme-retail", "first-response")
     assert 'stage="0.95"' in stage.expr
+
+
+def test_items_at_risk_take_the_stage_that_leaves_a_quarter(contracts):
+    from alerts.rules import at_risk_stage
+
+    assert at_risk_stage((0.5, 0.75, 0.9), 0.25) == 0.75
+    assert at_risk_stage((0.5, 0.8, 0.95), 0.25) == 0.5  # 0.8 would leave only 20 %
+    assert at_risk_stage((0.6, 0.85), 0.25) == 0.6
+    assert at_risk_stage((0.8, 0.9), 0.25) is None
+    groups = plan(contracts)
+    acme = _alert(groups, "SlamonItemsAtRisk", "acme-retail", "first-response")
+    assert acme.severity == "ticket" and acme.for_s == 0
+    assert acme.expr.startswith("sum by (client, sla) (slamon_sla_at_risk_items{")
+    assert r'stage=~"0\\.5|0\\.8|0\\.95"' in acme.expr  # the stage and every later one
+    globex = _alert(groups, "SlamonItemsAtRisk", "globex-bank", "fraud-resolution")
+    assert r'stage=~"0\\.75|0\\.9"' in globex.expr
+    late = plan(parse_contracts("""
+clients:
+  late:
+    timezone: UTC
+    slas:
+      - {name: fr, kind: first_response, target: {P1: 1h}, objective: 0.9, stages: [0.8, 0.9]}
+"""))
+    assert not [a for a in all_alerts(late) if a.name == "SlamonItemsAtRisk"]
+    assert any("SlamonItemsAtRisk: no stage" in n for g in late for n in g.notes)
 
 
 def test_projection_budget_penalty_and_calls(contracts):
