@@ -109,11 +109,11 @@ def read_commentary(path: str, contracts) -> str:
 
 def run_report(args) -> int:
     from monitor.contracts import load_contracts
-    from monitor.engine import Engine
     from monitor.errors import NothingAcceptedError
     from monitor.gc_tuning import tune_gc
     from monitor.replay import replay_lines
     from monitor.review.figures import ReviewError, build_review, parse_month, review_at
+    from monitor.review.groups import ReviewEngine
     from slamon.commands import check_accepted, print_rejections
     from slamon.inputs import InputError, open_events, with_progress
 
@@ -154,7 +154,7 @@ def run_report(args) -> int:
                                            hint="events are JSON Lines with an RFC 3339 `ts` (spec section 1)")
             at = review_at(contracts, args.period, args.client, newest)
         tune_gc()
-        engine = Engine(contracts)
+        engine = ReviewEngine(contracts)  # an Engine that also keeps tallies per queue and channel
         with open_events(path) as stream:
             result = replay_lines(with_progress(stream, path, disabled=args.no_progress), contracts, at, engine)
         print_rejections(result)

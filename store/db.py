@@ -11,9 +11,9 @@ Tables (docs/sla-record.md has every column):
 - `consumer_offsets`: per (topic, partition) the next offset to apply. A batch's rows and its offsets commit in
   one transaction and a record below the stored offset is skipped, so a redelivered record is never applied
   twice; Kafka's committed offsets are advisory (the consumer seeks to these);
-- `sla_buckets`, `sla_sketches`, `sla_priorities`: per (client, sla, period) the 15-minute bucket tallies, the
-  latency-sketch bucket counts and the tallies per priority of the rows in force, kept in the same transaction
-  as the rows (a report reads these, not millions of rows);
+- `sla_buckets`, `sla_sketches`, `sla_priorities`, `sla_groups`: per (client, sla, period) the 15-minute bucket
+  tallies, the latency-sketch bucket counts, the tallies per priority and per queue and channel of the rows in
+  force, kept in the same transaction as the rows (a report reads these, not millions of rows);
 - `store_stats`: counters and the newest decision instant; `schema_migrations`: applied schema versions.
 
 URLs: `sqlite:///abs/path.db` (three slashes and an absolute path), `sqlite://relative.db`, a plain file path,
@@ -39,7 +39,7 @@ from store.records import COLUMNS, Change, net_writes
 
 log = logging.getLogger("slamon.store")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class StoreError(SlamonError):
@@ -104,10 +104,19 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         "INSERT INTO sla_priorities SELECT client, sla, period, priority, COUNT(*), SUM(decided), SUM(good), SUM(bad), "
         "SUM(total) FROM sla_decisions WHERE priority IS NOT NULL GROUP BY client, sla, period, priority",
     ]),
+    (5, "reviews: tallies per queue and per channel kept with the rows", [
+        "CREATE TABLE sla_groups (client TEXT NOT NULL, sla TEXT NOT NULL, period TEXT NOT NULL, "
+        "dimension TEXT NOT NULL, name TEXT NOT NULL, n {big} NOT NULL, decided {dbl} NOT NULL, good {dbl} NOT NULL, "
+        "bad {dbl} NOT NULL, total {dbl} NOT NULL, PRIMARY KEY (client, sla, period, dimension, name))",
+        *(f"INSERT INTO sla_groups SELECT client, sla, period, '{col}', {col}, COUNT(*), SUM(decided), SUM(good), "
+          f"SUM(bad), SUM(total) FROM sla_decisions WHERE {col} IS NOT NULL GROUP BY client, sla, period, {col}"
+          for col in ("queue", "channel")),
+    ]),
 ]
 
 _TYPES = {"sqlite": {"big": "INTEGER", "dbl": "REAL"}, "postgresql": {"big": "BIGINT", "dbl": "DOUBLE PRECISION"}}
 _COLS = ", ".join(COLUMNS)
+_OLD = COLUMNS.index("channel") + 1  # the columns of a replaced row the aggregates need (up to the channel)
 _KEY_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[3:])
 
 
@@ -349,7 +358,7 @@ class Store:
         with cur.copy("COPY stage_keys FROM STDIN") as copy:
             for key in keys:
                 copy.write_row(key)
-        cur.execute(f"SELECT {', '.join('d.' + c for c in COLUMNS[:15])} FROM sla_decisions d JOIN stage_keys k "
+        cur.execute(f"SELECT {', '.join('d.' + c for c in COLUMNS[:_OLD])} FROM sla_decisions d JOIN stage_keys k "
                     "ON d.client = k.client AND d.sla = k.sla AND d.item_key = k.item_key")
         olds = cur.fetchall()
         if olds:  # replaced (an upsert) or deleted (a withdrawal)
@@ -367,12 +376,12 @@ class Store:
         return olds
 
     def _rows_of(self, cur, keys: list[tuple]) -> list[tuple]:
-        """The rows in force for `keys` (client, sla, item_key): their COLUMNS 0-14 (up to the priority)."""
+        """The rows in force for `keys` (client, sla, item_key): their COLUMNS up to the channel (`_OLD`)."""
         out: list[tuple] = []
         p = self.p
         for start in range(0, len(keys), 3000):  # SQLite allows 32766 parameters per statement
             chunk = keys[start:start + 3000]
-            cur.execute(f"SELECT {', '.join(COLUMNS[:15])} FROM sla_decisions WHERE (client, sla, item_key) IN "
+            cur.execute(f"SELECT {', '.join(COLUMNS[:_OLD])} FROM sla_decisions WHERE (client, sla, item_key) IN "
                         f"(VALUES {', '.join([f'({p}, {p}, {p})'] * len(chunk))})",
                         [v for key in chunk for v in key])
             out.extend(cur.fetchall())
@@ -416,6 +425,12 @@ class Store:
                                   "AND priority IS NOT NULL GROUP BY client, sla, period, priority"), (limit,))
             for *key, n, d, g, b, t in cur.fetchall():
                 agg.priorities[tuple(key)] = [-n, -d, -g, -b, -t]
+            for col in ("queue", "channel"):
+                cur.execute(self._sql(f"SELECT client, sla, period, '{col}', {col}, {sums} FROM sla_decisions "
+                                      f"WHERE at_us < ? AND {col} IS NOT NULL GROUP BY client, sla, period, {col}"),
+                            (limit,))
+                for *key, n, d, g, b, t in cur.fetchall():
+                    agg.groups[tuple(key)] = [-n, -d, -g, -b, -t]
             cur.execute(self._sql("SELECT client, sla, period, sketch_key, COUNT(*) FROM sla_decisions WHERE at_us < ? "
                                   "AND sketch_key IS NOT NULL GROUP BY client, sla, period, sketch_key"), (limit,))
             for *key, n in cur.fetchall():
@@ -443,12 +458,13 @@ class Store:
 
 
 class _Aggregates:
-    """Changes to `sla_buckets`, `sla_priorities` and `sla_sketches` of rows leaving (-1) and entering (+1)
-    `sla_decisions`."""
+    """Changes to `sla_buckets`, `sla_priorities`, `sla_groups` and `sla_sketches` of rows leaving (-1) and entering
+    (+1) `sla_decisions`."""
 
     def __init__(self) -> None:
         self.buckets: dict[tuple, list] = {}
         self.priorities: dict[tuple, list] = {}
+        self.groups: dict[tuple, list] = {}  # (client, sla, period, "queue" | "channel", name)
         self.sketches: dict[tuple, int] = defaultdict(int)
 
     @staticmethod
@@ -467,23 +483,28 @@ class _Aggregates:
         self._acc(self.buckets, (client, sla, period, at // BUCKET_US), row, sign)
         if row[14] is not None:
             self._acc(self.priorities, (client, sla, period, row[14]), row, sign)
+        if row[15] is not None:
+            self._acc(self.groups, (client, sla, period, "queue", row[15]), row, sign)
+        if row[16] is not None:
+            self._acc(self.groups, (client, sla, period, "channel", row[16]), row, sign)
         if row[13] is not None:
             self.sketches[(client, sla, period, row[13])] += sign
 
     def write(self, cur, p: str) -> None:
-        for table, key, acc_rows in (("sla_buckets", "bucket", self.buckets), ("sla_priorities", "priority",
-                                                                               self.priorities)):
+        for table, key, acc_rows in (("sla_buckets", ("bucket",), self.buckets),
+                                     ("sla_priorities", ("priority",), self.priorities),
+                                     ("sla_groups", ("dimension", "name"), self.groups)):
             rows = [(*k, *acc) for k, acc in acc_rows.items() if acc[0] or any(acc[1:])]
             if not rows:
                 continue
-            cur.executemany(f"INSERT INTO {table} VALUES ({', '.join([p] * 9)}) ON CONFLICT (client, sla, period, "
-                            f"{key}) DO UPDATE SET n = {table}.n + excluded.n, decided = {table}.decided + "
-                            f"excluded.decided, good = {table}.good + excluded.good, bad = {table}.bad + "
-                            f"excluded.bad, total = {table}.total + excluded.total", rows)
+            cur.executemany(f"INSERT INTO {table} VALUES ({', '.join([p] * (8 + len(key)))}) ON CONFLICT (client, sla, "
+                            f"period, {', '.join(key)}) DO UPDATE SET n = {table}.n + excluded.n, decided = "
+                            f"{table}.decided + excluded.decided, good = {table}.good + excluded.good, bad = "
+                            f"{table}.bad + excluded.bad, total = {table}.total + excluded.total", rows)
             emptied = [k for k, acc in acc_rows.items() if acc[0] < 0]
             if emptied:
                 cur.executemany(f"DELETE FROM {table} WHERE client = {p} AND sla = {p} AND period = {p} AND "
-                                f"{key} = {p} AND n = 0", emptied)
+                                + " AND ".join(f"{c} = {p}" for c in key) + " AND n = 0", emptied)
         sketches = [(*key, n) for key, n in self.sketches.items() if n]
         if sketches:
             cur.executemany(f"INSERT INTO sla_sketches VALUES ({', '.join([p] * 5)}) ON CONFLICT (client, sla, period, "

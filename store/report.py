@@ -42,6 +42,7 @@ from monitor.review.figures import (
     review_at,
     shift_month,
 )
+from monitor.review.groups import ReviewEngine
 from monitor.sketch import LogSketch
 from store.db import Store, open_store
 from store.records import ZERO_KEY
@@ -81,9 +82,10 @@ def without_uptime(contracts: Contracts) -> Contracts:
 
 def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> Engine:
     """An engine with no items whose ledgers hold the store's decisions of the periods starting in [lo, hi):
-    tallies and 15-minute buckets (table sla_buckets), sketches (sla_sketches) and breached items (a period cut
-    by `lo` is left out)."""
-    engine = Engine(contracts)
+    tallies and 15-minute buckets (table sla_buckets), sketches (sla_sketches), tallies per priority
+    (sla_priorities) and breached items, and whose `groups` hold the tallies per queue and channel (sla_groups; see
+    monitor.review.groups). A period cut by `lo` is left out."""
+    engine = ReviewEngine(contracts)
     ledgers: dict[tuple[str, str], StoreLedger] = {}
     for name, client in contracts.clients.items():
         for sla in client.slas:
@@ -126,6 +128,14 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
             if (client, sla, period) in labels:
                 ledgers[(client, sla)].by_priority[(period, priority)] = Tally(_count(d), _count(g), _count(b),
                                                                                float(t))
+    for start in range(0, len(periods), 500):
+        chunk = periods[start:start + 500]
+        for client, sla, period, dimension, name, d, g, b, t in store.query(
+                "SELECT client, sla, period, dimension, name, decided, good, bad, total FROM sla_groups WHERE period "
+                f"IN ({', '.join('?' * len(chunk))})", chunk):
+            if (client, sla, period) in labels:
+                engine.groups.setdefault((client, sla), {})[(period, dimension, name)] = Tally(
+                    _count(d), _count(g), _count(b), float(t))
     if rolling:  # the engine's rolling sketch holds every decision
         for client, sla, _period, key, n in store.query(
                 "SELECT client, sla, period, sketch_key, n FROM sla_sketches WHERE period = 'rolling'"):

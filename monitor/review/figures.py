@@ -33,10 +33,11 @@ from monitor.contracts import Contracts, Rolling, UptimeSla
 from monitor.engine import Engine
 from monitor.errors import SlamonError
 from monitor.events import format_us, to_us
-from monitor.ledger import BUCKET_US
+from monitor.ledger import BUCKET_US, Tally
 from monitor.periods import PeriodWindow, period_of, periods_between, rolling_window
 from monitor.replay import ReplayResult
 from monitor.report import Record, _ledger_records
+from monitor.report import _value as _report_value
 
 US = 1_000_000
 MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -127,6 +128,19 @@ class TrendPoint:
 
 
 @dataclass
+class GroupRow:
+    """An SLA's figures for the items of one queue or one channel, over the month's contract periods."""
+
+    dimension: str  # "queue" | "channel"
+    name: str
+    decided: float
+    good: float | None  # None where items are not judged one by one (a mean time or score)
+    bad: float | None
+    value: float | None  # the SLA's measure over these items: compliance, a mean time, an abandon rate
+    met: bool  # the value meets the SLA's target (which applies to all items together: indicative only)
+
+
+@dataclass
 class SlaReview:
     client: str
     sla: str
@@ -146,6 +160,8 @@ class SlaReview:
     display: str = ""  # the name people read: the kind's title, or the SLA's own name where titles repeat
     priorities: list[tuple[str, float, float, float]] = field(default_factory=list)  # (priority, decided, good,
     # bad) over the month's contract periods (ticket SLAs)
+    groups: list[GroupRow] = field(default_factory=list)  # per queue, then per channel, over the month's contract
+    # periods (ticket and call SLAs; needs the engine's tallies per queue: monitor.review.groups.ReviewEngine)
     penalty_fee: float | None = None
     currency: str | None = None
     credits: float = 0.0
@@ -365,7 +381,30 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
                 acc[1] += tally.good
                 acc[2] += tally.bad
         review.priorities = [(p, *totals[p]) for p in sorted(totals, key=_priority_key)]
+    if not rolling:
+        review.groups = _group_rows(sla, getattr(engine, "groups", {}).get((client, sla.name), {}),
+                                    {r.period for r in records})
     return review
+
+
+def _group_rows(sla, table: dict, labels: set[str]) -> list[GroupRow]:
+    """The SLA's tallies per queue and per channel (`ReviewEngine.groups`) summed over the periods `labels`: queues
+    first, then channels, each by name."""
+    sums: dict[tuple[str, str], Tally] = {}
+    for (label, dimension, name), tally in table.items():
+        if label in labels and not tally.empty:
+            sums.setdefault((dimension, name), Tally()).merge(tally)
+    rows = []
+    for (dimension, name), tally in sorted(sums.items(), key=lambda kv: (kv[0][0] != "queue", kv[0])):
+        if not tally.decided:
+            continue
+        value, _ = _report_value(sla, tally)
+        target = sla.goal
+        rows.append(GroupRow(
+            dimension=dimension, name=name, decided=tally.decided,
+            good=tally.good if sla.judges_items else None, bad=tally.bad if sla.judges_items else None,
+            value=value, met=True if value is None else (value <= target if sla.lower_is_better else value >= target)))
+    return rows
 
 
 def _priority_key(priority: str) -> tuple:
@@ -647,13 +686,14 @@ def plain_target(s: SlaReview) -> str:
 CSV_COLUMNS = (
     "section", "client", "sla", "kind", "review_month", "period", "period_start", "period_end", "complete",
     "decided", "good", "bad", "compliance", "value", "unit", "target", "met", "error_budget_remaining",
-    "currency", "credit_percent", "credit", "projected_credit", "breaches", "summary",
+    "currency", "credit_percent", "credit", "projected_credit", "breaches", "summary", "group",
 )
 
 
 def csv_rows(review: Review) -> list[dict]:
     """The figures as flat rows: `section` = `period` for the month's contract periods (the replay records,
-    with every breached ticket id), `trend` for the earlier periods of the trend, `summary` per client."""
+    with every breached ticket id), `trend` for the earlier periods of the trend, `priority`, `queue` and `channel`
+    for the month's figures of one priority, queue or channel (named in `group`), `summary` per client."""
     rows = []
     for cr in review.clients:
         rows.append({"section": "summary", "client": cr.client, "review_month": cr.month,
@@ -671,6 +711,15 @@ def csv_rows(review: Review) -> list[dict]:
                     "currency": p.get("currency"), "credit_percent": p.get("credit_percent"),
                     "credit": p.get("credit"), "projected_credit": p.get("projected_credit"),
                     "breaches": ";".join(r.breaches) if r.breaches else None,
+                })
+            groups = [("priority", p, d, g, b, g / d if d else None, None) for p, d, g, b in s.priorities]
+            groups += [(g.dimension, g.name, g.decided, g.good, g.bad, g.value, g.met) for g in s.groups]
+            for section, name, decided, good, bad, value, met in groups:
+                rows.append({
+                    "section": section, "client": cr.client, "sla": s.sla, "kind": s.kind, "review_month": cr.month,
+                    "group": name, "decided": decided, "good": good, "bad": bad, "unit": s.unit, "target": s.target,
+                    "value": value, "met": met,
+                    "compliance": good / decided if good is not None and decided and s.contract.judges_items else None,
                 })
             current = {r.period for r in s.records}
             for t in s.trend:

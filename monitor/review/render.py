@@ -15,7 +15,7 @@ import tempfile
 from html import escape
 from pathlib import Path
 
-from monitor.contracts import UptimeSla
+from monitor.contracts import CallSla, TicketSla, UptimeSla
 from monitor.errors import EXIT_UNAVAILABLE, SlamonError
 from monitor.review.figures import (
     CSV_COLUMNS,
@@ -159,6 +159,8 @@ td.num, th.num {{ text-align: right; white-space: nowrap; }}
 .appendix .ids p {{ margin: 0 0 1mm; font-size: 6.8pt; }}
 .appendix .ids b {{ font-family: {FONT}; }}
 table.scorecard td:first-child {{ width: 40mm; }}
+table.groups {{ margin-bottom: 2mm; }} table.groups th.num {{ vertical-align: bottom; }}
+table.groups td .small {{ white-space: nowrap; }}
 .appendix h3 {{ font-size: 9pt; margin: 3mm 0 1mm; }}
 .glossary dt {{ font-weight: bold; float: left; clear: left; width: 34mm; }}
 .glossary dd {{ margin: 0 0 1.2mm 36mm; }}
@@ -340,6 +342,9 @@ def _client_section(review: Review, cr: ClientReview, commentary: str | None = N
     prio = _priority_table(cr)
     if prio:
         parts += ["<h2>Tickets by priority</h2>", prio]
+    groups = _group_tables(cr)
+    if groups:
+        parts += ["<h2>By queue and channel</h2>", groups]
     parts += [f"<h2>Trend · last {review.trend_months} months</h2>", _trend_grid(review, cr)]
     daily = [s for s in cr.slas if s.daily is not None and any(s.daily)]
     if daily:
@@ -376,6 +381,57 @@ def _priority_table(cr: ClientReview) -> str:
             "<th class=\"num\">Breached</th><th class=\"num\">Compliance</th></tr></thead><tbody>"
             + "".join(rows) + "</tbody></table><p class=\"note\">Over the month's contract periods; the target "
             "applies to all priorities together (the scorecard).</p>")
+
+
+GROUP_HEADINGS = {("ticket", "queue"): "Ticket queue", ("ticket", "channel"): "Ticket channel",
+                  ("call", "queue"): "Call queue"}
+
+
+def _group_tables(cr: ClientReview) -> str:
+    """One table per ticket queue, ticket channel and call queue: a row per queue or channel, a column per SLA that
+    has figures for it (an SLA that covers only some queues has none for the others). Left out when only one queue
+    or channel has figures: its row would repeat the scorecard."""
+    tables = []
+    for (items, dimension), heading in GROUP_HEADINGS.items():
+        slas = [s for s in cr.slas if _items_of(s) == items and any(g.dimension == dimension for g in s.groups)]
+        names = sorted({g.name for s in slas for g in s.groups if g.dimension == dimension})
+        if len(names) < 2:
+            continue
+        cells = {(s.sla, g.name): g for s in slas for g in s.groups if g.dimension == dimension}
+        head = "".join(f"<th class=\"num\">{escape(s.display)}<br>{escape(fmt_target(s))}</th>" for s in slas)
+        rows = []
+        for name in names:
+            row = [f"<td class=\"name\">{escape(name)}</td>"]
+            for s in slas:
+                g = cells.get((s.sla, name))
+                row.append(f"<td class=\"num\">{_group_cell(s, g)}</td>")
+            rows.append(f"<tr>{''.join(row)}</tr>")
+        tables.append(f"<table class=\"groups\"><thead><tr><th>{heading}</th>{head}</tr></thead><tbody>"
+                      + "".join(rows) + "</tbody></table>")
+    if not tables:
+        return ""
+    return ("".join(tables) + "<p class=\"note\">Each SLA's result over the items of one queue or channel, over the "
+            "month's contract periods; red where that result alone would miss the target, which applies to all "
+            "items together (the scorecard). A dash: the SLA does not cover that queue or channel, or had no items "
+            "there.</p>")
+
+
+def _items_of(s: SlaReview) -> str | None:
+    if isinstance(s.contract, TicketSla):
+        return "ticket"
+    if isinstance(s.contract, CallSla):
+        return "call"
+    return None
+
+
+def _group_cell(s: SlaReview, g) -> str:
+    if g is None:
+        return "<span class=\"small\">–</span>"
+    style = "" if g.met else f" style=\"color:{BAD}\""
+    count = f"{g.decided:,.0f} {s.contract.item_noun}"
+    if g.bad and s.contract.miss_noun:
+        count += f" · {g.bad:,.0f} {s.contract.miss_noun}"
+    return f"<b{style}>{escape(fmt_value(g.value, s.unit, s.target))}</b><div class=\"small\">{escape(count)}</div>"
 
 
 def _status(s: SlaReview) -> str:

@@ -27,6 +27,7 @@ from monitor.review.figures import (
     review_at,
     windows_of_month,
 )
+from monitor.review.groups import ReviewEngine
 from monitor.review.render import find_chromium, html_to_pdf, render_csv, render_html
 from monitor.simulation.generator import HOUR_US, GeneratorConfig, Scenario, generate
 from slamon.review_cli import main as review_main
@@ -58,7 +59,7 @@ def history():
     lines = [orjson.dumps(e) for e in generate(contracts, cfg)]
     newest = max(_us(orjson.loads(line)["ts"]) for line in lines)
     at = review_at(contracts, MONTH, newest_us=newest)
-    engine = Engine(contracts)
+    engine = ReviewEngine(contracts)
     result = replay_lines(lines, contracts, at, engine)
     return contracts, lines, newest, result, build_review(result, engine, MONTH)
 

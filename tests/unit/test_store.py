@@ -22,6 +22,7 @@ from monitor.contracts import parse_contracts
 from monitor.engine import Engine
 from monitor.events import decode_event
 from monitor.report import build_report
+from monitor.review.groups import ReviewEngine
 from monitor.simulation.generator import GeneratorConfig, generate
 from store import pgcluster
 from store.db import SCHEMA_VERSION, StoreError, open_store
@@ -80,12 +81,12 @@ def redecided_at_one_instant() -> list[bytes]:
     """initech tickets whose decisions are withdrawn and decided again at the same instant (a late pause changes a
     met resolution's elapsed time; a late reply turns a first-response breach into a met), and a reopened one."""
     return [
-        ev("2026-03-03T10:00:00Z", "initech", "x1", ticket_id="X-1", type="created", priority="P1"),
+        ev("2026-03-03T10:00:00Z", "initech", "x1", ticket_id="X-1", type="created", priority="P1", queue="office"),
         ev("2026-03-03T10:20:00Z", "initech", "x2", ticket_id="X-1", type="agent_reply"),
         ev("2026-03-03T12:00:00Z", "initech", "x3", ticket_id="X-1", type="resolved"),
         ev("2026-03-03T11:00:00Z", "initech", "x4", ticket_id="X-1", type="status", status="on_hold"),  # late
         ev("2026-03-03T11:30:00Z", "initech", "x5", ticket_id="X-1", type="status", status="in_progress"),  # late
-        ev("2026-03-03T13:00:00Z", "initech", "y1", ticket_id="Y-1", type="created", priority="P1"),
+        ev("2026-03-03T13:00:00Z", "initech", "y1", ticket_id="Y-1", type="created", priority="P1", channel="chat"),
         ev("2026-03-03T14:00:01Z", "initech", "y2", ticket_id="Y-1", type="status", status="new"),  # decides FR
         ev("2026-03-03T13:59:00Z", "initech", "y3", ticket_id="Y-1", type="agent_reply"),  # late: FR met after all
         ev("2026-03-03T14:30:00Z", "initech", "y4", ticket_id="Y-1", type="resolved"),
@@ -142,13 +143,16 @@ def lines(contracts) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def replay(contracts, lines):
-    engine = Engine(contracts)
+    engine = ReviewEngine(contracts)  # an Engine that also keeps tallies per queue and channel
     for line in lines:
         event = decode_event(line, contracts.clients)
         assert not hasattr(event, "reason"), event
         engine.ingest(event)
     at = engine.now_us
-    return at, {(r.client, r.sla, r.period): r for r in build_report(engine, at) if r.kind != "uptime"}
+    records = {(r.client, r.sla, r.period): r for r in build_report(engine, at) if r.kind != "uptime"}
+    groups = {(*key, *group): (t.decided, t.good, t.bad) for key, table in engine.groups.items()
+              for group, t in table.items() if not t.empty}
+    return at, records, groups
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +218,11 @@ def assert_aggregates_match_rows(store) -> None:
     assert priorities == {k[:4]: k[4:] for k in store.query(
         "SELECT client, sla, period, priority, COUNT(*), SUM(decided), SUM(good), SUM(bad) FROM sla_decisions "
         "WHERE priority IS NOT NULL GROUP BY client, sla, period, priority")}
+    groups = {k[:5]: k[5:] for k in store.query(
+        "SELECT client, sla, period, dimension, name, n, decided, good, bad FROM sla_groups")}
+    assert groups == {k[:5]: k[5:] for col in ("queue", "channel") for k in store.query(
+        f"SELECT client, sla, period, '{col}', {col}, COUNT(*), SUM(decided), SUM(good), SUM(bad) FROM sla_decisions "
+        f"WHERE {col} IS NOT NULL GROUP BY client, sla, period, {col}")}
     sketches = set(store.query("SELECT client, sla, period, sketch_key, n FROM sla_sketches"))
     assert sketches == set(store.query("SELECT client, sla, period, sketch_key, COUNT(*) FROM sla_decisions "
                                        "WHERE sketch_key IS NOT NULL GROUP BY client, sla, period, sketch_key"))
@@ -235,7 +244,7 @@ def test_topic_has_redecisions_at_one_instant(topic):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_duplicated_topic_replayed_into_the_store_gives_the_replays_figures(request, tmp_path, contracts, replay,
                                                                           topic, backend):
-    at, expected = replay
+    at, expected, _ = replay
     rnd = random.Random(7)
     with open_store(store_url(backend, request, tmp_path)) as store:
         assert store.migrate() == list(range(1, SCHEMA_VERSION + 1))
@@ -245,6 +254,11 @@ def test_duplicated_topic_replayed_into_the_store_gives_the_replays_figures(requ
         assert stats["redelivered_records"] > 0 and stats["withdrawn_records"] > 0
         assert_aggregates_match_rows(store)
         assert assert_same_records(records_from_store(store, contracts, at), expected) >= 19
+        stored = {k[:5]: k[5:] for k in store.query(  # the review's tables by queue and channel
+            "SELECT client, sla, period, dimension, name, decided, good, bad FROM sla_groups "
+            "WHERE period <> 'rolling'")}
+        assert stored == replay[2] and ("initech", "resolution", "2026-03", "queue", "office") in stored
+        assert ("initech", "first-response", "2026-03", "channel", "chat") in stored
 
 
 def test_every_decision_once(tmp_path, contracts, lines, replay, topic):
@@ -320,11 +334,13 @@ def test_schema_is_versioned_and_migrates(request, tmp_path, backend):
         rows = [parse(orjson.dumps({  # rows a version-2 store holds
             "client": "a", "sla": "s", "item": f"T{n}", "at_us": n * 600_000_000, "outcome": "good", "change": DECIDED,
             "kind": "resolution", "period": "1970-01", "decided": 1, "good": n % 2, "bad": 1 - n % 2, "total": 0.0,
-            "sample": float(n)}), 0, n).row for n in range(50)]
+            "sample": float(n), "queue": f"q{n % 3}" if n % 5 else None, "channel": "web" if n % 2 else None}), 0,
+            n).row for n in range(50)]
         with store.transaction() as cur:
             cur.executemany(f"INSERT INTO sla_decisions VALUES ({', '.join([store.p] * len(rows[0]))})", rows)
         assert store.migrate() == list(range(3, SCHEMA_VERSION + 1)) and store.migrate() == []
         assert store.query("SELECT SUM(n), SUM(good) FROM sla_buckets") == [(50, 25.0)]  # backfilled by version 3
+        assert store.query("SELECT SUM(n) FROM sla_groups WHERE dimension = 'queue'") == [(40,)]  # and version 5
         assert_aggregates_match_rows(store)
         store.check_schema()
         store.query("SELECT 1")
@@ -342,7 +358,7 @@ def test_retention_is_event_time(request, tmp_path, backend):
     def rec(n, at):
         return orjson.dumps({"client": "a", "sla": "s", "item": f"T{n}", "at_us": at, "outcome": "good",
                              "change": DECIDED, "kind": "resolution", "period": "x", "decided": 1, "good": 1,
-                             "bad": 0, "total": 0.0, "sample": 1.0})
+                             "bad": 0, "total": 0.0, "sample": 1.0, "queue": f"q{n % 2}", "channel": "web"})
     with open_store(store_url(backend, request, tmp_path)) as store:
         store.migrate()
         store.apply(TOPIC, [parse(rec(n, n * day), 0, n) for n in range(100)])

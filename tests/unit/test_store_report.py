@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from monitor.contracts import UptimeSla, parse_contracts
-from monitor.engine import Engine
 from monitor.events import decode_event
 from monitor.replay import ReplayResult
 from monitor.report import build_report
 from monitor.review.figures import build_review, csv_rows, review_at
+from monitor.review.groups import ReviewEngine
 from monitor.simulation.generator import GeneratorConfig, generate
 from store.db import open_store
 from store.feed import load_topic, sla_topic
@@ -32,15 +32,16 @@ clients:
     calendar: {hours: {mon-fri: "08:00-18:00"}, holidays: {country: DE, subdivision: BE}}
     slas:
       - {name: first-response, kind: first_response, time: business, target: {P1: 30m, P2: 2h, P3: 8h},
-         objective: 0.95, penalty: {monthly_fee: 1000, currency: EUR, tiers: [{below: 0.95, credit_percent: 5}]}}
+         objective: 0.95, channels: [email, web],
+         penalty: {monthly_fee: 1000, currency: EUR, tiers: [{below: 0.95, credit_percent: 5}]}}
       - {name: resolution, kind: resolution, time: calendar, target: {P1: 4h, P2: 8h, P3: 24h}, objective: 0.9,
-         pause_statuses: [waiting_on_customer], period: week,
+         pause_statuses: [waiting_on_customer], period: week, queues: [billing, tech],
          penalty: {monthly_fee: 1000, currency: EUR, tiers: [{below: 0.9, credit_percent: 2}]}}
       - {name: csat, kind: csat, target: 0.8, period: {rolling: 30d}}
   hooli:
     timezone: America/Los_Angeles
     slas:
-      - {name: phone-sl, kind: service_level, target: 0.8, within: 20s, period: day}
+      - {name: phone-sl, kind: service_level, target: 0.8, within: 20s, period: day, queues: [sales, support]}
       - {name: asa, kind: asa, target: 30s,
          penalty: {monthly_fee: 500, currency: USD, tiers: [{above: 25, credit_percent: 1}]}}
       - {name: abandon-rate, kind: abandon_rate, target: 0.05}
@@ -65,7 +66,7 @@ def world(tmp_path_factory):
                           tickets_per_hour=1.5, calls_per_hour=4, duplicate_rate=0.01, disorder_us=10 * 60_000_000,
                           ticket_breach_rate=0.08)
     lines = [orjson.dumps(e) for e in generate(contracts, cfg)]
-    engine = Engine(contracts)
+    engine = ReviewEngine(contracts)
     for line in lines:
         engine.ingest(decode_event(line, contracts.clients))
     at = review_at(contracts, MONTH, newest_us=engine.now_us)
@@ -119,6 +120,7 @@ def test_the_review_from_the_store_equals_the_replays(world):
                          "budget_left", "breached_ids", "has_data", "display", "priorities"):
                 same(getattr(s, name), getattr(g, name), (want.client, s.sla, name))
             same([asdict(p) for p in s.trend], [asdict(p) for p in g.trend], (want.client, s.sla, "trend"))
+            same([asdict(x) for x in s.groups], [asdict(x) for x in g.groups], (want.client, s.sla, "groups"))
             assert len(s.records) == len(g.records)
             for r, q in zip(s.records, g.records, strict=True):
                 a, b = r.as_dict(), q.as_dict()
@@ -139,6 +141,15 @@ def test_the_review_has_substance(world):
     assert any(s.credits for c in stored.clients for s in c.slas)
     assert sum(len(s.breached_ids) for s in acme.slas) > 20
     assert stored.pipeline["source"] == "store" and stored.pipeline["withdrawn"] > 0
+    groups = {(c.client, s.sla): {(g.dimension, g.name) for g in s.groups} for c in stored.clients for s in c.slas}
+    assert groups[("acme", "resolution")] == {("queue", "billing"), ("queue", "tech"), ("channel", "email"),
+                                              ("channel", "web")}
+    assert groups[("hooli", "phone-sl")] == groups[("hooli", "aht")] == {("queue", "sales"), ("queue", "support")}
+    assert groups[("globex", "first-response")] == set()  # its tickets have no queue or channel
+    assert groups[("acme", "csat")] == set()  # surveys have none, and a rolling window has no table
+    resolution = next(s for s in acme.slas if s.sla == "resolution")
+    assert sum(g.decided for g in resolution.groups if g.dimension == "queue") == resolution.decided
+    assert sum(g.bad for g in resolution.groups if g.dimension == "channel") == len(resolution.breached_ids)
 
 
 def test_csv_rows_equal(world):
