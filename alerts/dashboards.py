@@ -542,7 +542,8 @@ def client_page() -> GeneratedDashboard:
 # The "Recent breaches" table's SQL, on the SLA record's schema (store/db.py, docs/sla-record.md). Grafana fills
 # in: $__unixEpochFrom() / $__unixEpochTo() (the time range, Unix seconds), ${client:sqlstring} (the client as a
 # quoted SQL string), ${sla:regex} (the chosen SLAs as a regex; All: `.+`). `bad > 0` uses the partial index
-# sla_decisions_breaches. tests/integration/test_dashboard_breaches_pg.py runs it on PostgreSQL.
+# sla_decisions_breaches; `::bigint` because seconds x 10^6 overflows PostgreSQL's integer.
+# tests/integration/test_dashboard_breaches_pg.py runs it on PostgreSQL.
 BREACHES_LIMIT = 100
 RECENT_BREACHES_SQL = f"""SELECT
   to_timestamp(at_us / 1e6) AS "Decided at",
@@ -560,7 +561,7 @@ FROM sla_decisions
 WHERE bad > 0
   AND client = ${{client:sqlstring}}
   AND sla ~ '^(${{sla:regex}})$'
-  AND at_us >= $__unixEpochFrom() * 1000000 AND at_us < $__unixEpochTo() * 1000000
+  AND at_us >= $__unixEpochFrom()::bigint * 1000000 AND at_us < $__unixEpochTo()::bigint * 1000000
 ORDER BY at_us DESC, sla, item_key
 LIMIT {BREACHES_LIMIT}"""
 
