@@ -46,7 +46,8 @@ def map_payload(payload: Any, ctx: Context) -> Mapped:
         if not isinstance(alert, dict) or not isinstance(alert.get("labels"), dict):
             return Reject("an alert without labels")
         labels = alert["labels"]
-        if opts.alertnames and labels.get("alertname") not in opts.alertnames:
+        name = labels.get("alertname")
+        if opts.alertnames and (not isinstance(name, str) or name not in opts.alertnames):
             continue
         raw = text(labels.get(opts.service_label))
         if raw is None:

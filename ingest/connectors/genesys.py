@@ -61,7 +61,8 @@ def map_payload(payload: Any, ctx: Context) -> Mapped:
         return [ctx.call(call_id, queue, ts, "offered", eid)]
     if kind == "acd.end":
         outcome = body.get("acdOutcome")
-        type_ = {"ANSWERED": "answered", "ABANDON": "abandoned", "FLOW_OUT": "ended"}.get(outcome)
+        type_ = {"ANSWERED": "answered", "ABANDON": "abandoned", "FLOW_OUT": "ended"}.get(outcome) \
+            if isinstance(outcome, str) else None
         return [ctx.call(call_id, queue, ts, type_, eid)] if type_ else []
     wrap = body.get("wrapupDurationMs")
     if not isinstance(wrap, (int, float)) or isinstance(wrap, bool) or not 0 <= wrap <= 86_400_000:
