@@ -64,6 +64,7 @@ class GatewayProcess:
         self.config.write_text(yaml.safe_dump(config))
         self.log = tmp / "gateway.log"
         self.proc: subprocess.Popen | None = None
+        self.argv = [sys.executable, "-m", "ingest"]  # (the bench swaps in a gateway with a stub producer)
 
     @property
     def base(self) -> str:
@@ -72,7 +73,7 @@ class GatewayProcess:
     def start(self, wait_kafka: bool = True) -> GatewayProcess:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         self._fh = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-m", "ingest", "ingest", "--config", str(self.config)],
+        self.proc = subprocess.Popen([*self.argv, "ingest", "--config", str(self.config)],
                                      cwd=ROOT, env=env, stdout=self._fh, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         deadline = time.monotonic() + 60
