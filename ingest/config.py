@@ -7,6 +7,8 @@
     topics: {events: slamon.events, deadletter: slamon.deadletter}
     max_in_flight: 1000                        # deliveries waiting for Kafka; beyond: 429 + Retry-After
     produce_timeout_seconds: 5                 # no acknowledgement by then: 503 (the vendor retries)
+    event_loop: uvloop                         # or asyncio (the standard loop; uvloop: ~1/3 less CPU per delivery)
+    producer: {linger_ms: 2}                   # how long the producer waits to fill a batch (acks=all always)
     endpoints:                                 # POST /hooks/<name>
       zendesk-acme:
         connector: zendesk
@@ -136,6 +138,10 @@ class IngestTopics(_Model):
         return name
 
 
+class ProducerSettings(_Model):
+    linger_ms: int = Field(2, ge=0, le=1000, description="wait this long for more records before sending a batch")
+
+
 class GatewayConfig(_Model):
     version: Literal[1]
     contracts: Path
@@ -145,6 +151,8 @@ class GatewayConfig(_Model):
     max_in_flight: int = Field(1000, ge=1, description="deliveries waiting for Kafka at once; more get 429")
     produce_timeout_seconds: float = Field(5.0, gt=0)
     retry_after_seconds: int = Field(2, ge=1)
+    event_loop: Literal["uvloop", "asyncio"] = Field("uvloop", description="uvloop when installed, else asyncio")
+    producer: ProducerSettings = ProducerSettings()
     max_body_bytes: int = Field(1 << 20, ge=1024)
     endpoints: dict[str, Endpoint] = Field(default_factory=dict)
     tails: dict[str, Tail] = Field(default_factory=dict)

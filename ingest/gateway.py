@@ -101,7 +101,7 @@ class Gateway:
     async def start(self) -> None:
         cfg = self.config
         self.producer = Producer(cfg.kafka, cfg.topics.events, cfg.topics.deadletter,
-                                 timeout=cfg.produce_timeout_seconds)
+                                 timeout=cfg.produce_timeout_seconds, linger_ms=cfg.producer.linger_ms)
         self.producer.start()
         self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self.runner.setup()
