@@ -4,7 +4,8 @@
 #                    Alertmanager, traffic generator); Ctrl-C stops everything. DEMO_ARGS="--duration 300"
 #   make test        the README's test command (python -m pytest -q) in .venv
 #   make deploy-config   regenerate the committed deploy files (rules, alertmanager.yml, k8s manifests)
-#   make secrets     create deploy/secrets/* for docker-compose (random values, never committed)
+#   make secrets     create deploy/secrets/* for docker-compose (random values, never committed): the Grafana
+#                    admin password, the SLA record's postgres owner and read-only Grafana role passwords
 #   make compose-check   docker-compose config -q
 #   make kafka-tools     Kafka's command-line tools beside the test broker (prints their directory)
 #   make ops-doc     docs/operations.md followed step by step, as CI does (a broker, two workers; ~2 min)
@@ -40,7 +41,7 @@ deploy-config: $(PY)
 	$(PY) deploy/k8s/generate.py
 
 secrets:
-	@umask 077; for name in grafana_admin_password; do \
+	@umask 077; for name in grafana_admin_password store_db_password store_grafana_password; do \
 	  f=deploy/secrets/$$name; \
 	  if [ -s $$f ]; then echo "$$f exists"; \
 	  else head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > $$f; echo "created $$f"; fi; \
