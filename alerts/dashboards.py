@@ -381,11 +381,11 @@ def exhaustion_pace():
 def time_to_exhaustion(sel: str) -> str:
     """Seconds until the error budget is spent at the pace of the last `exhaustion_pace()` window: budget left x
     period / burn rate (burn 1 spends the budget in exactly one period; volume assumed even over the period).
-    0 when already spent; no series while the budget is not being spent (burn rate 0)."""
+    0 when already spent (whatever the pace); no series while an unspent budget is not being spent (burn 0)."""
     window = prom_duration(exhaustion_pace().long_window)
     burn = by_sla(f"{names.recorded_burn_rate(window)}{{{sel}}}")
-    budget = f"clamp_min({by_sla(f'{names.SLA_ERROR_BUDGET_REMAINING}{{{sel}}}')}, 0)"
-    return f"{budget} * {period_seconds(sel)} / ({burn} > 0)"
+    left = by_sla(f"{names.SLA_ERROR_BUDGET_REMAINING}{{{sel}}}")
+    return f"(clamp_min({left}, 0) * {period_seconds(sel)} / ({burn} > 0)) or (({left} <= 0) * 0)"
 
 
 def exhaustion_steps() -> Steps:
@@ -515,9 +515,12 @@ def client_page() -> GeneratedDashboard:
                    currency=True, w=12, h=8),
             exhaustion_gauge(CS, "{{sla}}", w=12, h=8),
             stat("Days left in the period", target(
-                f"({by_sla(f'{names.SLA_PERIOD_END}{{{CS}}}')} - time()) / 86400", "{{sla}}", instant=True),
+                f"({by_sla(f'{names.SLA_PERIOD_END}{{{CS}}}')} - time()) / 86400 "
+                f'unless on ({names.CLIENT}, {names.SLA}) {names.SLA_INFO}{{{CS}, {names.PERIOD}=~"rolling.*"}}',
+                "{{sla}}", instant=True),
                 decimals=1, thresholds=[(None, BLUE)], w=12, h=8,
-                description="Until the current period ends (compare with the time to budget exhaustion)"),
+                description="Until the current calendar period ends (compare with the time to budget exhaustion); "
+                            "rolling periods never end"),
         ]),
         Row("Recent breaches (SLA record)", [recent_breaches()]),
         Row("Calls and handling times", [
