@@ -55,3 +55,21 @@ def test_make_secrets_creates_every_compose_secret():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     names = re.search(r"for name in ([\w ]+); do", makefile).group(1).split()
     assert set(names) == set(_compose()["secrets"])
+
+
+def test_k8s_store_deployment():
+    k8s = ROOT / "deploy/k8s"
+    (dep,) = yaml.safe_load_all((k8s / "store.yaml").read_text(encoding="utf-8"))
+    assert dep["kind"] == "Deployment" and dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"]["type"] == "Recreate"
+    assert "store.yaml" in yaml.safe_load((k8s / "kustomization.yaml").read_text())["resources"]
+    (container,) = dep["spec"]["template"]["spec"]["containers"]
+    workers = yaml.safe_load((k8s / "statefulset.yaml").read_text())["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["store", "run"] and container["image"] == workers["image"]
+    assert container["envFrom"] == workers["envFrom"]
+    env = {e["name"]: e for e in container["env"]}
+    assert "@" in env["SLAMON_STORE_URL"]["value"] and ":" not in env["SLAMON_STORE_URL"]["value"].split("@")[0][13:]
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "slamon-store-db", "key": "password"}
+    settings = yaml.safe_load((k8s / "configmap-settings.yaml").read_text())["data"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    assert settings["SLAMON_CONTRACTS"].startswith(mounts["contracts"])
