@@ -40,11 +40,15 @@ deploy-config: $(PY)
 	$(VENV)/bin/slamon alertmanager -o deploy/alertmanager/alertmanager.yml --alerting deploy/alertmanager/alerting.yaml
 	$(PY) deploy/k8s/generate.py
 
+# Compose bind-mounts a file secret with its host owner and mode (uid/gid/mode need Swarm), and Grafana (uid
+# 472), postgres (999) and slamon (10001) are not the host user: the files are 0644 inside a 0700 directory,
+# readable in their containers and by no other user of this machine.
 secrets:
-	@umask 077; for name in grafana_admin_password store_db_password store_grafana_password; do \
+	@chmod 700 deploy/secrets; umask 077; for name in grafana_admin_password store_db_password store_grafana_password; do \
 	  f=deploy/secrets/$$name; \
 	  if [ -s $$f ]; then echo "$$f exists"; \
 	  else head -c 24 /dev/urandom | base64 | tr -d '/+=\n' > $$f; echo "created $$f"; fi; \
+	  chmod 644 $$f; \
 	done
 
 compose-check:
