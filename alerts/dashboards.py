@@ -199,11 +199,6 @@ def transform(id_: str, **options) -> dm.DataTransformerConfig:
     return dm.DataTransformerConfig(id_val=id_, options=options)
 
 
-def ratio_steps(*levels: float) -> Steps:
-    """red below levels[0], orange below levels[1], green above."""
-    return [(None, RED), (levels[0], ORANGE), (levels[1], GREEN)]
-
-
 def count_steps(orange: float, red: float) -> Steps:
     return [(None, GREEN), (orange, ORANGE), (red, RED)]
 
@@ -411,6 +406,8 @@ def floor() -> GeneratedDashboard:
     asa = by_sla(f'{names.SLA_INFO}{{{C}, {names.KIND}="asa"}}')
     asa_target = f"max by ({names.CLIENT}) ({names.SLA_TARGET_SECONDS}{{{C}}} * {ON_SLA} {asa})"
     longest = f"max by ({names.CLIENT}) ({names.CALLS_LONGEST_WAIT}{{{C}}})"
+    on_target = f"avg by ({names.CLIENT}) ({by_sla(f'{names.SLA_MET}{{{C}}}')})"
+    credit_due = f"(max by ({names.CLIENT}) ({names.PENALTY_PROJECTED_CREDIT}{{{C}}}) > 0)"
     row = Row("$client", repeat="client", panels=[
         big(stat("Service level (30 min)",
                  *target_bands(f'{names.SERVICE_LEVEL_WINDOW}{{{C}, {names.WINDOW}="30m"}}',
@@ -443,9 +440,14 @@ def floor() -> GeneratedDashboard:
                  colors=BANDS, unit="percentunit", decimals=3, w=8, h=5,
                  description="Availability this period against the uptime SLA's target (green: met; orange: "
                              "missed by less than half the allowed downtime; red: further)")),
-        big(stat("SLAs on target", target(f"avg by (client) ({names.SLA_MET}{{{C}}})", "on target"),
-                 unit="percentunit", decimals=0, thresholds=ratio_steps(0.8, 1.0), w=4, h=5,
-                 description="Share of the client's SLAs whose period-to-date value meets its target")),
+        big(stat("SLAs on target",
+                 target(f"{on_target} and {ON_CLIENT} {credit_due}", "on target"),
+                 target(f"({on_target} < 1) unless {ON_CLIENT} {credit_due}", "on target"),
+                 target(f"({on_target} >= 1) unless {ON_CLIENT} {credit_due}", "on target"),
+                 colors=BANDS, unit="percentunit", decimals=0, w=4, h=5,
+                 description="Share of the client's SLAs whose period-to-date value meets its target. Green: all "
+                             "of them; orange: some miss, no service credit projected; red: the contract's "
+                             "penalty tiers project a credit")),
         big(stat("Open tickets", target(f"sum by (client) ({names.SLA_OPEN_ITEMS}{{{C}}})", "open"),
                  decimals=0, thresholds=[(None, BLUE)], w=4, h=5)),
         big(stat("Projected credit", target(credit(names.PENALTY_PROJECTED_CREDIT, C, names.CLIENT),

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from alerts.dashboards import (
+    BANDS,
     CURRENCY_UNITS,
     DATASOURCE_UID,
     STORE_DATASOURCE_UID,
@@ -310,6 +311,9 @@ def test_floor_colours_follow_each_slas_target():
         assert all(target_metric in e for e in exprs), title
         assert not re.search(r"\b0\.[0-9]{2,}\b", " ".join(exprs)), "a fixed ratio in a target band"
     assert "unless" in _panel("slamon-floor", "Longest wait")["targets"][3]["expr"]  # no ASA SLA: blue
+    on_target = _panel("slamon-floor", "SLAs on target")
+    assert [o["properties"][0]["value"]["fixedColor"] for o in on_target["fieldConfig"]["overrides"]] == list(BANDS)
+    assert all("slamon_penalty_projected_credit" in t["expr"] for t in on_target["targets"])
 
 
 def test_credits_carry_the_contract_currency():
