@@ -4,6 +4,7 @@
 #                    Alertmanager, traffic generator); Ctrl-C stops everything. DEMO_ARGS="--duration 300"
 #   make test        the README's test command (python -m pytest -q) in .venv
 #   make deploy-config   regenerate the committed deploy files (rules, alertmanager.yml, k8s manifests)
+#   make dashboards      regenerate the Grafana dashboards (deploy/grafana/dashboards, from alerts/dashboards.py)
 #   make secrets     create deploy/secrets/* for docker-compose (random values, never committed): the Grafana
 #                    admin password, the SLA record's postgres owner and read-only Grafana role passwords
 #   make compose-check   docker-compose config -q
@@ -15,7 +16,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
 
-.PHONY: demo test venv deploy-config secrets compose-check lint kafka-tools ops-doc
+.PHONY: demo test venv deploy-config dashboards secrets compose-check lint kafka-tools ops-doc
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,9 @@ deploy-config: $(PY)
 	$(VENV)/bin/slamon rules examples/contracts.yaml -o deploy/prometheus/rules --alerting examples/alerting.yaml
 	$(VENV)/bin/slamon alertmanager -o deploy/alertmanager/alertmanager.yml --alerting deploy/alertmanager/alerting.yaml
 	$(PY) deploy/k8s/generate.py
+
+dashboards: $(PY)
+	$(VENV)/bin/slamon dashboards -o deploy/grafana/dashboards
 
 # Compose bind-mounts a file secret with its host owner and mode (uid/gid/mode need Swarm), and Grafana (uid
 # 472), postgres (999) and slamon (10001) are not the host user: the files are 0644 inside a 0700 directory,
