@@ -218,7 +218,7 @@ def review_from_store(url: str | Store, period: str, contracts: Contracts, clien
             left_out = [shown[s.name] for s in contracts.clients[cr.client].slas if isinstance(s, UptimeSla)]
             if left_out:
                 cr.notes.append(f"Not in this review: {', '.join(left_out)} (uptime is measured from monitoring "
-                                "probes, which the SLA record does not hold).")
+                                "probes, which are not part of the records this review is built from).")
         return review
     finally:
         if own:

@@ -229,6 +229,7 @@ class ClientReview:
     days: list[_dt.date]  # the local days of the month and of the weeks its weekly SLAs count (Thursday rule)
     headline: str = ""
     notes: list[str] = field(default_factory=list)
+    data_from_us: int | None = None  # when the figures start, if after the month's first contract period begins
 
     @property
     def credits(self) -> dict[str, float]:
@@ -302,6 +303,9 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
                             names_shown[sla.name]) for sla in client.slas]
         cr = ClientReview(client=name, timezone=tz, month=month, start_us=mwin.start_us, end_us=mwin.end_us,
                           complete=all(r.complete for s in slas for r in s.records), slas=slas, days=days)
+        starts = [r.start_us for s in slas if not isinstance(s.contract.period, Rolling) for r in s.records]
+        if data_start_us > min([mwin.start_us, *starts]):
+            cr.data_from_us = data_start_us
         cr.headline, cr.notes = summarize(cr, at)
         reviews.append(cr)
     if not reviews:
@@ -530,6 +534,9 @@ def summarize(cr: ClientReview, at: int) -> tuple[str, list[str]]:
     if not cr.complete:
         notes.append(f"Month to date: figures as of {local_time(at, cr.timezone)} ({cr.timezone}); "
                      "they will change until the month ends.")
+    if cr.data_from_us is not None:
+        notes.append(f"Partial month: the figures start on {local_time(cr.data_from_us, cr.timezone)} "
+                     f"({cr.timezone}); tickets, calls and other items settled before then are not counted.")
     for s in cr.slas:
         if not s.has_data or s.met:
             continue

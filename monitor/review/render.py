@@ -115,7 +115,7 @@ def html_to_pdf(html: str, timeout: float = 180.0, chromium: str | None = None) 
 
 CSS = f"""
 @page {{ size: A4; margin: 13mm 12mm 15mm 12mm;
-  @bottom-left {{ content: "slamon · monthly SLA review"; font: 7pt {FONT}; color: {MUTED}; }}
+  @bottom-left {{ content: "Monthly SLA review"; font: 7pt {FONT}; color: {MUTED}; }}
   @bottom-right {{ content: "page " counter(page) " of " counter(pages); font: 7pt {FONT}; color: {MUTED}; }} }}
 * {{ box-sizing: border-box; }}
 html {{ -webkit-print-color-adjust: exact; print-color-adjust: exact; }}
@@ -268,8 +268,8 @@ def _overview(review: Review, commentary: str | None) -> str:
 def _pipeline_note(review: Review) -> str:
     p = review.pipeline
     if p.get("source") == "store":
-        return (f"<p class=\"note\">Source: the SLA record, {p.get('decisions', 0):,} decisions held; each ticket, "
-                "call, survey and audit is counted once, in the period of its decision, with every later correction "
+        return (f"<p class=\"note\">Source: our record of {p.get('decisions', 0):,} ticket, call, survey and audit "
+                "outcomes; each is counted once, in the period it was settled in, with every later correction "
                 "(a reopened ticket, a late event) applied.</p>")
     rejected = sum(p.get("rejected", {}).values())
     parts = [f"Source: {p.get('accepted', 0):,} events (ticket updates, calls, monitoring probes, surveys and "
@@ -279,24 +279,24 @@ def _pipeline_note(review: Review) -> str:
     if rejected:
         parts.append(f"{rejected:,} unusable events were set aside")
     if p.get("after_at"):
-        parts.append(f"{p['after_at']:,} events after the review instant belong to later figures")
+        parts.append(f"{p['after_at']:,} events after the figures' cut-off time belong to later figures")
     return f"<p class=\"note\">{'; '.join(parts)}.</p>"
 
 
 GLOSSARY = (
     ("Compliance", "the share of items (tickets, calls, surveys, audited items) that met the target in a contract "
-                   "period: good ÷ decided."),
+                   "period: the items that met it ÷ all items counted in the period."),
     ("Contract period", "the span a target is measured over: a calendar month, an ISO week (a week belongs to the "
                         "month its Thursday falls in) or a day, in the client's timezone; or a rolling window."),
-    ("Breach", "an item decided as missed: a ticket not answered or resolved by its deadline, a call answered "
+    ("Breach", "an item that missed its target: a ticket not answered or resolved by its deadline, a call answered "
                "after the threshold or abandoned."),
     ("Deadline", "the instant a ticket's clock reaches its target. Clocks count business hours only where the "
                  "contract says so, stop while the ticket waits on the customer (pause statuses), and keep their "
                  "elapsed time when the priority changes."),
-    ("Counted in", "an item counts in the period of its decision: the reply or resolution, or the deadline for "
-                   "a breach."),
-    ("Reopened ticket", "a resolved ticket that is reopened loses its 'met' and is decided again later; a breach "
-                        "stays a breach."),
+    ("Counted in", "an item counts in the period in which its outcome was settled: the reply or resolution, or the "
+                   "deadline for a breach."),
+    ("Reopened ticket", "a resolved ticket that is reopened loses its 'met' and is judged again when it is resolved "
+                        "again; a breach stays a breach."),
     ("p90", "90 % of the items took at most this long (response, resolution, wait or handle time)."),
     ("Partial period", "a period the figures cover only in part (hollow points in the trends): the data starts "
                        "after it begins, or it is still running."),
@@ -331,14 +331,14 @@ def _client_section(review: Review, cr: ClientReview, commentary: str | None = N
         f"<h1>{escape(cr.client)}</h1>",
         f"<p class=\"sub\">{first.day} {MONTH_NAMES[first.month - 1][:3]} – {last.day} "
         f"{MONTH_NAMES[last.month - 1][:3]} {last.year} ({escape(cr.timezone)}) · "
-        + ("complete month" if cr.complete else f"month to date, as of {escape(local_time(review.at_us, cr.timezone))}")
+        + _coverage(review, cr)
         + f" · {len(cr.slas)} SLAs in the contract</p>",
         f"<div class=\"summary\"><div class=\"text\"><p class=\"headline\">{escape(cr.headline)}</p>"
         f"<ul>{notes}</ul></div><div class=\"tiles\">{tile_html}</div></div>",
     ]
     if commentary:
         parts += ["<h2>Commentary and action plan</h2>", f"<div class=\"commentary\">{commentary}</div>"]
-    parts += ["<h2>Scorecard</h2>", _scorecard(cr)]
+    parts += ["<h2>Scorecard</h2>", _scorecard(cr, review.data_start_us)]
     prio = _priority_table(cr)
     if prio:
         parts += ["<h2>Tickets by priority</h2>", prio]
@@ -354,6 +354,16 @@ def _client_section(review: Review, cr: ClientReview, commentary: str | None = N
         parts += ["<h2>Breached tickets</h2>", _breach_lists(cr, listed)]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _coverage(review: Review, cr: ClientReview) -> str:
+    """How much of the month the figures cover, for the client's header."""
+    parts = []
+    if cr.data_from_us is not None:
+        parts.append(f"partial month: figures from {local_time(cr.data_from_us, cr.timezone)}")
+    if not cr.complete:
+        parts.append(f"{'month to date, ' if not parts else ''}as of {local_time(review.at_us, cr.timezone)}")
+    return escape(", ".join(parts) or "complete month")
 
 
 def month_days(cr: ClientReview):
@@ -450,15 +460,21 @@ def _period_text(s: SlaReview) -> str:
     return {"month": "monthly", "week": "weekly (ISO weeks)", "day": "daily"}.get(s.period, s.period)
 
 
-def _result_cell(s: SlaReview) -> str:
+def _partial(r, data_start_us: int | None) -> bool:
+    """A contract period the figures cover only in part: still running, or begun before the figures start."""
+    return not r.complete or (data_start_us is not None and r.start_us < data_start_us)
+
+
+def _result_cell(s: SlaReview, data_start_us: int | None = None) -> str:
     if len(s.records) == 1 and s.period not in ("week", "day"):
         r = s.records[0]
         count = f"<div class=\"small\">{_decided_text(s, r.decided)}</div>" if r.decided else ""
-        return f"<b>{escape(fmt_value(r.value, s.unit, s.target))}</b>{count}"
+        mark = "*" if _partial(r, data_start_us) else ""
+        return f"<b>{escape(fmt_value(r.value, s.unit, s.target))}{mark}</b>{count}"
     lines = []
     for r in s.records:
         cls = "miss" if not r.met else ""
-        mark = "" if r.complete else "*"
+        mark = "*" if _partial(r, data_start_us) else ""
         label = r.period.split("-", 1)[1] if s.period == "week" else r.period[-2:]
         value = escape(fmt_value(r.value, s.unit, s.target))
         lines.append(f"<span class=\"{cls}\">{escape(label)}{mark} {value}</span>")
@@ -479,7 +495,7 @@ def _credit_cell(s: SlaReview) -> str:
     return f"<b style=\"color:{BAD}\">{escape(money(s.credits, s.currency))}</b>"
 
 
-def _scorecard(cr: ClientReview) -> str:
+def _scorecard(cr: ClientReview, data_start_us: int | None = None) -> str:
     prev = shift_month(cr.month, -1)
     prev_name = MONTH_NAMES[parse_month(prev)[1] - 1][:3]
     rows = []
@@ -488,7 +504,7 @@ def _scorecard(cr: ClientReview) -> str:
             f"<tr><td><div class=\"name\">{escape(s.display)}</div><div class=\"small\">{escape(s.sla)} · "
             f"{escape(_period_text(s))}</div></td>"
             f"<td class=\"num\">{escape(fmt_target(s))}</td>"
-            f"<td class=\"num\">{_result_cell(s)}</td>"
+            f"<td class=\"num\">{_result_cell(s, data_start_us)}</td>"
             f"<td class=\"num\">{_change_cell(s, prev)}</td>"
             f"<td>{_status(s)}</td>"
             f"<td>{bullet_svg(s)}</td>"
@@ -497,8 +513,9 @@ def _scorecard(cr: ClientReview) -> str:
              f"The change is against {MONTH_NAMES[parse_month(prev)[1] - 1]} (the worst period of each month)."]
     if any(s.period == "week" for s in cr.slas):
         notes.append("Weekly SLAs list the ISO weeks whose Thursday falls in the month.")
-    if any(not r.complete for s in cr.slas for r in s.records):
-        notes.append("* period still running at the review instant.")
+    if any(_partial(r, data_start_us) for s in cr.slas for r in s.records):
+        notes.append("* period only partly covered: still running when the figures end, or begun before they "
+                     "start.")
     foot = f"<p class=\"note\">{' '.join(notes)}</p>"
     return ("<table class=\"scorecard\"><thead><tr><th>SLA</th><th class=\"num\">Target</th>"
             f"<th class=\"num\">Result</th><th class=\"num\">vs {prev_name}</th><th>Status</th>"
@@ -520,7 +537,7 @@ def _change_cell(s: SlaReview, prev: str) -> str:
         text = f"{delta:+.1f} s" if abs(delta) < 120 else f"{delta / 60:+.1f} min"
     else:
         text = f"{delta:+.2f}"
-    if abs(delta) < 1e-12:
+    if abs(delta) < 1e-12 or not text.split()[0].strip("+-0."):  # rounds to zero: no "-0.0 pt"
         return "<span class=\"small\">±0</span>"
     return f"<span class=\"{'up' if better else 'down'}\">{escape(text)}</span>"
 
@@ -669,7 +686,7 @@ def _trend_grid(review: Review, cr: ClientReview) -> str:
             f"(weeks for weekly SLAs; the value at each month's end for rolling windows); red points missed "
             f"the target (dashed)." + (" Hollow points are partial periods: the figures start after the period "
                                        "begins, or it is still running." if partial else "")
-            + " Below each chart: items decided per month and the 90th percentile of the times measured.</p>")
+            + " Below each chart: items counted per month and the 90th percentile of the times measured.</p>")
 
 
 def _volume_line(s: SlaReview, months: list[str]) -> str:
@@ -771,10 +788,12 @@ def _polyline(points: list[str]) -> str:
 def _daily_block(cr: ClientReview, slas: list[SlaReview], at_us: int) -> str:
     future = _days_after(cr, at_us)
     rows = [daily_svg(s, cr, last=(i == len(slas) - 1), future=future) for i, s in enumerate(slas)]
-    later = " Beige days come after the review instant." if future else ""
+    later = " Beige days come after the figures end." if future else ""
     first, last = month_days(cr)
     outside = any(d < first or d > last for d in cr.days)
-    return (f"<div class=\"daily\">{''.join(rows)}</div><p class=\"note\">Decisions that went bad, by local day "
+    return (f"<div class=\"daily\">{''.join(rows)}</div><p class=\"note\">Items that missed their target (late "
+            "tickets, calls over the threshold, abandoned calls, low scores, audit errors; minutes down for uptime), "
+            "by local day "
             f"({escape(cr.timezone)}); grey columns are weekends; hatched days are outside that SLA's contract periods "
             f"of the month" + (" (weekly SLAs count the ISO weeks whose Thursday is in the month, so their days can "
                                "begin or end outside it)" if outside else "")
@@ -903,5 +922,5 @@ def _appendix(review: Review) -> str:
     if not blocks:
         return ""
     return ("<section class=\"appendix\"><p class=\"eyebrow\">Appendix</p><h1>Breached tickets</h1>"
-            "<p class=\"sub\">Every ticket breached in the month's contract periods, by the day its breach was "
-            "decided (local to the client), in order; also in the CSV.</p>" + "".join(blocks) + "</section>")
+            "<p class=\"sub\">Every ticket breached in the month's contract periods, by the day it breached "
+            "(local to the client), in order; also in the CSV.</p>" + "".join(blocks) + "</section>")

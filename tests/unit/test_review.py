@@ -372,6 +372,51 @@ class _HtmlChecker(HTMLParser):
             start = j
 
 
+def test_tables_by_queue_and_channel(history):
+    """Ticket queues and channels and call queues, per SLA, over the month's contract periods: they add up to the
+    SLA's figures (every call has a queue; acme-retail's tickets each have a channel, globex-bank's a queue)."""
+    built = history[4]
+    acme = next(c for c in built.clients if c.client == "acme-retail")
+    globex = next(c for c in built.clients if c.client == "globex-bank")
+    for s in [*acme.slas, *globex.slas]:
+        if not s.groups:
+            continue
+        for dimension in {g.dimension for g in s.groups}:
+            rows = [g for g in s.groups if g.dimension == dimension]
+            assert sum(g.decided for g in rows) == s.decided, (s.sla, dimension)
+            if s.contract.has_item_clocks:
+                assert sum(g.bad for g in rows) == len(s.breached_ids), (s.sla, dimension)
+    by_sla = {(c.client, s.sla): {(g.dimension, g.name) for g in s.groups} for c in (acme, globex) for s in c.slas}
+    assert by_sla[("acme-retail", "phone-service-level")] == {("queue", "orders"), ("queue", "returns")}
+    assert by_sla[("acme-retail", "first-response")] == {("channel", "email"), ("channel", "web")}
+    assert by_sla[("globex-bank", "fraud-resolution")] == {("queue", "fraud")}
+    assert by_sla[("globex-bank", "first-response")] == set()  # a rolling window: no table, as by priority
+    html = render_html(built)
+    section = html.split('id="acme-retail"')[1].split("</section>")[0]
+    assert "By queue and channel" in section and "Call queue" in section and "Ticket channel" in section
+    rows = list(csv.DictReader(io.StringIO(render_csv(built))))
+    assert {r["group"] for r in rows if r["section"] == "queue" and r["sla"] == "phone-service-level"} == {"orders",
+                                                                                                   "returns"}
+
+
+def test_a_month_the_figures_cover_in_part_is_marked():
+    """Events that start after the month began: the notes, the header and the scorecard say so."""
+    contracts = parse_contracts(SMALL)
+    lines = _small_events()[4:]  # from 2 November
+    engine = ReviewEngine(contracts)
+    result = replay_lines(lines, contracts, review_at(contracts, MONTH), engine)
+    review = build_review(result, engine, MONTH)
+    (cr,) = review.clients
+    assert cr.data_from_us == _us("2026-11-02T09:30:00Z")  # the first decision (a 15-minute bucket)
+    assert any(n.startswith("Partial month: the figures start on 2 Nov 2026 09:30 (UTC)") for n in cr.notes)
+    html = render_html(review)
+    assert "partial month: figures from 2 Nov 2026 09:30" in html
+    assert "50.0 %*" in html and "* period only partly covered" in html
+    whole = build_review(replay_lines(_small_events(), contracts, result.at_us, e := ReviewEngine(contracts)), e,
+                         MONTH)
+    assert whole.clients[0].data_from_us is None and "Partial month" not in render_html(whole)
+
+
 def test_a_client_whose_month_has_not_begun_is_left_out_and_named():
     contracts = parse_contracts(SMALL.replace("clients:\n", "clients:\n  tokyo:\n    timezone: Asia/Tokyo\n"
                                               "    slas:\n      - {name: fr, kind: first_response, "
