@@ -6,16 +6,18 @@ to dashboard JSON (schemaVersion 39).
 Four dashboards. Every Prometheus panel and variable reads the datasource chosen in the `$datasource`
 variable (type prometheus; the provisioned `slamon Prometheus`, uid `slamon-prometheus`, by default), so the
 same JSON works against any Prometheus that scrapes the workers. The client dashboard's "Recent breaches" table
-reads the SLA record (`slamon store run`) through the PostgreSQL datasource `slamon-store`
-(deploy/grafana/provisioning/datasources/store.yaml).
+reads the SLA record (`slamon store run`) through the PostgreSQL datasource of `$store` (default `slamon-store`,
+deploy/grafana/provisioning/datasources/store.yaml). docs/dashboards.md says where each number comes from.
 
   slamon-floor     operations-floor wallboard: one row per client (repeated over `$client`), big stat
                    panels: service level now, calls waiting, longest wait, tickets at risk, breaching soon,
                    uptime, share of SLAs on target
   slamon-client    one client's SLAs: period-to-date vs target, error-budget burn-down, projected
-                   compliance, penalty exposure, breaches over time, calls and latency (`$client`, `$sla`)
-  slamon-oncall    burn rates (recorded rules and engine), firing/pending alerts (ALERTS), what breaches
-                   next, services and data freshness
+                   compliance, penalty exposure, breaches over time, time to budget exhaustion, calls and
+                   latency, recent breaches from the SLA record (`$client`, `$sla`, `$store`)
+  slamon-oncall    firing/pending alerts (ALERTS) with runbook and dashboard links, burn rates per alert tier
+                   with each SLA's factor, time to budget exhaustion, what breaches next, services and data
+                   freshness (`$runbooks`)
   slamon-pipeline  workers, events in/out, dead letters, consumer and event-time lag, checkpoints
 
 Contract-independent: clients and SLAs come from template variables over `slamon_sla_info`, so the
