@@ -2,6 +2,8 @@
 #
 #   make demo        the whole pipeline on this machine without Docker (Kafka, 2 workers, Prometheus,
 #                    Alertmanager, traffic generator); Ctrl-C stops everything. DEMO_ARGS="--duration 300"
+#                    FEED=gateway: vendor webhooks (the connector fixtures, replayed live 60x faster) through
+#                    `slamon ingest` instead of the generator; FEED=both: the two
 #   make test        the README's test command (python -m pytest -q) in .venv
 #   make deploy-config   regenerate the committed deploy files (rules, alertmanager.yml, k8s manifests)
 #   make dashboards      regenerate the Grafana dashboards (deploy/grafana/dashboards, from alerts/dashboards.py)
@@ -15,6 +17,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_ARGS ?=
+FEED ?= generator
 
 .PHONY: demo test venv deploy-config dashboards secrets compose-check lint kafka-tools ops-doc
 
@@ -28,7 +31,7 @@ venv: $(PY)
 # deploy/local/demo.py installs whatever else is missing (Python packages into .venv; JDK, Maven,
 # Prometheus and Alertmanager via .ci/install-services.sh when root; the Kafka jars from Maven Central)
 demo: $(PY)
-	$(PY) -m deploy.local.demo $(DEMO_ARGS)
+	$(PY) -m deploy.local.demo --feed $(FEED) $(DEMO_ARGS)
 
 test: $(PY)
 	. $(VENV)/bin/activate && python -m pytest -q

@@ -43,8 +43,11 @@ def cases(vendor: str) -> list[Path]:
 
 
 def parse(vendor: str, path: Path) -> Any:
-    module = connector(endpoint(vendor)["connector"])
-    body = path.read_bytes()
+    return parse_body(connector(endpoint(vendor)["connector"]), path.read_bytes())
+
+
+def parse_body(module, body: bytes) -> Any:
+    """A body as the connector `module` receives it (JSON, form fields or queue_log text)."""
     if module.BODY == "form":
         import urllib.parse
 

@@ -262,15 +262,16 @@ def test_a_worker_fed_by_the_gateway_equals_the_replay_of_the_expected_events(ka
 
 
 def test_demo_sender_posts_every_fixture_accepted(gateway):
-    """examples/ingest/post_fixtures.py (the vendor traffic of the demo) against the gateway: times moved to now,
-    every signature valid, every mappable fixture accepted."""
+    """examples/ingest/post_fixtures.py (the vendor traffic of the demo) against the gateway: times compressed
+    onto the wall clock (tests/integration/test_demo_ingest.py checks them), every signature valid, every
+    mappable fixture accepted."""
     import subprocess
     import sys
 
     from tests.ingest.gateway_support import ROOT
 
     out = subprocess.run([sys.executable, "examples/ingest/post_fixtures.py", "--config", str(gateway.config),
-                          "--delay", "0"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          "--delay", "0", "--speed", "3600"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     lines = out.stdout.splitlines()
     assert len(lines) == sum(len(cases(v)) for v in HTTP)
