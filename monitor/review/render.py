@@ -9,6 +9,7 @@ import csv
 import io
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -158,7 +159,8 @@ td.num, th.num {{ text-align: right; white-space: nowrap; }}
 .chart .v {{ font-size: 7.5pt; color: {MUTED}; margin-top: 0.5mm; }}
 .appendix .ids p {{ margin: 0 0 1mm; font-size: 6.8pt; }}
 .appendix .ids b {{ font-family: {FONT}; }}
-table.scorecard td:first-child {{ width: 40mm; }}
+table.scorecard td:first-child {{ width: 40mm; min-width: 36mm; }}
+table.scorecard td svg {{ width: 48mm; height: auto; display: block; }}
 table.groups {{ margin-bottom: 2mm; }} table.groups th.num {{ vertical-align: bottom; }}
 table.groups td .small {{ white-space: nowrap; }}
 .appendix h3 {{ font-size: 9pt; margin: 3mm 0 1mm; }}
@@ -501,7 +503,7 @@ def _scorecard(cr: ClientReview, data_start_us: int | None = None) -> str:
     rows = []
     for s in cr.slas:
         rows.append(
-            f"<tr><td><div class=\"name\">{escape(s.display)}</div><div class=\"small\">{escape(s.sla)} · "
+            f"<tr><td><div class=\"name\">{_glued(s.display)}</div><div class=\"small\">{escape(s.sla)} · "
             f"{escape(_period_text(s))}</div></td>"
             f"<td class=\"num\">{escape(fmt_target(s))}</td>"
             f"<td class=\"num\">{_result_cell(s, data_start_us)}</td>"
@@ -521,6 +523,11 @@ def _scorecard(cr: ClientReview, data_start_us: int | None = None) -> str:
             f"<th class=\"num\">Result</th><th class=\"num\">vs {prev_name}</th><th>Status</th>"
             "<th>Compliance vs target</th><th class=\"num\">Credit</th></tr></thead><tbody>" + "".join(rows)
             + "</tbody></table>" + foot)
+
+
+def _glued(text: str) -> str:
+    """Escaped, with a number and its unit kept on one line ("Service level (30 s)" never breaks before "s)")."""
+    return re.sub(r"(\d) (s|%|min|h)(?!\w)", "\\1&nbsp;\\2", escape(text))
 
 
 def _change_cell(s: SlaReview, prev: str) -> str:
