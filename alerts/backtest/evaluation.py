@@ -17,12 +17,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
-import time
 from collections import defaultdict
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,8 @@ import yaml
 
 from alerts.backtest import BacktestError
 from alerts.backtest.history import History, scrape_history
+from alerts.backtest.inline import Inliner
+from alerts.backtest.progress import Progress
 from alerts.backtest.scoring import (
     Episode,
     ItemSelection,
@@ -119,8 +122,9 @@ def parse_prom_duration(text: str | None) -> float:
 
 def backfill_recording_rules(prom: Prometheus, files: dict[str, dict], workdir: Path, start_s: int,
                              end_s: int, step_s: int) -> int:
-    """Backfill every recording rule, layer by layer, into the server's TSDB (restarting it to load the
-    new blocks). Returns the number of recording rules."""
+    """The former method, kept for comparisons (`--method backfill`): backfill every recording rule, layer by
+    layer, into the server's TSDB (restarting it to load the new blocks). Returns the number of recording
+    rules. Slow on long histories: promtool writes a block per 2 h of every layer."""
     layers = recording_layers(files)
     count = 0
     for level, layer in enumerate(layers):
@@ -163,26 +167,76 @@ def item_selections(contracts, alerting) -> dict[tuple, ItemSelection]:
     return out
 
 
+QUERY_THREADS = 2  # range queries in flight (Prometheus evaluates each on its own goroutines)
+
+
+class Evaluator:
+    """The alert expressions of one or more configs evaluated by one Prometheus over the shared history: one
+    `query_range` per distinct (inlined) expression, the answers shared between configs (`--compare`)."""
+
+    def __init__(self, prom: Prometheus, start_s: int, end_s: int, step_s: int) -> None:
+        self.prom, self.start_s, self.end_s, self.step_s = prom, start_s, end_s, step_s
+        self.answers: dict[str, list[tuple[dict, list[float]]]] = {}  # expr -> [(labels, instants returned)]
+        self._types: dict[str, str] = {}
+        self.queries = 0
+
+    def result_type(self, expr: str) -> str:
+        kind = self._types.get(expr)
+        if kind is None:
+            kind = self._types[expr] = self.prom.query_raw(expr, self.end_s)["resultType"]
+        return kind
+
+    def rules(self, files: dict[str, dict], inline: bool = True) -> list[dict]:
+        """The alerting rules, with the recording rules inlined into their expressions (or as they are)."""
+        if not inline:
+            return alerting_rules(files)
+        return Inliner(files, self.step_s, self.result_type).alerts(files)
+
+    def run(self, exprs: Iterable[str], progress: Progress | None = None) -> None:
+        """Answer every expression not answered yet."""
+        todo = list(dict.fromkeys(e for e in exprs if e not in self.answers))
+        if progress is not None:
+            progress.total = len(todo)
+
+        def one(expr: str) -> list[tuple[dict, list[float]]]:
+            return [(s["metric"], [float(t) for t, _ in s["values"]])
+                    for s in self.prom.query_range(expr, self.start_s, self.end_s, self.step_s)]
+
+        with ThreadPoolExecutor(QUERY_THREADS) as pool:
+            for done, (expr, answer) in enumerate(zip(todo, pool.map(one, todo), strict=True), 1):
+                self.answers[expr] = answer
+                self.queries += 1
+                if progress is not None:
+                    progress.update(done)
+
+    def episodes(self, rules: list[dict], level=None) -> list[Episode]:
+        """Episodes of every alerting rule (answered by `run`); `level` maps a `severity` label value to page |
+        ticket | info."""
+        episodes: list[Episode] = []
+        for rule in rules:
+            labels = rule.get("labels", {})
+            severity = labels.get("severity", "")
+            severity = level(severity) if level is not None else severity
+            by_scope: dict[tuple[str, str], list[list[float]]] = defaultdict(list)
+            for metric, times in self.answers[rule["expr"]]:
+                client = labels.get("client") or metric.get("client", "all")
+                sla = labels.get("sla") or metric.get("sla", "all")
+                by_scope[(client, sla)].append(times)
+            for (client, sla), times in by_scope.items():
+                episodes.extend(episodes_from_series(
+                    rule["alert"], severity, labels.get("category", ""), client, sla,
+                    parse_prom_duration(rule.get("for")), self.step_s, times,
+                    keep_firing_for_s=parse_prom_duration(rule.get("keep_firing_for")), end_s=self.end_s))
+        return merge_episodes(episodes, self.step_s)
+
+
 def evaluate_alerts(prom: Prometheus, files: dict[str, dict], start_s: int, end_s: int,
-                    step_s: int, level=None) -> tuple[int, list[Episode]]:
-    """Episodes of every alerting rule; `level` maps a `severity` label value to page | ticket | info."""
-    rules = alerting_rules(files)
-    episodes: list[Episode] = []
-    for rule in rules:
-        labels = rule.get("labels", {})
-        severity = labels.get("severity", "")
-        severity = level(severity) if level is not None else severity
-        series = prom.query_range(rule["expr"], start_s, end_s, step_s)
-        by_scope: dict[tuple[str, str], list[list[float]]] = defaultdict(list)
-        for s in series:
-            client = labels.get("client") or s["metric"].get("client", "all")
-            sla = labels.get("sla") or s["metric"].get("sla", "all")
-            by_scope[(client, sla)].append([float(t) for t, _ in s["values"]])
-        for (client, sla), times in by_scope.items():
-            episodes.extend(episodes_from_series(
-                rule["alert"], severity, labels.get("category", ""), client, sla,
-                parse_prom_duration(rule.get("for")), step_s, times))
-    return len(rules), merge_episodes(episodes, step_s)
+                    step_s: int, level=None, inline: bool = True) -> tuple[int, list[Episode]]:
+    """Episodes of every alerting rule of `files` (one config)."""
+    ev = Evaluator(prom, start_s, end_s, step_s)
+    rules = ev.rules(files, inline)
+    ev.run(r["expr"] for r in rules)
+    return len(rules), ev.episodes(rules, level)
 
 
 # --- the whole run ------------------------------------------------------------------------------------------
@@ -208,59 +262,104 @@ class BacktestResult:
         }
 
 
+def backfill_history(files: list[Path], tsdb: Path, progress: Progress | None = None, jobs: int = 2) -> None:
+    """`promtool tsdb create-blocks-from openmetrics` on every window file (one block each), `jobs` at a time.
+    One file per 2-hour window keeps it linear: promtool reads its whole input once per block it writes."""
+    tsdb.mkdir(parents=True, exist_ok=True)
+    if progress is not None:
+        progress.total = len(files)
+    with ThreadPoolExecutor(max(1, jobs)) as pool:
+        for done, _ in enumerate(pool.map(lambda f: create_blocks_from_openmetrics(f, tsdb), files), 1):
+            if progress is not None:
+                progress.update(done)
+
+
+def _prometheus(work: Path, data: Path, settings: Settings) -> Prometheus:
+    return Prometheus(work, config_text=SERVER_CONFIG, data_dir=data, start_timeout=120.0, log_level="warn",
+                      extra_args=[
+                          "--storage.tsdb.retention.time=100y",
+                          "--storage.tsdb.max-block-duration=2h",  # no compaction of the backfilled blocks
+                          f"--query.lookback-delta={max(300, 2 * settings.step_s)}s",
+                          "--query.max-samples=200000000"])
+
+
 def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, object]],
                  settings: Settings | None = None, workdir: Path | None = None,
-                 progress: bool = False) -> BacktestResult:
-    """Scrape the history once, then evaluate the rules generated for each (name, Alerting) config."""
+                 progress: bool = False, jobs: int | None = None, method: str = "inline") -> BacktestResult:
+    """Scrape the history once, backfill it once, then evaluate the rules generated for each (name, Alerting)
+    config against one Prometheus (queries shared between configs).
+
+    jobs: processes for the scrape and promtool (default: the CPUs, at most 2). method: "inline" (recording
+    rules inlined into one range query per alert) or "backfill" (the former method: every recording rule
+    backfilled by promtool, layer by layer, in a copy of the TSDB per config; slow, for comparisons)."""
     from alerts.rules import rule_files
 
+    if method not in ("inline", "backfill"):
+        raise BacktestError(f"unknown method {method!r} (inline, backfill)")
     settings = settings if settings is not None else Settings()
+    jobs = jobs if jobs is not None else max(1, min(2, os.cpu_count() or 1))
     require(PROMETHEUS_BIN)
     require(PROMTOOL_BIN)
     own_tmp = workdir is None
     work = Path(tempfile.mkdtemp(prefix="slamon-backtest-")) if own_tmp else Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+
+    def phase(label: str) -> Progress:
+        return Progress(label, enabled=progress)
+
     try:
-        t0 = time.perf_counter()
-        om = work / "history.om.txt"
-        history = scrape_history(lines, contracts, om, settings, progress)
-        timings["scrape"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        bar = phase("scrape")
+        history = scrape_history(lines, contracts, work / "history", settings, bar, jobs=jobs)
+        timings["scrape"] = bar.finish(f"{history.scrapes:,} scrapes, {history.samples:,} samples")
+        bar = phase("backfill")
         base = work / "tsdb-base"
-        create_blocks_from_openmetrics(om, base)
-        timings["backfill_openmetrics"] = time.perf_counter() - t0
-        scored = []
-        for index, (name, alerting) in enumerate(configs):
-            t0 = time.perf_counter()
-            cwork = work / f"config{index}"
-            shutil.rmtree(cwork, ignore_errors=True)
-            cwork.mkdir()
-            data = cwork / "data"
-            shutil.copytree(base, data)
-            files = rule_files(contracts, alerting)
-            prom = Prometheus(cwork, config_text=SERVER_CONFIG, data_dir=data, start_timeout=60.0,
-                              log_level="warn", extra_args=[
-                                  "--storage.tsdb.retention.time=100y",
-                                  f"--query.lookback-delta={max(300, 2 * settings.step_s)}s",
-                                  "--query.max-samples=200000000"]).start()
+        shutil.rmtree(base, ignore_errors=True)
+        backfill_history(history.files, base, bar, jobs=jobs)
+        timings["backfill_openmetrics"] = bar.finish(f"{len(history.files)} blocks")
+        keys = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas}
+        scored_from = scoring_start(history.start_s, history.boundaries, keys, settings.warm_up_s,
+                                    slack_s=settings.boundary_slack_s)
+        files = [(name, alerting, rule_files(contracts, alerting)) for name, alerting in configs]
+        results: list[tuple[str, object, int, list[Episode]]] = []
+        if method == "inline":
+            bar = phase("prometheus")
+            prom = _prometheus(work / "prometheus", base, settings).start()
+            timings["prometheus_start"] = bar.finish()
             try:
-                backfill_recording_rules(prom, files, cwork, history.start_s, history.end_s, settings.step_s)
-                timings[f"{name}: recording rules"] = time.perf_counter() - t0
-                t0 = time.perf_counter()
-                rules, episodes = evaluate_alerts(prom, files, history.start_s, history.end_s, settings.step_s,
-                                                  alerting.severity_level)
-                timings[f"{name}: alerts"] = time.perf_counter() - t0
+                bar = phase("alerts")
+                ev = Evaluator(prom, history.start_s, history.end_s, settings.step_s)
+                rules = [ev.rules(f) for _, _, f in files]
+                ev.run((r["expr"] for rs in rules for r in rs), bar)
+                timings["alerts"] = bar.finish(f"{ev.queries} range queries for {sum(map(len, rules))} rules")
+                for (name, alerting, _), rs in zip(files, rules, strict=True):
+                    results.append((name, alerting, len(rs), ev.episodes(rs, alerting.severity_level)))
             finally:
                 prom.stop()
-            keys = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas}
+        else:
+            for index, (name, alerting, f) in enumerate(files):
+                cwork = work / f"config{index}"
+                shutil.rmtree(cwork, ignore_errors=True)
+                cwork.mkdir()
+                shutil.copytree(base, cwork / "data")
+                bar = phase(f"rules {index + 1}")
+                prom = _prometheus(cwork, cwork / "data", settings).start()
+                try:
+                    backfill_recording_rules(prom, f, cwork, history.start_s, history.end_s, settings.step_s)
+                    timings[f"{name}: recording rules"] = bar.finish()
+                    bar = phase(f"alerts {index + 1}")
+                    n, episodes = evaluate_alerts(prom, f, history.start_s, history.end_s, settings.step_s,
+                                                  alerting.severity_level, inline=False)
+                    timings[f"{name}: alerts"] = bar.finish()
+                finally:
+                    prom.stop()
+                results.append((name, alerting, n, episodes))
+        scored = []
+        for name, alerting, n, episodes in results:
             scored.append(score(
-                name, rules, episodes, history.breaches, settings.horizon_s, settings.grace_s,
+                name, n, episodes, history.breaches, settings.horizon_s, settings.grace_s,
                 periods=history.periods, burns=history.burns, items=history.items,
-                selections=item_selections(contracts, alerting),
-                scored_from=scoring_start(history.start_s, history.boundaries, keys, settings.warm_up_s,
-                                          slack_s=settings.boundary_slack_s),
-                settings=settings))
+                selections=item_selections(contracts, alerting), scored_from=scored_from, settings=settings))
         return BacktestResult(history, scored, timings)
     finally:
         if own_tmp:

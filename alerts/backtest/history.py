@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from alerts.backtest import BacktestError
+from alerts.backtest.progress import Progress
 from alerts.backtest.scoring import (
     Breach,
     BreachTracker,
@@ -40,6 +40,7 @@ from alerts.backtest.scoring import (
     burn_episodes,
     iso,
 )
+from alerts.backtest.speedups import fast_uptime
 from monitor import conventions as names
 
 US = 1_000_000
@@ -68,6 +69,7 @@ class History:
     boundaries: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     burns: list[BurnEpisode] = field(default_factory=list)
     items: list[ItemOutcome] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # OpenMetrics, one per 2-hour window
 
 
 def _event_us(line: bytes) -> int | None:
@@ -85,75 +87,189 @@ def _event_us(line: bytes) -> int | None:
     return to_us(ts)
 
 
-def scrape_history(lines: Iterable[bytes], contracts, out_path: Path, settings: Settings,
-                   progress: bool = False) -> History:
+WINDOW_S = 2 * 3600  # promtool cuts blocks at these (epoch-aligned) boundaries: one OpenMetrics file per window
+
+
+def _schedule(lines: list[bytes], step: int) -> tuple[list[int | None], int, int]:
+    """Event time of every line (None: unreadable), the first scrape instant (the first step after the first
+    event, in file order) and the last (the first step at or after the latest event)."""
+    times = [_event_us(line) if line.strip() else None for line in lines]
+    known = [t for t in times if t is not None]
+    if not known:
+        raise BacktestError("no events with a readable `ts` in the input")
+    first = (known[0] // step + 1) * step
+    last = max(first, -(-max(known) // step) * step)
+    return times, first, last
+
+
+def scrape_history(lines: Iterable[bytes], contracts, out_dir: Path, settings: Settings,
+                   progress: Progress | None = None, jobs: int = 1) -> History:
     """Replay `lines` through a worker's PartitionEngine and write the collector's series at every scrape
-    step as OpenMetrics with timestamps (families grouped, as the format requires)."""
+    step as OpenMetrics with timestamps, one file per 2-hour window (`History.files`, in `out_dir`).
+
+    jobs > 1: the scrape instants are split into that many stretches of whole windows, each scraped by its
+    own process (fork), which replays the events before its stretch without scraping (the engine's clock
+    still advanced at every step, as the scrapes do): the same engine state, the same series."""
+    started = time.perf_counter()
+    lines = lines if isinstance(lines, list) else list(lines)
+    step = settings.step_s * US
+    times, first, last = _schedule(lines, step)
+    instants = (last - first) // step + 1
+    shutil.rmtree(out_dir, ignore_errors=True)
+    out_dir.mkdir(parents=True)
+    jobs = max(1, min(jobs, instants // (WINDOW_S * US // step) or 1))
+    window = WINDOW_S * US
+    cuts = [first] + [((first + (last - first) * k // jobs) // window) * window for k in range(1, jobs)] + [last + 1]
+    cuts = sorted(set(cuts))
+    stretches = [(cuts[k], cuts[k + 1]) for k in range(len(cuts) - 1) if cuts[k] < cuts[k + 1]]
+    if progress is not None:
+        progress.total = instants
+    if len(stretches) == 1:
+        parts = [_scrape_stretch(lines, times, contracts, out_dir, settings, first, last, *stretches[0],
+                                 progress)]
+    else:
+        parts = _in_processes(lines, times, contracts, out_dir, settings, first, last, stretches, progress)
+    tracker = BreachTracker(settings)
+    items: dict[tuple[str, str, str], ItemOutcome] = {}
+    files: list[Path] = []
+    scrapes = samples = 0
+    for part in parts:
+        for t_s, figures in part["figures"]:
+            tracker.observe(t_s, figures)
+        for ident, outcome in part["items"]:
+            if outcome is None:
+                items.pop(ident, None)
+            else:
+                items[ident] = outcome
+        files += part["files"]
+        scrapes += part["scrapes"]
+        samples += part["samples"]
+    burns = [b for key, budget in tracker.budget.items()
+             for b in burn_episodes(key[0], key[1], budget, settings.burn_window_s, settings.burn_share)]
+    events = sum(1 for line in lines if line.strip())
+    return History(first // US, last // US, scrapes, samples, events, tracker.breaches,
+                   time.perf_counter() - started, tracker.periods, dict(tracker.boundaries), burns,
+                   sorted(items.values(), key=lambda i: (i.deadline_s, i.client, i.sla, i.item)), files=files)
+
+
+def _in_processes(lines, times, contracts, out_dir, settings, first, last, stretches, progress) -> list[dict]:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value("q", 0)
+    results = ctx.SimpleQueue()
+
+    def run(k: int, lo: int, hi: int) -> None:
+        try:
+            part = _scrape_stretch(lines, times, contracts, out_dir, settings, first, last, lo, hi, None, counter)
+            results.put((k, part, None))
+        except BaseException as err:
+            results.put((k, None, f"{type(err).__name__}: {err}"))
+
+    procs = [ctx.Process(target=run, args=(k, lo, hi), daemon=True) for k, (lo, hi) in enumerate(stretches)]
+    for proc in procs:
+        proc.start()
+    parts: dict[int, dict] = {}
+    try:
+        while len(parts) < len(procs):
+            while not results.empty():
+                k, part, error = results.get()
+                if error is not None:
+                    raise BacktestError(f"scrape process {k} failed: {error}")
+                parts[k] = part
+            if len(parts) < len(procs):
+                if any(not p.is_alive() and p.exitcode not in (0, None) for p in procs):
+                    raise BacktestError("a scrape process died")
+                if progress is not None:
+                    progress.update(counter.value)
+                time.sleep(0.1)
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+    return [parts[k] for k in range(len(procs))]
+
+
+def _scrape_stretch(lines: list[bytes], times: list[int | None], contracts, out_dir: Path, settings: Settings,
+                    first: int, last: int, lo: int, hi: int, progress: Progress | None = None,
+                    counter=None) -> dict:
+    """Replay every line; scrape the instants in [lo, hi) (the others only advance the engine's clock)."""
+    from monitor.contracts import TicketSla
     from streams.metrics import EngineCollector
     from streams.partition_engine import PartitionEngine
 
-    started = time.perf_counter()
     step = settings.step_s * US
     pe = PartitionEngine(0, contracts)
     clock = {"at": 0}
     collector = EngineCollector(lambda: [pe], clock=lambda _pe: clock["at"], wall=lambda: clock["at"] / US)
-    tracker = BreachTracker(settings)
-    from monitor.contracts import TicketSla
-
     rolling = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas
                if not isinstance(s.period, str)}
     tickets = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas
                if isinstance(s, TicketSla)}
-    items: dict[tuple[str, str, str], ItemOutcome] = {}
-    writer = OpenMetricsSpool(out_path.parent / (out_path.name + ".parts"))
-    scrapes = samples = events = 0
-    first = next_at = None
+    figures_out: list[tuple[int, dict]] = []
+    item_ops: list[tuple[tuple[str, str, str], ItemOutcome | None]] = []
+    spool: OpenMetricsSpool | None = None
+    spool_window = None
+    files: list[Path] = []
+    done = {"scrapes": 0, "samples": 0}
 
     def scrape(at_us: int) -> None:
-        nonlocal scrapes, samples
+        nonlocal spool, spool_window
         clock["at"] = at_us
+        if not lo <= at_us < hi:  # before this process's stretch: the clock advances as a scrape moves it
+            pe.advance(at_us)
+            pe.take_unsent()
+            pe.outbox.clear()
+            return
         t_s = at_us // US
+        window = t_s // WINDOW_S
+        if window != spool_window:
+            if spool is not None:
+                files.append(spool.finish_window())
+            spool = OpenMetricsSpool(out_dir / f"history-{window * WINDOW_S}.om.txt")
+            spool_window = window
         figures: dict[tuple[str, str], dict] = defaultdict(dict)
         families = list(collector.collect())
         for family in families:
             _note_figures(family, figures)
-        samples += writer.add(families, t_s)
+        done["samples"] += spool.add(families, t_s)
         for key in figures:
             figures[key]["rolling"] = key in rolling
-        tracker.observe(t_s, figures)
+        figures_out.append((t_s, dict(figures)))
         for out in pe.take_unsent():
-            _note_item(out, tickets, items)
+            _note_item(out, tickets, item_ops)
         pe.outbox.clear()  # no producer here: SLA events and dead letters are not published
-        scrapes += 1
-        if progress and scrapes % 1440 == 0:
-            print(f"backtest: scraped {iso(t_s)} ({scrapes} scrapes)", file=sys.stderr)
+        done["scrapes"] += 1
+        if counter is not None:
+            with counter.get_lock():
+                counter.value += 1
+        if progress is not None:
+            progress.update(done["scrapes"], iso(t_s))
 
-    for offset, line in enumerate(lines):
-        if not line.strip():
-            continue
-        ts = _event_us(line)
-        if ts is not None:
-            if first is None:
-                first = (ts // step + 1) * step  # the first scrape after the first event
-                next_at = first
-            while ts > next_at:
-                scrape(next_at)
-                next_at += step
-        pe.process(line, offset)
-        events += 1
-    if first is None:
-        raise BacktestError("no events with a readable `ts` in the input")
-    scrape(next_at)  # the state after the last event
-    writer.finish(out_path)
-    burns = [b for key, samples in tracker.budget.items()
-             for b in burn_episodes(key[0], key[1], samples, settings.burn_window_s, settings.burn_share)]
-    return History(first // US, next_at // US, scrapes, samples, events, tracker.breaches,
-                   time.perf_counter() - started, tracker.periods, dict(tracker.boundaries), burns,
-                   sorted(items.values(), key=lambda i: (i.deadline_s, i.client, i.sla, i.item)))
+    next_at = first
+    with fast_uptime():
+        for offset, line in enumerate(lines):
+            ts = times[offset]
+            if ts is None and not line.strip():
+                continue
+            if ts is not None:
+                if next_at >= hi:
+                    break  # past this stretch: nothing more to scrape
+                while ts > next_at and next_at < hi:
+                    scrape(next_at)
+                    next_at += step
+            pe.process(line, offset)
+        while next_at <= last and next_at < hi:  # the state after the last event (and any steps left)
+            scrape(next_at)
+            next_at += step
+    if spool is not None:
+        files.append(spool.finish_window())
+    return {"figures": figures_out, "items": item_ops, "files": files, **done}
 
 
-def _note_item(out, tickets: set[tuple[str, str]], items: dict) -> None:
-    """An SLA event of a ticket SLA: a decided item is (re)recorded, a withdrawn one forgotten."""
+def _note_item(out, tickets: set[tuple[str, str]], ops: list) -> None:
+    """An SLA event of a ticket SLA: a decided item is (re)recorded, a withdrawn one forgotten (None)."""
     if out.kind != "sla_events":
         return
     rec = orjson.loads(out.value)
@@ -162,12 +278,12 @@ def _note_item(out, tickets: set[tuple[str, str]], items: dict) -> None:
         return
     ident = (*key, str(rec.get("item")))
     if rec.get("change") == "withdrawn":
-        items.pop(ident, None)
+        ops.append((ident, None))
         return
     stop = rec.get("stop_us")
-    items[ident] = ItemOutcome(key[0], key[1], ident[2], rec.get("priority"), rec["start_us"] / US,
-                               rec["deadline_us"] / US, (stop if stop is not None else rec["at_us"]) / US,
-                               rec.get("outcome") == "bad")
+    ops.append((ident, ItemOutcome(key[0], key[1], ident[2], rec.get("priority"), rec["start_us"] / US,
+                                   rec["deadline_us"] / US, (stop if stop is not None else rec["at_us"]) / US,
+                                   rec.get("outcome") == "bad")))
 
 
 def _note_figures(family, figures: dict) -> None:
@@ -181,6 +297,9 @@ def _note_figures(family, figures: dict) -> None:
         if field_name in ("up", "down"):
             f["uptime"] = True
             f["known"] = f.get("up", 0.0) + f.get("down", 0.0)
+
+
+_SERIES_PARTS: dict[tuple, str] = {}
 
 
 class _Families:
@@ -205,12 +324,14 @@ class OpenMetricsSpool:
     by `floatToGoString`. A scrape also holds `up{job="slamon", instance="backtest:9108"} 1`, as Prometheus would
     record it."""
 
-    def __init__(self, directory: Path) -> None:
-        self.dir = directory
+    def __init__(self, out_path: Path, series: dict[tuple, str] | None = None) -> None:
+        self.out_path = out_path
+        self.dir = out_path.parent / (out_path.name + ".parts")
         shutil.rmtree(self.dir, ignore_errors=True)
         self.dir.mkdir(parents=True)
         self.files: dict[str, tuple[str, IO[str]]] = {}  # family -> (# HELP / # TYPE lines, spool file)
-        self._series: dict[tuple, str] = {}  # (sample name, labels) -> the line's `name{labels}` part
+        # (sample name, labels) -> the line's `name{labels}` part (shared by the windows of a scrape)
+        self._series: dict[tuple, str] = series if series is not None else _SERIES_PARTS
 
     def add(self, families: list[Metric], t_s: int) -> int:
         """Spool one scrape of `families` at `t_s`; returns the number of their samples written."""
@@ -246,6 +367,11 @@ class OpenMetricsSpool:
             handle = open(self.dir / f"{len(self.files):04d}.om", "w", encoding="utf-8")  # noqa: SIM115
             entry = self.files[family.name] = (header, handle)
         return entry[1]
+
+    def finish_window(self) -> Path:
+        """Join the spooled families into the OpenMetrics file; returns its path."""
+        self.finish(self.out_path)
+        return self.out_path
 
     def finish(self, out_path: Path) -> None:
         with open(out_path, "w", encoding="utf-8") as out:

@@ -461,19 +461,14 @@ def burn_episodes(client: str, sla: str, samples: list[tuple[float, float]], win
 # --- alert episodes -----------------------------------------------------------------------------------------
 
 def episodes_from_series(alert: str, severity: str, category: str, client: str, sla: str, for_s: float,
-                         step_s: float, series: Iterable[list[float]]) -> list[Episode]:
-    """Firing episodes from the evaluation instants at which the alert's expression returned each series:
-    active from the first instant of a run of consecutive evaluations, firing once active for `for_s`."""
+                         step_s: float, series: Iterable[list[float]], keep_firing_for_s: float = 0.0,
+                         end_s: float | None = None) -> list[Episode]:
+    """Firing episodes from the evaluation instants at which the alert's expression returned each series
+    (`alert_spans`: Prometheus' pending -> firing -> resolved, with `for` and `keep_firing_for`). The series
+    of one alert firing together are one notification."""
     spans: list[tuple[float, float, float]] = []
     for times in series:
-        run: list[float] = []
-        for t in sorted(times):
-            if run and t - run[-1] > step_s * 1.5:
-                spans.extend(_firing(run, for_s))
-                run = []
-            run.append(t)
-        if run:
-            spans.extend(_firing(run, for_s))
+        spans.extend(alert_spans(times, for_s, step_s, keep_firing_for_s, end_s))
     spans.sort()
     merged: list[list[float]] = []
     for pending, start, end in spans:  # series of one alert firing together are one notification
@@ -483,6 +478,37 @@ def episodes_from_series(alert: str, severity: str, category: str, client: str, 
         else:
             merged.append([pending, start, end])
     return [Episode(alert, severity, category, client, sla, p, s, e) for p, s, e in merged]
+
+
+def alert_spans(times: Iterable[float], for_s: float, step_s: float, keep_firing_for_s: float = 0.0,
+                end_s: float | None = None) -> list[tuple[float, float, float]]:
+    """The rule manager's state machine over the evaluation instants (every `step_s`) at which one series of
+    an alert's expression was returned: (active at, firing from, last evaluation firing) per firing span.
+
+    A series becomes pending at the first evaluation returning it (active at) and fires at the first one at
+    least `for_s` later; a pending alert whose series goes missing is dropped. A firing alert resolves at the
+    first evaluation without its series, unless `keep_firing_for_s`: then it keeps firing while less than that
+    has passed since the first evaluation without it (and continues when the series returns meanwhile).
+    `end_s`: the last evaluation of the history (caps the keep-firing tail; default: the last instant seen)."""
+    keep_evals = math.ceil(keep_firing_for_s / step_s - 1e-9) if keep_firing_for_s > 0 else 0
+    spans: list[tuple[float, float, float]] = []
+    active = fired = last = None
+    for t in sorted(times):
+        if last is not None:
+            missing = round((t - last) / step_s) - 1  # evaluations without the series in between
+            if missing > 0 and (fired is None or missing > keep_evals):
+                if fired is not None:
+                    spans.append((active, fired, last + keep_evals * step_s))
+                active = fired = None
+        if active is None:
+            active = t
+        if fired is None and t - active >= for_s - 1e-9:
+            fired = t
+        last = t
+    if fired is not None:
+        end = last + keep_evals * step_s
+        spans.append((active, fired, min(end, max(last, end_s)) if end_s is not None else last))
+    return spans
 
 
 def merge_episodes(episodes: list[Episode], step_s: float) -> list[Episode]:
@@ -504,12 +530,6 @@ def merge_episodes(episodes: list[Episode], step_s: float) -> list[Episode]:
         out.extend(merged)
     out.sort(key=lambda e: (e.start_s, e.alert, e.client, e.sla))
     return out
-
-
-def _firing(run: list[float], for_s: float) -> list[tuple[float, float, float]]:
-    active = run[0]
-    firing = [t for t in run if t - active >= for_s]
-    return [(active, firing[0], run[-1])] if firing else []
 
 
 # --- breaches -----------------------------------------------------------------------------------------------

@@ -193,10 +193,11 @@ def test_a_stricter_threshold_increases_recall_and_false_alarms(backtest):
 @pytest.mark.integration
 @pytest.mark.slow
 def test_the_backfilled_series_are_the_live_ones(backtest):
-    _, work = backtest
-    text = (work / "history.om.txt").read_text()
-    families = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    result, work = backtest
+    texts = [f.read_text() for f in result.history.files]
+    assert texts and all(f.parent == work / "history" for f in result.history.files)
+    families = {name for text in texts for name in re.findall(r"^# TYPE (\S+) ", text, re.M)}
     exported = {n.removesuffix("_total") for n in exported_sla_names()}
     assert families - {"up"} <= exported
     assert {"slamon_sla_bad", "slamon_sla_decided", "slamon_sla_met", "slamon_uptime_service_up"} <= families
-    assert text.endswith("# EOF\n")
+    assert all(text.endswith("# EOF\n") for text in texts)

@@ -23,7 +23,7 @@ def test_the_history_is_openmetrics_of_the_collectors_series(tmp_path):
     contracts = load_contracts("examples/contracts.yaml")
     lines = [orjson.dumps(e) for e in generate(contracts, GeneratorConfig(start_us=START_US, duration_us=HOUR_US,
                                                                            seed=3))]
-    out = tmp_path / "history.om.txt"
+    out = tmp_path / "history"
     history = scrape_history(lines, contracts, out, Settings(step_s=300))
     assert history.events == len(lines)
     assert history.scrapes == (history.end_s - history.start_s) // 300 + 1  # every 5 min, from after the first event
@@ -33,10 +33,19 @@ def test_the_history_is_openmetrics_of_the_collectors_series(tmp_path):
                                                 if s.kind in ("first_response", "resolution")}
     assert all(i.breached == (i.closed_s >= i.deadline_s) for i in history.items if i.breached)
     assert history.periods and history.boundaries
-    text = out.read_text(encoding="utf-8")
-    assert text.endswith("# EOF\n")
-    families = list(text_string_to_metric_families(_series_grouped(text)))  # refuses interleaved families
-    by_name = {f.name: f for f in families}
+    # one OpenMetrics file per 2-hour window (promtool's block), each a whole exposition
+    assert history.files and all(f.parent == out and f.name.startswith("history-") for f in history.files)
+    assert all(int(f.name.split("-")[1].split(".")[0]) % 7200 == 0 for f in history.files)
+    by_name: dict = {}
+    for path in history.files:
+        text = path.read_text(encoding="utf-8")
+        assert text.endswith("# EOF\n")
+        for f in text_string_to_metric_families(_series_grouped(text)):  # refuses interleaved families
+            if f.name in by_name:
+                by_name[f.name].samples += f.samples
+            else:
+                by_name[f.name] = f
+    families = list(by_name.values())
     exported = {n.removesuffix("_total") for n in exported_sla_names()}
     assert set(by_name) - {"up"} <= exported
     assert {"slamon_sla_decided", "slamon_sla_met", "slamon_uptime_service_up"} <= set(by_name)
@@ -61,3 +70,24 @@ def _series_grouped(text: str) -> str:
         else:
             family.append(line)
     return "".join(out)
+
+
+def test_scraping_in_two_processes_gives_the_same_history(tmp_path):
+    """The scrape split into stretches of whole windows (each process replays what comes before its stretch
+    without scraping) writes the same files and sees the same breaches, periods and items."""
+    contracts = load_contracts("examples/contracts.yaml")
+    lines = [orjson.dumps(e) for e in generate(contracts, GeneratorConfig(start_us=START_US,
+                                                                           duration_us=5 * HOUR_US, seed=4))]
+    one = scrape_history(lines, contracts, tmp_path / "one", Settings(step_s=120), jobs=1)
+    two = scrape_history(lines, contracts, tmp_path / "two", Settings(step_s=120), jobs=2)
+    assert len(two.files) >= 3 and [f.name for f in one.files] == [f.name for f in two.files]
+    assert all(_deterministic(a) == _deterministic(b) for a, b in zip(one.files, two.files, strict=True))
+    assert (one.scrapes, one.samples, one.events) == (two.scrapes, two.samples, two.events)
+    assert one.breaches == two.breaches and one.periods == two.periods and one.items == two.items
+    assert one.burns == two.burns and one.boundaries == two.boundaries
+
+
+def _deterministic(path) -> list[str]:
+    """The file's lines but the collector's own (wall-clock) scrape duration."""
+    return [line for line in path.read_text(encoding="utf-8").splitlines()
+            if not line.startswith("slamon_scrape_duration_seconds ")]
