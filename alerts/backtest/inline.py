@@ -173,6 +173,8 @@ class Inliner:
                 i = n if end < 0 else end
             elif c == "{":  # matchers of a selector that is not a recording
                 end = _group_end(text, i, "{", "}")
+                if any(name in text[i:end] for name in self.producers):
+                    raise BacktestError(f"a recording rule's name in a selector's matchers cannot be inlined: {text!r}")
                 out.append(text[i:end])
                 i = end
             elif c == "[":
