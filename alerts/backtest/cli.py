@@ -20,8 +20,9 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "backtest", help="evaluate the generated alert rules over a replayed history with real Prometheus",
         description="Replays the events, writes the workers' metric series at every scrape step, backfills "
-                    "them into a Prometheus TSDB, evaluates the generated recording and alerting rules with "
-                    "real Prometheus, and scores the alerts against the breaches the engine saw.")
+                    "them into a Prometheus TSDB, evaluates the generated alerting rules (their recording rules "
+                    "inlined) with real Prometheus, one range query per alert, and scores the alerts against "
+                    "the breaches the engine saw. Progress bars with an ETA on stderr when it is a terminal.")
     p.add_argument("events", help="JSON Lines file, or - for stdin")
     add_contracts_option(p)
     p.add_argument("--alerting", metavar="FILE", help="alerting config (default: the built-in defaults)")
@@ -48,7 +49,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table", help="output format")
     p.add_argument("-o", "--output", metavar="FILE", help="file to write (default: stdout)")
     p.add_argument("--keep", metavar="DIR", help="keep the work directory (OpenMetrics, TSDBs, rule layers) here")
-    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars on stderr (they are drawn only when stderr is a terminal)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="processes for the scrape and the TSDB backfill (default: the CPUs, at most 2)")
+    p.add_argument("--method", choices=("inline", "backfill"), default="inline",
+                   help="inline: recording rules inlined into one range query per alert (default); backfill: "
+                        "every recording rule backfilled with promtool first (the former method, slow; "
+                        "for comparisons)")
     p.set_defaults(run=run_cli)
 
 
@@ -68,6 +76,8 @@ def settings_from_args(args) -> Settings:
         raise BacktestError(str(err)) from None
     if settings.step_s < 1:
         raise BacktestError("--step must be at least 1s")
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        raise BacktestError("--jobs must be at least 1")
     return settings
 
 
@@ -90,7 +100,8 @@ def run_cli(args) -> int:
     try:
         result = run_backtest(_lines(stream), contracts, configs, settings,
                               workdir=Path(args.keep) if args.keep else None,
-                              progress=not args.no_progress and sys.stderr.isatty())
+                              progress=not args.no_progress and sys.stderr.isatty(), jobs=args.jobs,
+                              method=args.method)
     finally:
         stream.close()
     text = to_table(result) if args.format == "table" else json.dumps(result.as_dict(), indent=2)

@@ -40,7 +40,7 @@ from alerts.backtest.scoring import (
     burn_episodes,
     iso,
 )
-from alerts.backtest.speedups import fast_uptime
+from alerts.backtest.speedups import fast_scrape
 from monitor import conventions as names
 
 US = 1_000_000
@@ -248,7 +248,7 @@ def _scrape_stretch(lines: list[bytes], times: list[int | None], contracts, out_
             progress.update(done["scrapes"], iso(t_s))
 
     next_at = first
-    with fast_uptime():
+    with fast_scrape():
         for offset, line in enumerate(lines):
             ts = times[offset]
             if ts is None and not line.strip():

@@ -50,3 +50,47 @@ def test_prefix_sums_give_the_engines_figures(seed):
                 checked += 1
     assert checked > 1000
     assert UptimeLedger.between.__name__ == "between"  # restored after the context
+
+
+def test_kept_stages_give_the_engines_open_clocks():
+    """Replay 14 hours (business-hours and 24x7 clocks, priorities, pauses) and ask both at every 7 minutes."""
+    from datetime import datetime
+
+    import orjson
+
+    from alerts.backtest.speedups import _open_clocks, fast_open_clocks
+    from monitor.contracts import load_contracts
+    from monitor.events import to_us
+    from monitor.queries import open_clocks
+    from monitor.simulation.generator import HOUR_US, GeneratorConfig, generate
+    from streams.partition_engine import PartitionEngine
+
+    contracts = load_contracts("examples/contracts.yaml")
+    events = generate(contracts, GeneratorConfig(start_us=T0, duration_us=14 * HOUR_US, seed=7))
+    lines = [orjson.dumps(e) for e in events]
+    pe = PartitionEngine(0, contracts)
+    step, at, compared = 7 * MIN, None, 0
+
+    def as_dict(result):
+        return {
+            k: (v.count, dict(v.by_priority), dict(v.stages), dict(v.due), v.next_deadline_us)
+            for k, v in result.items()
+        }
+
+    with fast_open_clocks():
+        for offset, line in enumerate(lines):
+            ts = orjson.loads(line).get("ts")
+            from datetime import datetime
+
+            from monitor.events import to_us
+
+            t = to_us(datetime.fromisoformat(ts.replace("Z", "+00:00")))
+            at = at if at is not None else (t // step + 1) * step
+            while t > at:
+                pe.advance(at)
+                spans = (30 * MIN, 2 * HOUR_US)
+                assert as_dict(_open_clocks(pe.engine, at, spans)) == as_dict(open_clocks(pe.engine, at, spans))
+                compared += 1
+                at += step
+            pe.process(line, offset)
+    assert compared > 200
