@@ -64,6 +64,7 @@ def main() -> None:
         "scrapes": h.scrapes, "samples": h.samples, "blocks": len(h.files),
         "seconds": {"generate (not counted)": round(generate_s, 1),
                     **{k: round(v, 1) for k, v in result.timings.items()}, "total": round(total, 1)},
+        "cpu_seconds": result.cpu | {"total": round(sum(result.cpu.values()), 1)},
         "scores": {k: s[k] for k in ("alert_rules", "breaches", "detected", "paged_before_loss", "alert_episodes",
                                      "true_positives", "late", "false_alarms", "burn_episodes")}
                   | {"episodes": len(result.configs[0].episodes), "items": s["items"]["items"] if s["items"] else 0},

@@ -246,6 +246,7 @@ class BacktestResult:
     history: History
     configs: list[Scored]
     timings: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds (this process, its children) per phase
 
     def as_dict(self) -> dict:
         h = self.history
@@ -259,7 +260,15 @@ class BacktestResult:
                          "episodes": [asdict(e) | {"start": iso(e.start_s)} for e in c.episodes]}
                         for c in self.configs],
             "timings_seconds": self.timings,
+            "cpu_seconds": self.cpu,
         }
+
+
+def _cpu() -> float:
+    import resource
+
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def backfill_history(files: list[Path], tsdb: Path, progress: Progress | None = None, jobs: int = 2) -> None:
@@ -304,6 +313,13 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
     work = Path(tempfile.mkdtemp(prefix="slamon-backtest-")) if own_tmp else Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    mark = [_cpu()]
+
+    def cpu_of(label: str) -> None:  # a child's CPU counts once it was waited for (Prometheus: at its stop)
+        now = _cpu()
+        cpu[label] = round(now - mark[0], 2)
+        mark[0] = now
 
     def phase(label: str) -> Progress:
         return Progress(label, enabled=progress)
@@ -312,11 +328,13 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
         bar = phase("scrape")
         history = scrape_history(lines, contracts, work / "history", settings, bar, jobs=jobs)
         timings["scrape"] = bar.finish(f"{history.scrapes:,} scrapes, {history.samples:,} samples")
+        cpu_of("scrape")
         bar = phase("backfill")
         base = work / "tsdb-base"
         shutil.rmtree(base, ignore_errors=True)
         backfill_history(history.files, base, bar, jobs=jobs)
         timings["backfill_openmetrics"] = bar.finish(f"{len(history.files)} blocks")
+        cpu_of("backfill_openmetrics")
         keys = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas}
         scored_from = scoring_start(history.start_s, history.boundaries, keys, settings.warm_up_s,
                                     slack_s=settings.boundary_slack_s)
@@ -336,6 +354,7 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
                     results.append((name, alerting, len(rs), ev.episodes(rs, alerting.severity_level)))
             finally:
                 prom.stop()
+            cpu_of("prometheus and alerts")
         else:
             for index, (name, alerting, f) in enumerate(files):
                 cwork = work / f"config{index}"
@@ -353,6 +372,7 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
                     timings[f"{name}: alerts"] = bar.finish()
                 finally:
                     prom.stop()
+                cpu_of(f"{name}: recording rules and alerts")
                 results.append((name, alerting, n, episodes))
         scored = []
         for name, alerting, n, episodes in results:
@@ -360,7 +380,7 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
                 name, n, episodes, history.breaches, settings.horizon_s, settings.grace_s,
                 periods=history.periods, burns=history.burns, items=history.items,
                 selections=item_selections(contracts, alerting), scored_from=scored_from, settings=settings))
-        return BacktestResult(history, scored, timings)
+        return BacktestResult(history, scored, timings, cpu)
     finally:
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)
