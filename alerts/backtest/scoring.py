@@ -30,6 +30,7 @@ The full rules, with their reasons, are in alerts/README.md "How backtests score
 
 from __future__ import annotations
 
+import bisect
 import math
 import statistics
 from collections import defaultdict
@@ -80,7 +81,8 @@ class Period:
     first_s: float  # first scrape in it
     last_s: float  # last scrape in it
     missed: bool = False  # in breach at its last scrape: it ends (or the history ends) below the objective
-    lost_s: float | None = None  # missed: when the breach it never recovered from began
+    lost_s: float | None = None  # missed: when it could no longer end on objective (`BreachTracker`)
+    spent: list[tuple[float, float]] = field(default_factory=list, repr=False)  # (t, running max of bad/allowed)
 
 
 @dataclass
@@ -537,7 +539,15 @@ def merge_episodes(episodes: list[Episode], step_s: float) -> list[Episode]:
 class BreachTracker:
     """Breaches from the exported series at each scrape: met == 0 with enough volume in the period. Also keeps
     the periods (`periods`: each ends missed or met), the period boundaries seen (`boundaries`) and the
-    remaining error budget per SLA (`budget`, for `burn_episodes`)."""
+    remaining error budget per SLA (`budget`, for `burn_episodes`).
+
+    A missed period is *lost* at the first scrape at which its bad volume exceeded the error budget of the
+    whole period as the history saw it (bad > allowed x the volume at its last scrape): from then on no
+    performance could bring it back. Early in a period the period-to-date value dips below the objective on a
+    handful of items long before that (a 2-minute outage on the 1st misses a 99.9 % month-to-date); scoring
+    such a dip as the loss would make every alert "late". The bad volume in budget units comes from the
+    exported remaining budget b and volume V: bad / allowed = (1 - b) x V. SLAs without an error budget (a
+    mean, a score) are lost when the breach they never recovered from began."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -575,6 +585,10 @@ class BreachTracker:
                 self.periods.append(period)
                 self._current[key] = period
             period.last_s = t_s
+            if f.get("budget") is not None:
+                spent = (1.0 - f["budget"]) * volume
+                if not period.spent or spent > period.spent[-1][1]:
+                    period.spent.append((t_s, spent))
             failing = met == 0 and volume >= gate
             current = self._open.get(key)
             if failing:
@@ -587,8 +601,14 @@ class BreachTracker:
                         self.breaches.append(current)
                         self._open[key] = self._last[key] = current
                 current.end_s = t_s
-                period.missed, period.lost_s = True, current.at_s
+                period.missed, period.lost_s = True, _lost_at(period, volume, current.at_s)
             else:
                 if current is not None:
                     del self._open[key]
                 period.missed, period.lost_s = False, None
+
+
+def _lost_at(period: Period, volume: float, breach_s: float) -> float:
+    """The first scrape whose bad volume (budget units) exceeded `volume`, the period's volume so far."""
+    i = bisect.bisect_right(period.spent, volume * (1 + 1e-9), key=lambda p: p[1])
+    return period.spent[i][0] if i < len(period.spent) else breach_s

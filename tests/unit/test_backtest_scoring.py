@@ -226,3 +226,38 @@ def test_budget_samples_wait_for_the_volume_gate():
     for t, decided in ((T0, 3), (T0 + 60, 25)):
         tracker.observe(t, {("c", "s"): {"met": 1, "decided": decided, "period_start": T0, "budget": 0.5}})
     assert tracker.budget[("c", "s")] == [(T0 + 60, 0.5)]
+
+
+def test_a_period_is_lost_when_the_whole_periods_budget_is_spent_not_at_its_first_dip():
+    """An outage early in the period: the period-to-date value misses at once, but the period is lost only when
+    the downtime exceeds the budget of the whole (observed) period; the page in between has a lead."""
+    tracker = BreachTracker(Settings(min_volume=0, uptime_min_volume_s=0))
+    key = ("c", "up")
+    allowed = 0.01  # 99 %: the 100 h seen allow 1 h down
+    down = 0.0
+    for h in range(1, 101):
+        t = T0 + h * H
+        if 10 <= h < 12:  # a 2-hour outage in hours 10 and 11
+            down += H
+        known = h * H
+        budget = 1 - down / (allowed * known)
+        tracker.observe(t, {key: {"met": int(budget > 0), "uptime": True, "known": known, "budget": budget,
+                                  "period_start": T0}})
+    (period,) = tracker.periods
+    assert period.missed
+    assert tracker.breaches[0].at_s == T0 + 10 * H  # the first dip: month-to-date below at once
+    assert period.lost_s == T0 + 11 * H  # 2 h down > 1 h allowed over the 100 h: lost in the outage's 2nd hour
+    page = ep("SlamonServiceDown", T0 + 10 * H + 120, T0 + 12 * H, category="uptime", sla="up")
+    scored = score("x", 1, [page], tracker.breaches, periods=tracker.periods)
+    assert page.outcome == "true_positive" and scored.paged == {0: H - 120}
+
+
+def test_a_withdrawal_does_not_move_the_loss_back():
+    tracker = BreachTracker(Settings(min_volume=0))
+    key = ("c", "s")
+    for t, bad in ((T0, 0), (T0 + H, 3), (T0 + 2 * H, 2), (T0 + 3 * H, 6)):  # 3 bad, one withdrawn, then 6
+        decided = 100
+        budget = 1 - bad / (0.05 * decided)
+        tracker.observe(t, {key: {"met": int(budget > 0), "decided": decided, "budget": budget, "period_start": T0}})
+    (period,) = tracker.periods
+    assert period.missed and period.lost_s == T0 + 3 * H
