@@ -4,9 +4,12 @@
 
 | module | what |
 |---|---|
-| `history.py` | replay the events through a worker's engine, scrape its collector every step, write OpenMetrics |
-| `evaluation.py` | `run_backtest`: backfill the TSDB, recording rules by layer, alert expressions by `query_range` |
-| `scoring.py` | pure: breaches from the figures, alert episodes, true positives / late / false alarms, lead times |
+| `history.py` | replay through a worker's engine, scrape its collector every step: OpenMetrics per 2-hour window |
+| `speedups.py` | exact shortcuts of the scrape loop (uptime windows from prefix sums, open clocks' stages kept) |
+| `evaluation.py` | `run_backtest`: backfill the TSDB once, one Prometheus, one `query_range` per alert expression |
+| `inline.py` | the recording rules inlined into the alert expressions |
+| `scoring.py` | pure: the `for` state machine, breaches, alert episodes, true positives / late / false alarms |
+| `progress.py` | the progress bars (stderr) |
 | `cli.py` | `add_parsers` (the `backtest` subcommand), the tables |
 
 The Prometheus process and promtool are `alerts.prometheus_process` (the tests use the same wrapper).

@@ -1,17 +1,19 @@
-"""The backtest run: the history backfilled into a TSDB, the generated rules evaluated by real Prometheus.
+"""The backtest run: the history backfilled into a TSDB once, the generated alerts evaluated by real Prometheus.
 
-1. **Backfill.** `promtool tsdb create-blocks-from openmetrics` turns the scraped history into TSDB blocks.
-2. **Recording rules.** The generated rule files (`alerts.rules.rule_files`) are backfilled with
-   `promtool tsdb create-blocks-from rules` against a Prometheus serving those blocks, one dependency layer
-   at a time (promtool cannot backfill a rule that reads another rule of the same run).
-3. **Alerts.** Each generated alerting rule's own `expr` is run through Prometheus' `query_range` at the
-   rule evaluation interval; an alert fires at the first evaluation where its expression has returned the
-   series continuously for the rule's `for:` (Prometheus' pending -> firing rule). Nothing of the alert
-   logic is reimplemented: the conditions are the generated PromQL, evaluated by Prometheus.
-   Episodes of one alert, level and SLA from several rules (a burn-rate rule per tier) are merged: one
-   notification, as Alertmanager groups them. The `severity` label is mapped back to its level (page, ticket,
-   info) through the config's `severity_labels`.
-4. **Score** each alert class against the outcome it predicts (`alerts.backtest.scoring`, alerts/README.md
+1. **Backfill.** `promtool tsdb create-blocks-from openmetrics` turns each 2-hour window of the scraped history
+   into a TSDB block (`backfill_history`, two at a time).
+2. **Alerts.** One Prometheus serves the blocks. Each generated alerting rule's `expr`, with the recording rules
+   it reads inlined (`alerts.backtest.inline`: the same series Prometheus would record, computed at each
+   evaluation instant), is one `query_range` at the rule evaluation interval (`Evaluator`; identical
+   expressions of compared configs are asked once). The rule manager's pending -> firing -> resolved state
+   machine with `for:` and `keep_firing_for:` is applied to the returned instants (`scoring.alert_spans`).
+   Nothing of the alert logic is reimplemented: the conditions are the generated PromQL, evaluated by
+   Prometheus. Episodes of one alert, level and SLA from several rules (a burn-rate rule per tier) are merged:
+   one notification, as Alertmanager groups them. The `severity` label is mapped back to its level (page,
+   ticket, info) through the config's `severity_labels`.
+   `method="backfill"` keeps the former way (every recording rule backfilled by promtool, layer by layer,
+   into a TSDB copy per config), for comparisons: slow on long histories.
+3. **Score** each alert class against the outcome it predicts (`alerts.backtest.scoring`, alerts/README.md
    "How backtests score").
 """
 
