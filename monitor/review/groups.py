@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from monitor.contracts import CallSla, Contracts, Rolling, TicketSla
 from monitor.engine import Engine
-from monitor.ledger import Contribution, Tally
+from monitor.ledger import BUCKET_US, Contribution, Tally
 
 QUEUE, CHANNEL = "queue", "channel"
 
@@ -36,6 +36,7 @@ class ReviewEngine(Engine):
         self.groups: dict[tuple[str, str], dict[tuple[str, str, str], Tally]] = {}
         # (client, sla) -> the engine's table of that SLA's items ("tickets" | "calls")
         self._items_of: dict[tuple[str, str], str] = {}
+        self._last_label: dict[tuple[str, str], tuple[int, str]] = {}  # (client, sla) -> (bucket, period label)
         for name, client in contracts.clients.items():
             for sla in client.slas:
                 if isinstance(sla.period, Rolling):
@@ -57,7 +58,13 @@ class ReviewEngine(Engine):
         queue, channel = state.queue, getattr(state, "channel", None)
         if queue is None and channel is None:
             return
-        label = self.ledgers[(client, c.sla)]._label(c.at_us)
+        bucket = c.at_us // BUCKET_US  # a 15-minute bucket lies in one period: its label is remembered
+        last = self._last_label.get((client, c.sla))
+        if last is not None and last[0] == bucket:
+            label = last[1]
+        else:
+            label = self.ledgers[(client, c.sla)]._label(c.at_us)
+            self._last_label[(client, c.sla)] = (bucket, label)
         table = self.groups.get((client, c.sla))
         if table is None:
             table = self.groups[(client, c.sla)] = {}
