@@ -142,12 +142,14 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
             if (client, sla) in rolling:
                 _add_sketch(ledgers[(client, sla)], "rolling", key, n)
     kinds = ", ".join(f"'{k}'" for k in TICKET_KINDS)
-    for client, sla, period, at, item in store.query(
-            "SELECT client, sla, period, at_us, item FROM sla_decisions WHERE bad > 0 AND at_us >= ? AND at_us < ? "
-            f"AND item IS NOT NULL AND kind IN ({kinds}) ORDER BY at_us, item", (lo_us, hi_us)):
+    for client, sla, period, at, item, priority in store.query(
+            "SELECT client, sla, period, at_us, item, priority FROM sla_decisions WHERE bad > 0 AND at_us >= ? AND "
+            f"at_us < ? AND item IS NOT NULL AND kind IN ({kinds}) ORDER BY at_us, item", (lo_us, hi_us)):
         ledger = ledgers.get((client, sla))
         if ledger is not None and ledger.list_breaches:
             ledger.breaches.setdefault(period, []).append((at, item))
+            if priority is not None:
+                engine.breach_priorities[(client, sla, item)] = priority
     return engine
 
 

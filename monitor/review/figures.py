@@ -160,6 +160,8 @@ class SlaReview:
     display: str = ""  # the name people read: the kind's title, or the SLA's own name where titles repeat
     priorities: list[tuple[str, float, float, float]] = field(default_factory=list)  # (priority, decided, good,
     # bad) over the month's contract periods (ticket SLAs)
+    breach_priority: dict[str, str] = field(default_factory=dict)  # breached ticket id -> its priority when it
+    # breached (needs ReviewEngine or the SLA record; empty with a plain Engine)
     groups: list[GroupRow] = field(default_factory=list)  # per queue, then per channel, over the month's contract
     # periods (ticket and call SLAs; needs the engine's tallies per queue: monitor.review.groups.ReviewEngine)
     penalty_fee: float | None = None
@@ -374,6 +376,9 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
                       for pair in ledger.breaches.get(label, ())]
             review.breaches = sorted(
                 (a, item) for a, item in listed if item in ids and any(r.start_us <= a < r.end_us for r in records))
+            known = getattr(engine, "breach_priorities", {})
+            review.breach_priority = {item: p for _, item in review.breaches
+                                      if (p := known.get((client, sla.name, item))) is not None}
     if sla.has_item_clocks and not rolling:
         ledger = engine.ledgers[(client, sla.name)]
         labels = {r.period for r in records}
@@ -409,6 +414,13 @@ def _group_rows(sla, table: dict, labels: set[str]) -> list[GroupRow]:
             good=tally.good if sla.judges_items else None, bad=tally.bad if sla.judges_items else None,
             value=value, met=True if value is None else (value <= target if sla.lower_is_better else value >= target)))
     return rows
+
+
+def top_breaches(s: SlaReview, n: int) -> list[tuple[int, str]]:
+    """The `n` breached tickets to show first: the highest priority (P1 before P2; unknown last), then the earliest."""
+    unknown = (10**9, "")
+    return sorted(s.breaches, key=lambda b: (_priority_key(s.breach_priority[b[1]]) if b[1] in s.breach_priority
+                                             else unknown, b))[:n]
 
 
 def _priority_key(priority: str) -> tuple:

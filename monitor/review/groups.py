@@ -11,6 +11,9 @@ the item facts the SLA-events record carries (`streams.partition_engine.sla_even
 call's queue) and the SLA record sums per period (table `sla_groups`, `store/db.py`), so the review from the store
 has the same tables (`store.report.review_from_store`; tests/unit/test_store_report.py compares them).
 
+It also keeps the priority of each breach in force (`breach_priorities`, from the contribution, as the record's
+`priority`), so the review can show the breached tickets of the highest priority first.
+
 Only ticket and call SLAs (their items have a queue), and only calendar periods (a rolling window's tally here would
 hold every decision ever made, as the ledgers' `by_priority` would: the review shows neither for rolling SLAs).
 
@@ -29,7 +32,8 @@ QUEUE, CHANNEL = "queue", "channel"
 
 
 class ReviewEngine(Engine):
-    """An Engine that also keeps, per (client, SLA), tallies per (period label, "queue" | "channel", name)."""
+    """An Engine that also keeps, per (client, SLA), tallies per (period label, "queue" | "channel", name), and the
+    priority of each breached ticket (the ledgers' breach lists hold the id and the instant only)."""
 
     def __init__(self, contracts: Contracts, **options) -> None:
         super().__init__(contracts, **options)
@@ -37,10 +41,13 @@ class ReviewEngine(Engine):
         # (client, sla) -> the engine's table of that SLA's items ("tickets" | "calls")
         self._items_of: dict[tuple[str, str], str] = {}
         self._last_label: dict[tuple[str, str], tuple[int, str]] = {}  # (client, sla) -> (bucket, period label)
+        # (client, sla, ticket id) -> the priority of the breach in force (the review lists the highest first)
+        self.breach_priorities: dict[tuple[str, str, str], str] = {}
+        self._rolling: set[tuple[str, str]] = set()  # no tallies per queue for these (module docstring)
         for name, client in contracts.clients.items():
             for sla in client.slas:
                 if isinstance(sla.period, Rolling):
-                    continue
+                    self._rolling.add((name, sla.name))
                 if isinstance(sla, TicketSla):
                     self._items_of[(name, sla.name)] = "tickets"
                 elif isinstance(sla, CallSla):
@@ -50,6 +57,13 @@ class ReviewEngine(Engine):
         super()._contribute(client, c, sign)
         table_name = self._items_of.get((client, c.sla))
         if table_name is None or c.item is None:
+            return
+        if c.bad and c.priority is not None and table_name == "tickets":
+            if sign > 0:
+                self.breach_priorities[(client, c.sla, c.item)] = c.priority
+            else:
+                self.breach_priorities.pop((client, c.sla, c.item), None)
+        if (client, c.sla) in self._rolling:
             return
         item = getattr(self, table_name).get((client, c.item))
         if item is None:
@@ -79,6 +93,7 @@ class ReviewEngine(Engine):
 
     def merge(self, other: Engine) -> None:
         super().merge(other)
+        self.breach_priorities.update(getattr(other, "breach_priorities", {}))
         for key, table in getattr(other, "groups", {}).items():
             mine = self.groups.setdefault(key, {})
             for group, tally in table.items():

@@ -35,6 +35,7 @@ from monitor.review.figures import (
     parse_month,
     shift_month,
     short_period,
+    top_breaches,
 )
 
 GOOD = "#2f7d4f"
@@ -159,6 +160,7 @@ td.num, th.num {{ text-align: right; white-space: nowrap; }}
 .chart .v {{ font-size: 7.5pt; color: {MUTED}; margin-top: 0.5mm; }}
 .appendix .ids p {{ margin: 0 0 1mm; font-size: 6.8pt; }}
 .appendix .ids b {{ font-family: {FONT}; }}
+.appendix .ids i {{ font-style: normal; color: {MUTED}; }}
 table.scorecard td:first-child {{ width: 40mm; min-width: 36mm; }}
 table.scorecard td svg {{ width: 48mm; height: auto; display: block; }}
 table.groups {{ margin-bottom: 2mm; }} table.groups th.num {{ vertical-align: bottom; }}
@@ -900,14 +902,17 @@ def _breach_lists(cr: ClientReview, slas: list[SlaReview]) -> str:
     for s in slas:
         ids = [item for _, item in s.breaches] or s.breached_ids
         by_priority = ", ".join(f"{p} {bad:,.0f}" for p, _, _, bad in s.priorities if bad)
-        first = ", ".join(f"<span>{escape(item)}</span> <span class=\"small\">{escape(local_time(at, cr.timezone))}"
-                          f"</span>" for at, item in s.breaches[:FIRST_LISTED])
+        shown = top_breaches(s, FIRST_LISTED)
+        first = ", ".join(f"<span>{escape(item)}</span> <span class=\"small\">"
+                          + (f"{escape(s.breach_priority[item])} · " if item in s.breach_priority else "")
+                          + f"{escape(local_time(at, cr.timezone))}</span>" for at, item in shown)
         more = len(ids) - min(len(ids), FIRST_LISTED)
+        order = "highest priority first, then by breach time" if s.breach_priority else "by breach time"
         parts.append(
             f"<p><b>{escape(s.display)}</b> <span class=\"small\">{len(ids):,} tickets breached"
             + (f" · by priority: {escape(by_priority)}" if by_priority else "") + "</span><br>"
             f"<span class=\"ids\">{first}</span>"
-            + (f"<br><span class=\"small\">The first {FIRST_LISTED} by breach time; all {len(ids):,} are listed in "
+            + (f"<br><span class=\"small\">The first {FIRST_LISTED}, {order}; all {len(ids):,} are listed in "
                "the appendix and the CSV.</span>" if more else "") + "</p>")
     return f"<div class=\"breaches\">{''.join(parts)}</div>"
 
@@ -922,7 +927,9 @@ def _appendix(review: Review) -> str:
             for at, item in s.breaches:
                 days.setdefault(local_date(at, cr.timezone), []).append(item)
             rows = "".join(f"<p><b>{escape(day)}</b> · {len(items)} · "
-                           + ", ".join(f"<span>{escape(i)}</span>" for i in items) + "</p>"
+                           + ", ".join(f"<span>{escape(i)}"
+                                       + (f" <i>{escape(s.breach_priority[i])}</i>" if i in s.breach_priority else "")
+                                       + "</span>" for i in items) + "</p>"
                            for day, items in days.items())
             blocks.append(f"<h3>{escape(cr.client)} · {escape(s.display)} · {len(s.breaches):,} tickets</h3>"
                           f"<div class=\"ids\">{rows}</div>")
@@ -930,4 +937,4 @@ def _appendix(review: Review) -> str:
         return ""
     return ("<section class=\"appendix\"><p class=\"eyebrow\">Appendix</p><h1>Breached tickets</h1>"
             "<p class=\"sub\">Every ticket breached in the month's contract periods, by the day it breached "
-            "(local to the client), in order; also in the CSV.</p>" + "".join(blocks) + "</section>")
+            "(local to the client), in order, each with its priority; also in the CSV.</p>" + "".join(blocks) + "</section>")

@@ -25,6 +25,7 @@ from monitor.review.figures import (
     fmt_value,
     month_of_window,
     review_at,
+    top_breaches,
     windows_of_month,
 )
 from monitor.review.groups import ReviewEngine
@@ -394,6 +395,11 @@ def test_tables_by_queue_and_channel(history):
     html = render_html(built)
     section = html.split('id="acme-retail"')[1].split("</section>")[0]
     assert "By queue and channel" in section and "Call queue" in section and "Ticket channel" in section
+    for s in [*acme.slas, *globex.slas]:  # breached tickets: each with its priority, the highest shown first
+        assert set(s.breach_priority) == {item for _, item in s.breaches}
+        shown = [s.breach_priority[item] for _, item in top_breaches(s, 10)]
+        assert shown == sorted(shown, key=lambda p: int(p[1:])), (s.sla, shown)
+    assert "highest priority first" in section
     rows = list(csv.DictReader(io.StringIO(render_csv(built))))
     assert {r["group"] for r in rows if r["section"] == "queue" and r["sla"] == "phone-service-level"} == {"orders",
                                                                                                    "returns"}

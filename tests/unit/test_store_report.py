@@ -117,7 +117,7 @@ def test_the_review_from_the_store_equals_the_replays(world):
             g = mine[s.sla]
             for name in ("kind", "title", "unit", "target", "period", "breaches", "daily", "daily_unit",
                          "penalty_fee", "currency", "credits", "credit_percent", "projected_credits", "met", "value",
-                         "budget_left", "breached_ids", "has_data", "display", "priorities"):
+                         "budget_left", "breached_ids", "has_data", "display", "priorities", "breach_priority"):
                 same(getattr(s, name), getattr(g, name), (want.client, s.sla, name))
             same([asdict(p) for p in s.trend], [asdict(p) for p in g.trend], (want.client, s.sla, "trend"))
             same([asdict(x) for x in s.groups], [asdict(x) for x in g.groups], (want.client, s.sla, "groups"))
@@ -148,6 +148,7 @@ def test_the_review_has_substance(world):
     assert groups[("globex", "first-response")] == set()  # its tickets have no queue or channel
     assert groups[("acme", "csat")] == set()  # surveys have none, and a rolling window has no table
     resolution = next(s for s in acme.slas if s.sla == "resolution")
+    assert set(resolution.breach_priority) == set(resolution.breached_ids)  # the priority of every breached ticket
     assert sum(g.decided for g in resolution.groups if g.dimension == "queue") == resolution.decided
     assert sum(g.bad for g in resolution.groups if g.dimension == "channel") == len(resolution.breached_ids)
 
