@@ -49,8 +49,8 @@ def _ingest(args) -> int:
 
 
 def run_loop(main, event_loop: str = "uvloop"):
-    """asyncio.run(main) on uvloop (libuv's event loop, written in Cython: the gateway's socket and scheduling
-    work costs about a third less CPU per delivery) when asked for and installed, else on asyncio's own loop."""
+    """asyncio.run(main) on uvloop (libuv's event loop, in Cython) when asked for and installed, else on
+    asyncio's own loop."""
     if event_loop == "uvloop":
         try:
             import uvloop

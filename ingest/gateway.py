@@ -88,6 +88,7 @@ class Gateway:
             route.events = self.metrics.events.labels(name)
         self.in_flight = 0
         self.runner: web.ServerRunner | None = None
+        self.native = None  # ingest.http.NativeServer
         self.tails: list = []
 
     # --- lifecycle ------------------------------------------------------------------------------------------
@@ -103,7 +104,8 @@ class Gateway:
 
         return web.Server(self.dispatch, request_factory=request, access_log=None)
 
-    async def dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+    async def dispatch(self, request) -> web.StreamResponse:
+        """One request of either server (an aiohttp request or an ingest.http.Request)."""
         path, method = request.path, request.method
         if path.startswith("/hooks/"):
             if method != "POST":
@@ -120,10 +122,16 @@ class Gateway:
         self.producer = Producer(cfg.kafka, cfg.topics.events, cfg.topics.deadletter,
                                  timeout=cfg.produce_timeout_seconds, linger_ms=cfg.producer.linger_ms)
         self.producer.start()
-        self.runner = web.ServerRunner(self.server(), handle_signals=False)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.host, cfg.port, backlog=1024)
-        await site.start()
+        if cfg.http_server == "native":
+            from ingest.http import NativeServer
+
+            self.native = NativeServer(self.dispatch, max_body_bytes=cfg.max_body_bytes)
+            await self.native.start(cfg.host, cfg.port)
+        else:
+            self.runner = web.ServerRunner(self.server(), handle_signals=False)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, cfg.host, cfg.port, backlog=1024)
+            await site.start()
         if cfg.tails:
             from ingest.tail import Tailer
 
@@ -139,6 +147,8 @@ class Gateway:
             await t.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.native is not None:
+            await self.native.stop()
         if self.producer is not None:
             await self.producer.stop()
 

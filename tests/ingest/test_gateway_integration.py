@@ -105,6 +105,18 @@ def test_wrong_signature_is_401_and_produces_nothing(gateway, kafka_broker):
     assert read_topic(_settings(gateway, kafka_broker), gateway.deadletter_topic, 0, timeout=3) == []
 
 
+def test_aiohttp_server_option(kafka_broker, tmp_path):
+    """`http_server: aiohttp` (the native server is the default): the same answers."""
+    with GatewayProcess(tmp_path / "gw", kafka_broker.bootstrap, ["zendesk"], http_server="aiohttp") as gw:
+        gw.start()
+        body = cases("zendesk")[0].read_bytes()
+        assert gw.post("zendesk", body, sign=False)[0] == 401
+        assert gw.post("zendesk", b" " * (2 << 20))[0] == 413
+        assert gw.post("zendesk", body)[0] == 200
+        assert len(read_topic(_settings(gw, kafka_broker), gw.events_topic, 1)) == 1
+        assert gw.get("/healthz")[0] == 200 and gw.get("/nope")[0] == 404
+
+
 def test_unknown_client_is_422_and_dead_lettered(gateway, kafka_broker):
     body = orjson.loads(cases("servicenow")[0].read_bytes())
     body["company"] = "Initech"
