@@ -1,7 +1,7 @@
 """Webhook gateway throughput and accept latency (issue 16), on one broker, in one run.
 
     python bench/ingest.py [--bootstrap HOST:PORT] [--requests 30000] [--concurrency 64] [--rate 1000]
-                           [--latency-seconds 20] [--max-in-flight 1000] [--variants uvloop,asyncio]
+                           [--latency-seconds 20] [--max-in-flight 1000] [--variants default,aiohttp]
                            [--repeat 3] [--phases throughput,latency] [--stub-kafka]
 
 Starts a single-node Kafka broker (tests/support/procs.py) unless --bootstrap is given; then, for each round
@@ -19,9 +19,10 @@ which is why the gateway's own CPU per delivery is reported too):
               its latency is measured from that instant (a late client counts against the gateway, no
               coordinated omission): p50/p90/p99/max of the accept latency (request due -> 2xx received).
 
-Variants: `uvloop` / `asyncio` (the gateway's `event_loop`), `linger0` (uvloop, producer linger_ms 0),
-`gc` (uvloop, the gateway's gc.freeze() off). With --stub-kafka the gateway's producer acknowledges at once
-(no Kafka work: the cost of the HTTP side alone; the topic check is skipped).
+Variants (`VARIANTS`): `default` (uvloop, the native HTTP server, linger_ms 2), `aiohttp` (aiohttp's server),
+`asyncio` (asyncio's loop), `aiohttp-asyncio` (both: the gateway as it was before), `linger0` / `linger5`
+(the producer's linger_ms). With --stub-kafka the gateway's producer acknowledges at once (no Kafka work: the
+cost of the HTTP side alone; the topic check is skipped).
 
 Then checks that each events topic holds exactly the acknowledged events. Prints JSON: every run and the
 medians per variant.
@@ -50,11 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 STAMP = "2026-03-02T14:00:00Z"
-VARIANTS = {
-    "uvloop": {"event_loop": "uvloop"},
+VARIANTS = {  # gateway settings; the defaults are uvloop, the native HTTP server, linger_ms 2
+    "default": {},
+    "aiohttp": {"http_server": "aiohttp"},
     "asyncio": {"event_loop": "asyncio"},
-    "linger0": {"event_loop": "uvloop", "producer": {"linger_ms": 0}},
-    "linger5": {"event_loop": "uvloop", "producer": {"linger_ms": 5}},
+    "aiohttp-asyncio": {"http_server": "aiohttp", "event_loop": "asyncio"},
+    "linger0": {"producer": {"linger_ms": 0}},
+    "linger5": {"producer": {"linger_ms": 5}},
 }
 
 
@@ -359,7 +362,7 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=1000)
     ap.add_argument("--latency-seconds", type=float, default=20)
     ap.add_argument("--max-in-flight", type=int, default=1000)
-    ap.add_argument("--variants", default="uvloop", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--variants", default="default", help=f"comma-separated, of {', '.join(VARIANTS)}")
     ap.add_argument("--repeat", type=int, default=1, help="rounds; the variants alternate within each")
     ap.add_argument("--phases", default="throughput,latency")
     ap.add_argument("--stub-kafka", action="store_true", help="the gateway's producer acknowledges at once")
