@@ -903,9 +903,9 @@ def _breach_lists(cr: ClientReview, slas: list[SlaReview]) -> str:
         ids = [item for _, item in s.breaches] or s.breached_ids
         by_priority = ", ".join(f"{p} {bad:,.0f}" for p, _, _, bad in s.priorities if bad)
         shown = top_breaches(s, FIRST_LISTED)
-        first = ", ".join(f"<span>{escape(item)}</span> <span class=\"small\">"
+        first = ", ".join(f"<span>{escape(item)} <span class=\"small\">"  # one entry never splits across lines
                           + (f"{escape(s.breach_priority[item])} · " if item in s.breach_priority else "")
-                          + f"{escape(local_time(at, cr.timezone))}</span>" for at, item in shown)
+                          + f"{escape(local_time(at, cr.timezone))}</span></span>" for at, item in shown)
         more = len(ids) - min(len(ids), FIRST_LISTED)
         order = "highest priority first, then by breach time" if s.breach_priority else "by breach time"
         parts.append(
@@ -937,4 +937,5 @@ def _appendix(review: Review) -> str:
         return ""
     return ("<section class=\"appendix\"><p class=\"eyebrow\">Appendix</p><h1>Breached tickets</h1>"
             "<p class=\"sub\">Every ticket breached in the month's contract periods, by the day it breached "
-            "(local to the client), in order, each with its priority; also in the CSV.</p>" + "".join(blocks) + "</section>")
+            "(local to the client), in order, each with its priority; also in the CSV.</p>" + "".join(blocks)
+            + "</section>")
