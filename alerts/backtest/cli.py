@@ -201,7 +201,9 @@ def to_table(result: BacktestResult) -> str:
             rows.append((p.client, p.sla, iso(p.start_s), iso(p.lost_s), *leads))
         lines += _grid(rows)
     if result.timings:
-        lines += ["", "timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())]
+        lines += ["", "timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+                  + (f" ({result.queries} range queries for {sum(c.rules for c in result.configs)} alert rules)"
+                     if result.queries else "")]
     return "\n".join(lines)
 
 

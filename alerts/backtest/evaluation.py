@@ -249,6 +249,7 @@ class BacktestResult:
     configs: list[Scored]
     timings: dict[str, float] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds (this process, its children) per phase
+    queries: int = 0  # range queries asked (identical expressions of compared configs once)
 
     def as_dict(self) -> dict:
         h = self.history
@@ -263,6 +264,7 @@ class BacktestResult:
                         for c in self.configs],
             "timings_seconds": self.timings,
             "cpu_seconds": self.cpu,
+            "range_queries": self.queries,
         }
 
 
@@ -342,6 +344,7 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
                                     slack_s=settings.boundary_slack_s)
         files = [(name, alerting, rule_files(contracts, alerting)) for name, alerting in configs]
         results: list[tuple[str, object, int, list[Episode]]] = []
+        queries = 0
         if method == "inline":
             bar = phase("prometheus")
             prom = _prometheus(work / "prometheus", base, settings).start()
@@ -352,6 +355,7 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
                 rules = [ev.rules(f) for _, _, f in files]
                 ev.run((r["expr"] for rs in rules for r in rs), bar)
                 timings["alerts"] = bar.finish(f"{ev.queries} range queries for {sum(map(len, rules))} rules")
+                queries = ev.queries
                 for (name, alerting, _), rs in zip(files, rules, strict=True):
                     results.append((name, alerting, len(rs), ev.episodes(rs, alerting.severity_level)))
             finally:
@@ -382,7 +386,7 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
                 name, n, episodes, history.breaches, settings.horizon_s, settings.grace_s,
                 periods=history.periods, burns=history.burns, items=history.items,
                 selections=item_selections(contracts, alerting), scored_from=scored_from, settings=settings))
-        return BacktestResult(history, scored, timings, cpu)
+        return BacktestResult(history, scored, timings, cpu, queries)
     finally:
         if own_tmp:
             shutil.rmtree(work, ignore_errors=True)
