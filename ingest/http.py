@@ -9,7 +9,7 @@ What it does:
   pipelined requests answered in order, chunked request bodies (decoded by the parser), `Expect: 100-continue`;
 - limits: request line + headers at most 64 KiB and 100 headers (431), the body at most `max_body_bytes` (413,
   then the connection is closed: the rest of the body is not read), unparseable requests 400 + close,
-  connections idle (or stuck inside a request) for `keepalive_seconds` closed;
+  connections idle for `keepalive_seconds` (75 s) closed, and those sending one request for longer than that;
 - back-pressure: a connection with 16 requests waiting stops being read until they are answered.
 
 Handlers get a `Request` with what they use of aiohttp's: `read()`, `headers` (case-insensitive), `url`,
@@ -108,6 +108,7 @@ class Connection(asyncio.Protocol):
         self.closing = False
         self.paused = False
         self.last = time.monotonic()
+        self.began: float | None = None  # when the request being read began (a slow sender is cut off)
 
     # --- the transport --------------------------------------------------------------------------------------
 
@@ -142,6 +143,7 @@ class Connection(asyncio.Protocol):
     # --- the parser's callbacks -----------------------------------------------------------------------------
 
     def on_message_begin(self) -> None:
+        self.began = time.monotonic()
         self.target, self.headers, self.body, self.size, self.head_bytes, self.too_large = b"", [], [], 0, 0, None
 
     def on_url(self, url: bytes) -> None:
@@ -183,6 +185,7 @@ class Connection(asyncio.Protocol):
     # --- requests in order ----------------------------------------------------------------------------------
 
     def _dispatch(self, keep_alive: bool) -> None:
+        self.began = None
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         request = Request(self.parser.get_method().decode("latin-1"), self.target, CIMultiDict(self.headers), body,
                           self.too_large)
@@ -235,12 +238,14 @@ class NativeServer:
         self._sweeper = self.loop.create_task(self._sweep())
 
     async def _sweep(self) -> None:
-        """Close connections idle, or stuck inside a request, for longer than keepalive_seconds."""
+        """Close connections idle for longer than keepalive_seconds, and those sending one request for longer
+        than that (however slowly the bytes trickle in)."""
         while True:
             await asyncio.sleep(min(5.0, self.keepalive_seconds / 2))
             limit = time.monotonic() - self.keepalive_seconds
             for conn in list(self.connections):
-                if conn.last < limit and not conn.busy and conn.transport is not None:
+                stuck = conn.began is not None and conn.began < limit
+                if (stuck or (conn.last < limit and not conn.busy)) and conn.transport is not None:
                     conn.closing = True
                     conn.transport.close()
 

@@ -129,3 +129,33 @@ def test_head_has_no_body_and_http10_closes():
     assert status2 == 200 and orjson.loads(body2)["path"] == "/y"
     data, closed = asyncio.run(_exchange(b"GET /x HTTP/1.0\r\n\r\n", 1))
     assert _answers(data)[0][0] == 200 and closed
+
+
+def test_idle_and_slow_connections_are_closed():
+    async def run() -> tuple[bool, bool]:
+        server = NativeServer(_handler, max_body_bytes=1024, keepalive_seconds=0.6)
+        port = free_port()
+        await server.start("127.0.0.1", port)
+        try:
+            idle_reader, _idle = await asyncio.open_connection("127.0.0.1", port)
+            slow_reader, slow = await asyncio.open_connection("127.0.0.1", port)
+            slow.write(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\n")
+            cut = False
+            for _ in range(30):  # a byte every 0.1 s: never idle, never done
+                await asyncio.sleep(0.1)
+                if slow.is_closing() or slow_reader.at_eof():
+                    cut = True
+                    break
+                try:
+                    slow.write(b"x")
+                    await slow.drain()
+                except ConnectionError:
+                    cut = True
+                    break
+            assert cut, "a request trickling in for 3 s was not cut off"
+            return (len(server.connections) == 0 and await idle_reader.read() == b"", await slow_reader.read() == b"")
+        finally:
+            await server.stop()
+
+    all_closed, slow_closed = asyncio.run(run())
+    assert all_closed and slow_closed
