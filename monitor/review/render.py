@@ -635,11 +635,11 @@ def bullet_svg(s: SlaReview, width: int = 205) -> str:
                f"stroke-width=\"2\"/>")
     base = top + line_h + 11
     target_text = f"target {_axis_label(s.target, s)}"
-    half = len(target_text) * 2.3  # about half the label's width at 8 px
+    half = len(target_text) * 2.5  # about half the label's width at 8 px (DejaVu Sans)
     tlabel_x = min(max(tx, x0 + half), x0 + plot_w - half)
-    if tlabel_x - half > x0 + 4.8 * len(_axis_label(lo, s)):
+    if tlabel_x - half > x0 + 3 + 5 * len(_axis_label(lo, s)):
         out.append(f"<text x=\"{x0}\" y=\"{base}\" font-size=\"8\" fill=\"{MUTED}\">{_axis_label(lo, s)}</text>")
-    if tlabel_x + half < x0 + plot_w - 4.8 * len(_axis_label(hi, s)):
+    if tlabel_x + half < x0 + plot_w - 3 - 5 * len(_axis_label(hi, s)):
         out.append(f"<text x=\"{x0 + plot_w}\" y=\"{base}\" font-size=\"8\" fill=\"{MUTED}\" "
                    f"text-anchor=\"end\">{_axis_label(hi, s)}</text>")
     out.append(f"<text x=\"{tlabel_x:.1f}\" y=\"{base}\" font-size=\"8\" fill=\"{INK}\" "
