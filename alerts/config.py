@@ -129,6 +129,9 @@ class Imminent(_Model):
     """SlamonItemsAtRisk: items that used the contract's stage closest to (1 - this) of their allowed time,
     at or below it; so each warned item still has at least this share of its time"""
     at_risk_for: Seconds = 0
+    keep_firing_for: Seconds = 900
+    """item alerts keep firing this long after their count drops to 0: a queue that dips to no at-risk item
+    for a few minutes is the same episode, not a new notification"""
 
 
 class Projected(_Model):

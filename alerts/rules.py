@@ -132,6 +132,7 @@ class Alert:
     static_labels: tuple[tuple[str, str], ...] = ()  # the alerting config's `labels:`
     dashboard_url: str = ""
     keep: tuple[str, ...] = ()  # series labels that survive into the alert
+    keep_firing_for_s: int = 0  # Prometheus keeps it firing this long after the condition clears
     conds: tuple[Cond, ...] = ()  # gauge/increase/absent conditions, ANDed; conds[0] gives $value
     ratio: RatioSpec | None = None
 
@@ -151,6 +152,8 @@ class Alert:
         rule: dict = {"alert": self.name, "expr": self.expr}
         if self.for_s:
             rule["for"] = prom_duration(self.for_s)
+        if self.keep_firing_for_s:
+            rule["keep_firing_for"] = prom_duration(self.keep_firing_for_s)
         rule["labels"] = self.labels
         rule["annotations"] = self.annotations
         return rule
@@ -442,7 +445,7 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
                     f"item(s) breach within {within}",
             description=f"Open {'/'.join(page_prios)} items whose {facts.kind.replace('_', ' ')} deadline "
                         f"falls within {within}. Act on them now: each one becomes a breach.",
-            keep=("client", "sla", "priority"),
+            keep=("client", "sla", "priority"), keep_firing_for_s=cfg.keep_firing_for,
             conds=(Cond((soon,), _labels(**base, priority=page_prios[0]), ">", 0),),
         ))
     others = f", priority!~{_q('|'.join(_rx(p) for p in page_prios))}" if page_prios else ""
@@ -453,7 +456,7 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
         summary=f"{facts.client} {facts.sla}: {{{{ $value | humanize }}}} item(s) breach within {within}",
         description=(f"Open items (priorities other than {'/'.join(page_prios)}) whose " if page_prios else
                      "Open items whose ") + f"{facts.kind.replace('_', ' ')} deadline falls within {within}.",
-        keep=("client", "sla", "priority"),
+        keep=("client", "sla", "priority"), keep_firing_for_s=cfg.keep_firing_for,
         conds=(Cond((soon,), _labels(**base), ">", 0),),
     ))
     _at_risk_alert(ctx, sla)
@@ -467,7 +470,7 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
                 f"{_pct(sla.stages[-1])} of their allowed time",
         description=f"Items in the last warning stage ({_pct(sla.stages[-1])} of the target elapsed) "
                     f"of the {facts.kind.replace('_', ' ')} SLA.",
-        keep=("client", "sla"),
+        keep=("client", "sla"), keep_firing_for_s=cfg.keep_firing_for,
         conds=(Cond((names.SLA_AT_RISK_ITEMS,), _labels(client=facts.client, sla=facts.sla, stage=stage),
                     ">", 0),),
     ))
@@ -500,7 +503,7 @@ def _at_risk_alert(ctx: _Ctx, sla: TicketSla) -> None:
         description=f"Open items that used at least {_pct(stage)} of their {facts.kind.replace('_', ' ')} time "
                     f"(the contract's warning stage {_pct(stage)}): each still has "
                     f"{_pct(1 - stage)} of it. Work them from the dashboard's at-risk list.",
-        keep=("client", "sla"),
+        keep=("client", "sla"), keep_firing_for_s=cfg.keep_firing_for,
         conds=(Cond((names.SLA_AT_RISK_ITEMS,), labels, ">", 0),),
     ))
 

@@ -383,7 +383,7 @@ def score(name: str, rules: int, episodes: list[Episode], breaches: list[Breach]
         if cls == "platform":
             e.outcome = "not_scored"
             continue
-        if e.start_s < begin(key):
+        if e.start_s < begin(key) and cls != "item":  # item warnings: their items are filtered by deadline
             e.outcome = "warm_up"
             continue
         in_breach = any(b.at_s <= e.start_s <= b.end_s for b in breach_by.get(key, []))
@@ -408,7 +408,8 @@ def score(name: str, rules: int, episodes: list[Episode], breaches: list[Breach]
                     left = it.deadline_s - max(e.start_s, lo)
                     result.item_warned[i] = max(result.item_warned.get(i, -math.inf), left)
             hits = [i for i in e.warned if items[i].breached]
-            e.outcome = "true_positive" if hits else ("met_after_warning" if e.warned else "no_item")
+            e.outcome = "true_positive" if hits else ("met_after_warning" if e.warned else (
+                "warm_up" if e.start_s < begin(key) else "no_item"))
             if hits:
                 e.lead_s = max(items[i].deadline_s - max(e.start_s, sel.window(items[i])[0]) for i in hits)
             continue

@@ -261,3 +261,19 @@ def test_a_withdrawal_does_not_move_the_loss_back():
         tracker.observe(t, {key: {"met": int(budget > 0), "decided": decided, "budget": budget, "period_start": T0}})
     (period,) = tracker.periods
     assert period.missed and period.lost_s == T0 + 3 * H
+
+
+def test_an_item_warning_that_began_in_the_warm_up_still_warns_the_items_due_after_it():
+    """A grouped item alert can fire for days; the items it warned after scoring began count (only items whose
+    deadline falls in the warm-up are left out)."""
+    begin = T0 + DAY
+    early = item("early", T0, T0 + H, T0 + H, True)  # due in the warm-up: not scored
+    late = item("late", begin + H, begin + 2 * H, begin + 2 * H, True)
+    sel = {("SlamonItemsAtRisk", "c", "s", "ticket"): ItemSelection(stage=0.75)}
+    e = ep("SlamonItemsAtRisk", T0 + 600, begin + 3 * H, severity="ticket")
+    quiet = ep("SlamonItemsAtRisk", T0 + 2 * H, T0 + 3 * H, severity="ticket")
+    scored = score("x", 1, [e, quiet], [], items=[early, late], selections=sel,
+                   scored_from={("c", "s"): begin})
+    assert e.outcome == "true_positive" and e.warned == [1]
+    assert quiet.outcome == "warm_up"
+    assert scored.item_summary()["breached_warned_in_time"] == 1
