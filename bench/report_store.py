@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monitor.contracts import load_contracts  # noqa: E402
-from monitor.engine import Engine  # noqa: E402
 from monitor.gc_tuning import tune_gc  # noqa: E402
 from monitor.replay import replay_lines  # noqa: E402
 from monitor.review.figures import build_review, month_window, review_at, shift_month  # noqa: E402
+from monitor.review.groups import ReviewEngine  # noqa: E402
 from monitor.review.render import render_html  # noqa: E402
 from monitor.simulation.generator import GeneratorConfig, generate  # noqa: E402
 from store.db import open_store  # noqa: E402
@@ -73,7 +73,7 @@ def newest_us(path: Path) -> int:
 def replay_review(contracts, path: Path, month: str):
     t = time.perf_counter()
     at = review_at(contracts, month, None, newest_us(path))
-    engine = Engine(contracts)
+    engine = ReviewEngine(contracts)  # as `slamon report` does: also the tables per queue and channel
     with open(path, "rb") as f:
         result = replay_lines(f, contracts, at, engine)
     review = build_review(result, engine, month)
