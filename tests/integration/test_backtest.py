@@ -165,15 +165,18 @@ def test_injected_incidents_are_found_with_the_expected_lead_times(backtest):
     # the service level recovers before the week's data ends: a breach, but not a lost period
     lost = {p.sla: p for p in strict.lost}
     assert sorted(lost) == ["abandon", "portal"]
-    assert lost["abandon"].lost_s == by_sla["abandon"].at_s and lost["portal"].lost_s == by_sla["portal"].at_s
+    # lost once the bad volume exceeds the observed period's whole error budget: at or after the breach began
+    assert all(by_sla[k].at_s <= lost[k].lost_s <= lost[k].last_s for k in ("abandon", "portal"))
     leads = {strict.lost[i].sla: (lead, alert) for i, (lead, alert) in strict.detected.items()}
-    assert set(leads) == {"abandon", "portal"} and set(strict.paged) == set(strict.detected)
+    assert "portal" in leads and set(strict.paged) == set(strict.detected)
     # the down probe comes within one 5-minute probe interval, the alert fires 2 minutes later
     lead, alert = leads["portal"]
     assert alert == "SlamonServiceDown/page" and 10 * 60 <= lead <= 30 * 60
-    # the 1.5x burn rate over 1 h and 5 min sees the drop before the breach
-    lead, alert = leads["abandon"]
-    assert alert == "SlamonErrorBudgetBurn/page" and 5 * 60 <= lead <= 90 * 60, lead
+    # the 1.5x burn rate over 1 h and 5 min sees the drop before the breach (the abandon week is *lost* only
+    # ~29 h later, when its bad volume exceeds the week's whole budget: past the 24 h horizon, so that loss
+    # counts as missed since f1ae315)
+    burn = [e for e in strict.episodes if (e.sla, e.alert, e.severity) == ("abandon", "SlamonErrorBudgetBurn", "page")]
+    assert burn and 5 * 60 <= by_sla["abandon"].at_s - burn[0].start_s <= 90 * 60
     assert strict.summary()["burn_episodes"] >= 2 and strict.load()[0]["page"] == len(strict.episodes)
 
 
