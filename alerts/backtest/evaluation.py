@@ -293,6 +293,7 @@ def _prometheus(work: Path, data: Path, settings: Settings) -> Prometheus:
                           "--storage.tsdb.retention.time=100y",
                           "--storage.tsdb.max-block-duration=2h",  # no compaction of the backfilled blocks
                           f"--query.lookback-delta={max(300, 2 * settings.step_s)}s",
+                          "--query.timeout=10m",  # a 10,000-step chunk of a 3-day window on a loaded machine
                           "--query.max-samples=200000000"])
 
 
