@@ -16,7 +16,7 @@ _TS = re.compile(rb'"ts"\s*:\s*"([^"]{10,40})"')
 
 
 def add_parsers(sub) -> None:
-    from slamon.commands import FAIL_ON_BREACH_HELP
+    from slamon.commands import FAIL_ON_BREACH_HELP, add_jobs_option
     from slamon.inputs import add_contracts_option, instant, positive_int
 
     p = sub.add_parser(
@@ -45,6 +45,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--fail-on-breach", action="store_true",
                    help=FAIL_ON_BREACH_HELP.replace("a reported SLA period", "an SLA of the reviewed month"))
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_jobs_option(p)
     p.set_defaults(run=run_report)
 
 
@@ -111,9 +112,8 @@ def run_report(args) -> int:
     from monitor.contracts import load_contracts
     from monitor.errors import NothingAcceptedError
     from monitor.gc_tuning import tune_gc
-    from monitor.replay import replay_lines
-    from monitor.review.figures import ReviewError, build_review, parse_month, review_at
-    from monitor.review.groups import ReviewEngine
+    from monitor.review.figures import ReviewError, parse_month, review_at
+    from slamon import jobs
     from slamon.commands import check_accepted, print_rejections
     from slamon.inputs import InputError, open_events, with_progress
 
@@ -154,12 +154,11 @@ def run_report(args) -> int:
                                            hint="events are JSON Lines with an RFC 3339 `ts` (spec section 1)")
             at = review_at(contracts, args.period, args.client, newest)
         tune_gc()
-        engine = ReviewEngine(contracts)  # an Engine that also keeps tallies per queue and channel
-        with open_events(path) as stream:
-            result = replay_lines(with_progress(stream, path, disabled=args.no_progress), contracts, at, engine)
+        with open_events(path) as stream:  # a ReviewEngine per job: an Engine that also keeps queue/channel tallies
+            result, review = jobs.review(with_progress(stream, path, disabled=args.no_progress), contracts, at,
+                                         args.period, args.client, trend=args.trend, jobs=args.jobs)
         print_rejections(result)
         check_accepted(result, args.events)
-        review = build_review(result, engine, args.period, args.client, trend=args.trend)
     finally:
         if spool is not None:
             os.unlink(spool.name)

@@ -311,10 +311,15 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
         cr.headline, cr.notes = summarize(cr, at)
         reviews.append(cr)
     if not reviews:
-        raise ReviewError(f"the events end at {format_us(at)}, before {month_name(month)} starts"
-                          + (f" for {', '.join(not_started)}" if len(not_started) < len(contracts.clients) else ""))
+        raise not_begun(at, month, not_started, contracts)
     return Review(month=month, at_us=at, trend_months=trend, clients=reviews, pipeline=result.pipeline(),
                   not_started=not_started, data_start_us=data_start_us)
+
+
+def not_begun(at_us: int, month: str, not_started: list[str], contracts: Contracts) -> ReviewError:
+    """The error of a review none of whose clients has begun `month` by `at_us`."""
+    return ReviewError(f"the events end at {format_us(at_us)}, before {month_name(month)} starts"
+                       + (f" for {', '.join(not_started)}" if len(not_started) < len(contracts.clients) else ""))
 
 
 _ACRONYMS = {"csat", "ivr", "aht", "asa", "sla", "sl", "api", "vip", "it", "kyc", "nps"}

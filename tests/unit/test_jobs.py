@@ -74,3 +74,31 @@ def test_jobs_with_a_report_instant():
 ])
 def test_client_of(line, client):
     assert client_of(line) == client
+
+
+@pytest.mark.parametrize("clients", [None, ["zenith-health", "acme-retail"]])
+def test_the_review_on_jobs_renders_byte_for_byte_as_on_one(clients):
+    """`slamon report --jobs N`: every job builds its clients' part of the review; the HTML and CSV equal one
+    process's, including the partial-period marks, which take the earliest figure over all jobs."""
+    from monitor.review.figures import review_at
+    from monitor.review.render import render_csv, render_html
+    from slamon.jobs import review
+
+    lines = _traffic(hours=40, seed=3)
+    at = review_at(CONTRACTS, "2026-11", clients, us("2026-11-03T16:00:00+00:00"))
+    one_result, one = review(lines, CONTRACTS, at, "2026-11", clients, trend=2, jobs=1)
+    many_result, many = review(lines, CONTRACTS, at, "2026-11", clients, trend=2, jobs=2)
+    assert [c.client for c in many.clients] == (clients or list(CONTRACTS.clients))
+    assert many.data_start_us == one.data_start_us and any(c.data_from_us for c in one.clients)
+    assert render_html(many) == render_html(one) and render_csv(many) == render_csv(one)
+    assert to_json(many_result) == to_json(one_result)
+
+
+def test_a_review_whose_month_has_not_begun_fails_alike_on_jobs():
+    from monitor.review.figures import ReviewError
+    from slamon.jobs import review
+
+    lines = _traffic(hours=4, seed=1)
+    for jobs in (1, 2):
+        with pytest.raises(ReviewError, match="before December 2026 starts"):
+            review(lines, CONTRACTS, us("2026-11-02T04:00:00+00:00"), "2026-12", jobs=jobs)
