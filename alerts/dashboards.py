@@ -358,15 +358,11 @@ def period_seconds(sel: str) -> str:
 
 
 def burn_factor(tier, sel: str) -> str:
-    """The tier's burn-rate factor per SLA, as alerts.rules.burn_tiers derives it: budget_share x period /
-    long window, at least min_factor; no series where the rules drop the tier (long window longer than the
-    period, or factor x allowed error ratio >= 1) or the SLA has no ratio budget. Per-SLA overrides of the
-    alerting config (another factor, a tier switched off) are not seen here."""
-    windows = default_windows()
-    share_of_period = f"({period_seconds(sel)} / {tier.long_window} >= 1)"  # no series: period < long window
-    factor = f"clamp_min({tier.budget_share:g} * {share_of_period}, {windows.min_factor:g})"
-    allowed = by_sla(f"{names.REC_ALLOWED}{{{sel}}}")
-    return f"{factor} < on ({names.CLIENT}, {names.SLA}) (1 / {allowed})"  # factor x allowed >= 1: dropped
+    """The tier's burn-rate factor per SLA, as the generated rules record it (`client_sla:slamon_sla_burn_factor:
+    tier`, one constant series per SLA and tier the rules alert on): per-SLA overrides of the alerting config
+    (another budget share, a tier switched off) show as the alert sees them; no series where the rules drop the
+    tier (long window longer than the period, factor x allowed error ratio >= 1, no ratio budget)."""
+    return by_sla(f'{names.REC_BURN_FACTOR}{{{sel}, {names.TIER}="{tier.name}"}}')
 
 
 def exhaustion_pace():
@@ -605,8 +601,8 @@ def burn_tier_panel(tier) -> timeseries_b.Panel:
                   dashed="/ factor$/", w=12, h=8,
                   description=f"{tier.budget_share:.0%} of the period's budget in {lw}: factor = "
                               f"{tier.budget_share:g} x period / {lw} (at least {default_windows().min_factor:g}); "
-                              "no factor line where the rules drop the tier. Per-SLA overrides of the alerting "
-                              "config are not shown")
+                              "as the rules record it per SLA (overrides included); no factor line where the "
+                              "rules drop the tier")
 
 
 RUNBOOK_VAR = "runbooks"

@@ -36,7 +36,7 @@ import yaml
 from alerts.config import Alerting, Tier, TierOverride
 from monitor import conventions as names
 from monitor.contracts import CallSla, Contracts, Rolling, TicketSla, UptimeSla
-from monitor.conventions import REC_ALLOWED, REC_BAD, REC_BURN, REC_DECIDED
+from monitor.conventions import REC_ALLOWED, REC_BAD, REC_BURN, REC_BURN_FACTOR, REC_DECIDED
 
 DAY = 86400
 CLIENT_DASHBOARD = "slamon-client"  # the uids of alerts/dashboards.py (a unit test keeps them equal)
@@ -337,6 +337,10 @@ def _sla_group(client: str, sla, alerting: Alerting) -> Group:
         alerting.burn_rate.uptime_min_volume if facts.source == "uptime" else alerting.burn_rate.min_volume)
     for tier in tiers:
         ctx.add(_burn_alert(ctx, tier, min_volume, sel))
+        if ctx.enabled("SlamonErrorBudgetBurn"):  # the factor each tier's alert compares with, for the dashboards
+            group.records.append(Record(REC_BURN_FACTOR, f"vector({_num(tier.factor)})", (
+                ("client", client), ("sla", sla.name), (names.TIER, tier.name),
+                ("long_window", prom_duration(tier.long_window)), ("short_window", prom_duration(tier.short_window)))))
 
     if isinstance(sla, TicketSla):
         _ticket_alerts(ctx, sla, sel)

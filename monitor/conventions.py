@@ -25,6 +25,7 @@ QUANTILE = "quantile"
 PRIORITY = "priority"
 STAGE = "stage"
 WITHIN = "within"
+TIER = "tier"  # a burn-rate tier's name (alerts/windows.yaml), on the recorded factor
 QUEUE = "queue"
 SERVICE = "service"
 PARTITION = "partition"
@@ -128,6 +129,7 @@ REC_DECIDED = f"{RECORD_LEVEL}:{SLA_DECIDED}:increase{{w}}"  # decided items (up
 REC_BAD = f"{RECORD_LEVEL}:{SLA_BAD}:increase{{w}}"  # bad items (uptime: down seconds) in w
 REC_BURN = f"{RECORD_LEVEL}:{SLA_BURN_RATE}:{{w}}"  # (bad / decided in w) / allowed error ratio
 REC_ALLOWED = f"{RECORD_LEVEL}:slamon_sla_allowed_error:ratio"  # the SLA's allowed error ratio
+REC_BURN_FACTOR = f"{RECORD_LEVEL}:slamon_sla_burn_factor:tier"  # a burn tier's alert factor (labels tier, windows)
 
 
 def recorded_decided(window: str) -> str:

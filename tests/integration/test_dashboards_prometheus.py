@@ -133,8 +133,11 @@ def test_substitution_covers_every_variable():
 
 
 def test_every_panel_query_returns_data(slamon_target, prometheus_factory):
+    from alerts.config import load_alerting
+
     contracts = load_contracts("examples/contracts.yaml")
-    files = {name: HEADER + dump_yaml(content) for name, content in rule_files(contracts).items()}
+    alerting = load_alerting("examples/alerting.yaml", env={})  # with its per-SLA tier overrides
+    files = {name: HEADER + dump_yaml(content) for name, content in rule_files(contracts, alerting).items()}
     prom = prometheus_factory(config_text=_config(slamon_target), rule_files=files)
     prom.wait_for('up{job="slamon"} == 1', timeout=30)
     prom.wait_for("slamon_sla_info", lambda r: {s["metric"]["client"] for s in r} >= set(CLIENTS))
@@ -191,12 +194,13 @@ def test_every_panel_query_returns_data(slamon_target, prometheus_factory):
         if pending:
             time.sleep(1)
     assert not empty, "panel queries without data:\n" + "\n".join(empty)
-    _factor_lines_equal_the_rules(prom, files=rule_files(contracts))
+    _factor_lines_equal_the_rules(prom, files=rule_files(contracts, alerting))
 
 
 def _factor_lines_equal_the_rules(prom, files: dict) -> None:
-    """The on-call burn panels' factor lines (computed in PromQL from slamon_sla_info and the tiers) equal the
-    factors of the generated SlamonErrorBudgetBurn alerts, SLA by SLA and tier by tier, dropped tiers included."""
+    """The on-call burn panels' factor lines (the rules' recorded factor per SLA and tier) equal the factors of
+    the generated SlamonErrorBudgetBurn alerts, SLA by SLA and tier by tier, dropped and switched-off tiers
+    included (examples/alerting.yaml switches zenith-health's ticket-slow off)."""
     from alerts.config import default_windows
     from alerts.dashboards import C, burn_factor
     from alerts.rules import prom_duration
@@ -214,5 +218,6 @@ def _factor_lines_equal_the_rules(prom, files: dict) -> None:
         for s in prom.query(_substitute(burn_factor(tier, C))):
             got[(s["metric"]["client"], s["metric"]["sla"], prom_duration(tier.long_window))] = float(s["value"][1])
     assert expected and set(got) == set(expected), (sorted(set(got) ^ set(expected)))
+    assert any(k[2] == "3d" for k in got) and not any(k[0] == "zenith-health" and k[2] == "3d" for k in got)
     for key, factor in expected.items():
         assert got[key] == pytest.approx(factor, rel=1e-9), key

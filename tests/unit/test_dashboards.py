@@ -341,9 +341,10 @@ def test_burn_panels_draw_each_tier_and_its_factor():
     for tier in tiers:
         p = next(p for t, p in panels.items() if t.startswith(f"{tier.name} ("))
         long_expr, short_expr, factor = (t["expr"] for t in p["targets"])
-        assert long_expr.startswith("client_sla:slamon_sla_burn_rate:") and "slamon_sla_info" in factor
+        assert long_expr.startswith("client_sla:slamon_sla_burn_rate:")
         assert short_expr.startswith("client_sla:slamon_sla_burn_rate:") and short_expr != long_expr
-        assert f"{tier.budget_share:g} * " in factor and "client_sla:slamon_sla_allowed_error:ratio" in factor
+        assert factor == f'max by (client, sla) (client_sla:slamon_sla_burn_factor:tier{{client=~"$client", ' \
+                         f'tier="{tier.name}"}})'  # as the rules record it per SLA
         assert p["targets"][2]["legendFormat"].endswith(" factor")
     gauge = panels["Time to budget exhaustion, soonest 10"]
     assert gauge["fieldConfig"]["defaults"]["unit"] == "s"
