@@ -9,7 +9,7 @@
     produce_timeout_seconds: 5                 # no acknowledgement by then: 503 (the vendor retries)
     event_loop: uvloop                         # or asyncio (the standard loop)
     http_server: native                        # or aiohttp (ingest/http.py: about 0.6x aiohttp's CPU per delivery)
-    producer: {linger_ms: 2}                   # how long the producer waits to fill a batch (acks=all always)
+    producer: {linger_ms: 5}                   # how long the producer waits to fill a batch (acks=all always)
     endpoints:                                 # POST /hooks/<name>
       zendesk-acme:
         connector: zendesk
@@ -140,7 +140,7 @@ class IngestTopics(_Model):
 
 
 class ProducerSettings(_Model):
-    linger_ms: int = Field(2, ge=0, le=1000, description="wait this long for more records before sending a batch")
+    linger_ms: int = Field(5, ge=0, le=1000, description="wait this long for more records before sending a batch")
 
 
 class GatewayConfig(_Model):

@@ -21,7 +21,7 @@ log = logging.getLogger("slamon.ingest")
 
 class Producer:
     def __init__(self, kafka: KafkaSettings, events_topic: str, deadletter_topic: str, *,
-                 timeout: float = 5.0, linger_ms: int = 2) -> None:
+                 timeout: float = 5.0, linger_ms: int = 5) -> None:
         self.kafka = kafka
         self.events_topic = events_topic
         self.deadletter_topic = deadletter_topic
