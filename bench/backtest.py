@@ -53,25 +53,60 @@ def main() -> None:
         lines = [orjson.dumps(e) for e in generate(contracts, cfg)]
     generate_s = time.perf_counter() - t
     t = time.perf_counter()
-    result = run_backtest(lines, contracts, [("defaults", load_alerting(None))], Settings(),
-                          workdir=Path(args.keep) if args.keep else None, progress=args.progress,
-                          jobs=args.jobs, method=args.method)
+    result = run_backtest(
+        lines,
+        contracts,
+        [("defaults", load_alerting(None))],
+        Settings(),
+        workdir=Path(args.keep) if args.keep else None,
+        progress=args.progress,
+        jobs=args.jobs,
+        method=args.method,
+    )
     total = time.perf_counter() - t
     h, s = result.history, result.configs[0].summary()
-    print(json.dumps({
-        "days": args.days, "seed": args.seed, "events": h.events, "method": args.method,
-        "jobs": args.jobs or min(2, os.cpu_count() or 1),
-        "scrapes": h.scrapes, "samples": h.samples, "blocks": len(h.files),
-        "seconds": {"generate (not counted)": round(generate_s, 1),
-                    **{k: round(v, 1) for k, v in result.timings.items()}, "total": round(total, 1)},
-        "cpu_seconds": result.cpu | {"total": round(sum(result.cpu.values()), 1)},
-        "scores": {k: s[k] for k in ("alert_rules", "breaches", "detected", "paged_before_loss", "alert_episodes",
-                                     "true_positives", "late", "false_alarms", "burn_episodes")}
-                  | {"episodes": len(result.configs[0].episodes), "items": s["items"]["items"] if s["items"] else 0},
-        "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
+    print(
+        json.dumps(
+            {
+                "days": args.days,
+                "seed": args.seed,
+                "events": h.events,
+                "method": args.method,
+                "jobs": args.jobs or min(2, os.cpu_count() or 1),
+                "scrapes": h.scrapes,
+                "samples": h.samples,
+                "blocks": len(h.files),
+                "seconds": {
+                    "generate (not counted)": round(generate_s, 1),
+                    **{k: round(v, 1) for k, v in result.timings.items()},
+                    "total": round(total, 1),
+                },
+                "cpu_seconds": result.cpu | {"total": round(sum(result.cpu.values()), 1)},
+                "scores": {
+                    k: s[k]
+                    for k in (
+                        "alert_rules",
+                        "breaches",
+                        "detected",
+                        "paged_before_loss",
+                        "alert_episodes",
+                        "true_positives",
+                        "late",
+                        "false_alarms",
+                        "burn_episodes",
+                    )
+                }
+                | {"episodes": len(result.configs[0].episodes), "items": s["items"]["items"] if s["items"] else 0},
+                "machine": {
+                    "python": platform.python_version(),
+                    "cpu_count": os.cpu_count(),
                     "processor": platform.processor() or platform.machine(),
-                    "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
-    }, indent=2))
+                    "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":
