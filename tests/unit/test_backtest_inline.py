@@ -131,3 +131,28 @@ def test_keep_firing_for_bridges_short_gaps_and_extends_the_end():
 def test_series_of_one_alert_firing_together_are_one_episode():
     eps = episodes_from_series("A", "page", "breach", "c", "s", 0, 60, [[0, 60, 120], [120, 180]])
     assert [(e.pending_s, e.start_s, e.end_s) for e in eps] == [(0, 0, 180)]
+
+
+# --- progress bars ------------------------------------------------------------------------------------------
+
+
+def test_progress_bars_show_share_and_eta_only_when_enabled():
+    import io
+
+    from alerts.backtest.progress import Progress
+
+    out = io.StringIO()
+    bar = Progress("scrape", total=200, stream=out)
+    bar.started -= 30  # 30 s in
+    bar.update(50, "2026-11-30T06:00:00Z", force=True)
+    line = out.getvalue()
+    assert line.startswith("\rbacktest scrape") and " 25%" in line and "ETA 1m30s" in line and "2026-11-30" in line
+    assert bar.finish("done") >= 30 and out.getvalue().endswith("done\x1b[K\n")
+    quiet = io.StringIO()
+    bar = Progress("alerts", total=3, enabled=False, stream=quiet)
+    bar.update(1, force=True)
+    bar.finish()
+    assert quiet.getvalue() == ""
+    counter = io.StringIO()
+    Progress("prometheus", stream=counter).update(0, force=True)
+    assert "ETA" not in counter.getvalue() and "%" not in counter.getvalue()
