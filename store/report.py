@@ -16,7 +16,7 @@ What the store cannot give:
 - uptime: measured from probes, which are not decisions; the review from the store leaves uptime SLAs out and
   says so;
 - live figures of a current period (open tickets, stages reached, time to the next deadline): open items are
-  not decisions (the review does not show them);
+  not decisions: the review's open-ticket backlog is replaced by a sentence saying so (`BACKLOG_NOT_IN_STORE`);
 - "as of" an earlier instant: the store holds the decisions in force now, with every correction made since (a
   reopened ticket's withdrawn "met", a late event). `slamon report EVENTS` replays only the events up to the
   review instant, so a correction after the month's end shows in the store's review and not in the replay's.
@@ -48,6 +48,11 @@ from store.db import Store, open_store
 from store.records import ZERO_KEY
 
 LOOK_AHEAD_US = 40 * DAY_US  # the longest period (a month) that starts before the report instant ends within this
+BACKLOG_NOT_IN_STORE = (
+    "Not in this review: the open-ticket backlog. This review is built from the SLA records, which hold each "
+    "ticket's outcome once it is settled (met, or breached at its deadline) but not whether the ticket is still "
+    "open, so the number and age of open tickets cannot be given here. The review built from the ticket events "
+    "shows them.")
 
 
 @dataclass(slots=True)
@@ -71,6 +76,10 @@ def _count(x) -> float:
     """A sum of item counts as the engine's tallies hold it: an int when whole (JSON `5`, not `5.0`)."""
     x = float(x)
     return int(x) if x.is_integer() else x
+
+
+def _float(x) -> float | None:
+    return None if x is None else float(x)
 
 
 def without_uptime(contracts: Contracts) -> Contracts:
@@ -142,14 +151,16 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
             if (client, sla) in rolling:
                 _add_sketch(ledgers[(client, sla)], "rolling", key, n)
     kinds = ", ".join(f"'{k}'" for k in TICKET_KINDS)
-    for client, sla, period, at, item, priority in store.query(
-            "SELECT client, sla, period, at_us, item, priority FROM sla_decisions WHERE bad > 0 AND at_us >= ? AND "
-            f"at_us < ? AND item IS NOT NULL AND kind IN ({kinds}) ORDER BY at_us, item", (lo_us, hi_us)):
+    for client, sla, period, at, item, priority, elapsed, target, paused in store.query(
+            "SELECT client, sla, period, at_us, item, priority, elapsed_s, target_s, paused_s FROM sla_decisions "
+            f"WHERE bad > 0 AND at_us >= ? AND at_us < ? AND item IS NOT NULL AND kind IN ({kinds}) "
+            "ORDER BY at_us, item", (lo_us, hi_us)):
         ledger = ledgers.get((client, sla))
         if ledger is not None and ledger.list_breaches:
             ledger.breaches.setdefault(period, []).append((at, item))
             if priority is not None:
                 engine.breach_priorities[(client, sla, item)] = priority
+            engine.breach_facts[(client, sla, item)] = (_float(elapsed), _float(target), _float(paused))
     return engine
 
 
@@ -221,6 +232,10 @@ def review_from_store(url: str | Store, period: str, contracts: Contracts, clien
             if left_out:
                 cr.notes.append(f"Not in this review: {', '.join(left_out)} (uptime is measured from monitoring "
                                 "probes, which are not part of the records this review is built from).")
+            if any(s.backlog is not None for s in cr.slas):  # ticket SLAs: the store holds no open tickets
+                for s in cr.slas:
+                    s.backlog = None
+                cr.backlog_unavailable = BACKLOG_NOT_IN_STORE
         return review
     finally:
         if own:

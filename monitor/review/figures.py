@@ -25,11 +25,12 @@ selects, groups and explains them. Rules (documented in docs/monthly-review.md):
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from monitor.contracts import Contracts, Rolling, UptimeSla
+from monitor.contracts import Contracts, Rolling, TicketSla, UptimeSla
 from monitor.engine import Engine
 from monitor.errors import SlamonError
 from monitor.events import format_us, to_us
@@ -141,6 +142,38 @@ class GroupRow:
 
 
 @dataclass
+class BreachReasons:
+    """Why an SLA's tickets of the month breached (ticket SLAs), from what every breach record states: its clock's
+    elapsed SLA time against the target, and the SLA time it spent paused. Durations are SLA time: business hours on
+    a business-hours SLA, wall-clock time on a calendar-time SLA (as the target counts)."""
+
+    breached: int  # the tickets breached in the month's contract periods (= len(SlaReview.breaches))
+    open_at_deadline: int  # the clock ran out: still without a reply / resolution when the deadline passed
+    priority_change: int  # a priority change gave a target the clock had already passed (breached at the change)
+    over_median: float | None  # how far past the new target those were at the change (seconds of SLA time)
+    over_p90: float | None
+    paused: int  # breached tickets whose clock was paused for a while (waiting statuses, or resolved then reopened)
+    paused_median: float | None  # their paused SLA time (seconds)
+    paused_p90: float | None
+    unknown: int = 0  # breaches whose record lacks the clock facts (records of older workers)
+
+
+AGE_BANDS = ((0, "< 1 day"), (86_400 * US, "1–3 days"), (3 * 86_400 * US, "3–7 days"), (7 * 86_400 * US, "7–30 days"),
+             (30 * 86_400 * US, "30 days or more"))  # (lower bound of the ticket's age, label): calendar time
+
+
+@dataclass
+class BacklogRow:
+    priority: str
+    bands: list[int]  # tickets per AGE_BANDS band
+    past_deadline: int  # of them, already past this SLA's deadline
+
+    @property
+    def total(self) -> int:
+        return sum(self.bands)
+
+
+@dataclass
 class SlaReview:
     client: str
     sla: str
@@ -164,6 +197,9 @@ class SlaReview:
     # breached (needs ReviewEngine or the SLA record; empty with a plain Engine)
     groups: list[GroupRow] = field(default_factory=list)  # per queue, then per channel, over the month's contract
     # periods (ticket and call SLAs; needs the engine's tallies per queue: monitor.review.groups.ReviewEngine)
+    breach_reasons: BreachReasons | None = None  # ticket SLAs with breaches (needs ReviewEngine or the SLA record)
+    backlog: list[BacklogRow] | None = None  # ticket SLAs: the tickets still open at the review instant, per
+    # priority (highest first) and age; None when the source holds no open tickets (the SLA record)
     penalty_fee: float | None = None
     currency: str | None = None
     credits: float = 0.0
@@ -232,6 +268,7 @@ class ClientReview:
     headline: str = ""
     notes: list[str] = field(default_factory=list)
     data_from_us: int | None = None  # when the figures start, if after the month's first contract period begins
+    backlog_unavailable: str | None = None  # why the review has no open-ticket backlog (built from the SLA record)
 
     @property
     def credits(self) -> dict[str, float]:
@@ -284,6 +321,7 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
         data_start_us = min((b for lg in engine.ledgers.values() for b in lg.buckets), default=at // BUCKET_US) \
             * BUCKET_US
     index = {(r.client, r.sla, r.period): r for r in result.records}
+    backlogs = open_backlog(engine, names, at)
     reviews, not_started = [], []
     for name in names:
         client = contracts.clients[name]
@@ -303,6 +341,10 @@ def build_review(result: ReplayResult, engine: Engine, month: str, clients: list
         names_shown = display_names(client.slas)
         slas = [_sla_review(engine, index, name, tz, sla, month, mwin, at, trend, day_windows, data_start_us,
                             names_shown[sla.name]) for sla in client.slas]
+        for s in slas:
+            if isinstance(s.contract, TicketSla):
+                rows = backlogs.get((name, s.sla), {})
+                s.backlog = [rows[p] for p in sorted(rows, key=_priority_key)]
         cr = ClientReview(client=name, timezone=tz, month=month, start_us=mwin.start_us, end_us=mwin.end_us,
                           complete=all(r.complete for s in slas for r in s.records), slas=slas, days=days)
         starts = [r.start_us for s in slas if not isinstance(s.contract.period, Rolling) for r in s.records]
@@ -384,6 +426,10 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
             known = getattr(engine, "breach_priorities", {})
             review.breach_priority = {item: p for _, item in review.breaches
                                       if (p := known.get((client, sla.name, item))) is not None}
+            facts = getattr(engine, "breach_facts", None)
+            if facts is not None:
+                review.breach_reasons = breach_reasons(review.breaches, {
+                    item: f for _, item in review.breaches if (f := facts.get((client, sla.name, item))) is not None})
     if sla.has_item_clocks and not rolling:
         ledger = engine.ledgers[(client, sla.name)]
         labels = {r.period for r in records}
@@ -399,6 +445,59 @@ def _sla_review(engine: Engine, index: dict, client: str, tz: str, sla, month: s
         review.groups = _group_rows(sla, getattr(engine, "groups", {}).get((client, sla.name), {}),
                                     {r.period for r in records})
     return review
+
+
+def open_backlog(engine: Engine, clients: list[str], at: int) -> dict[tuple[str, str], dict[str, BacklogRow]]:
+    """The tickets still open at `at` (created, neither resolved nor closed, or reopened), per (client, ticket SLA
+    that covers them) and the priority the SLA counts them under, by age since creation (calendar time, AGE_BANDS);
+    past the deadline: the SLA's clock breached, or running past its deadline. One pass over the engine's tickets
+    (resolved tickets past their reopen window are no longer held: they are not open)."""
+    wanted = set(clients)
+    out: dict[tuple[str, str], dict[str, BacklogRow]] = {}
+    for (client, _), item in engine.tickets.items():
+        state = item.state
+        if client not in wanted or state.created_us is None or state.resolved or state.created_us > at:
+            continue
+        age = at - state.created_us
+        band = max(i for i, (lower, _) in enumerate(AGE_BANDS) if age >= lower)
+        for clock in state.clocks:
+            rows = out.setdefault((client, clock.sla.name), {})
+            row = rows.get(clock.priority)
+            if row is None:
+                row = rows[clock.priority] = BacklogRow(clock.priority, [0] * len(AGE_BANDS), 0)
+            row.bands[band] += 1
+            if clock.good is False or (clock.open and clock.deadline_us is not None and clock.deadline_us <= at):
+                row.past_deadline += 1
+    return out
+
+
+def quantile(values: list[float], q: float) -> float | None:
+    """The nearest-rank quantile (an actual value: the same on every path that holds the same values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def breach_reasons(breaches: list[tuple[int, str]], facts: dict[str, tuple]) -> BreachReasons | None:
+    """`BreachReasons` of the breached tickets `breaches` ((instant, id)) from their clock facts (id -> (elapsed_s,
+    target_s, paused_s), `ReviewEngine.breach_facts` or the SLA record's columns). None without breaches."""
+    if not breaches:
+        return None
+    over, paused, unknown = [], [], 0
+    for _, item in breaches:
+        elapsed, target, pause = facts.get(item, (None, None, None))
+        if elapsed is None or target is None:
+            unknown += 1
+            continue
+        if elapsed > target:
+            over.append(elapsed - target)
+        if pause:
+            paused.append(pause)
+    n = len(breaches)
+    return BreachReasons(breached=n, open_at_deadline=n - unknown - len(over), priority_change=len(over),
+                         over_median=quantile(over, 0.5), over_p90=quantile(over, 0.9), paused=len(paused),
+                         paused_median=quantile(paused, 0.5), paused_p90=quantile(paused, 0.9), unknown=unknown)
 
 
 def _group_rows(sla, table: dict, labels: set[str]) -> list[GroupRow]:

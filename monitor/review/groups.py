@@ -12,7 +12,9 @@ call's queue) and the SLA record sums per period (table `sla_groups`, `store/db.
 has the same tables (`store.report.review_from_store`; tests/unit/test_store_report.py compares them).
 
 It also keeps the priority of each breach in force (`breach_priorities`, from the contribution, as the record's
-`priority`), so the review can show the breached tickets of the highest priority first.
+`priority`), so the review can show the breached tickets of the highest priority first, and the breach's clock
+facts (`breach_facts`: elapsed, target and paused seconds of SLA time, computed as the SLA-events record's
+`elapsed_s`, `target_s`, `paused_s` are by `streams.partition_engine._enrich`), for the review's breach reasons.
 
 Only ticket and call SLAs (their items have a queue), and only calendar periods (a rolling window's tally here would
 hold every decision ever made, as the ledgers' `by_priority` would: the review shows neither for rolling SLAs).
@@ -43,6 +45,8 @@ class ReviewEngine(Engine):
         self._last_label: dict[tuple[str, str], tuple[int, str]] = {}  # (client, sla) -> (bucket, period label)
         # (client, sla, ticket id) -> the priority of the breach in force (the review lists the highest first)
         self.breach_priorities: dict[tuple[str, str, str], str] = {}
+        # (client, sla, ticket id) -> (elapsed_s, target_s, paused_s) of the breach in force (None where unknown)
+        self.breach_facts: dict[tuple[str, str, str], tuple[float | None, float | None, float | None]] = {}
         self._rolling: set[tuple[str, str]] = set()  # no tallies per queue for these (module docstring)
         for name, client in contracts.clients.items():
             for sla in client.slas:
@@ -61,8 +65,10 @@ class ReviewEngine(Engine):
         if c.bad and c.priority is not None and table_name == "tickets":
             if sign > 0:
                 self.breach_priorities[(client, c.sla, c.item)] = c.priority
+                self.breach_facts[(client, c.sla, c.item)] = self._breach_facts(client, c)
             else:
                 self.breach_priorities.pop((client, c.sla, c.item), None)
+                self.breach_facts.pop((client, c.sla, c.item), None)
         if (client, c.sla) in self._rolling:
             return
         item = getattr(self, table_name).get((client, c.item))
@@ -91,9 +97,24 @@ class ReviewEngine(Engine):
                 tally = table[key] = Tally()
             tally.add(c.decided, c.good, c.bad, c.total, sign)
 
+    def _breach_facts(self, client: str, c: Contribution) -> tuple[float | None, float | None, float | None]:
+        """(elapsed_s, target_s, paused_s) of a breach, exactly as the SLA-events record states them
+        (`streams.partition_engine._enrich`): the store's review reads those columns, this one must equal them."""
+        sla = next(s for s in self.contracts.clients[client].slas if s.name == c.sla)
+        target = sla.target.get(c.priority)
+        if target is None or c.sample is None:
+            return c.sample, None if target is None else target / 1e6, None
+        elapsed = round(c.sample * 1_000_000)
+        item = self.tickets.get((client, c.item))
+        start = item.state.created_us if item is not None else None
+        cal = self.clients[client].calendars.get(c.sla)
+        paused = None if start is None or cal is None else max(0, cal.elapsed_us(start, c.at_us) - elapsed) / 1e6
+        return c.sample, target / 1e6, paused
+
     def merge(self, other: Engine) -> None:
         super().merge(other)
         self.breach_priorities.update(getattr(other, "breach_priorities", {}))
+        self.breach_facts.update(getattr(other, "breach_facts", {}))
         for key, table in getattr(other, "groups", {}).items():
             mine = self.groups.setdefault(key, {})
             for group, tally in table.items():
