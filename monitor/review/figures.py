@@ -166,11 +166,15 @@ AGE_BANDS = ((0, "< 1 day"), (86_400 * US, "1â€“3 days"), (3 * 86_400 * US, "3â€
 class BacklogRow:
     priority: str
     bands: list[int]  # tickets per AGE_BANDS band
-    past_deadline: int  # of them, already past this SLA's deadline
+    past: list[int]  # of them, per band, those already past this SLA's deadline
 
     @property
     def total(self) -> int:
         return sum(self.bands)
+
+    @property
+    def past_deadline(self) -> int:
+        return sum(self.past)
 
 
 @dataclass
@@ -464,10 +468,10 @@ def open_backlog(engine: Engine, clients: list[str], at: int) -> dict[tuple[str,
             rows = out.setdefault((client, clock.sla.name), {})
             row = rows.get(clock.priority)
             if row is None:
-                row = rows[clock.priority] = BacklogRow(clock.priority, [0] * len(AGE_BANDS), 0)
+                row = rows[clock.priority] = BacklogRow(clock.priority, [0] * len(AGE_BANDS), [0] * len(AGE_BANDS))
             row.bands[band] += 1
             if clock.good is False or (clock.open and clock.deadline_us is not None and clock.deadline_us <= at):
-                row.past_deadline += 1
+                row.past[band] += 1
     return out
 
 
@@ -810,18 +814,33 @@ CSV_COLUMNS = (
     "section", "client", "sla", "kind", "review_month", "period", "period_start", "period_end", "complete",
     "decided", "good", "bad", "compliance", "value", "unit", "target", "met", "error_budget_remaining",
     "currency", "credit_percent", "credit", "projected_credit", "breaches", "summary", "group",
+    "age_band", "open", "past_deadline", "median", "p90",
+)
+BREACH_REASONS = (  # the CSV's `group` of each breach reason, with the BreachReasons fields it reads
+    ("open_at_deadline", "open_at_deadline", None, None),
+    ("priority_change", "priority_change", "over_median", "over_p90"),
+    ("paused", "paused", "paused_median", "paused_p90"),
+    ("unknown", "unknown", None, None),
 )
 
 
 def csv_rows(review: Review) -> list[dict]:
     """The figures as flat rows: `section` = `period` for the month's contract periods (the replay records,
     with every breached ticket id), `trend` for the earlier periods of the trend, `priority`, `queue` and `channel`
-    for the month's figures of one priority, queue or channel (named in `group`), `summary` per client."""
+    for the month's figures of one priority, queue or channel (named in `group`), `summary` per client.
+    `breach_reason`: per ticket SLA with breaches, one row per reason (`group`: open_at_deadline, priority_change,
+    paused, unknown) with its count in `bad` and, for priority_change (SLA time past the new target) and paused
+    (paused SLA time), `median` and `p90` in seconds. `backlog`: per ticket SLA, priority (`group`) and age band
+    (`age_band`) the tickets still `open` at the review instant and how many are `past_deadline`; from the SLA
+    record a single row per client whose `summary` says why there is none."""
     rows = []
     for cr in review.clients:
         rows.append({"section": "summary", "client": cr.client, "review_month": cr.month,
                      "complete": cr.complete, "met": cr.met_count[0] == cr.met_count[1],
                      "summary": " ".join([cr.headline, *cr.notes])})
+        if cr.backlog_unavailable:
+            rows.append({"section": "backlog", "client": cr.client, "review_month": cr.month,
+                         "summary": cr.backlog_unavailable})
         for s in cr.slas:
             for r in s.records:
                 p = r.penalty or {}
@@ -844,6 +863,24 @@ def csv_rows(review: Review) -> list[dict]:
                     "value": value, "met": met,
                     "compliance": good / decided if good is not None and decided and s.contract.judges_items else None,
                 })
+            if s.breach_reasons is not None:
+                br = s.breach_reasons
+                for name, count, median, p90 in BREACH_REASONS:
+                    if name == "unknown" and not br.unknown:
+                        continue
+                    rows.append({
+                        "section": "breach_reason", "client": cr.client, "sla": s.sla, "kind": s.kind,
+                        "review_month": cr.month, "group": name, "decided": br.breached, "bad": getattr(br, count),
+                        "unit": "seconds" if median else None,
+                        "median": getattr(br, median) if median else None, "p90": getattr(br, p90) if p90 else None,
+                    })
+            for b in s.backlog or ():
+                for (_, band), n, past in zip(AGE_BANDS, b.bands, b.past, strict=True):
+                    rows.append({
+                        "section": "backlog", "client": cr.client, "sla": s.sla, "kind": s.kind,
+                        "review_month": cr.month, "group": b.priority, "age_band": band, "open": n,
+                        "past_deadline": past,
+                    })
             current = {r.period for r in s.records}
             for t in s.trend:
                 if t.label in current or t.month == cr.month:
