@@ -19,6 +19,7 @@ from pathlib import Path
 from monitor.contracts import CallSla, TicketSla, UptimeSla
 from monitor.errors import EXIT_UNAVAILABLE, SlamonError
 from monitor.review.figures import (
+    AGE_BANDS,
     CSV_COLUMNS,
     MONTH_NAMES,
     ClientReview,
@@ -165,6 +166,8 @@ table.scorecard td:first-child {{ width: 40mm; min-width: 36mm; }}
 table.scorecard td svg {{ width: 48mm; height: auto; display: block; }}
 table.groups {{ margin-bottom: 2mm; }} table.groups th.num {{ vertical-align: bottom; }}
 table.groups td .small {{ white-space: nowrap; }}
+table.reasons, table.backlog {{ break-inside: avoid; }}
+table.reasons th.num, table.backlog th.num {{ vertical-align: bottom; }}
 .appendix h3 {{ font-size: 9pt; margin: 3mm 0 1mm; }}
 .glossary dt {{ font-weight: bold; float: left; clear: left; width: 34mm; }}
 .glossary dd {{ margin: 0 0 1.2mm 36mm; }}
@@ -353,6 +356,12 @@ def _client_section(review: Review, cr: ClientReview, commentary: str | None = N
     daily = [s for s in cr.slas if s.daily is not None and any(s.daily)]
     if daily:
         parts += ["<h2>Misses per day</h2>", _daily_block(cr, daily, review.at_us)]
+    reasons = _breach_reason_table(cr)
+    if reasons:
+        parts += ["<h2>Why tickets breached</h2>", reasons]
+    backlog = _backlog_table(review, cr)
+    if backlog:
+        parts += [f"<h2>Open tickets · as of {escape(local_time(review.at_us, cr.timezone))}</h2>", backlog]
     listed = [s for s in cr.slas if s.breached_ids]
     if listed:
         parts += ["<h2>Breached tickets</h2>", _breach_lists(cr, listed)]
@@ -892,6 +901,93 @@ def _wrap(text: str, width: int) -> list[str]:
 
 def _count(v: float) -> str:
     return f"{v:,.0f}" if v >= 10 or float(v).is_integer() else f"{v:,.1f}"
+
+
+def _span(seconds: float | None) -> str:
+    """A duration for people: 45 s, 38 min, 5.2 h."""
+    if seconds is None:
+        return "–"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 120 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _spread(count: int, median: float | None, p90: float | None) -> str:
+    if median is None:
+        return ""
+    if count == 1:
+        return f"<div class=\"small\">{escape(_span(median))}</div>"
+    return f"<div class=\"small\">typically {escape(_span(median))}, 90 % within {escape(_span(p90))}</div>"
+
+
+def _time_words(s: SlaReview) -> str:
+    return "business hours" if getattr(s.contract, "time", None) == "business" else "calendar time"
+
+
+def _breach_reason_table(cr: ClientReview) -> str:
+    """Per ticket SLA with breaches: how each breach came about (see `figures.BreachReasons`)."""
+    rows = []
+    for s in cr.slas:
+        br = s.breach_reasons
+        if br is None:
+            continue
+        cells = [
+            f"<td><b>{escape(s.display)}</b><div class=\"small\">time counted in {_time_words(s)}</div></td>",
+            f"<td class=\"num\">{br.breached:,}</td>",
+            f"<td class=\"num\">{br.open_at_deadline:,}</td>",
+            f"<td class=\"num\">{br.priority_change:,}{_spread(br.priority_change, br.over_median, br.over_p90)}</td>",
+            f"<td class=\"num\">{br.paused:,}{_spread(br.paused, br.paused_median, br.paused_p90)}</td>",
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    if not rows:
+        return ""
+    unknown = sum(s.breach_reasons.unknown for s in cr.slas if s.breach_reasons is not None)
+    return (
+        "<table class=\"reasons\"><thead><tr><th>SLA</th><th class=\"num\">Breached</th>"
+        "<th class=\"num\">Still open at<br>the deadline</th><th class=\"num\">Priority raised<br>past "
+        "the new target</th><th class=\"num\">Clock paused<br>along the way</th></tr></thead><tbody>"
+        + "".join(rows) + "</tbody></table><p class=\"note\">A reply or resolution at or before the deadline "
+        "counts as met, so a breached ticket was still waiting when its deadline passed, or, when its priority was "
+        "raised, had already taken longer than the new priority allows (it breached at the change; the figures "
+        "below the count say by how much). Clock paused: part of the ticket's time did not count (waiting on the "
+        "customer, or resolved and later reopened); the figures say how long it was paused. Times are counted as "
+        "the SLA counts them (business hours, or calendar time around the clock). When a breached ticket was "
+        "eventually answered or resolved is not part of the SLA's records, so how late the reply came is not shown."
+        + (f" {unknown:,} breaches come without these details (recorded by an older version) and are counted in "
+           "the total only." if unknown else "") + "</p>")
+
+
+def _backlog_table(review: Review, cr: ClientReview) -> str:
+    """Per ticket SLA: the tickets still open at the review instant by priority and age (`figures.open_backlog`);
+    from the SLA record, the sentence saying why there is none."""
+    if cr.backlog_unavailable:
+        return f"<p class=\"note\">{escape(cr.backlog_unavailable)}</p>"
+    slas = [s for s in cr.slas if s.backlog is not None]
+    if not slas:
+        return ""
+    head = "".join(f"<th class=\"num\">{escape(label)}</th>" for _, label in AGE_BANDS)
+    rows = []
+    for s in slas:
+        if not s.backlog:
+            rows.append(f"<tr><td class=\"name\">{escape(s.display)}</td><td colspan=\"{len(AGE_BANDS) + 3}\" "
+                        "class=\"small\">no open tickets</td></tr>")
+            continue
+        for i, b in enumerate(s.backlog):
+            name = escape(s.display) if i == 0 else ""
+            bands = "".join(f"<td class=\"num\">{n:,}</td>" if n else "<td class=\"num small\">–</td>"
+                            for n in b.bands)
+            past = (f"<td class=\"num\" style=\"color:{BAD}\"><b>{b.past_deadline:,}</b></td>" if b.past_deadline
+                    else "<td class=\"num small\">–</td>")
+            rows.append(f"<tr><td class=\"name\">{name}</td><td>{escape(b.priority)}</td>{bands}"
+                        f"<td class=\"num\"><b>{b.total:,}</b></td>{past}</tr>")
+    return (f"<table class=\"backlog\"><thead><tr><th>SLA</th><th>Priority</th>{head}<th class=\"num\">Open</th>"
+            "<th class=\"num\">Past the<br>deadline</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+            "<p class=\"note\">Tickets created and not yet resolved or closed (reopened ones included) when this "
+            "review was made, by how long ago they were created (calendar days) and the priority each SLA counts "
+            "them under. Past the deadline: the SLA's deadline has already passed while the ticket is still open "
+            "(a first-response deadline may have been missed by a ticket answered since).</p>")
 
 
 FIRST_LISTED = 10  # breached tickets shown per SLA in the client's section; the appendix and the CSV list all
