@@ -465,3 +465,70 @@ def test_a_document_a_client_can_be_handed(history):
         assert "Appendix" in html
         for s in listed:
             assert all(item in html for _, item in s.breaches)
+
+
+# --- breach reasons and the open-ticket backlog, on a hand-made month -------------------------------------
+
+REASONS = """
+reopen_window: 3d
+clients:
+  acme:
+    timezone: UTC
+    slas:
+      - {name: res, kind: resolution, target: {P1: 4h, P2: 8h, P3: 24h}, objective: 0.9, time: calendar,
+         pause_statuses: [waiting_on_customer]}
+"""
+
+
+def _reasons_review(engine_class=ReviewEngine):
+    contracts = parse_contracts(REASONS)
+    events = [
+        ticket("2026-11-02T00:00:00Z", "R1", "created", priority="P3"),  # breaches on the 3rd, still open
+        ticket("2026-11-02T00:00:00Z", "R2", "created", priority="P3"),
+        ticket("2026-11-02T10:00:00Z", "R2", "priority", priority="P1"),  # 10 h > 4 h: breached now, 6 h past
+        ticket("2026-11-02T12:00:00Z", "R2", "resolved"),
+        ticket("2026-11-10T00:00:00Z", "R3", "created", priority="P2"),
+        ticket("2026-11-10T01:00:00Z", "R3", "status", status="waiting_on_customer"),
+        ticket("2026-11-10T05:00:00Z", "R3", "status", status="open"),  # 4 h paused: breaches at 12:00
+        ticket("2026-11-11T00:00:00Z", "R3", "resolved"),
+        ticket("2026-11-28T00:00:00Z", "R5", "created", priority="P1"),
+        ticket("2026-11-28T01:00:00Z", "R5", "resolved"),  # met, then reopened: its clock runs again from 1 h
+        ticket("2026-11-29T00:00:00Z", "R5", "reopened"),  # breaches at 03:00 after 23 h resolved (paused)
+        ticket("2026-11-30T20:00:00Z", "R4", "created", priority="P2"),  # open, due on Dec 1
+        ticket("2026-11-30T21:00:00Z", "R6", "created", priority="P2"),
+        ticket("2026-11-30T22:00:00Z", "R6", "resolved"),
+    ]
+    lines = [orjson.dumps(e) for e in events]
+    at = review_at(contracts, MONTH, newest_us=_us("2026-12-02T00:00:00Z"))
+    engine = engine_class(contracts)
+    result = replay_lines(lines, contracts, at, engine)
+    return build_review(result, engine, MONTH)
+
+
+def test_breach_reasons_and_backlog():
+    review = _reasons_review()
+    (s,) = review.clients[0].slas
+    assert sorted(item for _, item in s.breaches) == ["R1", "R2", "R3", "R5"]
+    r = s.breach_reasons
+    assert (r.breached, r.open_at_deadline, r.priority_change, r.paused, r.unknown) == (4, 3, 1, 2, 0)
+    assert r.over_median == r.over_p90 == 6 * 3600  # SLA time past the new target at the change
+    assert (r.paused_median, r.paused_p90) == (4 * 3600, 23 * 3600)  # nearest rank: actual values
+    rows = {b.priority: (b.bands, b.past) for b in s.backlog}
+    assert rows == {"P1": ([0, 1, 0, 0, 0], [0, 1, 0, 0, 0]),  # R5 reopened 2-3 days after its creation
+                    "P2": ([1, 0, 0, 0, 0], [0, 0, 0, 0, 0]),  # R4, not due yet; R6 resolved
+                    "P3": ([0, 0, 0, 1, 0], [0, 0, 0, 1, 0])}  # R1, 29 days old
+    assert [b.priority for b in s.backlog] == ["P1", "P2", "P3"]
+    html = render_html(review)
+    assert "Why tickets breached" in html and "Open tickets · as of 30 Nov 2026 23:59" in html
+    assert "time counted in calendar time" in html and "typically 4.0 h, 90 % within 23.0 h" in html
+    rows = list(csv.DictReader(io.StringIO(render_csv(review))))
+    reasons = {r["group"]: (r["bad"], r["median"], r["p90"]) for r in rows if r["section"] == "breach_reason"}
+    assert reasons == {"open_at_deadline": ("3", "", ""), "priority_change": ("1", "21600.0", "21600.0"),
+                       "paused": ("2", "14400.0", "82800.0")}
+    backlog = [(r["group"], r["age_band"], r["open"], r["past_deadline"]) for r in rows if r["section"] == "backlog"]
+    assert len(backlog) == 3 * 5 and ("P3", "7–30 days", "1", "1") in backlog
+
+
+def test_a_plain_engine_gives_no_breach_reasons():
+    (s,) = _reasons_review(Engine).clients[0].slas
+    assert s.breaches and s.breach_reasons is None and s.backlog  # the backlog needs only the tickets
