@@ -92,6 +92,8 @@ def test_the_review_on_jobs_renders_byte_for_byte_as_on_one(clients):
     assert many.data_start_us == one.data_start_us and any(c.data_from_us for c in one.clients)
     assert render_html(many) == render_html(one) and render_csv(many) == render_csv(one)
     assert to_json(many_result) == to_json(one_result)
+    html = render_html(one)  # the comparison covers the breach reasons and the open tickets each job builds
+    assert "Why tickets breached" in html and "Open tickets · as of" in html
 
 
 def test_a_review_whose_month_has_not_begun_fails_alike_on_jobs():
