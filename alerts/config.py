@@ -114,6 +114,10 @@ class BurnRate(_Model):
     """items decided in the long window below which a burn-rate tier stays silent"""
     uptime_min_volume: Seconds = 1800
     """uptime: seconds of probe-covered time (up + down) the long window needs"""
+    min_bad: Annotated[int, Field(ge=0)] = 10
+    """page tiers: bad items the threshold must stand for: the long window needs at least min_bad / (factor x
+    allowed error ratio) decided items, so a handful of audited items cannot page (accuracy at 99 %, factor 6:
+    167); ticket tiers keep `min_volume` (a small desk's slow burn is real)"""
     tiers: dict[str, TierSetting] = Field(default_factory=dict)
     """overrides for every SLA (per-SLA overrides in `slas:` win)"""
 
@@ -125,7 +129,7 @@ class Imminent(_Model):
     are kept for contract-level risk (alerts/README "Defaults")"""
     for_: Seconds = Field(60, alias="for")
     last_stage_for: Seconds = 300
-    at_risk_left_share: Annotated[float, Field(gt=0, lt=1)] = 0.25
+    at_risk_left_share: Annotated[float, Field(gt=0, lt=1)] = 0.3
     """SlamonItemsAtRisk: items that used the contract's stage closest to (1 - this) of their allowed time,
     at or below it; so each warned item still has at least this share of its time"""
     at_risk_for: Seconds = 0
@@ -376,7 +380,7 @@ class Alerting(_Model):
 # The same tiers as alerts/windows.yaml (a unit test keeps them equal), for installs that ship the package
 # without its data files (pyproject.toml declares no package-data for alerts/windows.yaml).
 _BUILTIN_WINDOWS = {
-    "reference_period": "30d", "min_factor": 1.0, "for": {"page": "2m", "ticket": "15m"},
+    "reference_period": "30d", "min_factor": 1.0, "for": {"page": "5m", "ticket": "15m"},
     "tiers": [
         {"name": "page-fast", "severity": "page", "budget_share": 0.02, "long_window": "1h", "short_window": "5m"},
         {"name": "page-slow", "severity": "page", "budget_share": 0.05, "long_window": "6h", "short_window": "30m"},

@@ -25,6 +25,7 @@ so the workbook's 14.4 / 6 / 3 / 1 hold for 30-day periods and a weekly SLA gets
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -336,7 +337,10 @@ def _sla_group(client: str, sla, alerting: Alerting) -> Group:
     min_volume = override.min_volume if override.min_volume is not None else (
         alerting.burn_rate.uptime_min_volume if facts.source == "uptime" else alerting.burn_rate.min_volume)
     for tier in tiers:
-        ctx.add(_burn_alert(ctx, tier, min_volume, sel))
+        volume = min_volume  # a page also needs the bad items to be many, not a few of a small sample
+        if tier.severity == "page" and facts.source != "uptime":
+            volume = max(volume, math.ceil(alerting.burn_rate.min_bad / (tier.factor * facts.allowed) - 1e-9))
+        ctx.add(_burn_alert(ctx, tier, volume, sel))
         if ctx.enabled("SlamonErrorBudgetBurn"):  # the factor each tier's alert compares with, for the dashboards
             group.records.append(Record(REC_BURN_FACTOR, f"vector({_num(tier.factor)})", (
                 ("client", client), ("sla", sla.name), (names.TIER, tier.name),

@@ -12,12 +12,13 @@ The full rules, with their reasons, are in alerts/README.md "How backtests score
   false alarms or saves.
 * **SLA-risk alerts** (burn rate, projected breach, calls, uptime, penalty exposure) are scored against
   *lost periods* (`Period.missed`: the period, or the history's part of it, ends below its objective; lost
-  at the start of the breach it never recovered from) and against *budget-burn episodes* (spans in which at
-  least `burn_share` of the period's error budget went within `burn_window_s`). An episode is a true positive
-  when it announces a lost period (started at most `horizon_s` before the loss, still firing or stopped at
-  most `grace_s` before it; lead time = loss - start); else *late* when it starts while the SLA is already in
-  breach; else a true positive when it overlaps a burn episode (within `grace_s`); else a false alarm. A
-  period that dips below its objective and recovers is not a lost period.
+  when its bad volume exceeded the whole period's error budget, `BreachTracker`) and against *budget-burn
+  episodes* (spans in which at least `burn_share` of the period's error budget went within `burn_window_s`).
+  An episode is a true positive when it announces a lost period (started at most `horizon_s` before the loss,
+  still firing or stopped at most `grace_s` before it; or started inside the breach the period never
+  recovered from, before the loss; lead time = loss - start); else *late* when it starts while the SLA is
+  already in breach; else a true positive when it overlaps a burn episode (within `grace_s`); else a false
+  alarm. A period that dips below its objective and recovers is not a lost period.
 * **"Already missed" alerts** (`SlamonErrorBudgetExhausted`, `SlamonPenaltyCreditAccrued`) say the loss has
   happened: they never earn lead time and never count as detecting a loss. They are *confirmations* when the
   SLA is in breach, false alarms otherwise.
@@ -82,6 +83,7 @@ class Period:
     last_s: float  # last scrape in it
     missed: bool = False  # in breach at its last scrape: it ends (or the history ends) below the objective
     lost_s: float | None = None  # missed: when it could no longer end on objective (`BreachTracker`)
+    breach_s: float | None = None  # missed: when the period-to-date value fell below for the last time
     spent: list[tuple[float, float]] = field(default_factory=list, repr=False)  # (t, running max of bad/allowed)
 
 
@@ -342,6 +344,14 @@ def predicts(e: Episode, at_s: float, horizon_s: float, grace_s: float) -> bool:
     return e.start_s <= at_s <= e.end_s + grace_s and at_s - e.start_s <= horizon_s
 
 
+def announces(e: Episode, p: Period, horizon_s: float, grace_s: float) -> bool:
+    """The episode announced the loss of period `p`: it predicts the loss instant, or it started inside the
+    breach the period never recovered from, before the loss (the value was already below and stayed below:
+    what it said came true, however long before)."""
+    return predicts(e, p.lost_s, horizon_s, grace_s) or (
+        p.breach_s is not None and p.breach_s <= e.start_s <= p.lost_s)
+
+
 def _overlaps(e: Episode, b: BurnEpisode, grace_s: float) -> bool:
     return e.start_s <= b.end_s and b.start_s <= e.end_s + grace_s
 
@@ -413,7 +423,7 @@ def score(name: str, rules: int, episodes: list[Episode], breaches: list[Breach]
             if hits:
                 e.lead_s = max(items[i].deadline_s - max(e.start_s, sel.window(items[i])[0]) for i in hits)
             continue
-        following = [i for i in lost_by.get(key, []) if predicts(e, lost[i].lost_s, horizon_s, grace_s)]
+        following = [i for i in lost_by.get(key, []) if announces(e, lost[i], horizon_s, grace_s)]
         burning = [i for i in burn_by.get(key, []) if _overlaps(e, burns[i], grace_s)]
         result.burns_detected.update(burning)
         if following:
@@ -426,7 +436,7 @@ def score(name: str, rules: int, episodes: list[Episode], breaches: list[Breach]
             e.outcome = "false_alarm"
     for i, p in enumerate(lost):
         before = [e for e in episodes if alert_class(e) == "sla" and e.outcome == "true_positive"
-                  and (e.client, e.sla) == (p.client, p.sla) and predicts(e, p.lost_s, horizon_s, grace_s)]
+                  and (e.client, e.sla) == (p.client, p.sla) and announces(e, p, horizon_s, grace_s)]
         if before:
             first = min(before, key=lambda e: (e.start_s, e.alert))
             result.detected[i] = (p.lost_s - first.start_s, f"{first.alert}/{first.severity}")
@@ -603,10 +613,11 @@ class BreachTracker:
                         self._open[key] = self._last[key] = current
                 current.end_s = t_s
                 period.missed, period.lost_s = True, _lost_at(period, volume, current.at_s)
+                period.breach_s = current.at_s
             else:
                 if current is not None:
                     del self._open[key]
-                period.missed, period.lost_s = False, None
+                period.missed, period.lost_s, period.breach_s = False, None, None
 
 
 def _lost_at(period: Period, volume: float, breach_s: float) -> float:

@@ -277,3 +277,24 @@ def test_an_item_warning_that_began_in_the_warm_up_still_warns_the_items_due_aft
     assert e.outcome == "true_positive" and e.warned == [1]
     assert quiet.outcome == "warm_up"
     assert scored.item_summary()["breached_warned_in_time"] == 1
+
+
+def test_a_page_inside_the_breach_the_period_never_recovered_from_announces_the_loss():
+    """The value fell below at 10 h and stayed below; the whole period's budget went only at 30 h. A page at 11 h
+    that cleared at 12 h said what came true: a true positive with 19 h lead, not "late"."""
+    tracker = BreachTracker(Settings(min_volume=0))
+    key = ("c", "s")
+    for h in range(0, 31):
+        decided = 10 + 10 * h  # 310 items by the end: 5 % allowed is 15.5 bad for the whole period
+        bad = 0 if h < 10 else 6 + (h - 10) * 0.5  # above 5 % of the volume so far from 10 h on; 16 at 30 h
+        budget = 1 - bad / (0.05 * decided)
+        tracker.observe(T0 + h * H, {key: {"met": int(budget > 0), "decided": decided, "budget": budget,
+                                           "period_start": T0}})
+    (period,) = tracker.periods
+    assert period.missed and period.breach_s == T0 + 10 * H and period.lost_s == T0 + 30 * H
+    page = ep("SlamonErrorBudgetBurn", T0 + 11 * H, T0 + 12 * H, category="burn_rate")
+    early = ep("SlamonErrorBudgetBurn", T0 + 2 * H, T0 + 3 * H, category="burn_rate")  # before the breach: not it
+    scored = score("x", 1, [page, early], tracker.breaches, periods=tracker.periods)
+    assert page.outcome == "true_positive" and page.lead_s == period.lost_s - page.start_s
+    assert early.outcome == "false_alarm"
+    assert scored.paged == {0: period.lost_s - page.start_s}

@@ -105,6 +105,7 @@ def test_tier_overrides(contracts):
     alerting = parse_alerting("""
 burn_rate:
   tiers: {ticket-slow: off}
+  min_bad: 0
 slas:
   acme-retail/first-response:
     min_volume: 5
@@ -127,6 +128,22 @@ slas:
 # --- the generated rules ----------------------------------------------------------------------------------
 
 
+def test_a_page_tier_needs_min_bad_items_behind_its_threshold(contracts):
+    """A page must stand for at least `burn_rate.min_bad` bad items: the long window's volume gate is raised to
+    min_bad / (factor x allowed); ticket tiers and uptime keep `min_volume`."""
+    groups = plan(contracts)
+    gates = {(a.sla, a.labels["long_window"]): a.ratio.gate for a in all_alerts(groups)
+             if a.name == "SlamonErrorBudgetBurn" and a.client == "zenith-health"}
+    assert gates[("processing-accuracy", "1h")] == 149  # 10 / (14.4 x 0.5 %): an audit batch cannot page
+    assert gates[("processing-accuracy", "6h")] == 358
+    assert gates[("processing-accuracy", "1d")] == 20  # a ticket: min_volume
+    quiet = plan(contracts, parse_alerting("burn_rate: {min_bad: 0}", env={}))
+    assert {a.ratio.gate for a in all_alerts(quiet) if a.name == "SlamonErrorBudgetBurn" and
+            a.client == "zenith-health" and a.sla == "processing-accuracy"} == {20}
+    uptime = [a for a in all_alerts(groups) if a.name == "SlamonErrorBudgetBurn" and a.sla == "ivr-uptime"]
+    assert {a.ratio.gate for a in uptime} == {1800}
+
+
 def test_burn_rate_expression_is_multiwindow_and_gated(contracts):
     groups = plan(contracts)
     sel = '{client="acme-retail", sla="first-response"}'
@@ -139,8 +156,8 @@ def test_burn_rate_expression_is_multiwindow_and_gated(contracts):
     assert slow.expr == (
         f"client_sla:slamon_sla_burn_rate:6h{sel} > 6\n"
         f"and client_sla:slamon_sla_burn_rate:30m{sel} > 6\n"
-        f"and client_sla:slamon_sla_decided:increase6h{sel} >= 20")
-    assert fast.for_s == slow.for_s == 120 and fast.severity == "page"
+        f"and client_sla:slamon_sla_decided:increase6h{sel} >= 34")  # min_bad 10 / (6 x 5 %): 34 items
+    assert fast.for_s == slow.for_s == 300 and fast.severity == "page"
     # one rule per tier, labelled with its windows; the workbook tiers 14.4/6/3/1 over 1h+5m .. 3d+6h
     assert [(a.labels["severity"], a.labels["long_window"], a.labels["short_window"], a.ratio.tiers[0].bound)
             for a in _burns(groups, "acme-retail", "first-response")] == [
@@ -212,7 +229,7 @@ def test_imminent_breach_pages_for_the_configured_priorities(contracts):
     assert 'stage="0.95"' in stage.expr
 
 
-def test_items_at_risk_take_the_stage_that_leaves_a_quarter(contracts):
+def test_items_at_risk_take_the_stage_that_leaves_the_configured_share(contracts):
     from alerts.rules import at_risk_stage
 
     assert at_risk_stage((0.5, 0.75, 0.9), 0.25) == 0.75
@@ -225,7 +242,7 @@ def test_items_at_risk_take_the_stage_that_leaves_a_quarter(contracts):
     assert acme.expr.startswith("sum by (client, sla) (slamon_sla_at_risk_items{")
     assert r'stage=~"0\\.5|0\\.8|0\\.95"' in acme.expr  # the stage and every later one
     globex = _alert(groups, "SlamonItemsAtRisk", "globex-bank", "fraud-resolution")
-    assert r'stage=~"0\\.75|0\\.9"' in globex.expr
+    assert r'stage=~"0\\.5|0\\.75|0\\.9"' in globex.expr  # 0.75 would leave 25 %, under the default 30 %
     late = plan(parse_contracts("""
 clients:
   late:
