@@ -435,11 +435,11 @@ def ratio_cases(alert: Alert) -> list[Case]:
     horizon = math.ceil(spec.gate / rate) + f + 5
     decided, bad = _per_minute(horizon + 1, rate, lambda t: lowest / 2)
     cases.append(Case("silent", _ratio_series(alert, decided, bad), [(horizon, False)], "silent"))
-    # gate: ONE bad item (uptime: one bad minute) in an otherwise empty window
-    if spec.gate > (rate if spec.source == "uptime" else 1):
-        one = 60.0 if spec.source == "uptime" else 1.0
-        horizon = 1 + f + 1
-        decided = [0.0] + [one] * horizon
+    # gate: one bad item (uptime: one bad minute) a minute, all bad, fewer than the gate in the long window
+    one = 60.0 if spec.source == "uptime" else 1.0
+    if spec.gate > (f + 4) * one:
+        horizon = f + 4  # the short window's increase needs two samples, then `for`
+        decided = [one * t for t in range(horizon + 1)]  # counters: one more, bad, every minute
         s = _ratio_series(alert, decided, list(decided))
         assert firing(alert, s, horizon, gate=False), f"{alert.name}: one bad item would not fire ungated"
         cases.append(Case("gate-one-bad-item", s, [(horizon, False)], "gate"))
