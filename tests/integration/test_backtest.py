@@ -111,7 +111,7 @@ def test_recording_rules_are_backfilled_in_dependency_layers():
     layers = recording_layers(files)
     records = [[r["record"] for f in layer.values() for g in f["groups"] for r in g["rules"]] for layer in layers]
     assert len(layers) == 2
-    assert all(":increase" in r or ":ratio" in r for r in records[0])
+    assert records[0] and not any(r.startswith("client_sla:slamon_sla_burn_rate:") for r in records[0])
     assert records[1] and all(r.startswith("client_sla:slamon_sla_burn_rate:") for r in records[1])
 
 
@@ -168,15 +168,18 @@ def test_injected_incidents_are_found_with_the_expected_lead_times(backtest):
     # lost once the bad volume exceeds the observed period's whole error budget: at or after the breach began
     assert all(by_sla[k].at_s <= lost[k].lost_s <= lost[k].last_s for k in ("abandon", "portal"))
     leads = {strict.lost[i].sla: (lead, alert) for i, (lead, alert) in strict.detected.items()}
-    assert "portal" in leads and set(strict.paged) == set(strict.detected)
+    assert set(leads) == {"abandon", "portal"} and set(strict.paged) == set(strict.detected)
     # the down probe comes within one 5-minute probe interval, the alert fires 2 minutes later
     lead, alert = leads["portal"]
     assert alert == "SlamonServiceDown/page" and 10 * 60 <= lead <= 30 * 60
-    # the 1.5x burn rate over 1 h and 5 min sees the drop before the breach (the abandon week is *lost* only
-    # ~29 h later, when its bad volume exceeds the week's whole budget: past the 24 h horizon, so that loss
-    # counts as missed since f1ae315)
+    # the 1.5x burn rate over 1 h and 5 min pages during the drop (held 5 min, at least 10 bad items: a few
+    # minutes after the breach began) and announces the loss: the abandon week is *lost* ~29 h later, when
+    # its bad volume exceeds the week's whole budget, and an alert inside the breach it never recovered from
+    # announces it (f1ae315, 4f02d96)
+    lead, alert = leads["abandon"]
     burn = [e for e in strict.episodes if (e.sla, e.alert, e.severity) == ("abandon", "SlamonErrorBudgetBurn", "page")]
-    assert burn and 5 * 60 <= by_sla["abandon"].at_s - burn[0].start_s <= 90 * 60
+    assert alert == "SlamonErrorBudgetBurn/page" and burn and drop_start <= burn[0].start_s <= drop_end
+    assert lead == lost["abandon"].lost_s - burn[0].start_s
     assert strict.summary()["burn_episodes"] >= 2 and strict.load()[0]["page"] == len(strict.episodes)
 
 
@@ -189,7 +192,7 @@ def test_a_stricter_threshold_increases_recall_and_false_alarms(backtest):
     assert 0 < result.queries < sum(c.rules for c in result.configs)
     assert lenient["config"] == "lenient" and strict["config"] == "strict"
     assert strict["recall"] > lenient["recall"]
-    assert strict["false_alarms"] > lenient["false_alarms"]
+    assert strict["false_alarms"] >= lenient["false_alarms"]  # 0 and 0 since 4f02d96: in-breach alerts announce
     assert strict["alert_episodes"] > lenient["alert_episodes"]
     # the lenient config's alerts only fire once the breach has happened: late, never a detection
     assert lenient["true_positives"] == 0 and lenient["late"] >= 1 and lenient["recall"] == 0
