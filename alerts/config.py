@@ -118,6 +118,10 @@ class BurnRate(_Model):
     """page tiers: bad items the threshold must stand for: the long window needs at least min_bad / (factor x
     allowed error ratio) decided items, so a handful of audited items cannot page (accuracy at 99 %, factor 6:
     167); ticket tiers keep `min_volume` (a small desk's slow burn is real)"""
+    page_min_z: Annotated[float, Field(ge=0)] = 3.0
+    """page tiers: the long window's bad count must exceed what the allowed error ratio a gives by chance:
+    (bad - a x decided) / sqrt(a (1 - a) decided) > this (0: off). An SLA running at its objective fluctuates;
+    a weekly SLA's 1.4x tier is within that noise on a few hundred items"""
     tiers: dict[str, TierSetting] = Field(default_factory=dict)
     """overrides for every SLA (per-SLA overrides in `slas:` win)"""
 

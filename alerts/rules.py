@@ -114,6 +114,7 @@ class RatioSpec:
     gate: float
     allowed: float  # the SLA's allowed error ratio
     value: Literal["burn", "error", "good"]  # what $value is: burn rate, error ratio, 1 - error ratio
+    min_z: float = 0.0  # pages: the long window's bad count must exceed chance at `allowed` by this z-score
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,12 @@ def _burn_alert(ctx: _Ctx, t: BurnTier, min_volume: float, sel: str) -> Alert:
     expr = (f"{REC_BURN.format(w=lw)}{sel} > {_num(t.factor)}\n"
             f"and {REC_BURN.format(w=sw)}{sel} > {_num(t.factor)}\n"
             f"and {REC_DECIDED.format(w=lw)}{sel} >= {_num(min_volume)}")
+    z = ctx.alerting.burn_rate.page_min_z
+    significant = t.severity == "page" and facts.source != "uptime" and z > 0
+    if significant:  # more bad items than the objective's own rate explains by chance (z-score of the count)
+        a = facts.allowed
+        bad, decided = f"{REC_BAD.format(w=lw)}{sel}", f"{REC_DECIDED.format(w=lw)}{sel}"
+        expr += f"\nand ({bad} - {_num(a)} * {decided}) / sqrt({_num(_clean(a * (1 - a)))} * {decided}) > {_num(z)}"
     ratio_tier = RatioTier(t.name, (t.long_window, t.short_window), _clean(t.factor * facts.allowed),
                            t.long_window, t.factor)
     unit = "observed seconds" if facts.source == "uptime" else "decided items"
@@ -431,9 +438,11 @@ def _burn_alert(ctx: _Ctx, t: BurnTier, min_volume: float, sel: str) -> Alert:
         description=(f"The {facts.kind} SLA ({facts.period_label} period, {_pct(facts.allowed)} of items may "
                      f"fail) spends its error budget too fast: {_num(t.factor)}x over {lw} and {sw} "
                      f"({_pct(t.factor * facts.allowed)} bad; tier {t.name}), at least {_num(min_volume)} "
-                     f"{unit} in the long window."),
+                     f"{unit} in the long window" + (
+                         f", and more bad items than chance at the objective explains (z > {_num(z)})."
+                         if significant else ".")),
         extra_labels=(("long_window", lw), ("short_window", sw)),
-        ratio=RatioSpec(facts.source, (ratio_tier,), min_volume, facts.allowed, "burn"),
+        ratio=RatioSpec(facts.source, (ratio_tier,), min_volume, facts.allowed, "burn", z if significant else 0.0),
     )
 
 

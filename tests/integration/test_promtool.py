@@ -230,6 +230,9 @@ def _ratio_value(alert: Alert, series: Series, t: int, gate: bool = True) -> flo
         if ok and gate:
             vol = decided_at(_minutes(tier.gate_window))
             ok = vol is not None and vol >= spec.gate
+        if ok and spec.min_z:  # pages: the long window's bad count above chance at the objective
+            d, b, a = decided_at(_minutes(tier.gate_window)), bad_at(_minutes(tier.gate_window)), spec.allowed
+            ok = bool(d) and (b - a * d) / math.sqrt(a * (1 - a) * d) > spec.min_z
         if ok:
             return first
     return None

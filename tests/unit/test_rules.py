@@ -151,12 +151,16 @@ def test_burn_rate_expression_is_multiwindow_and_gated(contracts):
     assert fast.expr == (
         f"client_sla:slamon_sla_burn_rate:1h{sel} > 14.4\n"
         f"and client_sla:slamon_sla_burn_rate:5m{sel} > 14.4\n"
-        f"and client_sla:slamon_sla_decided:increase1h{sel} >= 20")
+        f"and client_sla:slamon_sla_decided:increase1h{sel} >= 20\n"
+        f"and (client_sla:slamon_sla_bad:increase1h{sel} - 0.05 * client_sla:slamon_sla_decided:increase1h{sel}) "
+        f"/ sqrt(0.0475 * client_sla:slamon_sla_decided:increase1h{sel}) > 3")  # more bad than chance explains
     slow = _alert(groups, "SlamonErrorBudgetBurn", "acme-retail", "first-response", "page", "6h")
-    assert slow.expr == (
+    assert slow.expr.startswith(
         f"client_sla:slamon_sla_burn_rate:6h{sel} > 6\n"
         f"and client_sla:slamon_sla_burn_rate:30m{sel} > 6\n"
-        f"and client_sla:slamon_sla_decided:increase6h{sel} >= 34")  # min_bad 10 / (6 x 5 %): 34 items
+        f"and client_sla:slamon_sla_decided:increase6h{sel} >= 34\n")  # min_bad 10 / (6 x 5 %): 34 items
+    assert slow.ratio.min_z == 3 and not [a for a in _burns(groups, "acme-retail", "first-response", "ticket")
+                                          if a.ratio.min_z or "sqrt" in a.expr]  # tickets: no significance test
     assert fast.for_s == slow.for_s == 300 and fast.severity == "page"
     # one rule per tier, labelled with its windows; the workbook tiers 14.4/6/3/1 over 1h+5m .. 3d+6h
     assert [(a.labels["severity"], a.labels["long_window"], a.labels["short_window"], a.ratio.tiers[0].bound)
