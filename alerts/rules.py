@@ -47,7 +47,7 @@ PERIOD_SECONDS = {"month": 30 * DAY, "week": 7 * DAY, "day": DAY}
 ALERTS = {  # name -> (category, one line for the README / runbooks index)
     "SlamonErrorBudgetBurn": ("burn_rate", "error budget burning faster than the tier's factor over both windows"),
     "SlamonBreachImminent": ("breach", "open items whose deadline falls within the imminent window"),
-    "SlamonItemsAtRisk": ("breach", "open items past the warning stage that leaves them a quarter of their time"),
+    "SlamonItemsAtRisk": ("breach", "open items past the warning stage that leaves them 30 % of their time"),
     "SlamonItemsInLastStage": ("breach", "open items in the SLA's last warning stage"),
     "SlamonProjectedBreach": ("breach", "projected end-of-period value misses the target"),
     "SlamonErrorBudgetExhausted": ("breach", "period-to-date error budget spent (<= 0)"),
