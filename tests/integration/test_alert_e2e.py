@@ -77,6 +77,7 @@ imminent:
   page_priorities: [P1]
   for: 5s                     # production: 1m
   last_stage_for: 5s
+  keep_firing_for: 0s         # production: 15m (the test follows the resolve at the deadline)
 budget:
   min_volume: 3               # production: 20
   for: 5s                     # production: 15m
