@@ -477,18 +477,26 @@ def _ticket_alerts(ctx: _Ctx, sla: TicketSla, sel: str) -> None:
         conds=(Cond((soon,), _labels(**base), ">", 0),),
     ))
     _at_risk_alert(ctx, sla)
-    stage = str(sla.stages[-1])
+    last = sla.stages[-1]
+    _stage_alert(ctx, "SlamonItemsInLastStage", last, f'stage="{last}"', cfg.last_stage_for,
+                 f"Items in the last warning stage ({_pct(last)} of the target elapsed) of the "
+                 f"{facts.kind.replace('_', ' ')} SLA.")
+
+
+def _stage_alert(ctx: _Ctx, name: str, stage: float, stage_matcher: str, for_s: int, description: str) -> None:
+    """One grouped ticket per client/SLA carrying the count of open items past `stage` (the stage gauge counts
+    each item at the highest stage it reached, so `stage_matcher` picks that stage and any later one)."""
+    facts = ctx.facts
     ctx.add(ctx.alert(
-        "SlamonItemsInLastStage", "ticket",
-        f"sum by (client, sla) ({names.SLA_AT_RISK_ITEMS}{_sel(client=facts.client, sla=facts.sla, stage=stage)})"
-        f" > 0",
-        cfg.last_stage_for,
-        summary=f"{facts.client} {facts.sla}: {{{{ $value | humanize }}}} open item(s) past "
-                f"{_pct(sla.stages[-1])} of their allowed time",
-        description=f"Items in the last warning stage ({_pct(sla.stages[-1])} of the target elapsed) "
-                    f"of the {facts.kind.replace('_', ' ')} SLA.",
-        keep=("client", "sla"), keep_firing_for_s=cfg.keep_firing_for,
-        conds=(Cond((names.SLA_AT_RISK_ITEMS,), _labels(client=facts.client, sla=facts.sla, stage=stage),
+        name, "ticket",
+        f"sum by (client, sla) ({names.SLA_AT_RISK_ITEMS}{_sel(client=facts.client, sla=facts.sla)[:-1]}, "
+        f"{stage_matcher}}}) > 0",
+        for_s,
+        summary=f"{facts.client} {facts.sla}: {{{{ $value | humanize }}}} open item(s) past {_pct(stage)} of "
+                f"their allowed time",
+        description=description,
+        keep=("client", "sla"), keep_firing_for_s=ctx.alerting.imminent.keep_firing_for,
+        conds=(Cond((names.SLA_AT_RISK_ITEMS,), _labels(client=facts.client, sla=facts.sla, stage=str(stage)),
                     ">", 0),),
     ))
 
@@ -508,21 +516,11 @@ def _at_risk_alert(ctx: _Ctx, sla: TicketSla) -> None:
         ctx.group.notes.append(f"SlamonItemsAtRisk: no stage of {list(sla.stages)} leaves "
                                f"{_pct(cfg.at_risk_left_share)} of the allowed time; add one to the contract")
         return
-    stages = [str(s) for s in sla.stages if s >= stage]
-    labels = _labels(client=facts.client, sla=facts.sla, stage=str(stage))
-    ctx.add(ctx.alert(
-        "SlamonItemsAtRisk", "ticket",
-        f"sum by (client, sla) ({names.SLA_AT_RISK_ITEMS}{_sel(client=facts.client, sla=facts.sla)[:-1]}, "
-        f"stage=~{_q('|'.join(_rx(s) for s in stages))}}}) > 0",
-        cfg.at_risk_for,
-        summary=f"{facts.client} {facts.sla}: {{{{ $value | humanize }}}} open item(s) past {_pct(stage)} of "
-                f"their allowed time",
-        description=f"Open items that used at least {_pct(stage)} of their {facts.kind.replace('_', ' ')} time "
-                    f"(the contract's warning stage {_pct(stage)}): each still has "
-                    f"{_pct(1 - stage)} of it. Work them from the dashboard's at-risk list.",
-        keep=("client", "sla"), keep_firing_for_s=cfg.keep_firing_for,
-        conds=(Cond((names.SLA_AT_RISK_ITEMS,), labels, ">", 0),),
-    ))
+    later = "|".join(_rx(str(s)) for s in sla.stages if s >= stage)
+    _stage_alert(ctx, "SlamonItemsAtRisk", stage, f"stage=~{_q(later)}", cfg.at_risk_for,
+                 f"Open items that used at least {_pct(stage)} of their {facts.kind.replace('_', ' ')} time "
+                 f"(the contract's warning stage {_pct(stage)}): each still has {_pct(1 - stage)} of it. Work "
+                 f"them from the dashboard's at-risk list.")
 
 
 def _volume(ctx: _Ctx, sel: str, n: float) -> tuple[str, Cond]:
