@@ -1,7 +1,7 @@
 """Streaming throughput and latency on one broker, in one run.
 
     python bench/pipeline.py [--events 200000] [--repeat 3] [--pair] [--rate 5000] [--latency-seconds 30]
-                             [--bootstrap HOST:PORT] [--skip raw slamon naive engine latency]
+                             [--bootstrap HOST:PORT] [--skip raw slamon naive engine quix latency]
 
 Starts a single-node Kafka broker (tests/support/procs.py) unless --bootstrap is given, produces N generated
 events for examples/contracts.yaml once (keyed by client, 4 partitions; not timed), then measures, each
@@ -17,6 +17,11 @@ reading the same topic from its start with its own consumer group:
   naive_faust    a textbook faust app: one agent, a windowed (tumbling 1 h) table with one update per event,
                  each update a changelog record; given slamon's 50 ms fetch wait so the ratio is not inflated
                  by faust's fixed 1500 ms (which stalls fetches behind idle partitions);
+  quix           the peer a Python user would pick instead: a Quix Streams app (`pip install -e '.[bench]'`),
+                 librdkafka consumer, its RocksDB state with changelog topic and 5 s commits (its defaults), one
+                 stateful update per event: a count per message key (the client, as slamon keys); timed like
+                 slamon, from assignment until all N are processed; checks that the counts read back from the
+                 state sum to N and that its state directory holds RocksDB files;
   slamon_2_workers  with --pair: two workers in one consumer group (scaling by partitions), timed once the
                  group has split the partitions, over the events still unapplied then (needs spare cores);
   engine_only    decode + engine in-process, no Kafka (the replay path), for reference.
@@ -303,6 +308,98 @@ def bench_naive(bootstrap: str, tag: str, workdir: Path, n: int, run: str = "") 
         log.close()
 
 
+# --- (d) Quix Streams ---------------------------------------------------------------------------------------
+
+
+def quix_worker(args) -> None:
+    """The peer a Python user would pick today: a Quix Streams app (librdkafka consumer, RocksDB state with
+    its changelog topic, commits every 5 s: all its defaults) doing one stateful update per event, a count per
+    message key (the records are keyed by client, as slamon reads them). /count serves how many events it
+    processed, whether it was assigned its partitions, and the sum of the counts read back from the state."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from quixstreams import Application
+
+    status = {"n": 0, "assigned": False, "counts": {}}
+
+    class App(Application):
+        def _on_assign(self, consumer, topic_partitions):
+            super()._on_assign(consumer, topic_partitions)
+            if topic_partitions:
+                status["assigned"] = True
+
+    app = App(broker_address=args.bootstrap, consumer_group=args.app_id, auto_offset_reset="earliest",
+              state_dir=args.datadir, loglevel="WARNING")
+    topic = app.topic(args.topic, key_deserializer="str", value_deserializer="json")
+    counts = status["counts"]
+
+    def count(value, key, timestamp, headers, state):
+        n = state.get("count", 0) + 1  # RocksDB state of this message key (the client)
+        state.set("count", n)
+        counts[key] = n
+        status["n"] += 1
+
+    app.dataframe(topic).update(count, stateful=True, metadata=True)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = orjson.dumps({"n": status["n"], "assigned": status["assigned"],
+                                 "state_sum": sum(counts.values())})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    app.run()
+
+
+def bench_quix(bootstrap: str, tag: str, workdir: Path, n: int, run: str = "") -> dict:
+    """Timed as the worker is: from the poll that shows the partitions assigned to the one that shows N events
+    processed (polls every 50 ms). Then stopped with SIGTERM (Quix commits its state on the way out), and its
+    state directory is checked for RocksDB files."""
+    port = _free_port()
+    datadir = workdir / f"quix-state{run}"
+    log = open(workdir / f"quix{run}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "quix-worker",
+                             "--bootstrap", bootstrap, "--topic", f"bench-{tag}.events", "--port", str(port),
+                             "--app-id", f"bench-{tag}-quix{run}", "--datadir", str(datadir)],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        started = None
+        deadline = time.monotonic() + 900
+        status: dict = {}
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"quix worker exited; see {workdir / f'quix{run}.log'}")
+            body = _get(port, "/count", timeout=5)
+            if body is not None:
+                status = orjson.loads(body)
+                if started is None and status["assigned"]:
+                    started = time.perf_counter()
+                if status["n"] >= n:
+                    break
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        assert status["state_sum"] == n, f"quix state holds {status['state_sum']} of {n}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    rocksdb_files = sorted({p.name.split(".")[-1] for p in datadir.rglob("*") if p.is_file()})
+    assert "sst" in rocksdb_files or "log" in rocksdb_files, f"no RocksDB files under {datadir}"
+    return {"events_per_s": round(n / elapsed), "seconds": round(elapsed, 2), "counted": status["n"],
+            "state_sum": status["state_sum"], "state_dir_files": rocksdb_files}
+
+
 # --- latency -------------------------------------------------------------------------------------------------
 
 
@@ -399,7 +496,7 @@ def _record(metadata, t_send: float) -> None:
     _SENT.append((metadata.partition, metadata.offset, t_send))
 
 
-VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "slamon", "slamon_2_workers", "naive_faust")
+VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "slamon", "slamon_2_workers", "naive_faust", "quix")
 
 
 def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[bytes], workdir: Path,
@@ -433,6 +530,9 @@ def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[byte
     if "naive" not in args.skip:
         out["naive_faust"] = bench_naive(bootstrap, tag, workdir, n, run=run)
         print(run, "naive", out["naive_faust"], file=sys.stderr)
+    if "quix" not in args.skip:
+        out["quix"] = bench_quix(bootstrap, tag, workdir, n, run=run)
+        print(run, "quix", out["quix"], file=sys.stderr)
     return out
 
 
@@ -442,21 +542,25 @@ def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[byte
 def main() -> None:
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd")
-    nw = sub.add_parser("naive-worker")
-    for a in ("--bootstrap", "--topic", "--app-id", "--datadir"):
-        nw.add_argument(a, required=True)
-    nw.add_argument("--port", type=int, required=True)
+    for name in ("naive-worker", "quix-worker"):
+        nw = sub.add_parser(name)
+        for a in ("--bootstrap", "--topic", "--app-id", "--datadir"):
+            nw.add_argument(a, required=True)
+        nw.add_argument("--port", type=int, required=True)
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--latency-seconds", type=float, default=30)
     ap.add_argument("--repeat", type=int, default=3, help="rounds of the throughput variants (medians)")
     ap.add_argument("--contracts", default=str(ROOT / "examples" / "contracts.yaml"))
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
-    ap.add_argument("--skip", nargs="*", default=[], choices=("raw", "slamon", "naive", "engine", "latency"))
+    ap.add_argument("--skip", nargs="*", default=[], choices=("raw", "slamon", "naive", "engine", "quix", "latency"))
     ap.add_argument("--pair", action="store_true", help="also run two workers in one group (slamon_2_workers)")
     args = ap.parse_args()
     if args.cmd == "naive-worker":
         naive_worker(args)
+        return
+    if args.cmd == "quix-worker":
+        quix_worker(args)
         return
     workdir = Path(tempfile.mkdtemp(prefix="slamon-bench-"))
     bootstrap, broker = broker_for(args.bootstrap, workdir)
