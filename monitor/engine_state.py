@@ -33,6 +33,7 @@ from functools import partial
 from sys import intern
 
 import msgspec
+from pydantic import BaseModel
 
 from monitor.calls import CallState
 from monitor.contracts import Contracts
@@ -287,20 +288,24 @@ def seen_value(entries: list[tuple[str, int]]) -> bytes:
 
 
 def restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: bytes, *, watermarks: dict[str, int],
-                   now_us: int, horizon_us: int, seq: int, stats: PipelineStats, **kwargs) -> Engine:
-    """An engine for `contracts` holding the state the records describe (the newest value per key)."""
+                   now_us: int, horizon_us: int, seq: int, stats: PipelineStats,
+                   others: list[tuple[bytes, bytes]] | None = None, **kwargs) -> Engine:
+    """An engine for `contracts` holding the state the records describe (the newest value per key). `others`: a
+    list to append the records under `prefix` that are not the engine's to (the caller's own kinds, read without
+    a second pass over every record)."""
     collecting = gc.isenabled()
     gc.disable()  # millions of long-lived objects: collections during the build find nothing and cost ~30 %
     try:
         return _restore_engine(contracts, records, prefix, watermarks=watermarks, now_us=now_us,
-                               horizon_us=horizon_us, seq=seq, stats=stats, **kwargs)
+                               horizon_us=horizon_us, seq=seq, stats=stats, others=others, **kwargs)
     finally:
         if collecting:
             gc.enable()
 
 
 def _restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: bytes, *, watermarks: dict[str, int],
-                    now_us: int, horizon_us: int, seq: int, stats: PipelineStats, **kwargs) -> Engine:
+                    now_us: int, horizon_us: int, seq: int, stats: PipelineStats,
+                    others: list[tuple[bytes, bytes]] | None = None, **kwargs) -> Engine:
     engine = Engine(contracts, **kwargs)
     engine.watermarks, engine.now_us, engine.horizon_us, engine._seq, engine.stats = (
         dict(watermarks), now_us, horizon_us, seq, stats)
@@ -308,16 +313,22 @@ def _restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: b
     uptime: dict[int, tuple] = {}  # an uptime ledger's probes span several records: gathered, then restored
     loaders = {**_LOADERS, b"u/": partial(_load_uptime, parts=uptime), b"w/": partial(_load_probes, parts=uptime),
                b"v/": partial(_load_uptime_bucket, parts=uptime)}
+    tickets = _Tickets(engine)
+    load_ticket, start = tickets.load, n + 2
     for key, value in records.items():
-        if not key.startswith(prefix) or value is None:
+        if value is None or not key.startswith(prefix):
             continue
-        loader = loaders.get(key[n:n + 2])
+        kind = key[n:start]
+        if kind == b"t/":  # most records
+            load_ticket(key, value, start)
+            continue
+        loader = loaders.get(kind)
         if loader is not None:
-            loader(engine, key, value, n + 2)
+            loader(engine, key, value, start)
+        elif others is not None:
+            others.append((key, value))
     _finish_uptime(uptime)
-    for key, item in engine.tickets.items():
-        _settle_restored(engine, key, item)
-    heapq.heapify(engine._heap)
+    tickets.finish()
     return engine
 
 
@@ -331,24 +342,6 @@ def _sla(engine: Engine, key: bytes, client: str, sla: str):
     return model, found
 
 
-def _state(engine: Engine, key: bytes, client: str, ticket_id: str, rec: StateRec) -> TicketState:
-    model = engine.clients[client]
-    clocks = []
-    for c in rec.clocks:
-        sla = model.ticket_sla_named.get(c.sla)
-        if sla is None:
-            raise StateRecordError(f"state record {key[:120]!r}: no ticket SLA {client}/{c.sla} in the contracts")
-        clocks.append(Clock(sla, model.calendars[sla.name], c.target_us, intern(c.priority), c.elapsed_us, c.since_us,
-                            c.deadline_us, c.good, c.decided_us))
-    return TicketState(ticket_id, rec.created_us, _intern(rec.priority), _intern(rec.queue), _intern(rec.channel),
-                       _intern(rec.status), rec.resolved, rec.resolved_us, rec.orphans, tuple(clocks))
-
-
-def _intern(label: str | None) -> str | None:
-    """Labels shared as in the live engine (`tickets._label`): a million "P3"s would otherwise be a million."""
-    return None if label is None else intern(label)
-
-
 def _item_key(engine: Engine, key: bytes, start: int) -> tuple[str, str]:
     client, sep, item = key[start:].partition(b"\0")  # client names never hold a NUL (contracts.Name)
     try:
@@ -360,47 +353,171 @@ def _item_key(engine: Engine, key: bytes, start: int) -> tuple[str, str]:
     return names
 
 
-def _load_ticket(engine: Engine, key: bytes, value: bytes, start: int) -> None:
-    rec: TicketRec = decode(key, value, TicketRec)
-    client, ticket_id = _item_key(engine, key, start)
-    base = _state(engine, key, client, ticket_id, rec.base)
-    item = TicketItem(base, base, last_us=rec.last_us)
-    if rec.events and rec.state is not None and _behind_horizon(engine, client, rec):
-        # events a compaction would fold now: restore the state compacted, without them (restore time, memory)
-        state = _state(engine, key, client, ticket_id, rec.state)
-        item.base, item.state = state.copy(), state
-    elif rec.events:
+class _Tickets:
+    """Loads ticket records into an engine, settling each as it is built: its contributions, the open and orphan
+    indexes and the deadline heap as `Engine._settle_ticket` leaves them for a new item, computed in the one pass
+    that builds the clocks (no per-ticket calls into the engine). A restore of a partition with a million open
+    tickets is mostly this loop (tests/unit/test_restore_speed.py checks it against the engine's own settling)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.tickets = engine.tickets
+        self.heap = engine._heap
+        self.open: list[tuple[str, str]] = []  # added to the engine's sets at the end, in load order
+        self.orphans: list[tuple[str, str]] = []
+        self.clients = {name.encode(): name for name in engine.clients}
+        # per client: SLA name -> (SLA, calendar), and the lateness horizon (None: no watermark yet)
+        self.slas: dict[str, dict[str, tuple]] = {}
+        self.limits: dict[str, int | None] = {}
+        for name, model in engine.clients.items():
+            self.slas[name] = {s: (sla, model.calendars[s]) for s, sla in model.ticket_sla_named.items()}
+            watermark = engine.watermarks.get(name)
+            self.limits[name] = None if watermark is None else watermark - model.lateness_us
+        self.decode = _DECODERS.setdefault(TicketRec, msgspec.msgpack.Decoder(TicketRec)).decode
+
+    def load(self, key: bytes, value: bytes, start: int) -> None:
         try:
-            item.events = [(e.ts_us, e.seq, TicketEvent.model_construct(
-                event_id="", client=client, kind="ticket", ticket_id=ticket_id, type=e.type,
-                priority=e.priority, status=e.status, queue=e.queue, channel=e.channel)) for e in rec.events]
-        except TypeError as err:
-            raise StateRecordError(f"state record {key[:120]!r}: bad events: {err}") from None
-        item.base = base
-        item.state = (_state(engine, key, client, ticket_id, rec.state) if rec.state is not None
-                      else engine._rebuild(engine.clients[client], item))
-    else:
-        item.base = base.copy()  # base and state share clocks copy-on-write, as after a compaction
-    engine.tickets[(client, ticket_id)] = item
+            rec: TicketRec = self.decode(value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as err:
+            raise StateRecordError(f"state record {key[:120]!r}: not a valid TicketRec: {err}") from None
+        client_b, sep, ticket_b = key[start:].partition(b"\0")  # client names never hold a NUL (contracts.Name)
+        client = self.clients.get(client_b)
+        try:
+            ticket_id = ticket_b.decode()
+        except UnicodeDecodeError:
+            client = None
+        if client is None or not sep:
+            raise StateRecordError(f"state record {key[:120]!r}: the key names no client of the contracts")
+        slas = self.slas[client]
+        events = rec.events
+        if not events:  # compacted: the state is the base (base and state share clocks copy-on-write)
+            self.add(key, (client, ticket_id), rec.base, slas, None, (), rec.last_us)
+        elif rec.state is None:  # not written since format 2's first version; rebuilt from the events
+            base = self.state(key, client, ticket_id, rec.base, slas)
+            item = TicketItem(base, base, _events(client, ticket_id, events), rec.last_us)
+            item.state = self.engine._rebuild(self.engine.clients[client], item)
+            self.tickets[(client, ticket_id)] = item
+            self.settle((client, ticket_id), item)
+        elif self.behind_horizon(client, rec):
+            # events a compaction would fold now: restore the state compacted, without them (restore time, memory)
+            _check_slas(key, client, rec.base, slas)
+            self.add(key, (client, ticket_id), rec.state, slas, None, (), rec.last_us)
+        else:
+            self.add(key, (client, ticket_id), rec.state, slas, self.state(key, client, ticket_id, rec.base, slas),
+                     _events(client, ticket_id, events), rec.last_us)
+
+    def add(self, key: bytes, tkey: tuple[str, str], rec: StateRec, slas: dict, base: TicketState | None,
+            events: list | tuple, last_us: int) -> None:
+        """The item whose current state `rec` is (base None: compacted, the base a copy of the state), settled."""
+        clocks = []
+        is_open = decided = False
+        deadline = None
+        for c in rec.clocks:
+            found = slas.get(c.sla)
+            if found is None:
+                raise StateRecordError(f"state record {key[:120]!r}: no ticket SLA {tkey[0]}/{c.sla} in the contracts")
+            good, at = c.good, c.deadline_us
+            if good is None:
+                is_open = True
+            else:
+                decided = True
+            if at is not None and (deadline is None or at < deadline):
+                deadline = at
+            clocks.append(Clock(found[0], found[1], c.target_us, intern(c.priority), c.elapsed_us, c.since_us, at,
+                                good, c.decided_us))
+        # labels shared as in the live engine (`tickets._label`): a million "P3"s would otherwise be a million
+        p, q, ch, st = rec.priority, rec.queue, rec.channel, rec.status
+        p, q, ch, st = (p if p is None else intern(p), q if q is None else intern(q), ch if ch is None else intern(ch),
+                        st if st is None else intern(st))
+        ticket_id, created, clocks = tkey[1], rec.created_us, tuple(clocks)
+        if base is None:  # as `state.copy()`: both marked shared
+            state = TicketState(ticket_id, created, p, q, ch, st, rec.resolved, rec.resolved_us, rec.orphans, clocks,
+                                True)
+            base = TicketState(ticket_id, created, p, q, ch, st, rec.resolved, rec.resolved_us, rec.orphans, clocks,
+                               True)
+        else:
+            state = TicketState(ticket_id, created, p, q, ch, st, rec.resolved, rec.resolved_us, rec.orphans, clocks)
+        # contributions() is the shared empty tuple while no clock is decided
+        self.tickets[tkey] = TicketItem(base, state, events, last_us, state.contributions() if decided else (),
+                                        deadline)
+        if is_open:
+            self.open.append(tkey)
+        if created is None or rec.orphans:
+            self.orphans.append(tkey)
+        if deadline is not None:
+            self.heap.append((deadline, tkey))
+
+    def state(self, key: bytes, client: str, ticket_id: str, rec: StateRec, slas: dict) -> TicketState:
+        clocks = []
+        for c in rec.clocks:
+            found = slas.get(c.sla)
+            if found is None:
+                raise StateRecordError(f"state record {key[:120]!r}: no ticket SLA {client}/{c.sla} in the contracts")
+            clocks.append(Clock(found[0], found[1], c.target_us, intern(c.priority), c.elapsed_us, c.since_us,
+                                c.deadline_us, c.good, c.decided_us))
+        p, q, ch, st = rec.priority, rec.queue, rec.channel, rec.status
+        return TicketState(ticket_id, rec.created_us, p if p is None else intern(p), q if q is None else intern(q),
+                           ch if ch is None else intern(ch), st if st is None else intern(st), rec.resolved,
+                           rec.resolved_us, rec.orphans, tuple(clocks))
+
+    def behind_horizon(self, client: str, rec: TicketRec) -> bool:
+        limit = self.limits[client]
+        if limit is None or rec.last_us >= limit:
+            return False
+        last_breach = max((c.decided_us for c in rec.state.clocks if c.good is False and c.decided_us is not None),
+                          default=-1)
+        return last_breach < limit
+
+    def settle(self, key: tuple[str, str], item: TicketItem) -> None:
+        """`add`'s settling, for an item built otherwise."""
+        state = item.state
+        item.contribs = state.contributions()
+        if any(clock.good is None for clock in state.clocks):
+            self.open.append(key)
+        if state.created_us is None or state.orphans:
+            self.orphans.append(key)
+        deadline = state.next_deadline()
+        if deadline is not None:
+            self.heap.append((deadline, key))
+            item.pushed_deadline = deadline
+
+    def finish(self) -> None:
+        engine = self.engine
+        engine.open_tickets.update(self.open)
+        engine.orphan_tickets.update(self.orphans)
+        heapq.heapify(self.heap)
 
 
-def _behind_horizon(engine: Engine, client: str, rec: TicketRec) -> bool:
-    watermark = engine.watermarks.get(client)
-    if watermark is None:
-        return False
-    limit = watermark - engine.clients[client].lateness_us
-    last_breach = max((c.decided_us for c in rec.state.clocks if c.good is False and c.decided_us is not None),
-                      default=-1)
-    return rec.last_us < limit and last_breach < limit
+def _check_slas(key: bytes, client: str, rec: StateRec, slas: dict) -> None:
+    for c in rec.clocks:
+        if c.sla not in slas:
+            raise StateRecordError(f"state record {key[:120]!r}: no ticket SLA {client}/{c.sla} in the contracts")
 
 
-def _settle_restored(engine: Engine, key: tuple[str, str], item: TicketItem) -> None:
-    item.contribs = item.state.contributions()
-    engine._index_ticket(key, item)
-    deadline = item.state.next_deadline()
-    if deadline is not None:
-        engine._heap.append((deadline, key))
-        item.pushed_deadline = deadline
+# A restored event as `TicketEvent.model_construct(event_id="", client=..., kind="ticket", ticket_id=..., type=...,
+# priority=..., status=..., queue=..., channel=...)` builds it (no `ts`: the entry holds it), at a fifth of the cost:
+# the same __dict__, fields set, extra and private (tests/unit/test_restore_speed.py). The fields set is one shared
+# set (the model is frozen: nothing adds to it); model_construct made one per event.
+_EVENT_FIELDS = {"event_id", "client", "kind", "ticket_id", "type", "priority", "status", "queue", "channel"}
+_new_object = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
+
+
+def _event(client: str, ticket_id: str, e: EventRec) -> TicketEvent:
+    ev = _new_object(TicketEvent)
+    _set_dict(ev, {"event_id": "", "client": client, "kind": "ticket", "ticket_id": ticket_id, "type": e.type,
+                   "priority": e.priority, "status": e.status, "queue": e.queue, "channel": e.channel})
+    _set_fields(ev, _EVENT_FIELDS)
+    _set_extra(ev, None)
+    _set_private(ev, None)
+    return ev
+
+
+def _events(client: str, ticket_id: str, events: list[EventRec]) -> list[tuple[int, int, TicketEvent]]:
+    return [(e.ts_us, e.seq, _event(client, ticket_id, e)) for e in events]
 
 
 def _load_call(engine: Engine, key: bytes, value: bytes, start: int) -> None:
@@ -471,7 +588,7 @@ def load_seen(engine: Engine, key: bytes, value: bytes, oldest_us: int) -> int:
     return max(rec.ts, default=-1)
 
 
-_LOADERS = {b"t/": _load_ticket, b"c/": _load_call, b"b/": _load_bucket, b"p/": _load_period,
+_LOADERS = {b"c/": _load_call, b"b/": _load_bucket, b"p/": _load_period,
             b"r/": _load_breach_day, b"x/": _load_final_day}
 
 

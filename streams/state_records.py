@@ -186,14 +186,15 @@ def restore_partition(partition: int, contracts: Contracts, store: dict[bytes, b
     if meta is None:
         return None
     prefix = prefix_of(partition)
+    others: list[tuple[bytes, bytes]] = []  # this module's records (dedupe ids, outbox, meta): one pass over the store
     engine = restore_engine(contracts, store, prefix, watermarks=meta.watermarks, now_us=meta.now_us,
-                            horizon_us=meta.horizon_us, seq=meta.seq, stats=stats_of(meta.stats),
+                            horizon_us=meta.horizon_us, seq=meta.seq, stats=stats_of(meta.stats), others=others,
                             keep_decisions=True, track_changes=True, keep_breach_history=False)
     oldest = min((wm - engine.clients[c].lateness_us for c, wm in engine.watermarks.items()), default=-1)
     seen_chunks: dict[int, int] = {}
     dedupe = prefix + b"d/"
-    for key, value in store.items():
-        if key.startswith(dedupe) and value is not None:
+    for key, value in others:
+        if key.startswith(dedupe):
             try:
                 chunk = int(key[len(dedupe):])
             except ValueError:
