@@ -4,6 +4,7 @@
                             [--calls-per-hour 400] [--seed 0] [--start 2026-09-07T00:00:00Z]
                             [--contracts examples/contracts.yaml]
     python bench/longrun.py --restore-open-tickets 1000000 [--span-hours 1]
+    python bench/longrun.py --restore-open-tickets 100000 --against OLD_TREE [--rounds 5] [--span-hours 1]
 
 The traffic of `slamon generate --hours 24*DAYS` (60 days: 12.7M events) comes from
 `monitor.simulation.generator.generate` in a forked child through a pipe, so this process
@@ -36,6 +37,14 @@ The summary compares the last line with the one nearest half the days (60 vs 30)
 (ratios), gives the worst checkpoint from the middle on, the machine, load and git commit.
 --restore-open-tickets N: N `created` events of one client (bench/state_scale.py's "running" contracts: nothing
 is decided) over the last --span-hours, one checkpoint, then the restore as above.
+--against OLD_TREE (e.g. `git worktree add /tmp/restore-before <commit>`): the same restore side by side with another
+checkout of this repository. Each tree writes its own checkpoint of the same N tickets (in a child process with
+that tree on sys.path), then --rounds rounds time `restore_partition` in a fresh child per run, the trees alternated
+(ABBA), the child's objects frozen out of its GC first: wall and CPU seconds (process_time) per run, their
+medians, the ratios old/new of the medians and the median of the per-round ratios, and held counts (tickets,
+open_tickets, orphan_tickets, heap, offset) that must be equal on both sides. span 1 h (the default): every ticket
+still holds its `created` event; --span-hours 24: most tickets compacted (the state only), as in a partition
+whose open tickets are mostly older than the lateness.
 Progress goes to stderr every ~30 s. Run by hand; the machine is shared, figures are noisy.
 """
 from __future__ import annotations
@@ -369,6 +378,86 @@ def restore_open_tickets(args) -> None:
     print(json.dumps(out, indent=2))
 
 
+SIDE_CHILD = r"""
+import gc, sys, time
+tree, mode, n, span_h, path = sys.argv[1:6]
+sys.path[:0] = [tree, tree + "/bench"]
+import msgspec, orjson
+from longrun import OPEN_CONTRACTS, OPEN_END_US
+from monitor.contracts import parse_contracts
+from monitor.events import format_us
+from monitor.gc_tuning import tune_gc
+from streams.partition_engine import PartitionEngine
+from streams.state_records import changed_records, restore_partition
+contracts = parse_contracts(OPEN_CONTRACTS)
+n, span = int(n), round(float(span_h) * 3_600_000_000)
+if mode == "build":
+    tune_gc()
+    pe = PartitionEngine(0, contracts, num_partitions=None)
+    for i in range(n):
+        ticket = f"acme-T{i:07d}"
+        pe.process(orjson.dumps({"event_id": f"{ticket}-1", "kind": "ticket", "client": "acme",
+                                 "ts": format_us(OPEN_END_US - span + i * (span // n)), "ticket_id": ticket,
+                                 "type": "created", "priority": f"P{i % 4 + 1}", "channel": "email"}), i, b"acme")
+    pe.advance(OPEN_END_US)
+    store = {k: v for k, v in changed_records(pe) if v is not None}
+    with open(path, "wb") as f:
+        f.write(msgspec.msgpack.encode(store))
+    print(orjson.dumps({"keys": len(store), "events": sum(b"created" in v for k, v in store.items()
+                                                          if k.startswith(b"p0/t/"))}).decode())
+else:
+    with open(path, "rb") as f:
+        store = msgspec.msgpack.decode(f.read(), type=dict[bytes, bytes])
+    tune_gc()
+    gc.freeze()
+    t, c = time.perf_counter(), time.process_time()
+    pe = restore_partition(0, contracts, store)
+    wall, cpu = time.perf_counter() - t, time.process_time() - c
+    e = pe.engine
+    print(orjson.dumps({"wall": wall, "cpu": cpu, "held": {
+        "tickets": len(e.tickets), "open_tickets": len(e.open_tickets), "orphan_tickets": len(e.orphan_tickets),
+        "heap": len(e._heap), "offset": pe.offset}}).decode())
+"""
+
+
+def restore_side_by_side(args) -> None:
+    import tempfile
+
+    trees = {"old": str(Path(args.against).resolve()), "new": str(ROOT)}
+    n, span = args.restore_open_tickets, args.span_hours
+
+    def child(tree: str, mode: str, path: str) -> dict:
+        done = subprocess.run([sys.executable, "-c", SIDE_CHILD, tree, mode, str(n), str(span), path], cwd=tree,
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{mode} in {tree} failed:\n{done.stderr}")
+        return orjson.loads(done.stdout.strip().splitlines()[-1])
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stores = {side: f"{tmp}/{side}.msgpack" for side in trees}
+        out: dict = {"open_tickets": n, "span_hours": span, "trees": trees,
+                     "stores": {side: child(tree, "build", stores[side]) for side, tree in trees.items()}}
+        runs: dict[str, list[dict]] = {"old": [], "new": []}
+        for r in range(args.rounds):
+            for side in (("old", "new") if r % 2 == 0 else ("new", "old")):
+                runs[side].append(child(trees[side], "restore", stores[side]))
+                print(f"round {r + 1} {side}: {runs[side][-1]['wall']:.3f} s wall, {runs[side][-1]['cpu']:.3f} s cpu",
+                      file=sys.stderr, flush=True)
+    med = {side: {k: round(statistics.median(x[k] for x in rs), 3) for k in ("wall", "cpu")}
+           for side, rs in runs.items()}
+    out["runs"] = {side: [[round(x["wall"], 3), round(x["cpu"], 3)] for x in rs] for side, rs in runs.items()}
+    out["median"] = med
+    out["ratio_old_over_new"] = {k: round(med["old"][k] / med["new"][k], 2) for k in ("wall", "cpu")}
+    out["median_round_ratio"] = {k: round(statistics.median(o[k] / w[k] for o, w in zip(runs["old"], runs["new"],
+                                                                                         strict=True)), 2)
+                                 for k in ("wall", "cpu")}
+    helds = [x["held"] for rs in runs.values() for x in rs]
+    out["held"] = helds[0]
+    out["held_equal"] = all(h == helds[0] for h in helds)
+    out["machine"] = machine()
+    print(json.dumps(out, indent=2))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=float, default=60.0)
@@ -381,8 +470,12 @@ def main() -> None:
     ap.add_argument("--contracts", default=str(ROOT / "examples" / "contracts.yaml"))
     ap.add_argument("--restore-open-tickets", type=int, metavar="N", help="only the N-open-ticket restore")
     ap.add_argument("--span-hours", type=float, default=1.0, help="with --restore-open-tickets")
+    ap.add_argument("--against", metavar="OLD_TREE", help="with --restore-open-tickets: beside that checkout")
+    ap.add_argument("--rounds", type=int, default=5, help="with --against")
     args = ap.parse_args()
-    if args.restore_open_tickets:
+    if args.restore_open_tickets and args.against:
+        restore_side_by_side(args)
+    elif args.restore_open_tickets:
         restore_open_tickets(args)
     else:
         longrun(args)
