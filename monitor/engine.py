@@ -166,6 +166,9 @@ class Engine:
         # walk (all tickets are kept for ever, see `compact`). Kept by `_settle_ticket`, rebuilt on restore.
         self.open_tickets: set[tuple[str, str]] = set()
         self.orphan_tickets: set[tuple[str, str]] = set()
+        # The open clocks summed per SLA for scrapes (monitor.open_clock_index), made at the first question; it
+        # is told which tickets changed (`_index_ticket`).
+        self.open_index = None
         self.calls: dict[tuple[str, str], CallItem] = {}
         self.seen: dict[str, int] = {}  # event_id -> ts, for dedupe within the lateness horizon
         self.watermarks: dict[str, int] = {}
@@ -314,6 +317,8 @@ class Engine:
 
     def _index_ticket(self, key: tuple[str, str], item: TicketItem) -> None:
         state = item.state
+        if self.open_index is not None:
+            self.open_index.touched.add(key)
         if any(clock.good is None for clock in state.clocks):
             self.open_tickets.add(key)
         else:

@@ -9,33 +9,26 @@ walking the engine's tables themselves.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from monitor.engine import Engine
-from monitor.ledger import Tally
-
-
-@dataclass(slots=True)
-class OpenClocks:
-    """The open clocks of one ticket SLA of one client."""
-
-    count: int = 0
-    by_priority: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    stages: dict[float, int] = field(default_factory=lambda: defaultdict(int))  # by the last stage reached
-    due: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))  # (priority, within_us)
-    next_deadline_us: int | None = None
-
-    def due_within(self, within_us: int) -> int:
-        """Clocks, of every priority, whose deadline is at most `within_us` after the instant asked."""
-        return sum(n for (_, w), n in self.due.items() if w == within_us)
+from monitor.ledger import Counts, Tally
+from monitor.open_clock_index import OpenClocks, index_of
 
 
 def open_clocks(engine: Engine, at_us: int, due_within: Iterable[int] = (),
                 clients: Iterable[str] | None = None) -> dict[tuple[str, str], OpenClocks]:
     """Every open ticket clock at `at_us`, summed per (client, SLA name): counts by priority, by the last
-    stage reached (a share of the target elapsed, the SLA's `stages`), and deadlines due within each span."""
+    stage reached (a share of the target elapsed, the SLA's `stages`), and deadlines due within each span.
+    Answered from the engine's `OpenClockIndex` (kept as tickets change); `scan_open_clocks` is the same
+    answer from a pass over every open clock."""
+    return index_of(engine).at(at_us, due_within, clients)
+
+
+def scan_open_clocks(engine: Engine, at_us: int, due_within: Iterable[int] = (),
+                     clients: Iterable[str] | None = None) -> dict[tuple[str, str], OpenClocks]:
+    """`open_clocks` by a pass over every open clock: the definition the index is tested against."""
     wanted = None if clients is None else set(clients)
     spans = tuple(due_within)
     out: dict[tuple[str, str], OpenClocks] = {}
@@ -93,6 +86,11 @@ def waiting_calls(engine: Engine, client: str, at_us: int) -> dict[str | None, W
 def decisions_between(engine: Engine, client: str, sla: str, start_us: int, end_us: int) -> Tally:
     """The SLA's decisions with start <= decision instant < end (exact; see `SlaLedger.window`)."""
     return engine.ledgers[(client, sla)].window(start_us, end_us)
+
+
+def decision_counts_between(engine: Engine, client: str, sla: str, start_us: int, end_us: int) -> Counts:
+    """`decisions_between`'s decided, good and bad, from cumulative counts (`SlaLedger.window_counts`)."""
+    return engine.ledgers[(client, sla)].window_counts(start_us, end_us)
 
 
 def all_periods(engine: Engine, client: str, sla: str) -> Tally:

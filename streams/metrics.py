@@ -32,10 +32,12 @@ from prometheus_client.registry import Collector
 from monitor import conventions as names
 from monitor.contracts import CallSla, Rolling, TicketSla, UptimeSla
 from monitor.events import KINDS, ORPHAN, REJECT_REASONS
+from monitor.open_clock_index import index_of
 from monitor.queries import (
     OpenClocks,
     all_periods,
     decided_slas,
+    decision_counts_between,
     decisions_between,
     event_watermark,
     last_probe,
@@ -335,12 +337,13 @@ class EngineCollector(Collector):
         if sla.answered_within_us is None and sla.mean_of != "wait":  # rolling gauges: service level and ASA
             return
         for window, length in ROLLING.items():
-            tally = decisions_between(pe.engine, *labels, at + 1 - length, at + 1)
-            if not tally.decided:
+            if sla.answered_within_us is not None:  # a service level: counts only
+                counts = decision_counts_between(pe.engine, *labels, at + 1 - length, at + 1)
+                if counts.decided:
+                    fams.add(SL_WINDOW, (*labels, window), counts.good / counts.decided)
                 continue
-            if sla.answered_within_us is not None:
-                fams.add(SL_WINDOW, (*labels, window), tally.good / tally.decided)
-            else:
+            tally = decisions_between(pe.engine, *labels, at + 1 - length, at + 1)
+            if tally.decided:
                 fams.add(ASA_WINDOW, (*labels, window), tally.total / tally.decided)
 
     def _calls(self, fams: _Families, pe: PartitionEngine, client: str, at: int) -> None:
@@ -386,10 +389,12 @@ def _raise_high_water(pe: PartitionEngine, labels: tuple[str, str]) -> dict[str,
 
 
 def settle_counters(pe: PartitionEngine) -> None:
-    """Raise every counter's high-water mark in this process. A scrape rendered in a forked child
-    (streams/scrape.py) would raise them in the child only, and a later scrape could then go down."""
+    """Raise every counter's high-water mark in this process, and bring its open-clock index up to date. A
+    scrape rendered in a forked child (streams/scrape.py) would do both in the child only: a later scrape's
+    counter could go down, and every scrape would rebuild the index from all open clocks."""
     for labels in decided_slas(pe.engine):
         _raise_high_water(pe, labels)
+    index_of(pe.engine).refresh()
 
 
 def period_label(period) -> str:

@@ -1,10 +1,5 @@
 """Exact shortcuts for the scrape loop of the backtest, where the collector asks for the same figures at every step.
 
-`fast_open_clocks()`: while active, the collector's `open_clocks` keeps, per open ticket clock, the stage it
-reached and the instant that stage can next change (the clock's calendar `add_us` to the next stage's share of
-its target); a clock whose state is unchanged is not re-timed until then. Deadlines due within a span are
-compared at every call, as before. Both are also active in `fast_scrape()`.
-
 `fast_uptime()`: while active, `UptimeLedger.between` adds the tallies of the whole probe segments inside the
 window from prefix sums (each segment's tally is still `classify`'s own) and computes only the two partial
 segments at its ends. The workers' collector asks for the period-to-date and every burn window of an uptime
@@ -20,11 +15,9 @@ could move into `monitor.uptime` itself.
 from __future__ import annotations
 
 import contextlib
-import math
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
-from monitor.queries import OpenClocks
 from monitor.uptime import UptimeLedger, UptimeTally
 
 
@@ -123,86 +116,8 @@ def fast_uptime() -> Iterator[None]:
         _SUMS.clear()
 
 
-# --- open ticket clocks -------------------------------------------------------------------------------------
-
-_STAGES: dict[int, tuple] = {}  # id(clock) -> (state, valid from, valid until, stage reached, clock)
-
-
-def _stage_entry(clock, state: tuple, at_us: int) -> tuple:
-    """The last stage the clock reached at `at_us` (as `open_clocks` computes it) and until when it holds."""
-    elapsed = clock.elapsed_at(at_us)
-    target = clock.target_us
-    reached = [s for s in clock.sla.stages if elapsed >= s * target]
-    until = math.inf
-    if clock.since_us is not None:  # running: the next stage is reached when its share of the target is
-        for s in clock.sla.stages:
-            if elapsed < s * target:
-                rest = math.ceil(s * target) - clock.elapsed_us
-                try:
-                    t = clock.cal.add_us(clock.since_us, rest) if rest > 0 else clock.since_us
-                except ValueError:  # no open time ahead
-                    continue
-                until = min(until, max(t, at_us + 1))
-    return state, at_us, until, reached[-1] if reached else None, clock
-
-
-def _open_clocks(
-    engine, at_us: int, due_within: Iterable[int] = (), clients: Iterable[str] | None = None
-) -> dict[tuple[str, str], OpenClocks]:
-    """`monitor.queries.open_clocks` with each clock's stage kept while it cannot change."""
-    global _STAGES
-    wanted = None if clients is None else set(clients)
-    spans = tuple(due_within)
-    out: dict[tuple[str, str], OpenClocks] = {}
-    tickets = engine.tickets
-    cache, fresh = _STAGES, {}
-    for key in engine.open_tickets:
-        client = key[0]
-        if wanted is not None and client not in wanted:
-            continue
-        for clock in tickets[key].state.clocks:
-            if clock.good is not None:
-                continue
-            entry = out.get((client, clock.sla.name))
-            if entry is None:
-                entry = out[(client, clock.sla.name)] = OpenClocks()
-            entry.count += 1
-            entry.by_priority[clock.priority] += 1
-            state = (clock.sla, clock.cal, clock.target_us, clock.elapsed_us, clock.since_us)
-            c = cache.get(id(clock))
-            if c is None or c[4] is not clock or c[0] != state or not c[1] <= at_us < c[2]:
-                c = _stage_entry(clock, state, at_us)
-            fresh[id(clock)] = c
-            if c[3] is not None:
-                entry.stages[c[3]] += 1
-            deadline = clock.deadline_us
-            if deadline is not None:
-                for span in spans:
-                    if deadline <= at_us + span:
-                        entry.due[(clock.priority, span)] += 1
-                if entry.next_deadline_us is None or deadline < entry.next_deadline_us:
-                    entry.next_deadline_us = deadline
-    _STAGES = fresh
-    return out
-
-
-@contextlib.contextmanager
-def fast_open_clocks() -> Iterator[None]:
-    """The collector's `open_clocks` with stages kept between changes, while the context is active."""
-    import streams.metrics as metrics
-
-    global _STAGES
-    plain = metrics.open_clocks
-    metrics.open_clocks = _open_clocks
-    try:
-        yield
-    finally:
-        metrics.open_clocks = plain
-        _STAGES = {}
-
-
 @contextlib.contextmanager
 def fast_scrape() -> Iterator[None]:
     """Every shortcut of this module."""
-    with fast_uptime(), fast_open_clocks():
+    with fast_uptime():
         yield
