@@ -7,6 +7,7 @@ equals the sorted-input result. Uptime time accounting lives in `monitor.uptime`
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -54,9 +55,18 @@ class Contribution(NamedTuple):
     item: str | None = None  # ticket/call id, for breach listings and SLA events
 
 
+class Counts(NamedTuple):
+    """The item counts of a window (`SlaLedger.window_counts`): whole numbers, so sums in any order are exact."""
+
+    decided: float
+    good: float
+    bad: float
+
+
 BUCKET_US = 15 * 60 * 1_000_000  # every UTC offset in use is a multiple of 15 minutes: a bucket lies in one local day
 DAY_US = 86_400_000_000
 PERIOD_GRACE_US = 2 * DAY_US  # an ended period's listings stay this long (month-end reports, late corrections)
+_NEVER = 1 << 62  # `counts_stale_from` when every cumulative count is valid
 
 
 @dataclass(slots=True)
@@ -79,6 +89,11 @@ class SlaLedger:
     dirty_buckets: set[int] = field(default_factory=set, repr=False, compare=False)
     dirty_labels: set[str] = field(default_factory=set, repr=False, compare=False)
     dirty_breach_days: set[int] = field(default_factory=set, repr=False, compare=False)  # UTC days (at // DAY_US)
+    # `window_counts`: the bucket ids in order (None: to be sorted again) and the cumulative counts of the first
+    # k of them (k = 0..), valid for the buckets before `counts_stale_from` (the first bucket changed since).
+    count_keys: list[int] | None = field(default=None, repr=False, compare=False)
+    count_sums: list[tuple[float, float, float]] = field(default_factory=list, repr=False, compare=False)
+    counts_stale_from: int = field(default=-1, repr=False, compare=False)
 
     def apply(self, c: Contribution, sign: int) -> None:
         label = self._label(c.at_us)
@@ -87,8 +102,10 @@ class SlaLedger:
         tally.add(d, g, b, t, sign)
         at = c.at_us
         bucket = at // BUCKET_US
-        tally = self.buckets.get(bucket) or self._tally(self.buckets, bucket)
+        tally = self.buckets.get(bucket) or self._new_bucket(bucket)
         tally.add(d, g, b, t, sign)
+        if bucket < self.counts_stale_from:
+            self.counts_stale_from = bucket
         detail = self.instants.get(bucket)
         if detail is None:
             detail = self.instants[bucket] = {}
@@ -113,6 +130,12 @@ class SlaLedger:
         self.windows.setdefault(window.label, window)
         return window.label
 
+    def _new_bucket(self, bucket: int) -> Tally:
+        tally = self.buckets[bucket] = Tally()
+        if self.count_keys is not None:
+            insort(self.count_keys, bucket)  # nearly always the last one
+        return tally
+
     @staticmethod
     def _tally(table: dict, key) -> Tally:
         tally = table.get(key)
@@ -134,6 +157,8 @@ class SlaLedger:
             del self.buckets[bucket]
             self.instants.pop(bucket, None)
         self.dirty_buckets.update(old)
+        if old:
+            self.count_keys = None
 
     def breaches_on(self, day: int) -> list[tuple[int, str]]:
         """The breached items decided on one UTC day (`at_us // DAY_US`), whatever period lists them."""
@@ -168,6 +193,52 @@ class SlaLedger:
                 if start_us <= at < end_us:
                     out.merge(tally)
         return out
+
+    def window_counts(self, start_us: int, end_us: int) -> Counts:
+        """`window(start, end)`'s decided, good and bad: the whole buckets inside from cumulative counts (two
+        bisections instead of a sum per bucket), the instants at the two edges as `window` adds them. Counts
+        are whole numbers, so the result is the same in any order; `window` sums `total` (seconds, scores) in
+        bucket order, for the means that need it."""
+        if end_us <= start_us:
+            return Counts(0, 0, 0)
+        first, last = start_us // BUCKET_US, (end_us - 1) // BUCKET_US
+        lo = first if first * BUCKET_US >= start_us else first + 1  # whole buckets: lo..hi
+        hi = last if (last + 1) * BUCKET_US <= end_us else last - 1
+        decided = good = bad = 0
+        if lo <= hi:
+            keys, sums = self._count_prefix()
+            i, j = bisect_left(keys, lo), bisect_right(keys, hi)
+            (d0, g0, b0), (d1, g1, b1) = sums[i], sums[j]
+            decided, good, bad = d1 - d0, g1 - g0, b1 - b0
+        for bucket in {first, last} - set(range(lo, hi + 1)):
+            detail = self.instants.get(bucket)
+            if detail is None and bucket in self.buckets:
+                raise LookupError(f"{self.client}/{self.sla}: the window [{start_us}, {end_us}) cuts a 15-minute "
+                                  "bucket whose decision instants were pruned")
+            for at, tally in (detail or {}).items():
+                if start_us <= at < end_us:
+                    decided += tally.decided
+                    good += tally.good
+                    bad += tally.bad
+        return Counts(decided, good, bad)
+
+    def _count_prefix(self) -> tuple[list[int], list[tuple[float, float, float]]]:
+        keys, sums = self.count_keys, self.count_sums
+        if keys is None or len(keys) != len(self.buckets):  # first use, buckets dropped, merged or restored
+            keys = self.count_keys = sorted(self.buckets)
+            self.counts_stale_from = -1
+        if self.counts_stale_from != _NEVER:
+            cut = bisect_left(keys, self.counts_stale_from)
+            del sums[cut + 1:]
+            if not sums:
+                sums.append((0, 0, 0))
+            d, g, b = sums[-1]
+            for bucket in keys[cut:]:
+                tally = self.buckets[bucket]
+                d, g, b = d + tally.decided, g + tally.good, b + tally.bad
+                sums.append((d, g, b))
+            self.counts_stale_from = _NEVER
+        return keys, sums
 
     @property
     def detail_keep_us(self) -> int | None:
@@ -218,6 +289,7 @@ class SlaLedger:
             mine = getattr(self, name)
             for key, tally in getattr(other, name).items():
                 self._tally(mine, key).merge(tally)
+        self.count_keys = None
         for bucket, detail in other.instants.items():
             mine = self.instants.setdefault(bucket, {})
             for at, tally in detail.items():

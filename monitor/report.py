@@ -83,8 +83,9 @@ def build_report(engine: Engine, at_us: int, *, current_only: bool = False,
                  live: dict[tuple[str, str], OpenClocks] | None = None,
                  clients: Iterable[str] | None = None) -> list[Record]:
     """Every (client, sla, period) with decisions up to `at_us`, plus each SLA's current period; with
-    `current_only`, just the current periods (a scrape: costs what is live, not the history). `live`: the
-    engine's `open_clocks` at `at_us` with `SOON_US` among its spans, when the caller has them already.
+    `current_only`, just the current periods and no breached-item lists (a scrape: costs what is live, not
+    the history). `live`: the engine's `open_clocks` at `at_us` with `SOON_US` among its spans, when the caller
+    has them already.
     `clients`: only these (in contract order); default every client."""
     engine.advance_to(at_us)
     if live is None:
@@ -119,20 +120,23 @@ def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int, current_
                     live: dict | None = None) -> list[Record]:
     if isinstance(sla.period, Rolling):
         window = rolling_window(at_us, sla.period.rolling)
-        tally = ledger.window(window.start_us, window.end_us)
-        return [_record(engine, ledger, sla, window, tally, at_us, True, live)]
+        if sla.value_is_mean:  # the window's summed seconds or scores
+            tally = ledger.window(window.start_us, window.end_us)
+        else:  # a share of items: the counts are all it needs (and cost two bisections, not a month of buckets)
+            tally = Tally(*ledger.window_counts(window.start_us, window.end_us))
+        return [_record(engine, ledger, sla, window, tally, at_us, True, live, not current_only)]
     out = []
     windows = [period_of(at_us, sla.period, ledger.tz)] if current_only else \
         _windows(ledger, sla.period, ledger.tz, at_us)
     for window in windows:
         tally = ledger.periods.get(window.label, Tally())
         current = window.start_us <= at_us < window.end_us
-        out.append(_record(engine, ledger, sla, window, tally, at_us, current, live))
+        out.append(_record(engine, ledger, sla, window, tally, at_us, current, live, not current_only))
     return out
 
 
 def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
-            current: bool, live: dict | None) -> Record:
+            current: bool, live: dict | None, list_breaches: bool = True) -> Record:
     target = sla.goal
     value, comp = _value(sla, tally)
     lower_is_better = sla.lower_is_better
@@ -150,7 +154,7 @@ def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, 
     sketch = ledger.sketches.get(window.label if not isinstance(sla.period, Rolling) else "rolling")
     if sketch is not None and sketch.count > 0:
         rec.latency_seconds = {f"p{int(q * 100)}": sketch.quantile(q) for q in (0.5, 0.9, 0.99)}
-    if sla.has_item_clocks:
+    if sla.has_item_clocks and list_breaches:  # a scrape (`current_only`) exports no listing: not sorted for it
         listed = ledger.breaches.get(window.label if not isinstance(sla.period, Rolling) else "rolling", [])
         rec.breaches = sorted(item for at, item in listed if window.start_us <= at < window.end_us)
     if current:
@@ -183,9 +187,11 @@ def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tall
     ratio_target = sla.good_share_goal
     if ratio_target is not None:
         for label, length in BURN_WINDOWS.items():
-            w = ledger.window(at_us + 1 - length, at_us + 1)
+            w = ledger.window_counts(at_us + 1 - length, at_us + 1)
             rec.burn_rate[label] = burn_rate(w.bad, w.decided, ratio_target)
-    recent = ledger.window(at_us + 1 - RECENT_US, at_us + 1)
+    # a mean needs the recent window's summed seconds or scores; the other projections its counts only
+    recent = ledger.window(at_us + 1 - RECENT_US, at_us + 1) if sla.value_is_mean else \
+        ledger.window_counts(at_us + 1 - RECENT_US, at_us + 1)
     share = (at_us + 1 - window.start_us) / (window.end_us - window.start_us)
     if isinstance(sla.period, Rolling):
         rec.projected = rec.value

@@ -94,3 +94,53 @@ def test_a_worker_forgets_buckets_and_breach_lists_of_ended_periods_but_keeps_th
     assert lg.periods["2026-10"].bad == 1 and lg.periods["2026-11"].bad == 1  # the report still lists October
     assert oct_ // BUCKET_US in lg.dirty_buckets and oct_ // DAY_US in lg.dirty_breach_days  # tombstones
     assert figures(lg.window(nov - 1, nov + 1)) == (1, 0, 1)
+
+
+operations = st.lists(st.one_of(
+    st.tuples(st.just("apply"), instants, st.booleans()),
+    st.tuples(st.just("withdraw"), st.integers(0, 10_000), st.booleans()),
+    st.tuples(st.just("ask"), instants, st.sampled_from([1, 5 * MIN, BUCKET_US, 60 * MIN, DAY_US, 3 * DAY_US])),
+    st.tuples(st.just("merge"), instants, st.booleans()),
+    st.tuples(st.just("forget"), st.integers(0, 3), st.booleans()),
+), min_size=1, max_size=80)
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations)
+def test_window_counts_follow_every_change(ops):
+    """The cumulative counts of `window_counts` stay equal to `window` and to the decisions themselves while
+    decisions are added, withdrawn (anywhere in time), merged in from another ledger and old buckets forgotten."""
+    lg, applied = ledger(), []
+    for op, x, y in ops:
+        if op == "apply":
+            lg.apply(contribution(x, y), +1)
+            applied.append((x, y, +1))
+        elif op == "withdraw" and applied:
+            at, good, _ = applied[x % len(applied)]
+            lg.apply(contribution(at, good), -1)
+            applied.append((at, good, -1))
+        elif op == "merge":
+            other = ledger()
+            other.apply(contribution(x, y), +1)
+            lg.merge(other)
+            applied.append((x, y, +1))
+        elif op == "forget":  # a rolling ledger's forgetting drops whole old buckets
+            limit = T0 + x * DAY_US // 2
+            lg._forget_buckets_before(limit)
+            applied = [a for a in applied if a[0] // BUCKET_US >= -(-limit // BUCKET_US) or
+                       (a[0] // BUCKET_US + 1) * BUCKET_US > limit]
+        else:
+            end = x + 1
+            counts = lg.window_counts(end - y, end)
+            assert tuple(counts) == figures(lg.window(end - y, end)) == brute(applied, end - y, end)
+    for a, b in ((T0, T0 + 3 * DAY_US), (T0 + 7, T0 + DAY_US + 7)):
+        assert tuple(lg.window_counts(a, b)) == brute(applied, a, b)
+
+
+def test_window_counts_refuse_a_pruned_edge_as_window_does():
+    lg = ledger()
+    for k in range(2000):
+        lg.apply(contribution(T0 + k * 7 * MIN + 13, True), +1)
+    lg.prune(T0 + 2000 * 7 * MIN)
+    with pytest.raises(LookupError, match="pruned"):
+        lg.window_counts(T0 + 5, T0 + DAY_US)
