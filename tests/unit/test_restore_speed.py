@@ -122,6 +122,7 @@ def assert_same_items(restored: Engine, live: Engine) -> None:
             assert [(ts, seq, ev.type, ev.priority, ev.status, ev.queue, ev.channel) for ts, seq, ev in item.events] \
                 == [(ts, seq, ev.type, ev.priority, ev.status, ev.queue, ev.channel) for ts, seq, ev in was.events]
         else:
+            assert item.events == () and type(item.events) is tuple, key  # the shared empty tuple, no list each
             assert item.base == item.state and item.base is not item.state, key
             assert item.base.clocks is item.state.clocks and item.base.shared and item.state.shared, key
 
