@@ -318,14 +318,15 @@ def _restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: b
     loaders = {**_LOADERS, b"u/": partial(_load_uptime, parts=uptime), b"w/": partial(_load_probes, parts=uptime),
                b"v/": partial(_load_uptime_bucket, parts=uptime)}
     load_ticket, finish_tickets = _ticket_loader(engine)
-    start = n + 2
+    start, ticket_prefix = n + 2, prefix + b"t/"
     for key, value in records.items():
+        if key.startswith(ticket_prefix):  # most records
+            if value is not None:
+                load_ticket(key, value, start)
+            continue
         if value is None or not key.startswith(prefix):
             continue
         kind = key[n:start]
-        if kind == b"t/":  # most records
-            load_ticket(key, value, start)
-            continue
         loader = loaders.get(kind)
         if loader is not None:
             loader(engine, key, value, start)
@@ -410,6 +411,8 @@ def _ticket_loader(engine: Engine):
         clocks = []
         is_open = decided = False
         deadline = None
+        # labels shared as in the live engine (`tickets._label`): a million "P3"s would otherwise be a million
+        p, q, ch, st = current.priority, current.queue, current.channel, current.status
         for c in current.clocks:
             found = slas.get(c.sla)
             if found is None:
@@ -423,8 +426,6 @@ def _ticket_loader(engine: Engine):
                 deadline = at
             clocks.append(Clock(found[0], found[1], c.target_us, intern(c.priority), c.elapsed_us, c.since_us, at,
                                 good, c.decided_us))
-        # labels shared as in the live engine (`tickets._label`): a million "P3"s would otherwise be a million
-        p, q, ch, st = current.priority, current.queue, current.channel, current.status
         if p is not None:
             p = intern(p)
         if q is not None:
