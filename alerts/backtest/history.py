@@ -320,6 +320,11 @@ def _exposition(family: Metric) -> list[str]:
     return generate_latest(_Families(family)).decode("utf-8").split("\n")
 
 
+_UP = GaugeMetricFamily(names.UP, "1 if the target was scraped (the backtest's scrapes always succeed)",
+                        labels=[names.JOB, names.INSTANCE])
+_UP.add_metric([names.WORKER_JOB, BACKTEST_INSTANCE], 1)
+
+
 class OpenMetricsSpool:
     """Scrapes in OpenMetrics with timestamps; the samples are spooled per metric family (OpenMetrics forbids
     interleaving families) and joined by `finish`. Every part of a line comes from prometheus_client: the family
@@ -340,16 +345,18 @@ class OpenMetricsSpool:
         """Spool one scrape of `families` at `t_s`; returns the number of their samples written."""
         n = 0
         stamp = f" {t_s}\n"
+        series = self._series
         for family in families:
-            handle = self._file(family)
+            counter = family.type == "counter"
+            lines = []
             for s in family.samples:
-                if family.type == "counter" and not s.name.endswith("_total"):
+                if counter and not s.name.endswith("_total"):
                     continue  # _created samples: not exported by the workers' collector
-                handle.write(self._series_part(family, s) + " " + floatToGoString(s.value) + stamp)
-                n += 1
-        up = GaugeMetricFamily(names.UP, "1 if the target was scraped (the backtest's scrapes always succeed)",
-                               labels=[names.JOB, names.INSTANCE])
-        up.add_metric([names.WORKER_JOB, BACKTEST_INSTANCE], 1)
+                part = series.get((s.name, *s.labels.items())) or self._series_part(family, s)
+                lines.append(part + " " + floatToGoString(s.value) + stamp)
+            self._file(family).writelines(lines)
+            n += len(lines)
+        up = _UP
         self._file(up).write(self._series_part(up, up.samples[0]) + " " + floatToGoString(1) + stamp)
         return n
 
