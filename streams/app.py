@@ -143,17 +143,47 @@ class Runtime:
         self.publish(pe)
         return None
 
-    async def apply_batch(self, messages: list, consumer) -> None:
-        """Apply fetched events in order and ack them; a rewind (see `handle`) seeks and drops the rest of
-        that partition's messages in this batch, which `handle` would refuse anyway."""
-        handle, ack = self.handle, consumer.ack
-        for message in messages:
-            if consumer.suspend_flow.is_set():
-                return  # a rebalance began: the partitions are re-sought when it completes
-            rewind = handle(message.partition, message.offset, message.key, message.value)
-            ack(message)
-            if rewind is not None:
-                await consumer.seek_wait({message.tp: rewind})  # runs in the consumer's thread
+    async def apply_records(self, tp: TP, records: list, consumer) -> bool:
+        """Apply fetched records of one events partition in offset order and ack them (aiokafka's
+        `ConsumerRecord`s, straight from the fetch; `SlamonConsumer._drain_messages`). The common case, the
+        next offset of an open partition with no rewind pending, goes straight to the holder; anything else
+        through `handle`, which may ask to seek back: the seek is made and the rest of the chunk goes on to
+        `handle`, which refuses it until the rewind delivers the missing offset. The new outputs are queued once
+        per chunk (nothing awaits in between, so the producer sees the same records). False when a rebalance
+        began (faust suspended the flow): the rest is read again after it."""
+        partition = tp.partition
+        suspended = consumer.suspend_flow.is_set
+        handle = self.handle
+        max_future_us = self.max_future_us
+        pe = self.engines.get(partition)
+        done = acked = 0  # records[:done] applied (or refused by `handle`), records[:acked] acked
+        try:
+            for record in records:
+                if suspended():
+                    return False
+                offset = record.offset
+                if pe is not None and offset == pe.offset + 1 and pe.rewind_to is None:
+                    value = record.value
+                    pe.process(value if value is not None else b"", offset, record.key,
+                               now_us=None if max_future_us is None else time.time_ns() // 1000,
+                               max_future_us=max_future_us)
+                    done += 1
+                    continue
+                rewind = handle(partition, offset, record.key, record.value)
+                done += 1
+                pe = self.engines.get(partition)
+                if rewind is not None:
+                    consumer.ack_records(tp, records[acked:done])
+                    acked = done
+                    if pe is not None:
+                        self.publish(pe)
+                    await consumer.seek_wait({tp: rewind})  # runs in the consumer's thread
+                    pe = self.engines.get(partition)
+            return True
+        finally:
+            consumer.ack_records(tp, records[acked:done])
+            if pe is not None:
+                self.publish(pe)
 
     def publish(self, pe: PartitionEngine) -> None:
         self.outputs.publish(pe)

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 import faust
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 if TYPE_CHECKING:
     from streams.app import Runtime
@@ -56,49 +58,67 @@ class SlamonConsumer(aiokafka_driver.Consumer):
 
         faust hands every message to its conductor, a channel queue and a stream, with two tasks created per
         message (`wait_first`); that machinery cost several times the engine's own work per event. Events
-        bypass it: the runtime applies each fetched batch in offset order and acks it. Nothing else changes:
-        other topics (the snapshots changelog during recovery) still go through the conductor, and safety
+        bypass it, and faust's `getmany` too (it wraps every record in a `ConsumerMessage`, looks up the
+        partition's highwater and checks the flow and generation per record): the runtime applies each
+        partition's fetched records in offset order, in chunks of `INGEST_BATCH`, and they are acked per
+        chunk (`ack_records`). Nothing else changes: other topics still go through the conductor, and safety
         never rested on faust's delivery (offsets are checked per partition, commits are capped by
-        snapshots). Flow control: faust suspends the flow around rebalances; a batch fetched before that is
-        dropped, and the worker seeks every partition to the offset its engine needs once the rebalance
-        completes (`Runtime.on_rebalance_complete`)."""
+        snapshots). Flow control: faust suspends the flow around rebalances; a chunk stops there, and the
+        worker seeks every partition to the offset its engine needs once the rebalance completes
+        (`Runtime.on_rebalance_complete`)."""
         runtime: Runtime | None = getattr(self.app, "slamon", None)
         if runtime is None:
             await super()._drain_messages(fetcher)
             return
+        app = self.app
         events_topic = runtime.events_topic_name
         should_stop = self._stopped.is_set
         fetcher_should_stop = fetcher._stopped.is_set
         read_offset = self._read_offset
         idle = runtime.checkpointer.idle
+        apply_records = runtime.apply_records
         try:
             while not (should_stop() or fetcher_should_stop()):
-                batch: list = []
-                await asyncio.sleep(0)  # getmany can return at once in a loop: let the event loop run
+                await asyncio.sleep(0)  # the fetch can return at once in a loop: let the event loop run
                 if not idle.is_set():  # a checkpoint runs: apply nothing until it is stored (Checkpointer.idle)
                     await idle.wait()
-                async for tp, message in self.getmany(timeout=1.0):
-                    offset = message.offset
+                records, active = await self._wait_next_records(1.0)
+                if records is None or self.should_stop:
+                    continue
+                if not self.flow_active:  # as faust's getmany: seek back to the committed offsets
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning(f"exception performing seek when flow not active {exc}")
+                    continue
+                generation_id = app.consumer_generation_id
+                for tp, fetched in records.items():
+                    if not self.flow_active or app.consumer_generation_id != generation_id:
+                        break  # a rebalance began: what was fetched is read again after it
+                    if not fetched or (active is not None and tp not in active
+                                       and tp not in self._buffered_partitions):
+                        continue
+                    app.monitor.track_tp_end_offset(tp, self.highwater(tp))
                     last = read_offset[tp]
-                    if last is not None and offset < last:
-                        continue  # faust's own filter: older than what this partition already yielded
-                    read_offset[tp] = offset
-                    if message.topic == events_topic:
-                        batch.append(message)
-                        if len(batch) >= INGEST_BATCH:
-                            await runtime.apply_batch(batch, self)
-                            batch = []
-                            # applying never awaits: yield here, or a fetch of thousands of events keeps the
-                            # clock, /metrics and the commit timer waiting for all of them (seen: 1-2 s)
-                            await asyncio.sleep(0)
-                            if not idle.is_set():
-                                await idle.wait()
-                    else:
-                        await runtime.apply_batch(batch, self)
-                        batch = []
-                        await self.wait_first(self.callback(message), self.suspend_flow.wait())
-                if batch:
-                    await runtime.apply_batch(batch, self)
+                    if last is not None and fetched[0].offset < last:
+                        # faust's own filter: older than what this partition already yielded
+                        fetched = [record for record in fetched if record.offset >= last]
+                    if tp.topic != events_topic:
+                        for record in fetched:
+                            read_offset[tp] = record.offset
+                            await self.wait_first(self.callback(self._to_message(tp, record)),
+                                                  self.suspend_flow.wait())
+                        continue
+                    for start in range(0, len(fetched), INGEST_BATCH):
+                        chunk = fetched[start:start + INGEST_BATCH]
+                        read_offset[tp] = chunk[-1].offset
+                        if not await apply_records(tp, chunk, self):
+                            break  # a rebalance began: the partitions are re-sought when it completes
+                        # applying never awaits: yield here, or a fetch of thousands of events keeps the
+                        # clock, /metrics and the commit timer waiting for all of them (seen: 1-2 s)
+                        await asyncio.sleep(0)
+                        if not idle.is_set():
+                            await idle.wait()
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
                 return
@@ -107,6 +127,25 @@ class SlamonConsumer(aiokafka_driver.Consumer):
             if self.transport.app.should_stop:
                 return
             raise
+
+    def ack_records(self, tp: TP, records) -> None:
+        """faust's `ack` for fetched records of one partition, at once: what `ack(message)` records per
+        message (the acked offsets the commit is computed from), without a `ConsumerMessage` each."""
+        if not records or not self.app.topics.acks_enabled_for(tp.topic):
+            return
+        with ack_lock:
+            committed = self._committed_offset[tp]
+            acked_index = self._acked_index[tp]
+            acked = self._acked[tp]
+            n = 0
+            for record in records:
+                offset = record.offset
+                if (committed is None or offset >= committed) and offset not in acked_index:
+                    acked_index.add(offset)
+                    acked.append(offset)
+                    n += 1
+            self._n_acked += n
+            notify(self._waiting_for_ack)
 
     def _filter_tps_with_pending_acks(self, topics=None):
         """faust commits only partitions with acked messages; the owned events partitions are always offered
