@@ -31,7 +31,7 @@ from kafka.partitioner.default import murmur2
 from monitor.contracts import CallSla, Contracts
 from monitor.engine import Engine
 from monitor.events import FUTURE, Rejection, decode_event, from_us
-from monitor.ledger import Contribution
+from monitor.ledger import BUCKET_US, Contribution
 
 log = logging.getLogger("slamon.partition")
 
@@ -60,7 +60,7 @@ def _client_key(client: str) -> bytes:
 
 
 def sla_event(client: str, c: Contribution, change: str, trigger: str, partition: int, offset: int | None,
-              engine: Engine | None = None) -> bytes:
+              engine: Engine | None = None, facts: SlaFacts | None = None) -> bytes:
     """One record of the SLA-events topic (JSON). `at` is ISO 8601 UTC with microseconds when not whole
     seconds, as everywhere else (orjson formats the datetime: half the cost of isoformat).
 
@@ -70,70 +70,81 @@ def sla_event(client: str, c: Contribution, change: str, trigger: str, partition
     offered or answered), `deadline_us`, `stop_us` (null for a breach: decided at its deadline, not stopped),
     `elapsed_s`, `paused_s` (clock time between start and stop that did not count: pause statuses, or a resolved
     spell before a reopen), `target_s`, `queue`, `channel`. A withdrawn record describes the decision it
-    withdraws. Field meanings: docs/sla-record.md."""
-    record = {
-        "client": client, "sla": c.sla, "item": c.item, "at": from_us(c.at_us), "at_us": c.at_us,
-        "outcome": "good" if c.good else ("bad" if c.bad else "measured"), "change": change,
-        "priority": c.priority, "trigger": trigger, "source_partition": partition, "source_offset": offset,
-    }
-    if engine is not None:
-        _enrich(record, engine, client, c)
-    return orjson.dumps(record, option=orjson.OPT_UTC_Z)
-
-
-_SLA_FACTS: dict[int, tuple[Contracts, dict]] = {}  # id(contracts) -> (contracts, {(client, sla): facts})
-
-
-def _facts(engine: Engine, client: str, name: str) -> tuple:
-    """(kind, contract SLA, ticket calendar or None) of one SLA, cached per contracts object."""
-    contracts = engine.contracts
-    entry = _SLA_FACTS.get(id(contracts))
-    if entry is None or entry[0] is not contracts:
-        entry = _SLA_FACTS[id(contracts)] = (contracts, {})
-    table = entry[1]
-    facts = table.get((client, name))
-    if facts is None:
-        sla = next(s for s in contracts.clients[client].slas if s.name == name)
-        facts = table[(client, name)] = (sla.kind, sla, engine.clients[client].calendars.get(name))
-    return facts
-
-
-def _enrich(record: dict, engine: Engine, client: str, c: Contribution) -> None:
-    kind, sla, cal = _facts(engine, client, c.sla)
+    withdraws. Field meanings: docs/sla-record.md. `facts`: the (client, SLA)'s `SlaFacts`, kept by the caller
+    (looked up here without)."""
     at = c.at_us
-    record["kind"] = kind
-    record["period"] = engine.ledgers[(client, c.sla)]._label(at)
-    record["decided"], record["good"], record["bad"], record["total"] = c.decided, c.good, c.bad, c.total
-    record["sample"] = c.sample
+    outcome = "good" if c.good else ("bad" if c.bad else "measured")
+    if engine is None:
+        return _dumps({"client": client, "sla": c.sla, "item": c.item, "at": from_us(at), "at_us": at,
+                       "outcome": outcome, "change": change, "priority": c.priority, "trigger": trigger,
+                       "source_partition": partition, "source_offset": offset}, option=_UTC_Z)
+    f = facts if facts is not None else SlaFacts(engine, client, c.sla)
+    ledger = engine.ledgers[(client, c.sla)]
+    bucket = at // BUCKET_US  # the period label is the same all through a 15-minute bucket (monitor/ledger.py)
+    if bucket == f.bucket and ledger is f.ledger:
+        label = f.label
+    else:
+        label = f.label = ledger._label(at)
+        f.bucket, f.ledger = bucket, ledger
+    cal = f.cal
     if cal is not None:  # a ticket clock: its facts follow from the decision, the ticket and the contract
         item = engine.tickets.get((client, c.item))
         state = item.state if item is not None else None
-        target = sla.target.get(c.priority)
-        elapsed = round(c.sample * 1_000_000) if c.sample is not None else None
+        target = f.targets.get(c.priority)
+        sample = c.sample
+        elapsed = round(sample * 1_000_000) if sample is not None else None
         start = state.created_us if state is not None else None
         deadline = paused = None
         if target is not None and elapsed is not None:
             deadline = at if not c.good or elapsed >= target else cal.add_us(at, target - elapsed)
             if start is not None:
                 paused = max(0, cal.elapsed_us(start, at) - elapsed) / 1e6
-        record.update(start_us=start, deadline_us=deadline, stop_us=at if c.good else None,
-                      elapsed_s=c.sample, paused_s=paused, target_s=None if target is None else target / 1e6,
-                      queue=state.queue if state is not None else None,
-                      channel=state.channel if state is not None else None)
-        return
-    if isinstance(sla, CallSla):
+        return _dumps({"client": client, "sla": c.sla, "item": c.item, "at": from_us(at), "at_us": at,
+                       "outcome": outcome, "change": change, "priority": c.priority, "trigger": trigger,
+                       "source_partition": partition, "source_offset": offset, "kind": f.kind, "period": label,
+                       "decided": c.decided, "good": c.good, "bad": c.bad, "total": c.total, "sample": sample,
+                       "start_us": start, "deadline_us": deadline, "stop_us": at if c.good else None,
+                       "elapsed_s": sample, "paused_s": paused, "target_s": None if target is None else target / 1e6,
+                       "queue": state.queue if state is not None else None,
+                       "channel": state.channel if state is not None else None}, option=_UTC_Z)
+    record = {"client": client, "sla": c.sla, "item": c.item, "at": from_us(at), "at_us": at, "outcome": outcome,
+              "change": change, "priority": c.priority, "trigger": trigger, "source_partition": partition,
+              "source_offset": offset, "kind": f.kind, "period": label, "decided": c.decided, "good": c.good,
+              "bad": c.bad, "total": c.total, "sample": c.sample}
+    if f.is_call:
         item = engine.calls.get((client, c.item))
         call = item.state if item is not None else None
         start = deadline = None
-        within = sla.answered_within_us
+        within = f.within
         if call is not None:
-            start = call.answered_us if sla.mean_of == "handle" else call.offered_us
+            start = call.answered_us if f.handle else call.offered_us
             if within is not None and start is not None:
                 deadline = start + within
         record.update(start_us=start, deadline_us=deadline, stop_us=at,
                       elapsed_s=c.sample if c.sample is not None else (None if start is None else (at - start) / 1e6),
                       paused_s=None, target_s=None if within is None else within / 1e6,
                       queue=call.queue if call is not None else None, channel=None)
+    return _dumps(record, option=_UTC_Z)
+
+
+_dumps, _UTC_Z = orjson.dumps, orjson.OPT_UTC_Z
+
+
+class SlaFacts:
+    """What the SLA events of one (client, SLA) need from the contract and the engine, looked up once per holder
+    (`PartitionEngine._drain`), with the period label of the newest 15-minute bucket an event fell in."""
+
+    __slots__ = ("bucket", "cal", "handle", "is_call", "kind", "label", "ledger", "targets", "within")
+
+    def __init__(self, engine: Engine, client: str, name: str) -> None:
+        sla = next(s for s in engine.contracts.clients[client].slas if s.name == name)
+        self.kind = sla.kind
+        self.cal = engine.clients[client].calendars.get(name)  # a ticket clock's calendar, else None
+        self.targets = sla.target if self.cal is not None else None
+        self.is_call = isinstance(sla, CallSla)
+        self.within = sla.answered_within_us if self.is_call else None
+        self.handle = self.is_call and sla.mean_of == "handle"
+        self.ledger = self.bucket = self.label = None
 
 
 @dataclass(slots=True)
@@ -156,6 +167,10 @@ class Output:
     def failed(self) -> bool:
         fut = self.future
         return fut is not None and fut.done() and (fut.cancelled() or fut.exception() is not None)
+
+
+_NO_FUTURE = object()
+_PENDING, _CONFIRMED, _FAILED = "pending", "confirmed", "failed"
 
 
 class CheckpointState:
@@ -181,6 +196,7 @@ class PartitionEngine:
         self.engine.keep_decisions = True
         if self.engine.changes is None:
             raise ValueError("a partition's engine must track changes (its checkpoints are incremental)")
+        self._sla_facts: dict[tuple[str, str], SlaFacts] = {}  # (client, SLA) -> what its SLA events need
         self.checkpoint_state = CheckpointState()  # what the checkpoint writer remembers (streams.state_records)
         self.offset = -1  # last input offset reflected in the state
         self.snapshot_offset = -1  # offset reflected by the newest snapshot taken
@@ -280,11 +296,17 @@ class PartitionEngine:
         if not decisions:
             return
         trigger = "clock" if offset is None else "event"
-        emit, partition, engine = self._emit, self.partition, self.engine
+        partition, engine, facts = self.partition, self.engine, self._sla_facts
+        outbox, unsent = self.outbox, self._unsent
         for client, c, sign in decisions:
             change = DECIDED if sign > 0 else WITHDRAWN
-            emit(Output(SLA_EVENTS, _client_key(client),
-                        sla_event(client, c, change, trigger, partition, offset, engine), CHANGE_HEADERS[change]))
+            f = facts.get((client, c.sla))
+            if f is None:
+                f = facts[(client, c.sla)] = SlaFacts(engine, client, c.sla)
+            output = Output(SLA_EVENTS, _client_key(client),
+                            sla_event(client, c, change, trigger, partition, offset, engine, f), CHANGE_HEADERS[change])
+            outbox.append(output)  # as _emit
+            unsent.append(output)
         self.sla_events += len(decisions)
         decisions.clear()
 
@@ -300,19 +322,29 @@ class PartitionEngine:
         return unsent
 
     def prune_outbox(self) -> int:
-        """Drop confirmed outputs; failed ones are queued to be sent again. Returns how many failed."""
+        """Drop confirmed outputs; failed ones are queued to be sent again. Returns how many failed. The outputs
+        of one producer batch share its future: its state is read once per run of outputs holding it."""
         failed = 0
         kept = []
         published = self.published
+        last, state, meta = _NO_FUTURE, _PENDING, None
         for o in self.outbox:
-            if o.confirmed:
-                meta = o.future.result()
+            fut = o.future
+            if fut is not last:  # as Output.confirmed / Output.failed
+                last, meta = fut, None
+                if fut is None or not fut.done():
+                    state = _PENDING
+                elif fut.cancelled() or fut.exception() is not None:
+                    state = _FAILED
+                else:
+                    state, meta = _CONFIRMED, fut.result()
+            if state is _CONFIRMED:
                 if meta is not None:  # None: matched with what the previous owner published (streams/outputs.py)
                     tp, offset = (meta.topic, meta.partition), meta.offset + o.index
                     if offset > published.get(tp, -1):
                         published[tp] = offset
                 continue
-            if o.failed:
+            if state is _FAILED:
                 o.future = None
                 self._unsent.append(o)
                 failed += 1
