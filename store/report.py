@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from monitor.contracts import TICKET_KINDS, Contracts, Rolling, TicketSla, UptimeSla
 from monitor.engine import Engine
-from monitor.ledger import BUCKET_US, DAY_US, SlaLedger, Tally
+from monitor.ledger import BUCKET_US, DAY_US, Counts, SlaLedger, Tally
 from monitor.replay import ReplayResult
 from monitor.report import Record, _ledger_records
 from monitor.review.figures import (
@@ -70,6 +70,10 @@ class StoreLedger(SlaLedger):
             "COALESCE(SUM(total), 0) FROM sla_decisions WHERE client = ? AND sla = ? AND at_us >= ? AND at_us < ?",
             (self.client, self.sla, start_us, end_us))[0]
         return Tally(_count(d), _count(g), _count(b), float(t))
+
+    def window_counts(self, start_us: int, end_us: int) -> Counts:
+        t = self.window(start_us, end_us)
+        return Counts(t.decided, t.good, t.bad)
 
 
 def _count(x) -> float:

@@ -5,7 +5,6 @@
 | module | what |
 |---|---|
 | `history.py` | replay through a worker's engine, scrape its collector every step: OpenMetrics per 2-hour window |
-| `speedups.py` | exact shortcuts of the scrape loop (uptime windows from prefix sums, open clocks' stages kept) |
 | `evaluation.py` | `run_backtest`: backfill the TSDB once, one Prometheus, one `query_range` per alert expression |
 | `inline.py` | the recording rules inlined into the alert expressions |
 | `scoring.py` | pure: the `for` state machine, breaches, alert episodes, true positives / late / false alarms |

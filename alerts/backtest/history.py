@@ -40,7 +40,6 @@ from alerts.backtest.scoring import (
     burn_episodes,
     iso,
 )
-from alerts.backtest.speedups import fast_scrape
 from monitor import conventions as names
 
 US = 1_000_000
@@ -251,21 +250,20 @@ def _scrape_stretch(lines: list[bytes], times: list[int | None], contracts, out_
             progress.update(done["scrapes"], iso(t_s))
 
     next_at = first
-    with fast_scrape():
-        for offset, line in enumerate(lines):
-            ts = times[offset]
-            if ts is None and not line.strip():
-                continue
-            if ts is not None:
-                if next_at >= hi:
-                    break  # past this stretch: nothing more to scrape
-                while ts > next_at and next_at < hi:
-                    scrape(next_at)
-                    next_at += step
-            pe.process(line, offset)
-        while next_at <= last and next_at < hi:  # the state after the last event (and any steps left)
-            scrape(next_at)
-            next_at += step
+    for offset, line in enumerate(lines):
+        ts = times[offset]
+        if ts is None and not line.strip():
+            continue
+        if ts is not None:
+            if next_at >= hi:
+                break  # past this stretch: nothing more to scrape
+            while ts > next_at and next_at < hi:
+                scrape(next_at)
+                next_at += step
+        pe.process(line, offset)
+    while next_at <= last and next_at < hi:  # the state after the last event (and any steps left)
+        scrape(next_at)
+        next_at += step
     if spool is not None:
         files.append(spool.finish_window())
     return {"figures": figures_out, "items": item_ops, "files": files, **done}
