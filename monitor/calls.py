@@ -57,43 +57,45 @@ class CallState:
         return self.offered_us is None
 
     def contributions(self, slas: list[CallSla]) -> list[Contribution]:
-        if self.offered_us is None:
+        """One contribution per SLA the call counts in (the wait is worked out once, not per SLA)."""
+        offered = self.offered_us
+        if offered is None:
             return []
-        out = []
+        out: list[Contribution] = []
+        queue, call_id = self.queue, self.call_id
+        # An answer wins over an abandon reported for the same call (a retried/raced signal).
+        at = self.answered_us
+        if at is not None:
+            wait_us = max(0, at - offered)
+            wait = wait_us / US
+            for sla in slas:
+                if sla.queues and queue not in sla.queues:
+                    continue
+                kind = sla.kind
+                if kind == "service_level":
+                    good = int(wait_us <= sla.within)
+                    out.append(_new(Contribution, (sla.name, at, 1, good, 1 - good, wait, wait, None, call_id)))
+                elif kind == "asa":
+                    out.append(_new(Contribution, (sla.name, at, 1, 0, 0, wait, wait, None, call_id)))
+                elif kind == "abandon_rate":
+                    out.append(_new(Contribution, (sla.name, at, 1, 1, 0, 0.0, None, None, call_id)))
+                elif self.ended_us is not None:  # aht
+                    handle = max(0, self.ended_us - at) / US + self.wrapup_s
+                    out.append(_new(Contribution, (sla.name, self.ended_us, 1, 0, 0, handle, handle, None, call_id)))
+            return out
+        at = self.abandoned_us
+        if at is None:
+            return out
+        wait_us = max(0, at - offered)
         for sla in slas:
-            if sla.queues and self.queue not in sla.queues:
+            if sla.queues and queue not in sla.queues:
                 continue
-            c = self._contribution(sla)
-            if c is not None:
-                out.append(c)
+            if wait_us >= sla.short_abandon and sla.counts_abandons:
+                out.append(_new(Contribution, (sla.name, at, 1, 0, 1, 0.0, None, None, call_id)))
         return out
 
-    def _contribution(self, sla: CallSla) -> Contribution | None:
-        # An answer wins over an abandon reported for the same call (a retried/raced signal).
-        if self.answered_us is not None:
-            wait_us = max(0, self.answered_us - self.offered_us)
-            wait = wait_us / US
-            at = self.answered_us
-            if sla.kind == "service_level":
-                good = wait_us <= sla.within
-                return Contribution(sla.name, at, 1, int(good), int(not good), wait, wait, None, self.call_id)
-            if sla.kind == "asa":
-                return Contribution(sla.name, at, 1, 0, 0, wait, wait, None, self.call_id)
-            if sla.kind == "abandon_rate":
-                return Contribution(sla.name, at, 1, 1, 0, 0.0, None, None, self.call_id)
-            if self.ended_us is not None:  # aht
-                handle = max(0, self.ended_us - self.answered_us) / US + self.wrapup_s
-                return Contribution(sla.name, self.ended_us, 1, 0, 0, handle, handle, None, self.call_id)
-            return None
-        if self.abandoned_us is None:
-            return None
-        wait_us = max(0, self.abandoned_us - self.offered_us)
-        if wait_us < sla.short_abandon:
-            return None
-        at = self.abandoned_us
-        if sla.counts_abandons:
-            return Contribution(sla.name, at, 1, 0, 1, 0.0, None, None, self.call_id)
-        return None
+
+_new = tuple.__new__  # Contribution(*fields) without the NamedTuple's Python-level __new__ (all nine given)
 
 
 def _first(current: int | None, ts: int) -> int:
