@@ -464,7 +464,8 @@ class _Peers:
         answers: dict[int, int | None] = {}
         while len(answers) < len(self.conns):
             for conn in wait(list(self.conns.values())):
-                self.serve(conn, answers)
+                if conn.poll():
+                    self.serve(conn, answers)
         return [a for a in answers.values() if a is not None]
 
     def finish(self) -> None:
@@ -474,7 +475,8 @@ class _Peers:
             conn.send(("done",))
         while len(self.finished) < len(self.conns):
             for conn in wait(list(self.conns.values())):
-                self.serve(conn)
+                if conn.poll():
+                    self.serve(conn)
 
 
 def _job(conn: Connection, peer_conns: dict[int, Connection], me: int, contracts: Contracts, at_us: int | None,
@@ -487,10 +489,11 @@ def _job(conn: Connection, peer_conns: dict[int, Connection], me: int, contracts
     inputs = [conn, *peer_conns.values()]
     running = True
     while running:
-        for ready in wait(inputs):
-            if ready is not conn:
-                peers.serve(ready)
-                continue
+        ready = wait(inputs)
+        for peer in ready:
+            if peer is not conn and peer.poll():  # (a question answered in `ask` meanwhile is gone)
+                peers.serve(peer)
+        if conn in ready:
             chunk = conn.recv()
             if chunk is None:  # a peer's message left unread here is served by `finish`
                 running = False
