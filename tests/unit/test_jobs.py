@@ -1,14 +1,16 @@
-"""`--jobs N` (slamon/jobs.py): a replay split across processes by client gives the one-process result."""
+"""`--jobs N` (slamon/jobs.py): a replay split across processes by item (the review: by client) gives the one-process
+result. What holds items of one client together across jobs is tested in test_jobs_items.py."""
 
 from __future__ import annotations
 
 import random
+import zlib
 
 import orjson
 import pytest
 
 from monitor.contracts import load_contracts
-from monitor.formats import to_csv, to_json
+from monitor.formats import to_csv, to_json, to_table
 from monitor.simulation.generator import HOUR_US, GeneratorConfig, generate
 from slamon.jobs import client_of, replay
 from tests.builders import us
@@ -39,8 +41,16 @@ def test_jobs_give_the_one_process_report_byte_for_byte(jobs):
     lines = _traffic(hours=30, seed=5)
     one, many = replay(lines, CONTRACTS, jobs=1), replay(lines, CONTRACTS, jobs=jobs)
     assert one.accepted > 10_000 and one.duplicates > 0 and one.rejected
-    assert to_json(many) == to_json(one) and to_csv(many) == to_csv(one)
+    assert to_json(many) == to_json(one) and to_csv(many) == to_csv(one) and to_table(many) == to_table(one)
     assert many.pipeline() == one.pipeline() and many.examples == one.examples
+    # every client's tickets and calls were spread over every job (not one client per job)
+    spread = {}
+    for line in lines:
+        event = orjson.loads(line) if line.strip().startswith(b"{") else None
+        item = event and (event.get("ticket_id") or event.get("call_id"))
+        if item:
+            spread.setdefault((event["client"], event["kind"]), set()).add(zlib.crc32(item.encode()) % jobs)
+    assert len(spread) >= 4 and all(jobs_seen == set(range(jobs)) for jobs_seen in spread.values())
 
 
 def test_a_repeat_older_than_the_lateness_is_late_or_a_duplicate_but_never_counted():
