@@ -52,6 +52,8 @@ class StateRecordError(SlamonError, ValueError):
     """A state record that cannot be used; the message names the key and what is wrong."""
 
 
+# The records of items are decoded by the million and hold no cycles: gc=False (not tracked by the collector, a
+# fifth less decoding time; the bytes are the same).
 class ClockRec(msgspec.Struct, array_like=True, gc=False):
     sla: str
     target_us: int
@@ -160,10 +162,6 @@ def decode(key: bytes, value: bytes, cls: type):
 
 def _name_key(*parts: str) -> bytes:
     return "\0".join(parts).encode()
-
-
-# The records of items are decoded by the million and hold no cycles: gc=False (not tracked by the collector, a
-# fifth less decoding time; the bytes are the same).
 
 
 # --- engine -> records -------------------------------------------------------------------------------------
