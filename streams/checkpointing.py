@@ -155,17 +155,20 @@ class Checkpointer:
             self.checkpoint_failures += 1
             log.warning("checkpoint failed, not committing: %r", exc)
             return False
-        ok, written = True, []
+        ok, written, jobs = True, [], []
         for pe in list(engines.values()):
             if not pe.dirty and not pe.checkpoint_state.failed:
                 continue
             encode_started = time.perf_counter()
             records = pe.checkpoint_state.failed + changed_records(pe)  # synchronous: one consistent state
-            offset = pe.offset
-            encode_seconds = time.perf_counter() - encode_started
-            try:
-                await self.writer.write(pe.partition, records)
-            except Exception as exc:
+            jobs.append((pe, records, pe.offset, time.perf_counter() - encode_started))
+        # each partition's records go in its own transaction, on its own producer: written side by side
+        results = await asyncio.gather(*(self.writer.write(pe.partition, records) for pe, records, _, _ in jobs),
+                                       return_exceptions=True)
+        for (pe, records, offset, encode_seconds), exc in zip(jobs, results, strict=True):
+            if isinstance(exc, BaseException) and not isinstance(exc, Exception):
+                raise exc  # cancelled (shutdown): as before, not a failed write
+            if exc is not None:
                 ok = False
                 pe.checkpoint_state.failed = records
                 pe.snapshot_offset = pe.durable_offset
