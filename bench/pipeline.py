@@ -22,6 +22,8 @@ reading the same topic from its start with its own consumer group:
                  stateful update per event: a count per message key (the client, as slamon keys); timed like
                  slamon, from assignment until all N are processed; checks that the counts read back from the
                  state sum to N and that its state directory holds RocksDB files;
+  slamon_baseline  with --baseline DIR: the same worker run from another checkout (e.g. `git worktree add DIR
+                 <commit>`), right after slamon in each round: a change's before and after side by side;
   slamon_2_workers  with --pair: two workers in one consumer group (scaling by partitions), timed once the
                  group has split the partitions, over the events still unapplied then (needs spare cores);
   engine_only    decode + engine in-process, no Kafka (the replay path), for reference.
@@ -115,11 +117,11 @@ async def _raw_consume(bootstrap: str, topic: str, n: int, decode=orjson.loads) 
 
 class WorkerProc:
     def __init__(self, bootstrap: str, tag: str, contracts: str, workdir: Path, clock: str,
-                 checkpoint: float = 5.0, run: str = "", member: str = "") -> None:
+                 checkpoint: float = 5.0, run: str = "", member: str = "", root: Path = ROOT) -> None:
         self.port = _free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SLAMON_")},
-            "PYTHONPATH": str(ROOT), "SLAMON_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+            "PYTHONPATH": str(root), "SLAMON_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
             "SLAMON_APP_ID": f"bench-{tag}-slamon{run}", "SLAMON_TOPICS__EVENTS": f"bench-{tag}.events",
             "SLAMON_TOPICS__DEADLETTER": f"bench-{tag}.deadletter",
             "SLAMON_TOPICS__SLA_EVENTS": f"bench-{tag}.sla-events", "SLAMON_TOPICS__PARTITIONS": str(PARTITIONS),
@@ -130,7 +132,7 @@ class WorkerProc:
         # experiments: BENCH_SLAMON_X=v in the bench's environment sets SLAMON_X=v for the workers
         self.env.update({k[len("BENCH_"):]: v for k, v in os.environ.items() if k.startswith("BENCH_SLAMON_")})
         self.log = open(workdir / f"worker-{tag}{run}{member}.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams.app"], cwd=ROOT, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams.app"], cwd=root, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
 
     def health(self) -> dict | None:
@@ -173,8 +175,9 @@ def _metric_sum(text: str, name: str) -> float:
     return total
 
 
-def bench_slamon(bootstrap: str, tag: str, contracts: str, workdir: Path, n: int, run: str = "") -> dict:
-    w = WorkerProc(bootstrap, tag, contracts, workdir, clock="event", run=run)
+def bench_slamon(bootstrap: str, tag: str, contracts: str, workdir: Path, n: int, run: str = "",
+                 root: Path = ROOT) -> dict:
+    w = WorkerProc(bootstrap, tag, contracts, workdir, clock="event", run=run, root=root)
     try:
         t0 = time.perf_counter()
         w.wait_owned()
@@ -496,7 +499,8 @@ def _record(metadata, t_send: float) -> None:
     _SENT.append((metadata.partition, metadata.offset, t_send))
 
 
-VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "slamon", "slamon_2_workers", "naive_faust", "quix")
+VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "slamon", "slamon_baseline", "slamon_2_workers",
+            "naive_faust", "quix")
 
 
 def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[bytes], workdir: Path,
@@ -524,6 +528,10 @@ def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[byte
     if "slamon" not in args.skip:
         out["slamon"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n, run=run)
         print(run, "slamon", out["slamon"], file=sys.stderr)
+        if args.baseline:
+            out["slamon_baseline"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n, run=f"{run}-base",
+                                                  root=Path(args.baseline).resolve())
+            print(run, "slamon baseline", out["slamon_baseline"], file=sys.stderr)
     if args.pair:
         out["slamon_2_workers"] = bench_slamon_pair(bootstrap, tag, args.contracts, workdir, n, run=run)
         print(run, "slamon x2", out["slamon_2_workers"], file=sys.stderr)
@@ -555,6 +563,8 @@ def main() -> None:
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
     ap.add_argument("--skip", nargs="*", default=[], choices=("raw", "slamon", "naive", "engine", "quix", "latency"))
     ap.add_argument("--pair", action="store_true", help="also run two workers in one group (slamon_2_workers)")
+    ap.add_argument("--baseline", metavar="DIR", help="also run the worker from this checkout, right after slamon in "
+                    "every round (slamon_baseline: before/after a change, side by side)")
     args = ap.parse_args()
     if args.cmd == "naive-worker":
         naive_worker(args)
@@ -589,7 +599,8 @@ def main() -> None:
         for r in rounds:
             for top in ("slamon", "slamon_2_workers"):
                 for k in VARIANTS:
-                    if top in r and k in r and k not in ("slamon", "slamon_2_workers"):
+                    if top in r and k in r and k not in ("slamon", "slamon_2_workers") and not (
+                            top == "slamon_2_workers" and k == "slamon_baseline"):
                         ratios.setdefault(f"{top}_over_{k}", []).append(
                             r[top]["events_per_s"] / r[k]["events_per_s"])
         out["ratios"] = {k: {"median": round(statistics.median(v), 3), "rounds": [round(x, 3) for x in v]}
