@@ -167,7 +167,7 @@ class Engine:
         self.open_tickets: set[tuple[str, str]] = set()
         self.orphan_tickets: set[tuple[str, str]] = set()
         # The open clocks summed per SLA for scrapes (monitor.open_clock_index), made at the first question; it
-        # is told which tickets changed (`_index_ticket`).
+        # is told of every ticket about to change (`before_change`: `_on_ticket`, `_fire`, `merge`).
         self.open_index = None
         self.calls: dict[tuple[str, str], CallItem] = {}
         self.seen: dict[str, int] = {}  # event_id -> ts, for dedupe within the lateness horizon
@@ -269,6 +269,8 @@ class Engine:
 
     def _on_ticket(self, model: ClientModel, ev: TicketEvent, ts: int) -> None:
         key = (model.name, ev.ticket_id)
+        if self.open_index is not None:
+            self.open_index.before_change(key)
         item = self.tickets.get(key)
         if item is None:
             item = self.tickets[key] = TicketItem(TicketState(ev.ticket_id), TicketState(ev.ticket_id))
@@ -317,8 +319,6 @@ class Engine:
 
     def _index_ticket(self, key: tuple[str, str], item: TicketItem) -> None:
         state = item.state
-        if self.open_index is not None:
-            self.open_index.touched.add(key)
         if any(clock.good is None for clock in state.clocks):
             self.open_tickets.add(key)
         else:
@@ -378,6 +378,8 @@ class Engine:
             if item is None or deadline != item.pushed_deadline:
                 continue  # superseded by a later schedule of the same ticket
             item.pushed_deadline = None
+            if self.open_index is not None:
+                self.open_index.before_change(key)
             item.state.fire(through_us)
             self._settle_ticket(key[0], key, item)
 
@@ -456,6 +458,9 @@ class Engine:
 
     def merge(self, other: Engine) -> None:
         """Absorb another engine's state built from a key-disjoint part of the same stream."""
+        if self.open_index is not None:
+            for key in other.tickets:
+                self.open_index.before_change(key)
         self.tickets.update(other.tickets)
         self.final_tickets.merge(other.final_tickets)
         self.calls.update(other.calls)

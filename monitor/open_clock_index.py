@@ -14,26 +14,27 @@ parts instead, so a question costs O(tickets changed since the last one + log n)
   whose instant is <= at; the last stage reached is the highest such (stages increase, elapsed time never
   goes back), so the count at stage s is reached(s) - reached(next stage).
 
-The engine marks every ticket it settles (`Engine._index_ticket`: each event, each decided deadline, a merge, a
-restore) in `touched`; the entries of those tickets are recomputed at the next question. An index made for an
-engine that already holds tickets starts with every open one touched. `scan_open_clocks` in monitor.queries is
-the reference pass, and the tests compare both on random streams.
-
-Memory: one small tuple per open clock and one 8-byte slot per deadline and per stage instant.
+The engine announces every change of a ticket before making it (`before_change`: an event, a decided deadline,
+a merge); the ticket's entries are taken out then, computed from its state as it still is, and put back from its
+new state at the next question. So nothing is stored per ticket: one 8-byte slot per deadline and per stage
+instant (`monitor.sorted_ints`), ~50-70 bytes per open ticket. An index made for an engine that already holds
+tickets (the first scrape after a restore) starts with every open one to put in. `scan_open_clocks` in
+monitor.queries is the reference pass, and the tests compare both on random streams.
 """
 
 from __future__ import annotations
 
 import math
-from array import array
-from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from monitor.sorted_ints import SortedInts
+
 if TYPE_CHECKING:
     from monitor.engine import Engine
+
 
 @dataclass(slots=True)
 class OpenClocks:
@@ -52,9 +53,6 @@ class OpenClocks:
 
 ALREADY = -(1 << 62)  # the stage instant of a clock that reached it before any instant asked about
 
-# one open clock: (client, SLA name), priority, deadline (or None), the instant it reaches each stage (or None)
-Entry = tuple[tuple[str, str], str, "int | None", tuple["int | None", ...]]
-
 
 class _Group:
     """The open clocks of one ticket SLA of one client."""
@@ -65,71 +63,77 @@ class _Group:
         self.stages = stages
         self.count = 0
         self.by_priority: dict[str, int] = defaultdict(int)
-        self.deadlines: dict[str, array] = {}  # priority -> sorted deadlines
-        self.reached = [array("q") for _ in stages]  # per stage -> sorted instants it is reached
-
-    def add(self, entry: Entry) -> None:
-        _, priority, deadline, reached = entry
-        self.count += 1
-        self.by_priority[priority] += 1
-        if deadline is not None:
-            listed = self.deadlines.get(priority)
-            if listed is None:
-                listed = self.deadlines[priority] = array("q")
-            insort(listed, deadline)
-        for instants, t in zip(self.reached, reached, strict=True):
-            if t is not None:
-                insort(instants, t)
-
-    def remove(self, entry: Entry) -> None:
-        _, priority, deadline, reached = entry
-        self.count -= 1
-        self.by_priority[priority] -= 1
-        if deadline is not None:
-            _discard(self.deadlines[priority], deadline)
-        for instants, t in zip(self.reached, reached, strict=True):
-            if t is not None:
-                _discard(instants, t)
-
-
-def _discard(instants: array, t: int) -> None:
-    del instants[bisect_left(instants, t)]
+        self.deadlines: dict[str, SortedInts] = {}  # priority -> deadlines
+        self.reached = [SortedInts() for _ in stages]  # per stage -> the instants it is reached
 
 
 class OpenClockIndex:
+    """Holds, for every ticket not in `touched`, exactly the entries its current state gives (`_entries`). The
+    engine calls `before_change(key)` before it changes a ticket: its entries are taken out (computed from the
+    state still unchanged, so nothing per ticket is stored) and it is touched; `refresh` puts the touched
+    tickets' entries back from their new state. Should the entries taken out ever not be found (a change the
+    engine did not announce: a bug), the index is rebuilt at the next question and `rebuilds` counts it."""
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._groups: dict[tuple[str, str], _Group] = {}
-        self._entries: dict[tuple[str, str], tuple[Entry, ...]] = {}
         self.touched: set[tuple[str, str]] = set(engine.open_tickets)
+        self._stale = False
+        self.rebuilds = 0
+
+    def before_change(self, key: tuple[str, str]) -> None:
+        if key in self.touched:
+            return  # its entries are out already
+        self.touched.add(key)
+        for group, priority, deadline, reached in self._entries(key):
+            found = group.deadlines[priority].remove(deadline) if deadline is not None else True
+            for instants, t in zip(group.reached, reached, strict=True):
+                if t is not None:
+                    found = instants.remove(t) and found
+            group.count -= 1
+            group.by_priority[priority] -= 1
+            if not found:
+                self._stale = True
 
     def refresh(self) -> None:
-        """Recompute the entries of every ticket touched since the last refresh."""
+        """Put back the entries of every ticket touched since the last refresh."""
+        if self._stale:
+            self._stale, self._groups = False, {}
+            self.touched = set(self._engine.open_tickets)
+            self.rebuilds += 1
         touched, self.touched = self.touched, set()
+        adds: dict[SortedInts, list[int]] = defaultdict(list)  # gathered: an empty set is loaded sorted at once
         for key in touched:
-            old = self._entries.pop(key, ())
-            for entry in old:
-                self._groups[entry[0]].remove(entry)
-            new = self._entries_of(key)
-            if new:
-                self._entries[key] = new
-                for entry in new:
-                    self._group(entry[0], key[0]).add(entry)
+            for group, priority, deadline, reached in self._entries(key):
+                group.count += 1
+                group.by_priority[priority] += 1
+                if deadline is not None:
+                    listed = group.deadlines.get(priority)
+                    if listed is None:
+                        listed = group.deadlines[priority] = SortedInts()
+                    adds[listed].append(deadline)
+                for instants, t in zip(group.reached, reached, strict=True):
+                    if t is not None:
+                        adds[instants].append(t)
+        for instants, values in adds.items():
+            instants.update(values)
 
-    def _entries_of(self, key: tuple[str, str]) -> tuple[Entry, ...]:
+    def _entries(self, key: tuple[str, str]) -> Iterator[tuple[_Group, str, int | None, tuple[int | None, ...]]]:
+        """(group, priority, deadline, the instant each stage is reached) of each open clock of the ticket."""
         engine = self._engine
         if key not in engine.open_tickets:
-            return ()
+            return
         item = engine.tickets.get(key)
         if item is None:
-            return ()
-        return tuple(_entry(key[0], clock) for clock in item.state.clocks if clock.good is None)
+            return
+        for clock in item.state.clocks:
+            if clock.good is None:
+                yield self._group(key[0], clock.sla), clock.priority, clock.deadline_us, _stage_instants(clock)
 
-    def _group(self, group: tuple[str, str], client: str) -> _Group:
-        found = self._groups.get(group)
+    def _group(self, client: str, sla) -> _Group:
+        found = self._groups.get((client, sla.name))
         if found is None:
-            sla = self._engine.clients[client].ticket_sla_named[group[1]]
-            found = self._groups[group] = _Group(tuple(sla.stages))
+            found = self._groups[(client, sla.name)] = _Group(tuple(sla.stages))
         return found
 
     def at(self, at_us: int, due_within: Iterable[int] = (),
@@ -147,40 +151,43 @@ class OpenClockIndex:
             for priority, n in group.by_priority.items():
                 if n:
                     entry.by_priority[priority] = n
-            reached = [bisect_right(instants, at_us) for instants in group.reached]
+            reached = [instants.count_le(at_us) for instants in group.reached]
             for i, stage in enumerate(group.stages):
                 n = reached[i] - (reached[i + 1] if i + 1 < len(reached) else 0)
                 if n:
                     entry.stages[stage] = n
             for priority, deadlines in group.deadlines.items():
-                if not deadlines:
+                first = deadlines.min()
+                if first is None:
                     continue
                 for span in spans:
-                    n = bisect_right(deadlines, at_us + span)
+                    n = deadlines.count_le(at_us + span)
                     if n:
                         entry.due[(priority, span)] = n
-                if entry.next_deadline_us is None or deadlines[0] < entry.next_deadline_us:
-                    entry.next_deadline_us = deadlines[0]
+                if entry.next_deadline_us is None or first < entry.next_deadline_us:
+                    entry.next_deadline_us = first
         return out
 
 
-def _entry(client: str, clock) -> Entry:
+def _stage_instants(clock) -> tuple[int | None, ...]:
+    """When the clock reaches each of its SLA's stages: ALREADY, an instant, or None (paused short of it, or
+    no business time ahead)."""
     target = clock.target_us
     elapsed = clock.elapsed_us
     since = clock.since_us
-    reached: list[int | None] = []
+    out: list[int | None] = []
     for share in clock.sla.stages:
         rest = math.ceil(share * target) - elapsed
         if rest <= 0:
-            reached.append(ALREADY)
+            out.append(ALREADY)
         elif since is None:
-            reached.append(None)  # paused: not before it runs again (and is touched)
+            out.append(None)  # paused: not before it runs again (which changes the ticket)
         else:
             try:
-                reached.append(clock.cal.add_us(since, rest))
+                out.append(clock.cal.add_us(since, rest))
             except ValueError:  # no business time ahead in the calendar
-                reached.append(None)
-    return (client, clock.sla.name), clock.priority, clock.deadline_us, tuple(reached)
+                out.append(None)
+    return tuple(out)
 
 
 def index_of(engine: Engine) -> OpenClockIndex:
