@@ -75,6 +75,7 @@ QUEUE_CHUNKS = 8  # chunks waiting per job at most
 # How far (in lines) two jobs can be apart: the reader is at most QUEUE_CHUNKS (+ one being sent, one in the pipe)
 # chunks ahead of the slowest job. A job keeps its watermark history this far back for the others' questions.
 SPREAD = (QUEUE_CHUNKS + 6) * CHUNK
+HISTORY_TRIM = 4_096  # a client's watermark history is trimmed (to SPREAD lines back) past this many entries
 last_jobs_cpu_s: list[float] = []  # CPU seconds (user + system) of each job of the last run (bench/replay.py)
 
 
@@ -424,16 +425,18 @@ class _Peers:
             return None
         return self.times[client][i - 1]
 
-    def handled(self, line: int) -> None:
+    def handled(self, line: int, trim: bool = True) -> None:
         """Every own line up to `line` is handled: answer what waited for it, forget history no one can ask."""
         self.done = line
         if self.pending:
             waiting, self.pending = self.pending, []
             for conn, client, asked in waiting:
                 self._answer(conn, client, asked)
+        if not trim:
+            return
         cut = line - SPREAD
         for client, lines in self.lines.items():
-            if len(lines) > 4096 and lines[0] < cut:
+            if len(lines) > HISTORY_TRIM and lines[0] < cut:
                 i = bisect_left(lines, cut) - 1
                 if i > 0:
                     self.trimmed[client] = True
@@ -470,7 +473,7 @@ class _Peers:
 
     def finish(self) -> None:
         """All input handled: tell the others, answer them until they are all done too."""
-        self.handled(1 << 62)
+        self.handled(1 << 62, trim=False)  # the others may still ask about any line they have not reached
         for conn in self.conns.values():
             conn.send(("done",))
         while len(self.finished) < len(self.conns):

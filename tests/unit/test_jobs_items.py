@@ -143,3 +143,17 @@ def test_a_report_instant_and_repeats_on_items():
     cut = us("2026-11-02T07:00:00+00:00")
     one, many = replay(lines, CONTRACTS, cut, jobs=1), replay(lines, CONTRACTS, cut, jobs=3)
     assert one.after_at > 0 and to_json(many) == to_json(one) and many.pipeline() == one.pipeline()
+
+
+def test_the_watermark_history_trimmed_while_the_jobs_ask(monkeypatch):
+    """Small chunks and a short history: the jobs trim what no one can ask about any more while hundreds of lines
+    are asked about; the answers stay exact."""
+    import slamon.jobs as jobs
+
+    monkeypatch.setattr(jobs, "CHUNK", 64)
+    monkeypatch.setattr(jobs, "QUEUE_CHUNKS", 2)
+    monkeypatch.setattr(jobs, "SPREAD", (2 + 6) * 64)
+    monkeypatch.setattr(jobs, "HISTORY_TRIM", 16)
+    lines = _traffic(hours=8, seed=13)
+    one = _same(lines, _short_lateness(5), jobs=3)
+    assert one.rejected["late"] > 500 and len(lines) > 30 * 64
