@@ -14,7 +14,7 @@ has the same tables (`store.report.review_from_store`; tests/unit/test_store_rep
 It also keeps the priority of each breach in force (`breach_priorities`, from the contribution, as the record's
 `priority`), so the review can show the breached tickets of the highest priority first, and the breach's clock
 facts (`breach_facts`: elapsed, target and paused seconds of SLA time, computed as the SLA-events record's
-`elapsed_s`, `target_s`, `paused_s` are by `streams.partition_engine._enrich`), for the review's breach reasons.
+`elapsed_s`, `target_s`, `paused_s` are by `streams.partition_engine.sla_event`), for the review's breach reasons.
 
 Only ticket and call SLAs (their items have a queue), and only calendar periods (a rolling window's tally here would
 hold every decision ever made, as the ledgers' `by_priority` would: the review shows neither for rolling SLAs).
@@ -99,7 +99,7 @@ class ReviewEngine(Engine):
 
     def _breach_facts(self, client: str, c: Contribution) -> tuple[float | None, float | None, float | None]:
         """(elapsed_s, target_s, paused_s) of a breach, exactly as the SLA-events record states them
-        (`streams.partition_engine._enrich`): the store's review reads those columns, this one must equal them."""
+        (`streams.partition_engine.sla_event`): the store's review reads those columns, this one must equal them."""
         sla = next(s for s in self.contracts.clients[client].slas if s.name == c.sla)
         target = sla.target.get(c.priority)
         if target is None or c.sample is None:
