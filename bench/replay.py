@@ -26,6 +26,7 @@ from monitor.contracts import load_contracts
 from monitor.events import decode_event
 from monitor.gc_tuning import tune_gc
 from monitor.replay import replay_lines
+from slamon import jobs as jobs_module
 from slamon.jobs import replay as replay_in_jobs
 
 
@@ -44,7 +45,7 @@ def main() -> None:
     blob = b"\n".join(lines) + b"\n"
     del lines
     tune_gc()
-    decode_s, replay_s, jobs_s, replay_cpu, jobs_cpu, reader_cpu = [], [], [], [], [], []
+    decode_s, replay_s, jobs_s, replay_cpu, jobs_cpu, reader_cpu, each_cpu = [], [], [], [], [], [], []
     result = None
     load_before = os.getloadavg()
     for _ in range(args.repeat):
@@ -62,6 +63,7 @@ def main() -> None:
             jobs_s.append(time.perf_counter() - t)
             jobs_cpu.append(time.process_time() - c + _children_cpu() - kids)
             reader_cpu.append(time.process_time() - c)
+            each_cpu.append([round(x, 2) for x in jobs_module.last_jobs_cpu_s])
             assert [r.as_dict() for r in split.records] == [r.as_dict() for r in result.records]
             assert split.pipeline() == result.pipeline()
     n = result.lines
@@ -75,6 +77,7 @@ def main() -> None:
             f"jobs_{args.jobs}_wall_s": [round(x, 2) for x in jobs_s],
             f"jobs_{args.jobs}_cpu_s_all_processes": [round(x, 2) for x in jobs_cpu],
             f"jobs_{args.jobs}_cpu_s_reading_process": [round(x, 2) for x in reader_cpu],
+            f"jobs_{args.jobs}_cpu_s_each_job": each_cpu,
             f"jobs_{args.jobs}_speedup_per_round": [round(a / b, 2) for a, b in zip(replay_s, jobs_s, strict=True)],
             f"jobs_{args.jobs}_speedup_median_of_rounds": round(statistics.median(
                 a / b for a, b in zip(replay_s, jobs_s, strict=True)), 2),
