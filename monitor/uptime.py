@@ -66,6 +66,8 @@ class UptimeLedger:
     # `between`: cumulative up/down/unknown time of the whole segments times[0..j) (j = 0..), kept while probes
     # arrive in order (a probe after the last one adds a segment); None after anything else changed `times`.
     segment_sums: tuple[array, array, array] | None = field(default=None, repr=False, compare=False)
+    # the same over the folded buckets (their ids sorted, then cumulative up/down/unknown); None after a fold
+    bucket_sums: tuple[list[int], array, array, array] | None = field(default=None, repr=False, compare=False)
 
     @property
     def first_probe_us(self) -> int | None:
@@ -149,7 +151,7 @@ class UptimeLedger:
         for ts in dropped:
             del self.states[ts]
         del times[:k]
-        self.segment_sums = None
+        self.segment_sums = self.bucket_sums = None
         self.folded_us = times[0]
         self.probes_dirty = True
         self.dirty_probe_buckets.update(ts // BUCKET_US for ts in dropped)
@@ -185,13 +187,14 @@ class UptimeLedger:
         return out
 
     def between_by_segments(self, start: int, end: int) -> UptimeTally:
-        """`between` adding every segment's time one by one: the definition the sums are tested against."""
+        """`between` adding every segment's and folded bucket's time one by one: the definition the sums are
+        tested against."""
         out = UptimeTally()
         if end <= start or not self.times:
             return out
         folded = self.folded_us
         if folded is not None and start < folded:
-            self._folded_between(max(start, self.first_us), min(end, folded), out)
+            self._folded_by_buckets(max(start, self.first_us), min(end, folded), out)
             start = folded
             if end <= start:
                 return out
@@ -222,19 +225,49 @@ class UptimeLedger:
         return sums
 
     def _folded_between(self, lo: int, hi: int, out: UptimeTally) -> None:
-        """Add the folded time in [lo, hi), first_us <= lo, hi <= folded_us, to `out`."""
+        """Add the folded time in [lo, hi), first_us <= lo, hi <= folded_us, to `out`: the buckets' cumulative
+        sums (a month to date is ~3,000 buckets, asked at every scrape). Only the two edge buckets can be cut."""
         if hi <= lo:
             return
-        for bucket in range(lo // BUCKET_US, (hi - 1) // BUCKET_US + 1):
-            tally = self.buckets.get(bucket)
-            if tally is None:  # nothing folded here but maintenance: any part of it is zero
+        first, last = lo // BUCKET_US, (hi - 1) // BUCKET_US
+        for bucket in {first, last}:
+            if bucket not in self.buckets:  # nothing folded here but maintenance: any part of it is zero
                 continue
             b_start, b_end = bucket * BUCKET_US, (bucket + 1) * BUCKET_US
             # the folded time of the bucket lies in [max(b_start, first_us), min(b_end, folded_us))
             if lo > max(b_start, self.first_us) or hi < min(b_end, self.folded_us):
                 raise LookupError(f"{self.client}/{self.sla.name}: the window cuts a 15-minute bucket at "
                                   f"{b_start} whose probes were folded (before {self.folded_us})")
+        keys, up, down, unknown = self._bucket_sums()
+        i, j = bisect_left(keys, first), bisect_right(keys, last)
+        out.up_us += up[j] - up[i]
+        out.down_us += down[j] - down[i]
+        out.unknown_us += unknown[j] - unknown[i]
+
+    def _folded_by_buckets(self, lo: int, hi: int, out: UptimeTally) -> None:
+        """`_folded_between` adding bucket by bucket (for `between_by_segments`)."""
+        for bucket in range(lo // BUCKET_US, (hi - 1) // BUCKET_US + 1) if hi > lo else ():
+            tally = self.buckets.get(bucket)
+            if tally is None:
+                continue
+            b_start, b_end = bucket * BUCKET_US, (bucket + 1) * BUCKET_US
+            if lo > max(b_start, self.first_us) or hi < min(b_end, self.folded_us):
+                raise LookupError(f"{self.client}/{self.sla.name}: the window cuts a 15-minute bucket at "
+                                  f"{b_start} whose probes were folded (before {self.folded_us})")
             out.add(tally)
+
+    def _bucket_sums(self) -> tuple[list[int], array, array, array]:
+        sums = self.bucket_sums
+        if sums is None:
+            keys = sorted(self.buckets)
+            up, down, unknown = array("q", [0]), array("q", [0]), array("q", [0])
+            for bucket in keys:
+                t = self.buckets[bucket]
+                up.append(up[-1] + t.up_us)
+                down.append(down[-1] + t.down_us)
+                unknown.append(unknown[-1] + t.unknown_us)
+            sums = self.bucket_sums = (keys, up, down, unknown)
+        return sums
 
     def last_probe(self) -> tuple[int, bool] | None:
         if not self.times:
@@ -263,7 +296,7 @@ class UptimeLedger:
         self.dirty_buckets = set()
         self.probes_dirty = False
         self.dirty_probe_buckets = set()
-        self.segment_sums = None
+        self.segment_sums = self.bucket_sums = None
 
     def merge(self, other: UptimeLedger) -> None:
         """Absorb another ledger of the same SLA. Exact when at most one side has folded and the other side's
@@ -280,7 +313,7 @@ class UptimeLedger:
             raise self._overlap_error()
         mine = self.probes()
         self.times, self.states = list(other.times), dict(other.states)
-        self.segment_sums = None
+        self.segment_sums = self.bucket_sums = None
         self.buckets = {bucket: UptimeTally(*t.as_tuple()) for bucket, t in other.buckets.items()}
         self.folded_us, self.first_us = other.folded_us, other.first_us
         self.dirty_buckets.update(self.buckets)
