@@ -159,21 +159,33 @@ SCRAPE = _spec(names.SCRAPE_DURATION, "gauge", "Time to compute this scrape")
 
 
 class _Families:
+    """A scrape's samples, by family: (label values, value) rows in the order added. Iterating gives
+    prometheus_client's families (what /metrics renders); the backtest writes the rows themselves."""
+
     def __init__(self) -> None:
-        self._fams: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
+        self.rows: dict[str, list[tuple[tuple[str, ...], float]]] = {}
 
     def add(self, name: str, labels: Iterable[str], value: float | None) -> None:
         if value is None:
             return
-        fam = self._fams.get(name)
-        if fam is None:
-            kind, doc, labelnames = _SPECS[name]
-            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
-            fam = self._fams[name] = cls(name, doc, labels=list(labelnames))
-        fam.add_metric([str(v) for v in labels], float(value))
+        rows = self.rows.get(name)
+        if rows is None:
+            rows = self.rows[name] = []
+        rows.append((tuple([str(v) for v in labels]), float(value)))
 
     def __iter__(self):
-        return iter(self._fams.values())
+        for name, rows in self.rows.items():
+            kind, doc, labelnames = _SPECS[name]
+            cls = CounterMetricFamily if kind == "counter" else GaugeMetricFamily
+            fam = cls(name, doc, labels=list(labelnames))
+            for labels, value in rows:
+                fam.add_metric(list(labels), value)
+            yield fam
+
+
+def family_spec(name: str) -> tuple[str, str, tuple[str, ...]]:
+    """(kind, help text, label names) of an exported family."""
+    return _SPECS[name]
 
 
 def _to_s(us: int) -> float:
@@ -202,6 +214,10 @@ class EngineCollector(Collector):
         return []
 
     def collect(self):
+        yield from self.samples()
+
+    def samples(self) -> _Families:
+        """Every series of this scrape, as rows by family (`collect` turns them into prometheus_client's)."""
         started = time.perf_counter()
         fams = _Families()
         exported: set[str] = set()
@@ -218,7 +234,7 @@ class EngineCollector(Collector):
         for partition in [p for p in self._cache if p not in live_partitions]:
             del self._cache[partition]
         fams.add(SCRAPE, (), time.perf_counter() - started)
-        yield from fams
+        return fams
 
     # --- pipeline ---------------------------------------------------------------------------------------
 

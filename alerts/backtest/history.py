@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO
 
 import orjson
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import Metric
 from prometheus_client.openmetrics.exposition import generate_latest
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
@@ -41,6 +41,7 @@ from alerts.backtest.scoring import (
     iso,
 )
 from monitor import conventions as names
+from streams.metrics import family_spec
 
 US = 1_000_000
 BACKTEST_INSTANCE = "backtest:9108"  # the `instance` label of the backtest's (always successful) scrapes
@@ -232,10 +233,10 @@ def _scrape_stretch(lines: list[bytes], times: list[int | None], contracts, out_
             spool = OpenMetricsSpool(out_dir / f"history-{window * WINDOW_S}.om.txt")
             spool_window = window
         figures: dict[tuple[str, str], dict] = defaultdict(dict)
-        families = list(collector.collect())
-        for family in families:
-            _note_figures(family, figures)
-        done["samples"] += spool.add(families, t_s)
+        rows = collector.samples().rows  # what /metrics would render, as rows (no prometheus_client objects)
+        for name, family_rows in rows.items():
+            _note_figures(name, family_rows, figures)
+        done["samples"] += spool.add(rows, t_s)
         for key in figures:
             figures[key]["rolling"] = key in rolling
         figures_out.append((t_s, dict(figures)))
@@ -287,14 +288,17 @@ def _note_item(out, tickets: set[tuple[str, str]], ops: list) -> None:
                                    rec.get("outcome") == "bad")))
 
 
-def _note_figures(family, figures: dict) -> None:
-    field_name = _FIGURES.get(family.name)
+def _note_figures(name: str, rows: list, figures: dict) -> None:
+    field_name = _FIGURES.get(name)
     if field_name is None:
         return
-    for s in family.samples:
-        key = (s.labels.get(names.CLIENT), s.labels.get(names.SLA))
+    labelnames = family_spec(name)[2]
+    ci = labelnames.index(names.CLIENT) if names.CLIENT in labelnames else None
+    si = labelnames.index(names.SLA) if names.SLA in labelnames else None
+    for labels, value in rows:
+        key = (None if ci is None else labels[ci], None if si is None else labels[si])
         f = figures[key]
-        f[field_name] = s.value
+        f[field_name] = value
         if field_name in ("up", "down"):
             f["uptime"] = True
             f["known"] = f.get("up", 0.0) + f.get("down", 0.0)
@@ -318,9 +322,8 @@ def _exposition(family: Metric) -> list[str]:
     return generate_latest(_Families(family)).decode("utf-8").split("\n")
 
 
-_UP = GaugeMetricFamily(names.UP, "1 if the target was scraped (the backtest's scrapes always succeed)",
-                        labels=[names.JOB, names.INSTANCE])
-_UP.add_metric([names.WORKER_JOB, BACKTEST_INSTANCE], 1)
+_UP = Metric(names.UP, "1 if the target was scraped (the backtest's scrapes always succeed)", "gauge")
+_UP_NAMES, _UP_LABELS = (names.JOB, names.INSTANCE), (names.WORKER_JOB, BACKTEST_INSTANCE)
 
 
 class OpenMetricsSpool:
@@ -339,32 +342,32 @@ class OpenMetricsSpool:
         # (sample name, labels) -> the line's `name{labels}` part (shared by the windows of a scrape)
         self._series: dict[tuple, str] = series if series is not None else _SERIES_PARTS
 
-    def add(self, families: list[Metric], t_s: int) -> int:
-        """Spool one scrape of `families` at `t_s`; returns the number of their samples written."""
+    def add(self, rows: dict[str, list[tuple[tuple[str, ...], float]]], t_s: int) -> int:
+        """Spool one scrape (the collector's rows by family, `EngineCollector.samples`) at `t_s`; returns the
+        number of samples written."""
         n = 0
         stamp = f" {t_s}\n"
         series = self._series
-        for family in families:
-            counter = family.type == "counter"
+        for name, family_rows in rows.items():
+            kind, doc, labelnames = family_spec(name)
+            family = Metric(name, doc, kind)
+            sample_name = name + "_total" if kind == "counter" else name
             lines = []
-            for s in family.samples:
-                if counter and not s.name.endswith("_total"):
-                    continue  # _created samples: not exported by the workers' collector
-                part = series.get((s.name, *s.labels.items())) or self._series_part(family, s)
-                lines.append(part + " " + floatToGoString(s.value) + stamp)
+            for labels, value in family_rows:
+                part = series.get((sample_name, labels)) or self._series_part(family, sample_name, labelnames, labels)
+                lines.append(part + " " + floatToGoString(value) + stamp)
             self._file(family).writelines(lines)
             n += len(lines)
         up = _UP
-        self._file(up).write(self._series_part(up, up.samples[0]) + " " + floatToGoString(1) + stamp)
+        part = series.get((names.UP, _UP_LABELS)) or self._series_part(up, names.UP, _UP_NAMES, _UP_LABELS)
+        self._file(up).write(part + " " + floatToGoString(1) + stamp)
         return n
 
-    def _series_part(self, family: Metric, sample: Sample) -> str:
-        key = (sample.name, *sample.labels.items())
-        part = self._series.get(key)
-        if part is None:
-            one = Metric(family.name, family.documentation, family.type)
-            one.samples = [sample._replace(value=0.0, timestamp=None, exemplar=None)]
-            part = self._series[key] = _exposition(one)[2].rsplit(" ", 1)[0]  # the line without " 0.0"
+    def _series_part(self, family: Metric, sample_name: str, labelnames, labels: tuple[str, ...]) -> str:
+        """The line's `name{labels}` part, as prometheus_client's exposition writes it (once per series)."""
+        one = Metric(family.name, family.documentation, family.type)
+        one.samples = [Sample(sample_name, dict(zip(labelnames, labels, strict=True)), 0.0)]
+        part = self._series[(sample_name, labels)] = _exposition(one)[2].rsplit(" ", 1)[0]  # without " 0.0"
         return part
 
     def _file(self, family: Metric) -> IO[str]:
