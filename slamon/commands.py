@@ -57,11 +57,11 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_generate)
 
 
-def add_jobs_option(p: argparse.ArgumentParser) -> None:
+def add_jobs_option(p: argparse.ArgumentParser, split: str = "by ticket and call") -> None:
     from slamon.jobs import default_jobs
 
     p.add_argument("--jobs", type=positive_int, default=default_jobs(), metavar="N",
-                   help="processes to replay on, the events split by client (default: the cores available); "
+                   help=f"processes to replay on, the events split {split} (default: the cores available); "
                         "the output is the same for any N")
 
 
