@@ -185,14 +185,17 @@ class SlaLedger:
                 if tally is not None:
                     out.merge(tally)
                 continue
-            detail = self.instants.get(bucket)
-            if detail is None and bucket in self.buckets:
-                raise LookupError(f"{self.client}/{self.sla}: the window [{start_us}, {end_us}) cuts a 15-minute "
-                                  "bucket whose decision instants were pruned")
-            for at, tally in (detail or {}).items():
-                if start_us <= at < end_us:
-                    out.merge(tally)
+            for tally in self._cut_bucket(bucket, start_us, end_us):
+                out.merge(tally)
         return out
+
+    def _cut_bucket(self, bucket: int, start_us: int, end_us: int) -> list[Tally]:
+        """The instants' tallies of a bucket the window [start, end) cuts (refused once they were pruned)."""
+        detail = self.instants.get(bucket)
+        if detail is None and bucket in self.buckets:
+            raise LookupError(f"{self.client}/{self.sla}: the window [{start_us}, {end_us}) cuts a 15-minute "
+                              "bucket whose decision instants were pruned")
+        return [tally for at, tally in (detail or {}).items() if start_us <= at < end_us]
 
     def window_counts(self, start_us: int, end_us: int) -> Counts:
         """`window(start, end)`'s decided, good and bad: the whole buckets inside from cumulative counts (two
@@ -210,16 +213,13 @@ class SlaLedger:
             i, j = bisect_left(keys, lo), bisect_right(keys, hi)
             (d0, g0, b0), (d1, g1, b1) = sums[i], sums[j]
             decided, good, bad = d1 - d0, g1 - g0, b1 - b0
-        for bucket in {first, last} - set(range(lo, hi + 1)):
-            detail = self.instants.get(bucket)
-            if detail is None and bucket in self.buckets:
-                raise LookupError(f"{self.client}/{self.sla}: the window [{start_us}, {end_us}) cuts a 15-minute "
-                                  "bucket whose decision instants were pruned")
-            for at, tally in (detail or {}).items():
-                if start_us <= at < end_us:
-                    decided += tally.decided
-                    good += tally.good
-                    bad += tally.bad
+        for bucket in {first, last}:
+            if lo <= bucket <= hi:
+                continue  # whole: counted above
+            for tally in self._cut_bucket(bucket, start_us, end_us):
+                decided += tally.decided
+                good += tally.good
+                bad += tally.bad
         return Counts(decided, good, bad)
 
     def _count_prefix(self) -> tuple[list[int], list[tuple[float, float, float]]]:
