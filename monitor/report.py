@@ -153,7 +153,8 @@ def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, 
     )
     sketch = ledger.sketches.get(window.label if not isinstance(sla.period, Rolling) else "rolling")
     if sketch is not None and sketch.count > 0:
-        rec.latency_seconds = {f"p{int(q * 100)}": sketch.quantile(q) for q in (0.5, 0.9, 0.99)}
+        qs = (0.5, 0.9, 0.99)
+        rec.latency_seconds = {f"p{int(q * 100)}": v for q, v in zip(qs, sketch.quantiles(qs), strict=True)}
     if sla.has_item_clocks and list_breaches:  # a scrape (`current_only`) exports no listing: not sorted for it
         listed = ledger.breaches.get(window.label if not isinstance(sla.period, Rolling) else "rolling", [])
         rec.breaches = sorted(item for at, item in listed if window.start_us <= at < window.end_us)

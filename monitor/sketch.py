@@ -49,13 +49,21 @@ class LogSketch:
 
     def quantile(self, q: float) -> float | None:
         """Value at quantile q in [0, 1] within RELATIVE_ACCURACY; None when empty."""
+        return self.quantiles((q,))[0]
+
+    def quantiles(self, qs: tuple[float, ...]) -> list[float | None]:
+        """`quantile` of each q, the buckets sorted once (a scrape asks p50, p90 and p99 of every sketch)."""
         if self.count <= 0:
-            return None
+            return [None] * len(qs)
+        keys = sorted(self.buckets)
+        return [self._at(keys, q) for q in qs]
+
+    def _at(self, keys: list[int], q: float) -> float:
         rank = q * (self.count - 1)
         seen = self.zeros
         if rank < seen:
             return 0.0
-        for key in sorted(self.buckets):
+        for key in keys:
             seen += self.buckets[key]
             if rank < seen:
                 return 2 * _GAMMA**key / (_GAMMA + 1)
