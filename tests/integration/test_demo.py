@@ -170,6 +170,7 @@ def test_demo_starts_alerts_and_stops_clean(services_required, tmp_path):
     try:
         wait_line(r"slamon demo running \(started in", START_TIMEOUT)
         timings["started"] = time.monotonic() - launched
+        wait_line(r"worker-2 metrics\s+http://", START_TIMEOUT)  # the banner's rows follow its first line
         with cond:
             urls = [m.group(1) for line in lines if (m := re.search(r"worker-\d metrics\s+(http://\S+/metrics)",
                                                                       line))]
