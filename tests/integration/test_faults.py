@@ -406,7 +406,7 @@ def test_clock_skew_between_producers(pipeline_factory):
 
 # --- 8. kill -9 during catch-up: SLA-event duplicates --------------------------------------------------------
 
-CATCH_UP_CHECKPOINT = 2.0  # seconds: a few checkpoints within the catch-up, a short test
+CATCH_UP_CHECKPOINT = 0.5  # seconds: several checkpoints within the catch-up (a worker now takes ~3 s for it)
 
 
 def big_stream(contracts) -> tuple[list[bytes], int]:
@@ -476,10 +476,10 @@ def test_kill9_during_catch_up_sla_event_duplicates_within_one_checkpoint_interv
     p.produce(lines)
     w = p.worker("w0").start()
     deadline = time.monotonic() + 120
-    while True:  # kill halfway through the backlog, once every partition with data has a stored checkpoint
+    while True:  # kill past a third of the backlog, once every partition with data has a stored checkpoint
         offsets = p.applied_offsets([w])
         applied = sum(max(0, o + 1) for o in offsets.values())
-        if applied > len(lines) // 2:
+        if applied > len(lines) // 3:
             stored = [v for (n, _), v in w.metrics().items() if n == "slamon_checkpoint_offset" and v >= 0]
             if len(stored) >= sum(1 for o in offsets.values() if o >= 0):
                 break  # (a crash before a partition's first checkpoint resends its outputs: documented elsewhere)
@@ -497,9 +497,17 @@ def test_kill9_during_catch_up_sla_event_duplicates_within_one_checkpoint_interv
     while unconfirmed(m) and time.monotonic() < deadline:  # every output confirmed
         time.sleep(0.5)
         m = w.metrics()
-    records = read_topic(p.settings, p.settings.topics.sla_events, emitted, exact=False, timeout=60)
+    deadline = time.monotonic() + 60
+    while True:  # the replacement may still be sending what it re-applied (seen once in CI: ~1.8k calls short)
+        records = read_topic(p.settings, p.settings.topics.sla_events, emitted, exact=False, timeout=60)
+        try:
+            assert_topic_reads_as_replay(records, replay)
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(2)
     duplicates = len(records) - emitted
-    assert_topic_reads_as_replay(records, replay)
     before = [r.timestamp for r in records if r.timestamp < killed_ms]
     per_interval = busiest_window(before, CATCH_UP_CHECKPOINT)
     assert duplicates >= 0
