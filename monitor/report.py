@@ -4,7 +4,7 @@ schema is documented in README "Report schema"; add fields, never rename them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field
 
 from monitor.compliance import (
@@ -27,6 +27,9 @@ US = 1_000_000
 SOON_US = 30 * 60 * US  # "breaching within N minutes" in the report
 RECENT_US = DAY_US  # the recent window of the projection
 BURN_WINDOWS = {"1h": 3600 * US, "6h": 6 * 3600 * US, "24h": DAY_US}
+# Record figures a caller may ask `build_report` not to compute: each costs a walk per SLA at every scrape
+# (burn windows, the sketch's buckets, a call SLA's waiting calls)
+SKIPPABLE = frozenset({"burn_rate", "latency_seconds", "open"})
 
 
 @dataclass
@@ -81,12 +84,17 @@ class Record:
 
 def build_report(engine: Engine, at_us: int, *, current_only: bool = False,
                  live: dict[tuple[str, str], OpenClocks] | None = None,
-                 clients: Iterable[str] | None = None) -> list[Record]:
+                 clients: Iterable[str] | None = None, skip: Collection[str] = ()) -> list[Record]:
     """Every (client, sla, period) with decisions up to `at_us`, plus each SLA's current period; with
     `current_only`, just the current periods and no breached-item lists (a scrape: costs what is live, not
     the history). `live`: the engine's `open_clocks` at `at_us` with `SOON_US` among its spans, when the caller
     has them already.
-    `clients`: only these (in contract order); default every client."""
+    `clients`: only these (in contract order); default every client.
+    `skip`: figures nobody reads, left at their defaults instead of computed (of `SKIPPABLE`: the backtest
+    exports only the series its alert rules read)."""
+    unknown = set(skip) - SKIPPABLE
+    if unknown:
+        raise ValueError(f"cannot skip {sorted(unknown)}: only {sorted(SKIPPABLE)}")
     engine.advance_to(at_us)
     if live is None:
         live = open_clocks(engine, at_us, (SOON_US,))
@@ -99,10 +107,10 @@ def build_report(engine: Engine, at_us: int, *, current_only: bool = False,
         for sla in client.slas:
             if isinstance(sla, UptimeSla):
                 ledger = next(lg for lg in model.uptime[sla.service] if lg.sla is sla)
-                records.extend(_uptime_records(ledger, at_us, current_only))
+                records.extend(_uptime_records(ledger, at_us, current_only, skip))
             else:
                 records.extend(_ledger_records(engine, engine.ledgers[(name, sla.name)], sla, at_us, current_only,
-                                               live))
+                                               live, skip))
     return records
 
 
@@ -117,26 +125,26 @@ def _windows(ledger: SlaLedger, period, tz: str, at_us: int) -> list[PeriodWindo
 
 
 def _ledger_records(engine: Engine, ledger: SlaLedger, sla, at_us: int, current_only: bool = False,
-                    live: dict | None = None) -> list[Record]:
+                    live: dict | None = None, skip: Collection[str] = ()) -> list[Record]:
     if isinstance(sla.period, Rolling):
         window = rolling_window(at_us, sla.period.rolling)
         if sla.value_is_mean:  # the window's summed seconds or scores
             tally = ledger.window(window.start_us, window.end_us)
         else:  # a share of items: the counts are all it needs (and cost two bisections, not a month of buckets)
             tally = Tally(*ledger.window_counts(window.start_us, window.end_us))
-        return [_record(engine, ledger, sla, window, tally, at_us, True, live, not current_only)]
+        return [_record(engine, ledger, sla, window, tally, at_us, True, live, not current_only, skip)]
     out = []
     windows = [period_of(at_us, sla.period, ledger.tz)] if current_only else \
         _windows(ledger, sla.period, ledger.tz, at_us)
     for window in windows:
         tally = ledger.periods.get(window.label, Tally())
         current = window.start_us <= at_us < window.end_us
-        out.append(_record(engine, ledger, sla, window, tally, at_us, current, live, not current_only))
+        out.append(_record(engine, ledger, sla, window, tally, at_us, current, live, not current_only, skip))
     return out
 
 
 def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
-            current: bool, live: dict | None, list_breaches: bool = True) -> Record:
+            current: bool, live: dict | None, list_breaches: bool = True, skip: Collection[str] = ()) -> Record:
     target = sla.goal
     value, comp = _value(sla, tally)
     lower_is_better = sla.lower_is_better
@@ -152,14 +160,14 @@ def _record(engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, 
         value=value, unit=sla.unit,
     )
     sketch = ledger.sketches.get(window.label if not isinstance(sla.period, Rolling) else "rolling")
-    if sketch is not None and sketch.count > 0:
+    if sketch is not None and sketch.count > 0 and "latency_seconds" not in skip:
         qs = (0.5, 0.9, 0.99)
         rec.latency_seconds = {f"p{int(q * 100)}": v for q, v in zip(qs, sketch.quantiles(qs), strict=True)}
     if sla.has_item_clocks and list_breaches:  # a scrape (`current_only`) exports no listing: not sorted for it
         listed = ledger.breaches.get(window.label if not isinstance(sla.period, Rolling) else "rolling", [])
         rec.breaches = sorted(item for at, item in listed if window.start_us <= at < window.end_us)
     if current:
-        _add_live(engine, ledger, sla, window, tally, at_us, rec, live)
+        _add_live(engine, ledger, sla, window, tally, at_us, rec, live, skip)
     projected = rec.projected if current else value
     rec.penalty = _penalty(sla, value, projected, lower_is_better)
     return rec
@@ -184,9 +192,9 @@ def _budget(sla, tally: Tally, value: float | None) -> float | None:
 
 
 def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tally: Tally, at_us: int,
-              rec: Record, live: dict | None) -> None:
+              rec: Record, live: dict | None, skip: Collection[str] = ()) -> None:
     ratio_target = sla.good_share_goal
-    if ratio_target is not None:
+    if ratio_target is not None and "burn_rate" not in skip:
         for label, length in BURN_WINDOWS.items():
             w = ledger.window_counts(at_us + 1 - length, at_us + 1)
             rec.burn_rate[label] = burn_rate(w.bad, w.decided, ratio_target)
@@ -211,7 +219,7 @@ def _add_live(engine: Engine, ledger: SlaLedger, sla, window: PeriodWindow, tall
         rec.at_risk = {str(s): clocks.stages.get(s, 0) for s in sla.stages}
         nxt = clocks.next_deadline_us
         rec.next_deadline_seconds = None if nxt is None else (nxt - at_us) / US
-    elif isinstance(sla, CallSla):
+    elif isinstance(sla, CallSla) and "open" not in skip:  # walks the client's waiting calls
         rec.open = sum(w.count for queue, w in waiting_calls(engine, ledger.client, at_us).items()
                        if not sla.queues or queue in sla.queues)
 
@@ -229,7 +237,8 @@ def _penalty(sla, value: float | None, projected: float | None, lower_is_better:
     }
 
 
-def _uptime_records(ledger: UptimeLedger, at_us: int, current_only: bool = False) -> list[Record]:
+def _uptime_records(ledger: UptimeLedger, at_us: int, current_only: bool = False,
+                    skip: Collection[str] = ()) -> list[Record]:
     sla = ledger.sla
     if isinstance(sla.period, Rolling):
         windows = [rolling_window(at_us, sla.period.rolling)]
@@ -256,7 +265,7 @@ def _uptime_records(ledger: UptimeLedger, at_us: int, current_only: bool = False
             value=value, unit="ratio", unknown_seconds=t.unknown_us / US,
         )
         if current:
-            for label, length in BURN_WINDOWS.items():
+            for label, length in ({} if "burn_rate" in skip else BURN_WINDOWS).items():
                 w = ledger.between(at_us - length, at_us)
                 rec.burn_rate[label] = burn_rate(w.down_us, w.known_us, sla.target)
             recent = ledger.between(at_us - RECENT_US, at_us)

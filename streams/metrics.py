@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -162,11 +162,12 @@ class _Families:
     """A scrape's samples, by family: (label values, value) rows in the order added. Iterating gives
     prometheus_client's families (what /metrics renders); the backtest writes the rows themselves."""
 
-    def __init__(self) -> None:
+    def __init__(self, wanted: Collection[str] | None = None) -> None:
         self.rows: dict[str, list[tuple[tuple[str, ...], float]]] = {}
+        self.wanted = wanted  # None: every family
 
     def add(self, name: str, labels: Iterable[str], value: float | None) -> None:
-        if value is None:
+        if value is None or (self.wanted is not None and name not in self.wanted):
             return
         rows = self.rows.get(name)
         if rows is None:
@@ -188,6 +189,11 @@ def family_spec(name: str) -> tuple[str, str, tuple[str, ...]]:
     return _SPECS[name]
 
 
+def exported_families() -> list[str]:
+    """Every family the collector can export."""
+    return list(_SPECS)
+
+
 def _to_s(us: int) -> float:
     return us / US
 
@@ -198,12 +204,23 @@ class EngineCollector(Collector):
     engines: the holders this worker owns (called at each scrape).
     clock: the instant to report each holder at (default: its engine's newest event time, the `event` clock).
     consumer_lag: partition -> messages behind (or None when unknown).
+    families: only these families (default: all); what feeds only the others is not computed (the backtest
+    asks for the families its alert rules read).
     """
 
     def __init__(self, engines: Callable[[], Iterable[PartitionEngine]], *,
                  clock: Callable[[PartitionEngine], int] | None = None,
                  consumer_lag: Callable[[int], int | None] | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time,
+                 families: Collection[str] | None = None) -> None:
+        unknown = set(families or ()) - set(_SPECS)
+        if unknown:
+            raise ValueError(f"not exported families: {sorted(unknown)}")
+        self._families = None if families is None else frozenset(families)
+        # a record's `open` is not exported (open items come from the open clocks, waiting calls per queue)
+        self._skip = frozenset({"open"}) | frozenset(
+            figure for figure, family in (("burn_rate", BURN), ("latency_seconds", LATENCY))
+            if self._families is not None and family not in self._families)
         self._engines = engines
         self._clock = clock
         self._consumer_lag = consumer_lag
@@ -219,7 +236,7 @@ class EngineCollector(Collector):
     def samples(self) -> _Families:
         """Every series of this scrape, as rows by family (`collect` turns them into prometheus_client's)."""
         started = time.perf_counter()
-        fams = _Families()
+        fams = _Families(self._families)
         exported: set[str] = set()
         holders = sorted(self._engines(), key=lambda pe: pe.partition)
         for pe in holders:
@@ -274,7 +291,7 @@ class EngineCollector(Collector):
             records, live = cached[1]
         else:
             live = open_clocks(pe.engine, at, SOON.values())  # one pass over open clocks for both
-            records = build_report(pe.engine, at, current_only=True, live=live)  # costs what is live
+            records = build_report(pe.engine, at, current_only=True, live=live, skip=self._skip)  # what is live
             self._cache[pe.partition] = (key, (records, live))
         current: dict[tuple[str, str], Record] = {}
         for rec in records:  # sorted by period start within each SLA: the last one is the current period
@@ -297,9 +314,13 @@ class EngineCollector(Collector):
                 self._counters(fams, pe, labels, sla)
                 if isinstance(sla, TicketSla):
                     self._tickets(fams, labels, sla, rec, live.get(labels))
-                elif isinstance(sla, CallSla):
+                elif isinstance(sla, CallSla) and self._wants(SL_WINDOW, ASA_WINDOW):
                     self._rolling(fams, pe, labels, sla, at)
-            self._calls(fams, pe, client, at)
+            if self._wants(WAITING, LONGEST):
+                self._calls(fams, pe, client, at)
+
+    def _wants(self, *families: str) -> bool:
+        return self._families is None or not self._families.isdisjoint(families)
 
     def _sla_figures(self, fams: _Families, labels: tuple, sla, rec: Record) -> None:
         currency = sla.penalty.currency if sla.penalty is not None else ""

@@ -62,6 +62,29 @@ SERVER_CONFIG = "global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\n"
 
 # --- the rules (pure) ---------------------------------------------------------------------------------------
 
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+
+
+def families_read(rule_file_sets: Iterable[dict[str, dict]]) -> frozenset[str] | None:
+    """The exported families whose series some rule (recording or alerting) of these rule files reads, by
+    sample name (a counter's `_total`); None (every family) when an expression selects series by `__name__`.
+    Any word of an expression that names a sample counts, so a label or function spelled like one only keeps
+    a family in."""
+    from streams.metrics import exported_families, family_spec
+
+    words: set[str] = set()
+    for files in rule_file_sets:
+        for content in files.values():
+            for group in content.get("groups", []):
+                for rule in group.get("rules", []):
+                    expr = str(rule.get("expr", ""))
+                    if "__name__" in expr:
+                        return None
+                    words.update(_NAME.findall(expr))
+    return frozenset(name for name in exported_families()
+                     if (name + "_total" if family_spec(name)[0] == "counter" else name) in words)
+
+
 def recording_layers(files: dict[str, dict]) -> list[dict[str, dict]]:
     """The recording rules of the rule files, split into layers so that a rule only reads rules of
     earlier layers (promtool backfills a layer from what Prometheus already serves)."""
@@ -329,9 +352,11 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
     def phase(label: str) -> Progress:
         return Progress(label, enabled=progress)
 
+    files = [(name, alerting, rule_files(contracts, alerting)) for name, alerting in configs]
     try:
         bar = phase("scrape")
-        history = scrape_history(lines, contracts, work / "history", settings, bar, jobs=jobs)
+        history = scrape_history(lines, contracts, work / "history", settings, bar, jobs=jobs,
+                                 families=families_read(f for _, _, f in files))
         timings["scrape"] = bar.finish(f"{history.scrapes:,} scrapes, {history.samples:,} samples")
         cpu_of("scrape")
         bar = phase("backfill")
@@ -343,7 +368,6 @@ def run_backtest(lines: Iterable[bytes], contracts, configs: list[tuple[str, obj
         keys = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas}
         scored_from = scoring_start(history.start_s, history.boundaries, keys, settings.warm_up_s,
                                     slack_s=settings.boundary_slack_s)
-        files = [(name, alerting, rule_files(contracts, alerting)) for name, alerting in configs]
         results: list[tuple[str, object, int, list[Episode]]] = []
         queries = 0
         if method == "inline":

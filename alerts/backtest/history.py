@@ -16,7 +16,7 @@ import re
 import shutil
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -103,13 +103,18 @@ def _schedule(lines: list[bytes], step: int) -> tuple[list[int | None], int, int
 
 
 def scrape_history(lines: Iterable[bytes], contracts, out_dir: Path, settings: Settings,
-                   progress: Progress | None = None, jobs: int = 1) -> History:
+                   progress: Progress | None = None, jobs: int = 1,
+                   families: frozenset[str] | None = None) -> History:
     """Replay `lines` through a worker's PartitionEngine and write the collector's series at every scrape
     step as OpenMetrics with timestamps, one file per 2-hour window (`History.files`, in `out_dir`).
 
     jobs > 1: the scrape instants are split into that many stretches of whole windows, each scraped by its
     own process (fork), which replays the events before its stretch without scraping (the engine's clock
-    still advanced at every step, as the scrapes do): the same engine state, the same series."""
+    still advanced at every step, as the scrapes do): the same engine state, the same series.
+
+    families: the exported families to write (default: all). The backtest writes those its alert rules read
+    (`evaluation.families_read`): the others would only be backfilled and never queried, and the collector
+    does not compute what feeds only them. The breach tracker's figures are read either way."""
     started = time.perf_counter()
     lines = lines if isinstance(lines, list) else list(lines)
     step = settings.step_s * US
@@ -129,9 +134,10 @@ def scrape_history(lines: Iterable[bytes], contracts, out_dir: Path, settings: S
         progress.total = instants
     if len(stretches) == 1:
         parts = [_scrape_stretch(lines, times, contracts, out_dir, settings, first, last, *stretches[0],
-                                 progress)]
+                                 progress, families=families)]
     else:
-        parts = _in_processes(lines, times, contracts, out_dir, settings, first, last, stretches, progress)
+        parts = _in_processes(lines, times, contracts, out_dir, settings, first, last, stretches, progress,
+                              families)
     tracker = BreachTracker(settings)
     items: dict[tuple[str, str, str], ItemOutcome] = {}
     files: list[Path] = []
@@ -155,7 +161,8 @@ def scrape_history(lines: Iterable[bytes], contracts, out_dir: Path, settings: S
                    sorted(items.values(), key=lambda i: (i.deadline_s, i.client, i.sla, i.item)), files=files)
 
 
-def _in_processes(lines, times, contracts, out_dir, settings, first, last, stretches, progress) -> list[dict]:
+def _in_processes(lines, times, contracts, out_dir, settings, first, last, stretches, progress,
+                  families=None) -> list[dict]:
     import multiprocessing
 
     ctx = multiprocessing.get_context("fork")
@@ -164,7 +171,8 @@ def _in_processes(lines, times, contracts, out_dir, settings, first, last, stret
 
     def run(k: int, lo: int, hi: int) -> None:
         try:
-            part = _scrape_stretch(lines, times, contracts, out_dir, settings, first, last, lo, hi, None, counter)
+            part = _scrape_stretch(lines, times, contracts, out_dir, settings, first, last, lo, hi, None, counter,
+                                   families)
             results.put((k, part, None))
         except BaseException as err:
             results.put((k, None, f"{type(err).__name__}: {err}"))
@@ -196,7 +204,7 @@ def _in_processes(lines, times, contracts, out_dir, settings, first, last, stret
 
 def _scrape_stretch(lines: list[bytes], times: list[int | None], contracts, out_dir: Path, settings: Settings,
                     first: int, last: int, lo: int, hi: int, progress: Progress | None = None,
-                    counter=None) -> dict:
+                    counter=None, families: frozenset[str] | None = None) -> dict:
     """Replay every line; scrape the instants in [lo, hi) (the others only advance the engine's clock)."""
     from monitor.contracts import TicketSla
     from streams.metrics import EngineCollector
@@ -205,7 +213,8 @@ def _scrape_stretch(lines: list[bytes], times: list[int | None], contracts, out_
     step = settings.step_s * US
     pe = PartitionEngine(0, contracts)
     clock = {"at": 0}
-    collector = EngineCollector(lambda: [pe], clock=lambda _pe: clock["at"], wall=lambda: clock["at"] / US)
+    collector = EngineCollector(lambda: [pe], clock=lambda _pe: clock["at"], wall=lambda: clock["at"] / US,
+                                families=None if families is None else families | _FIGURES.keys())
     rolling = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas
                if not isinstance(s.period, str)}
     tickets = {(c, s.name) for c, client in contracts.clients.items() for s in client.slas
@@ -236,7 +245,7 @@ def _scrape_stretch(lines: list[bytes], times: list[int | None], contracts, out_
         rows = collector.samples().rows  # what /metrics would render, as rows (no prometheus_client objects)
         for name, family_rows in rows.items():
             _note_figures(name, family_rows, figures)
-        done["samples"] += spool.add(rows, t_s)
+        done["samples"] += spool.add(rows, t_s, families)
         for key in figures:
             figures[key]["rolling"] = key in rolling
         figures_out.append((t_s, dict(figures)))
@@ -342,13 +351,16 @@ class OpenMetricsSpool:
         # (sample name, labels) -> the line's `name{labels}` part (shared by the windows of a scrape)
         self._series: dict[tuple, str] = series if series is not None else _SERIES_PARTS
 
-    def add(self, rows: dict[str, list[tuple[tuple[str, ...], float]]], t_s: int) -> int:
-        """Spool one scrape (the collector's rows by family, `EngineCollector.samples`) at `t_s`; returns the
-        number of samples written."""
+    def add(self, rows: dict[str, list[tuple[tuple[str, ...], float]]], t_s: int,
+            families: Collection[str] | None = None) -> int:
+        """Spool one scrape (the collector's rows by family, `EngineCollector.samples`) at `t_s`, only `families`
+        when given; returns the number of samples written."""
         n = 0
         stamp = f" {t_s}\n"
         series = self._series
         for name, family_rows in rows.items():
+            if families is not None and name not in families:
+                continue
             kind, doc, labelnames = family_spec(name)
             family = Metric(name, doc, kind)
             sample_name = name + "_total" if kind == "counter" else name

@@ -91,3 +91,42 @@ def _deterministic(path) -> list[str]:
     """The file's lines but the collector's own (wall-clock) scrape duration."""
     return [line for line in path.read_text(encoding="utf-8").splitlines()
             if not line.startswith("slamon_scrape_duration_seconds ")]
+
+
+def test_families_the_rules_read_are_written_as_in_the_full_history(tmp_path):
+    """`families=` (the backtest passes what its rules read): those families' lines are the full history's,
+    the others are not written, and the breaches, periods and items the engine saw are the same."""
+    from alerts.backtest.evaluation import families_read
+    from alerts.config import load_alerting
+    from alerts.rules import rule_files
+
+    contracts = load_contracts("examples/contracts.yaml")
+    lines = [orjson.dumps(e) for e in generate(contracts, GeneratorConfig(start_us=START_US,
+                                                                           duration_us=3 * HOUR_US, seed=5))]
+    wanted = families_read([rule_files(contracts, load_alerting(None))])
+    assert wanted and "slamon_sla_latency_seconds" not in wanted and "slamon_sla_decided" in wanted
+    full = scrape_history(lines, contracts, tmp_path / "full", Settings(step_s=300))
+    lean = scrape_history(lines, contracts, tmp_path / "lean", Settings(step_s=300), families=wanted)
+    assert [f.name for f in full.files] == [f.name for f in lean.files]
+    for a, b in zip(full.files, lean.files, strict=True):
+        kept = [line for line in _deterministic(a)
+                if line.startswith("#") is False and line.split("{")[0].split(" ")[0].removesuffix("_total")
+                in wanted | {"up"}]
+        assert [line for line in _deterministic(b) if not line.startswith("#")] == kept
+    assert 0 < lean.samples < full.samples
+    assert full.breaches == lean.breaches and full.periods == lean.periods and full.items == lean.items
+    assert full.burns == lean.burns and full.boundaries == lean.boundaries
+
+
+def test_families_read_by_rules_go_by_sample_name_and_name_selectors_keep_all():
+    from alerts.backtest.evaluation import families_read
+
+    def files(*exprs):
+        return {"f.yaml": {"groups": [{"name": "g", "rules": [{"record": f"r{i}", "expr": e}
+                                                              for i, e in enumerate(exprs)]}]}}
+
+    assert families_read([files('rate(slamon_sla_decided_total{client="a"}[5m])', "slamon_sla_met == 0")]) == \
+        {"slamon_sla_decided", "slamon_sla_met"}
+    assert families_read([files("slamon_sla_decided > 0")]) == frozenset()  # a counter's samples end in _total
+    assert families_read([files("up"), files("slamon_calls_waiting")]) == {"slamon_calls_waiting"}
+    assert families_read([files('{__name__=~"slamon_.*"}')]) is None

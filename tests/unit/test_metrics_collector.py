@@ -437,3 +437,39 @@ def resolution_contribution():
     from monitor.ledger import Contribution
 
     return Contribution("resolution", 1_772_443_800_000_000, 1, 1, 0, priority="P1", item="r1")
+
+
+def test_families_asked_for_are_exactly_the_full_scrapes_rows_of_them():
+    """`families=`: the rows of those families equal the full scrape's (what feeds only the others, burn rates,
+    sketch quantiles, rolling windows, waiting calls, is not computed); an unknown family is refused."""
+    from streams.metrics import exported_families
+
+    pe = fed()
+    at = max(pe.engine.now_us, pe.clock_us)
+    full = EngineCollector(lambda: [pe], clock=lambda _: at).samples().rows
+    for wanted in ({"slamon_sla_decided", "slamon_sla_at_risk_items", "slamon_calls_longest_wait_seconds"},
+                   {"slamon_sla_burn_rate", "slamon_sla_latency_seconds", "slamon_service_level_ratio"},
+                   set(exported_families()) - {"slamon_scrape_duration_seconds"}):
+        rows = EngineCollector(lambda: [pe], clock=lambda _: at, families=wanted).samples().rows
+        assert set(rows) == wanted & set(full)
+        assert rows == {name: r for name, r in full.items() if name in wanted}
+    with pytest.raises(ValueError, match="slamon_nope"):
+        EngineCollector(lambda: [pe], families={"slamon_nope"})
+
+
+def test_skipped_report_figures_are_left_out_and_the_rest_unchanged():
+    from monitor.report import build_report
+
+    pe = fed()
+    at = max(pe.engine.now_us, pe.clock_us)
+    full = build_report(pe.engine, at, current_only=True)
+    lean = build_report(pe.engine, at, current_only=True, skip={"burn_rate", "latency_seconds", "open"})
+    assert any(r.burn_rate for r in full) and any(r.latency_seconds for r in full)
+    assert any(r.open for r in full if r.kind in ("service_level", "asa"))
+    assert all(not r.burn_rate and r.latency_seconds is None for r in lean)
+    assert all(r.open is None for r in lean if r.kind in ("service_level", "asa"))
+    strip = ("burn_rate", "latency_seconds", "open")
+    assert [{k: v for k, v in r.as_dict().items() if k not in strip} for r in lean] == \
+        [{k: v for k, v in r.as_dict().items() if k not in strip} for r in full]
+    with pytest.raises(ValueError, match="compliance"):
+        build_report(pe.engine, at, skip={"compliance"})
