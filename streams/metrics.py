@@ -166,13 +166,14 @@ class _Families:
         self.rows: dict[str, list[tuple[tuple[str, ...], float]]] = {}
         self.wanted = wanted  # None: every family
 
-    def add(self, name: str, labels: Iterable[str], value: float | None) -> None:
+    def add(self, name: str, labels: tuple[str, ...], value: float | None) -> None:
+        """labels: the label values as strings, in the family's label order."""
         if value is None or (self.wanted is not None and name not in self.wanted):
             return
         rows = self.rows.get(name)
         if rows is None:
             rows = self.rows[name] = []
-        rows.append((tuple([str(v) for v in labels]), float(value)))
+        rows.append((labels, float(value)))
 
     def __iter__(self):
         for name, rows in self.rows.items():
@@ -256,7 +257,7 @@ class EngineCollector(Collector):
     # --- pipeline ---------------------------------------------------------------------------------------
 
     def _pipeline(self, fams: _Families, pe: PartitionEngine, at: int) -> None:
-        p = (pe.partition,)
+        p = (str(pe.partition),)
         engine = pe.engine
         fams.add(RECEIVED, p, pe.received)
         for kind in KINDS:
@@ -266,7 +267,8 @@ class EngineCollector(Collector):
                 fams.add(REJECTED, (*p, reason), pe.rejected.get(reason, 0))
         fams.add(DUPLICATES, p, engine.stats.duplicates)
         fams.add(MISROUTED, p, pe.misrouted)
-        fams.add(ORPHANED, p, engine.orphan_events())
+        if self._wants(ORPHANED):  # walks every call held
+            fams.add(ORPHANED, p, engine.orphan_events())
         fams.add(SKIPPED, p, pe.skipped)
         fams.add(GAPS, p, pe.gaps)
         fams.add(REWINDS, p, pe.rewinds)

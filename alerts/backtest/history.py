@@ -314,6 +314,7 @@ def _note_figures(name: str, rows: list, figures: dict) -> None:
 
 
 _SERIES_PARTS: dict[tuple, str] = {}
+_VALUE_TEXT: dict[float, str] = {}  # value -> " " + floatToGoString(value)
 
 
 class _Families:
@@ -358,6 +359,9 @@ class OpenMetricsSpool:
         n = 0
         stamp = f" {t_s}\n"
         series = self._series
+        values = _VALUE_TEXT
+        if len(values) > 200_000:  # most values recur (counts, 0, 1): formatted once; bounded
+            values.clear()
         for name, family_rows in rows.items():
             if families is not None and name not in families:
                 continue
@@ -367,7 +371,12 @@ class OpenMetricsSpool:
             lines = []
             for labels, value in family_rows:
                 part = series.get((sample_name, labels)) or self._series_part(family, sample_name, labelnames, labels)
-                lines.append(part + " " + floatToGoString(value) + stamp)
+                text = values.get(value)
+                if text is None or not value:  # 0.0 == -0.0 as keys: a zero is written by its own sign
+                    text = " " + floatToGoString(value)
+                    if value:
+                        values[value] = text
+                lines.append(part + text + stamp)
             self._file(family).writelines(lines)
             n += len(lines)
         up = _UP
