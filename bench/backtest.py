@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,10 +48,14 @@ def main() -> None:
     t = time.perf_counter()
     if args.events:
         lines = Path(args.events).read_bytes().splitlines()
-    else:
+    else:  # written to a file and read back, as `slamon generate > F; slamon backtest F` does
         start = to_us(datetime.fromisoformat(START).astimezone(UTC))
         cfg = GeneratorConfig(start_us=start, duration_us=round(args.days * 24 * HOUR_US), seed=args.seed)
-        lines = [orjson.dumps(e) for e in generate(contracts, cfg)]
+        with tempfile.TemporaryFile() as spool:
+            for e in generate(contracts, cfg):
+                spool.write(orjson.dumps(e) + b"\n")
+            spool.seek(0)
+            lines = spool.read().splitlines()  # the lines the CLI reads (its scrape processes fork from here)
     generate_s = time.perf_counter() - t
     t = time.perf_counter()
     result = run_backtest(

@@ -12,6 +12,7 @@ warnings can be scored against item breaches.
 
 from __future__ import annotations
 
+import gc
 import re
 import shutil
 import time
@@ -178,8 +179,14 @@ def _in_processes(lines, times, contracts, out_dir, settings, first, last, stret
             results.put((k, None, f"{type(err).__name__}: {err}"))
 
     procs = [ctx.Process(target=run, args=(k, lo, hi), daemon=True) for k, (lo, hi) in enumerate(stretches)]
-    for proc in procs:
-        proc.start()
+    # what exists now is only read by the children: out of their collections, whose passes over it would
+    # copy every page they touch (30 days generated in-process: +38 % scrape CPU, 3x the system time)
+    gc.freeze()
+    try:
+        for proc in procs:
+            proc.start()
+    finally:
+        gc.unfreeze()
     parts: dict[int, dict] = {}
     try:
         while len(parts) < len(procs):
