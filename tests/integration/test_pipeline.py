@@ -179,6 +179,10 @@ def test_kill9_mid_stream_and_restart_equals_replay(pipeline_factory):
         if match:
             restored[int(match[1])] = int(match[2])
     assert restored, w2.tail()
+    # the open-clock index was built in the restore thread, not by the first scrape on the event loop
+    settled = set(map(int, re.findall(r"partition (\d+): counters and the index of \d+ open tickets settled",
+                                      w2.log.read_text(errors="replace"))))
+    assert settled >= set(restored), w2.tail()
     # the restarted worker started from snapshots older than the stream's end: it re-read the rest
     assert any(restored.get(q, -1) < ends[q] - 1 for q in ends)
     # the invariant behind it: at the crash, no committed offset was past what the stored snapshot reflects
