@@ -265,9 +265,10 @@ def _uptime_records(ledger: UptimeLedger, at_us: int, current_only: bool = False
             value=value, unit="ratio", unknown_seconds=t.unknown_us / US,
         )
         if current:
-            for label, length in ({} if "burn_rate" in skip else BURN_WINDOWS).items():
-                w = ledger.between(at_us - length, at_us)
-                rec.burn_rate[label] = burn_rate(w.down_us, w.known_us, sla.target)
+            if "burn_rate" not in skip:
+                for label, length in BURN_WINDOWS.items():
+                    w = ledger.between(at_us - length, at_us)
+                    rec.burn_rate[label] = burn_rate(w.down_us, w.known_us, sla.target)
             recent = ledger.between(at_us - RECENT_US, at_us)
             share = (end - window.start_us) / (window.end_us - window.start_us)
             rec.projected = projected_ratio(t.up_us, known, recent.up_us, recent.known_us, share)

@@ -231,13 +231,8 @@ class UptimeLedger:
             return
         first, last = lo // BUCKET_US, (hi - 1) // BUCKET_US
         for bucket in {first, last}:
-            if bucket not in self.buckets:  # nothing folded here but maintenance: any part of it is zero
-                continue
-            b_start, b_end = bucket * BUCKET_US, (bucket + 1) * BUCKET_US
-            # the folded time of the bucket lies in [max(b_start, first_us), min(b_end, folded_us))
-            if lo > max(b_start, self.first_us) or hi < min(b_end, self.folded_us):
-                raise LookupError(f"{self.client}/{self.sla.name}: the window cuts a 15-minute bucket at "
-                                  f"{b_start} whose probes were folded (before {self.folded_us})")
+            if bucket in self.buckets:  # nothing folded here but maintenance: any part of it is zero
+                self._refuse_cut(bucket, lo, hi)
         keys, up, down, unknown = self._bucket_sums()
         i, j = bisect_left(keys, first), bisect_right(keys, last)
         out.up_us += up[j] - up[i]
@@ -250,11 +245,16 @@ class UptimeLedger:
             tally = self.buckets.get(bucket)
             if tally is None:
                 continue
-            b_start, b_end = bucket * BUCKET_US, (bucket + 1) * BUCKET_US
-            if lo > max(b_start, self.first_us) or hi < min(b_end, self.folded_us):
-                raise LookupError(f"{self.client}/{self.sla.name}: the window cuts a 15-minute bucket at "
-                                  f"{b_start} whose probes were folded (before {self.folded_us})")
+            self._refuse_cut(bucket, lo, hi)
             out.add(tally)
+
+    def _refuse_cut(self, bucket: int, lo: int, hi: int) -> None:
+        """A folded bucket is whole or nothing: [lo, hi) may not cut its folded time, which lies in
+        [max(bucket start, first_us), min(bucket end, folded_us))."""
+        b_start, b_end = bucket * BUCKET_US, (bucket + 1) * BUCKET_US
+        if lo > max(b_start, self.first_us) or hi < min(b_end, self.folded_us):
+            raise LookupError(f"{self.client}/{self.sla.name}: the window cuts a 15-minute bucket at "
+                              f"{b_start} whose probes were folded (before {self.folded_us})")
 
     def _bucket_sums(self) -> tuple[list[int], array, array, array]:
         sums = self.bucket_sums

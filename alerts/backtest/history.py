@@ -12,6 +12,7 @@ warnings can be scored against item breaches.
 
 from __future__ import annotations
 
+import functools
 import gc
 import re
 import shutil
@@ -308,9 +309,7 @@ def _note_figures(name: str, rows: list, figures: dict) -> None:
     field_name = _FIGURES.get(name)
     if field_name is None:
         return
-    labelnames = family_spec(name)[2]
-    ci = labelnames.index(names.CLIENT) if names.CLIENT in labelnames else None
-    si = labelnames.index(names.SLA) if names.SLA in labelnames else None
+    ci, si = _client_sla_positions(name)
     for labels, value in rows:
         key = (None if ci is None else labels[ci], None if si is None else labels[si])
         f = figures[key]
@@ -318,6 +317,13 @@ def _note_figures(name: str, rows: list, figures: dict) -> None:
         if field_name in ("up", "down"):
             f["uptime"] = True
             f["known"] = f.get("up", 0.0) + f.get("down", 0.0)
+
+
+@functools.cache
+def _client_sla_positions(name: str) -> tuple[int | None, int | None]:
+    """Where the client and SLA labels are among the family's label values (None: not a label of it)."""
+    labelnames = family_spec(name)[2]
+    return tuple(labelnames.index(n) if n in labelnames else None for n in (names.CLIENT, names.SLA))
 
 
 _SERIES_PARTS: dict[tuple, str] = {}
@@ -339,7 +345,8 @@ def _exposition(family: Metric) -> list[str]:
     return generate_latest(_Families(family)).decode("utf-8").split("\n")
 
 
-_UP = Metric(names.UP, "1 if the target was scraped (the backtest's scrapes always succeed)", "gauge")
+# (name, help, type) of a family: a `Metric` is made only for what is rendered once (header, a series' part)
+_UP = (names.UP, "1 if the target was scraped (the backtest's scrapes always succeed)", "gauge")
 _UP_NAMES, _UP_LABELS = (names.JOB, names.INSTANCE), (names.WORKER_JOB, BACKTEST_INSTANCE)
 
 
@@ -373,7 +380,7 @@ class OpenMetricsSpool:
             if families is not None and name not in families:
                 continue
             kind, doc, labelnames = family_spec(name)
-            family = Metric(name, doc, kind)
+            family = (name, doc, kind)
             sample_name = name + "_total" if kind == "counter" else name
             lines = []
             for labels, value in family_rows:
@@ -391,20 +398,20 @@ class OpenMetricsSpool:
         self._file(up).write(part + " " + floatToGoString(1) + stamp)
         return n
 
-    def _series_part(self, family: Metric, sample_name: str, labelnames, labels: tuple[str, ...]) -> str:
+    def _series_part(self, family: tuple[str, str, str], sample_name: str, labelnames,
+                     labels: tuple[str, ...]) -> str:
         """The line's `name{labels}` part, as prometheus_client's exposition writes it (once per series)."""
-        one = Metric(family.name, family.documentation, family.type)
+        one = Metric(*family)
         one.samples = [Sample(sample_name, dict(zip(labelnames, labels, strict=True)), 0.0)]
         part = self._series[(sample_name, labels)] = _exposition(one)[2].rsplit(" ", 1)[0]  # without " 0.0"
         return part
 
-    def _file(self, family: Metric) -> IO[str]:
-        entry = self.files.get(family.name)
+    def _file(self, family: tuple[str, str, str]) -> IO[str]:
+        entry = self.files.get(family[0])
         if entry is None:
-            header = "".join(line + "\n" for line in _exposition(Metric(family.name, family.documentation,
-                                                                       family.type))[:2])
+            header = "".join(line + "\n" for line in _exposition(Metric(*family))[:2])
             handle = open(self.dir / f"{len(self.files):04d}.om", "w", encoding="utf-8")  # noqa: SIM115
-            entry = self.files[family.name] = (header, handle)
+            entry = self.files[family[0]] = (header, handle)
         return entry[1]
 
     def finish_window(self) -> Path:
