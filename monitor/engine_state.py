@@ -40,7 +40,7 @@ from monitor.contracts import Contracts
 from monitor.engine import CallItem, Engine, PipelineStats, TicketItem
 from monitor.errors import SlamonError
 from monitor.events import TicketEvent
-from monitor.ledger import BUCKET_US, DAY_US, SlaLedger, Tally
+from monitor.ledger import BUCKET_US, DAY_US, SlaLedger, Tally, to_millionths
 from monitor.periods import PeriodWindow
 from monitor.sketch import LogSketch
 from monitor.tickets import Clock, TicketState
@@ -103,7 +103,9 @@ class CallRec(msgspec.Struct, array_like=True, gc=False):  # client and call id 
     wrapup_s: float
 
 
-TallyRec = tuple[float, float, float, float]  # decided, good, bad, total
+# decided, good, bad, total: the total in whole millionths (an int); a float is seconds or points, as records before
+# integer totals held it
+TallyRec = tuple[float, float, float, int | float]
 
 
 class BucketRec(msgspec.Struct, array_like=True):
@@ -190,7 +192,7 @@ def call_value(key: tuple[str, str], item: CallItem) -> bytes:  # CallRec
 
 
 def _tally(t: Tally | None) -> TallyRec | None:
-    return None if t is None else (t.decided, t.good, t.bad, t.total)
+    return None if t is None else (t.decided, t.good, t.bad, t.total_us)
 
 
 def bucket_value(ledger: SlaLedger, bucket: int) -> bytes | None:
@@ -544,7 +546,8 @@ def _ledger(engine: Engine, key: bytes, client: str, sla: str) -> SlaLedger:
 
 
 def _tally_of(t: TallyRec) -> Tally:
-    return Tally(*t)
+    decided, good, bad, total = t
+    return Tally(decided, good, bad, total if type(total) is int else to_millionths(total))
 
 
 def _load_bucket(engine: Engine, key: bytes, value: bytes, start: int) -> None:

@@ -15,29 +15,44 @@ from monitor.contracts import Rolling
 from monitor.periods import PeriodWindow, period_of
 from monitor.sketch import LogSketch
 
+US_PER_UNIT = 1_000_000  # `Tally.total_us` counts millionths of a measured unit (µs of a wait, millionths of a score)
+
+
+def to_millionths(value: float) -> int:
+    """A contribution's measured value (seconds or a score) as whole millionths: a wait of `w_us / 1e6` s gives
+    back `w_us` exactly."""
+    return round(value * US_PER_UNIT)
+
 
 @dataclass(slots=True)
 class Tally:
-    """Counts of one SLA over some span. `total` sums the measured value (seconds or scores)."""
+    """Counts of one SLA over some span. `total_us` sums the measured value (seconds or scores) in millionths: an
+    integer, so a sum is the same in any order, merged from any split, and a retraction undoes its addition exactly
+    (float seconds drifted in the last bits with the order of additions and retractions)."""
 
     decided: float = 0
     good: float = 0
     bad: float = 0
-    total: float = 0.0
+    total_us: int = 0
 
-    def add(self, decided: float, good: float, bad: float, total: float, sign: int = 1) -> None:
+    def add(self, decided: float, good: float, bad: float, total_us: int, sign: int = 1) -> None:
         self.decided += sign * decided
         self.good += sign * good
         self.bad += sign * bad
-        if total:  # most decisions measure nothing: keep the shared 0.0 instead of a new float per tally
-            self.total += sign * total
+        if total_us:
+            self.total_us += sign * total_us
 
     def merge(self, other: Tally) -> None:
-        self.add(other.decided, other.good, other.bad, other.total)
+        self.add(other.decided, other.good, other.bad, other.total_us)
+
+    @property
+    def total(self) -> float:
+        """The measured sum in its unit (seconds or score points)."""
+        return self.total_us / US_PER_UNIT
 
     @property
     def empty(self) -> bool:
-        return not (self.decided or self.good or self.bad or self.total)
+        return not (self.decided or self.good or self.bad or self.total_us)
 
 
 class Contribution(NamedTuple):
@@ -97,7 +112,7 @@ class SlaLedger:
 
     def apply(self, c: Contribution, sign: int) -> None:
         label = self._label(c.at_us)
-        d, g, b, t = c.decided, c.good, c.bad, c.total
+        d, g, b, t = c.decided, c.good, c.bad, (to_millionths(c.total) if c.total else 0)
         tally = self.periods.get(label) or self._tally(self.periods, label)
         tally.add(d, g, b, t, sign)
         at = c.at_us
@@ -200,8 +215,8 @@ class SlaLedger:
     def window_counts(self, start_us: int, end_us: int) -> Counts:
         """`window(start, end)`'s decided, good and bad: the whole buckets inside from cumulative counts (two
         bisections instead of a sum per bucket), the instants at the two edges as `window` adds them. Counts
-        are whole numbers, so the result is the same in any order; `window` sums `total` (seconds, scores) in
-        bucket order, for the means that need it."""
+        are whole numbers, so the result is the same in any order; `window` also sums `total_us`, for the means
+        that need it."""
         if end_us <= start_us:
             return Counts(0, 0, 0)
         first, last = start_us // BUCKET_US, (end_us - 1) // BUCKET_US

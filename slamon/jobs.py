@@ -18,10 +18,6 @@ is handled here:
   true one accepts). For a flagged line that its own watermark does not already reject, the job asks the other jobs
   for their newest accepted event time of the client among their lines before that one (`_Peers`), and rejects
   against the exact watermark.
-- **Float sums.** `Tally.total` adds seconds as floats, so the merged total of two jobs' partial sums could differ in
-  the last bits from one process's sum. Only the mean kinds read `total` (ASA, AHT; a CSAT mean sums integer scores):
-  each job logs those contributions with their line number, and the reporter recomputes the merged ledgers' totals
-  in line order, the order and the operations one process performs (`_recompute_totals`).
 - **The report**: each job advances to the common instant; per client the other jobs send the reporter their
   ledgers (`SlaLedger.merge`: counts and latency-sketch buckets are integers, breach lists are sorted by the report),
   their open clocks (summed) and their waiting calls; the reporter builds the client's records. Uptime needs no
@@ -40,7 +36,6 @@ in another (README "Duplicates and the horizon").
 from __future__ import annotations
 
 import contextlib
-import heapq
 import multiprocessing as mp
 import os
 import pickle
@@ -370,28 +365,6 @@ class _Totals:
 
 # --- a job --------------------------------------------------------------------------------------------------------
 
-def _logging(engine_class: type[Engine]) -> type[Engine]:
-    """The engine class with a log of the contributions to mean kinds' totals: (line, decision instant, signed
-    seconds) per (client, SLA), in the order the engine adds them."""
-
-    class LoggingEngine(engine_class):
-        def __init__(self, contracts: Contracts, **options) -> None:
-            super().__init__(contracts, **options)
-            self.line = 0
-            self.mean_log: dict[tuple[str, str], list[tuple[int, int, float]]] = {
-                (name, sla.name): [] for name, client in contracts.clients.items() for sla in client.slas
-                if (name, sla.name) in self.ledgers and sla.value_is_mean}
-
-        def _contribute(self, client, c, sign) -> None:
-            super()._contribute(client, c, sign)
-            if c.total:
-                log = self.mean_log.get((client, c.sla))
-                if log is not None:
-                    log.append((self.line, c.at_us, sign * c.total))
-
-    return LoggingEngine
-
-
 class _Peers:
     """What a job tells the other jobs: its newest accepted event time of a client among its lines before a line,
     once it has handled all its lines before that one."""
@@ -485,7 +458,7 @@ class _Peers:
 def _job(conn: Connection, peer_conns: dict[int, Connection], me: int, contracts: Contracts, at_us: int | None,
          by_items: bool, engine_class: type[Engine], part: Callable | None) -> None:
     tune_gc()  # as the command line does for one process
-    engine = (_logging(engine_class) if by_items else engine_class)(contracts)
+    engine = engine_class(contracts)
     tally, peers = ReplayTally(), _Peers(peer_conns)
     clients, stats, seen = contracts.clients, engine.stats, engine.seen
     lateness = {name: contracts.lateness_us(name) for name in clients}
@@ -513,10 +486,8 @@ def _job(conn: Connection, peer_conns: dict[int, Connection], me: int, contracts
                 if at_us is not None and ts > at_us:
                     tally.after_at += 1
                     continue
-                if by_items:
-                    engine.line = number
-                    if number in flagged:
-                        _settle_watermark(engine, peers, event, number, lateness[event.client])
+                if by_items and number in flagged:
+                    _settle_watermark(engine, peers, event, number, lateness[event.client])
                 duplicates = stats.duplicates
                 problem = engine.ingest(event)
                 if problem is not None:
@@ -535,7 +506,7 @@ def _job(conn: Connection, peer_conns: dict[int, Connection], me: int, contracts
         conn.send([None if j == me else pickle.dumps(_share(engine, at, live, theirs), pickle.HIGHEST_PROTOCOL)
                    for j, theirs in enumerate(owned)])
         shares = [pickle.loads(raw) for raw in conn.recv()]
-        _absorb(engine, live, shares, names)
+        _absorb(engine, live, shares)
     else:
         conn.send(None)
         conn.recv()
@@ -563,14 +534,13 @@ def _settle_watermark(engine: Engine, peers: _Peers, event, number: int, latenes
 
 
 def _share(engine: Engine, at: int, live: dict[tuple[str, str], OpenClocks], clients: list[str]) -> dict:
-    """What a reporter of `clients` needs from this job: ledgers, open clocks, waiting calls, mean-kind logs."""
+    """What a reporter of `clients` needs from this job: ledgers, open clocks, waiting calls."""
     wanted = set(clients)
     return {
         "ledgers": {key: lg for key, lg in engine.ledgers.items() if key[0] in wanted and _holds(lg)},
         "live": {key: clocks for key, clocks in live.items() if key[0] in wanted},
         "calls": {key: item for key, item in engine.calls.items()
                   if key[0] in wanted and item.state.waiting and item.state.offered_us <= at},
-        "log": {key: log for key, log in engine.mean_log.items() if key[0] in wanted and log},
     }
 
 
@@ -578,22 +548,14 @@ def _holds(ledger: SlaLedger) -> bool:
     return bool(ledger.periods or ledger.buckets or ledger.sketches or ledger.breaches)
 
 
-def _absorb(engine: Engine, live: dict[tuple[str, str], OpenClocks], shares: list[dict], clients: list[str]) -> None:
+def _absorb(engine: Engine, live: dict[tuple[str, str], OpenClocks], shares: list[dict]) -> None:
     """The reporter merges the other jobs' shares of its clients into its engine and `live`."""
-    wanted = set(clients)
-    logs: dict[tuple[str, str], list[list[tuple[int, int, float]]]] = {
-        key: [log] for key, log in engine.mean_log.items() if key[0] in wanted}
     for share in shares:
         for key, ledger in share["ledgers"].items():
             engine.ledgers[key].merge(ledger)
         for key, clocks in share["live"].items():
             _add_clocks(live.setdefault(key, OpenClocks()), clocks)
         engine.calls.update(share["calls"])
-        for key, log in share["log"].items():
-            logs[key].append(log)
-    for key, parts in logs.items():
-        if sum(1 for log in parts if log) > 1:  # one side alone: 0.0 + its total is its total, exactly
-            _recompute_totals(engine.ledgers[key], heapq.merge(*parts))
 
 
 def _add_clocks(mine: OpenClocks, other: OpenClocks) -> None:
@@ -605,28 +567,6 @@ def _add_clocks(mine: OpenClocks, other: OpenClocks) -> None:
     if other.next_deadline_us is not None and (mine.next_deadline_us is None
                                                or other.next_deadline_us < mine.next_deadline_us):
         mine.next_deadline_us = other.next_deadline_us
-
-
-def _recompute_totals(ledger: SlaLedger, entries: Iterable[tuple[int, int, float]]) -> None:
-    """Each tally's `total` again, from the contributions in line order: the float additions one process makes in
-    `Tally.add`, in its order, so every bit is the same. (Counts are integers: their merged sums are exact.)"""
-    for table in (ledger.periods, ledger.buckets, ledger.by_priority):
-        for tally in table.values():
-            tally.total = 0.0
-    for detail in ledger.instants.values():
-        for tally in detail.values():
-            tally.total = 0.0
-    labels: dict[int, str] = {}
-    for _, at, value in entries:
-        bucket = at // BUCKET_US  # a 15-minute bucket lies in one period
-        label = labels.get(bucket)
-        if label is None:
-            label = labels[bucket] = ledger._label(at)
-        ledger.periods[label].total += value
-        ledger.buckets[bucket].total += value
-        detail = ledger.instants.get(bucket)
-        if detail is not None and at in detail:  # instants pruned by one job only are never read (edges are kept)
-            detail[at].total += value
 
 
 def client_of(line: bytes) -> str | None:

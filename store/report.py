@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from monitor.contracts import TICKET_KINDS, Contracts, Rolling, TicketSla, UptimeSla
 from monitor.engine import Engine
-from monitor.ledger import BUCKET_US, DAY_US, Counts, SlaLedger, Tally
+from monitor.ledger import BUCKET_US, DAY_US, Counts, SlaLedger, Tally, to_millionths
 from monitor.replay import ReplayResult
 from monitor.report import Record, _ledger_records
 from monitor.review.figures import (
@@ -69,7 +69,7 @@ class StoreLedger(SlaLedger):
             "SELECT COALESCE(SUM(decided), 0), COALESCE(SUM(good), 0), COALESCE(SUM(bad), 0), "
             "COALESCE(SUM(total), 0) FROM sla_decisions WHERE client = ? AND sla = ? AND at_us >= ? AND at_us < ?",
             (self.client, self.sla, start_us, end_us))[0]
-        return Tally(_count(d), _count(g), _count(b), float(t))
+        return Tally(_count(d), _count(g), _count(b), to_millionths(float(t)))
 
     def window_counts(self, start_us: int, end_us: int) -> Counts:
         t = self.window(start_us, end_us)
@@ -114,7 +114,7 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
         ledger = ledgers.get((client, sla))
         if ledger is None:  # an SLA the contracts no longer have
             continue
-        tally = Tally(_count(d), _count(g), _count(b), float(t))
+        tally = Tally(_count(d), _count(g), _count(b), to_millionths(float(t)))
         label = ledger._label(bucket * BUCKET_US)  # a bucket lies in one period: boundaries are on the 15-min grid
         ledger._tally(ledger.periods, label).merge(tally)
         ledger._tally(ledger.buckets, bucket).merge(tally)
@@ -140,7 +140,7 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
                 f"({', '.join('?' * len(chunk))})", chunk):
             if (client, sla, period) in labels:
                 ledgers[(client, sla)].by_priority[(period, priority)] = Tally(_count(d), _count(g), _count(b),
-                                                                               float(t))
+                                                                               to_millionths(float(t)))
     for start in range(0, len(periods), 500):
         chunk = periods[start:start + 500]
         for client, sla, period, dimension, name, d, g, b, t in store.query(
@@ -148,7 +148,7 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
                 f"IN ({', '.join('?' * len(chunk))})", chunk):
             if (client, sla, period) in labels:
                 engine.groups.setdefault((client, sla), {})[(period, dimension, name)] = Tally(
-                    _count(d), _count(g), _count(b), float(t))
+                    _count(d), _count(g), _count(b), to_millionths(float(t)))
     if rolling:  # the engine's rolling sketch holds every decision
         for client, sla, _period, key, n in store.query(
                 "SELECT client, sla, period, sketch_key, n FROM sla_sketches WHERE period = 'rolling'"):

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from monitor.contracts import CallSla, Contracts, Rolling, TicketSla
 from monitor.engine import Engine
-from monitor.ledger import BUCKET_US, Contribution, Tally
+from monitor.ledger import BUCKET_US, Contribution, Tally, to_millionths
 
 QUEUE, CHANNEL = "queue", "channel"
 
@@ -95,7 +95,7 @@ class ReviewEngine(Engine):
             tally = table.get(key)
             if tally is None:
                 tally = table[key] = Tally()
-            tally.add(c.decided, c.good, c.bad, c.total, sign)
+            tally.add(c.decided, c.good, c.bad, to_millionths(c.total) if c.total else 0, sign)
 
     def _breach_facts(self, client: str, c: Contribution) -> tuple[float | None, float | None, float | None]:
         """(elapsed_s, target_s, paused_s) of a breach, exactly as the SLA-events record states them

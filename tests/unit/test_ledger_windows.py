@@ -144,3 +144,42 @@ def test_window_counts_refuse_a_pruned_edge_as_window_does():
     lg.prune(T0 + 2000 * 7 * MIN)
     with pytest.raises(LookupError, match="pruned"):
         lg.window_counts(T0 + 5, T0 + DAY_US)
+
+
+# --- summed values of the mean kinds (README "Means") ---------------------------------------------------------------
+
+def test_a_retraction_undoes_its_addition_exactly():
+    """0.1 s + 0.2 s - 0.1 s is 0.2 s exactly (as floats it is 0.20000000000000004)."""
+    lg = ledger()
+    first, second = (Contribution("sla", T0 + i * MIN, 1, 0, 0, wait, wait) for i, wait in enumerate((0.1, 0.2)))
+    lg.apply(first, +1)
+    lg.apply(second, +1)
+    lg.apply(first, -1)
+    (tally,) = lg.periods.values()
+    assert tally.total_us == 200_000 and tally.total == 0.2 and tally.decided == 1
+    assert lg.window(T0, T0 + DAY_US).total == 0.2
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 20 * DAY_US // MIN), st.integers(0, 3_600_000_000), st.booleans()),
+                max_size=40), st.randoms(use_true_random=False))
+def test_summed_waits_are_exact_in_any_order_and_from_any_split(items, rnd):
+    """Waits of whole microseconds, some added and later retracted, in any order and split over two ledgers: every
+    sum is the exact integer, and two halves merge to it."""
+    ops = [(T0 + minute * MIN, wait_us, +1) for minute, wait_us, _ in items]
+    ops += [(at, wait_us, -1) for (at, wait_us, _), (_, _, retract) in zip(ops, items, strict=True) if retract]
+    kept = [op for op, (_, _, retract) in zip(ops, items, strict=False) if not retract]
+    rnd.shuffle(ops)
+    whole, halves = ledger(), [ledger(), ledger()]
+    for i, (at, wait_us, sign) in enumerate(ops):
+        c = Contribution("sla", at, 1, 0, 0, wait_us / 1e6, wait_us / 1e6)
+        whole.apply(c, sign)
+        halves[i % 2].apply(c, sign)
+    merged = ledger()
+    for half in halves:
+        merged.merge(half)
+    for label, tally in whole.periods.items():
+        window = whole.windows[label]
+        exact = sum(w for at, w, _ in kept if window.start_us <= at < window.end_us)
+        assert tally.total_us == exact == merged.periods[label].total_us
+        assert tally.total == exact / 1e6

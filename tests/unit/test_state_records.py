@@ -111,3 +111,15 @@ def test_forged_records_are_refused_with_their_key_never_executed():
         assert "p0/t/acme" in str(err.value)
     with pytest.raises(StateRecordError, match="names no client"):
         restore_partition(0, CONTRACTS, {**store, b"p0/t/nobody\x00T1": store[key]})
+
+
+def test_a_tally_written_before_integer_totals_restores_in_millionths():
+    """Records before integer totals held the summed seconds as a float: read, they are whole millionths again."""
+    from monitor.engine_state import PeriodRec, _tally_of, decode
+
+    old = encode(PeriodRec("acme", "sl", "2026-11", None, (3.0, 2.0, 1.0, 0.1 + 0.2), [("P1", (1.0, 1.0, 0.0, 30.5))],
+                           None))
+    rec = decode(b"p0/p/acme", old, PeriodRec)
+    assert (_tally_of(rec.tally).total_us, _tally_of(rec.by_priority[0][1]).total_us) == (300_000, 30_500_000)
+    new = encode(PeriodRec("acme", "sl", "2026-11", None, (3.0, 2.0, 1.0, 300_000), [], None))
+    assert _tally_of(decode(b"p0/p/acme", new, PeriodRec).tally).total_us == 300_000
