@@ -1,6 +1,7 @@
 """Replay throughput: events per second through decode + engine + report, on one core.
 
     python bench/replay.py [--events 1000000] [--contracts examples/contracts.yaml] [--repeat 3] [--jobs 2]
+                           [--python-router]
 
 Generates the events once (not timed), then times, side by side in one run: decoding only, the full
 replay (decode + engine + report) in one process, and with --jobs N the same replay split across N processes
@@ -36,6 +37,8 @@ def main() -> None:
     ap.add_argument("--contracts", default="examples/contracts.yaml")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--jobs", type=int, default=0, help="also time the replay on this many processes")
+    ap.add_argument("--python-router", action="store_true",
+                    help="with --jobs: also time the jobs with the reader's Python router (the reference)")
     args = ap.parse_args()
     contracts = load_contracts(args.contracts)
     lines = make_events(contracts, args.events)
@@ -46,6 +49,8 @@ def main() -> None:
     del lines
     tune_gc()
     decode_s, replay_s, jobs_s, replay_cpu, jobs_cpu, reader_cpu, each_cpu = [], [], [], [], [], [], []
+    py_s, py_reader_cpu = [], []
+    compiled = jobs_module.COMPILED_ROUTER
     result = None
     load_before = os.getloadavg()
     for _ in range(args.repeat):
@@ -66,6 +71,14 @@ def main() -> None:
             each_cpu.append([round(x, 2) for x in jobs_module.last_jobs_cpu_s])
             assert [r.as_dict() for r in split.records] == [r.as_dict() for r in result.records]
             assert split.pipeline() == result.pipeline()
+        if args.jobs > 1 and args.python_router:
+            jobs_module.COMPILED_ROUTER = False
+            t, c = time.perf_counter(), time.process_time()
+            split = replay_in_jobs(io.BytesIO(blob), contracts, jobs=args.jobs)
+            py_s.append(time.perf_counter() - t)
+            py_reader_cpu.append(time.process_time() - c)
+            jobs_module.COMPILED_ROUTER = compiled
+            assert [r.as_dict() for r in split.records] == [r.as_dict() for r in result.records]
     n = result.lines
     d, r = statistics.median(decode_s), statistics.median(replay_s)
     print(json.dumps({
@@ -82,8 +95,14 @@ def main() -> None:
             f"jobs_{args.jobs}_speedup_median_of_rounds": round(statistics.median(
                 a / b for a, b in zip(replay_s, jobs_s, strict=True)), 2),
             f"jobs_{args.jobs}_cpu_over_one_process_cpu": round(statistics.median(jobs_cpu)
-                                                                 / statistics.median(replay_cpu), 3)}
+                                                                 / statistics.median(replay_cpu), 3),
+            f"jobs_{args.jobs}_router": "compiled" if compiled else "python"}
            if jobs_s else {}),
+        **({f"jobs_{args.jobs}_python_router_wall_s": [round(x, 2) for x in py_s],
+            f"jobs_{args.jobs}_python_router_cpu_s_reading_process": [round(x, 2) for x in py_reader_cpu],
+            f"jobs_{args.jobs}_python_router_speedup_per_round": [round(a / b, 2)
+                                                                  for a, b in zip(replay_s, py_s, strict=True)]}
+           if py_s else {}),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "records": len(result.records), "accepted": result.accepted, "duplicates": result.duplicates,

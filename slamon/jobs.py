@@ -49,6 +49,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from functools import partial
+from itertools import islice
 from multiprocessing.connection import Connection, wait
 
 import orjson
@@ -63,6 +64,13 @@ from monitor.replay import ReplayResult, ReplayTally, replay_lines, replay_resul
 from monitor.report import SOON_US, Record, build_report
 from monitor.review.figures import Review, ReviewError, build_review, not_begun
 from monitor.review.groups import ReviewEngine
+
+try:  # the compiled router (native/router), built by `pip install -e .` where a Rust toolchain is found
+    from slamon import _router
+except ImportError:  # pragma: no cover - the install without Rust
+    _router = None
+# The reader's router: the compiled one when built, unless SLAMON_ROUTER=python asks for the reference
+COMPILED_ROUTER = _router is not None and os.environ.get("SLAMON_ROUTER", "").strip().lower() != "python"
 
 ROUTE_SAMPLE = 20_000  # the review's client placement
 CHUNK = 4_096  # lines per chunk
@@ -133,7 +141,6 @@ class _Jobs:
         ctx = mp.get_context("fork")
         self.n, self.contracts, self.at_us, self.by_items = n, contracts, at_us, by_items
         self.lateness = {name: contracts.lateness_us(name) for name in contracts.clients}
-        self.newest: dict[str, int] = {}  # client -> newest event time of a line that may be accepted
         # client -> the job that reports it (and, split by item, gets its probes, surveys and audits)
         self.owner: dict[str | None, int] = {}
         if by_items:
@@ -189,42 +196,8 @@ class _Jobs:
         return self._finish(count)
 
     def _route_items(self, lines: Iterable[bytes]) -> int:
-        """Tickets and calls by item, the rest to the client's reporter; flags the lines that may be late. One
-        loop, inlined: this process reads every line, and its time is taken from the jobs' cores."""
-        loads, crc32, decode_error = orjson.loads, zlib.crc32, orjson.JSONDecodeError
-        n, owner, newest, lateness, at = self.n, self.owner, self.newest, self.lateness, self.at_us
-        numbers, parts, flagged = self.numbers, self.parts, self.flagged
-        count = 0
-        for count, line in enumerate(lines, 1):
-            if count % CHUNK == 0:
-                self._chunk(count - 1)
-            try:
-                obj = loads(line)
-            except decode_error:
-                obj = None
-                if not line.strip():
-                    continue
-            job = 0  # not an event of a known client: rejected wherever it goes
-            if type(obj) is dict:
-                client = obj.get("client")
-                mine = owner.get(client) if type(client) is str else None
-                if mine is not None:
-                    kind = obj.get("kind")
-                    item = obj.get("ticket_id") if kind == "ticket" else obj.get("call_id") if kind == "call" else None
-                    job = crc32(item.encode()) % n if type(item) is str else mine
-                    ts = obj.get("ts")
-                    ts = _ts_us(ts) if type(ts) is str else None
-                    if ts is None:
-                        ts = _decoded_ts(line, owner)
-                    if ts is not None and (at is None or ts <= at):
-                        last = newest.get(client)
-                        if last is None or ts > last:
-                            newest[client] = ts
-                        elif ts < last - lateness[client]:  # may be late: the job settles it exactly
-                            flagged[job].append(count)
-            numbers[job].append(count)
-            parts[job].append(line)
-        return count
+        router = ItemRouter(self.n, self.owner, self.lateness, self.at_us)
+        return router.route(lines, self.numbers, self.parts, self.flagged, self._chunk)
 
     def _route_clients(self, lines: Iterable[bytes]) -> int:
         sample: list[tuple[int, bytes, str | None]] = []
@@ -303,6 +276,61 @@ class _Jobs:
         return replay_result(_Totals(stats, orphans), tally, at, records), parts
 
 
+class ItemRouter:
+    """The reader's split by item: a ticket's or call's line to the job of its id, any other of a known client to
+    the client's reporter, the rest to job 0 (rejected wherever it goes); a known client's event time raises its
+    newest, or flags the line if it is older than that by more than the allowed lateness (the job settles it
+    exactly). This process reads every line and its time is taken from the jobs' cores: the compiled router does it
+    when built (native/router); the Python one here is the reference, and a property test holds them together."""
+
+    def __init__(self, n: int, owner: dict[str, int], lateness: dict[str, int], at_us: int | None, *,
+                 compiled: bool | None = None) -> None:
+        self.n, self.owner, self.lateness, self.at_us = n, owner, lateness, at_us
+        self.compiled = COMPILED_ROUTER if compiled is None else compiled
+        self.newest: dict[str, int] = {}  # client -> newest event time of a line that may be accepted
+
+    def route(self, lines: Iterable[bytes], numbers: list[list[int]], parts: list[list[bytes]],
+              flagged: list[list[int]], chunk: Callable[[int], None]) -> int:
+        """Lines appended to their job's `numbers` (1-based) and `parts`, maybe-late ones to `flagged`; `chunk(end)`
+        is called before every CHUNK-th line. Returns the count of lines."""
+        if not self.compiled:
+            return self._route_python(lines, numbers, parts, flagged, chunk)
+        router = _router.Router(self.n, [(name, job, self.lateness[name]) for name, job in self.owner.items()],
+                                self.at_us, partial(_line_fields, owner=self.owner),
+                                partial(_event_time, owner=self.owner))
+        it, count, size = iter(lines), 0, CHUNK - 1
+        while batch := list(islice(it, size)):
+            if count:
+                chunk(count)
+            router.route(batch, count + 1, numbers, parts, flagged)
+            count += len(batch)
+            size = CHUNK
+        self.newest = router.newest
+        return count
+
+    def _route_python(self, lines, numbers, parts, flagged, chunk) -> int:
+        count = 0
+        for count, line in enumerate(lines, 1):
+            if count % CHUNK == 0:
+                chunk(count - 1)
+            fields = _line_fields(line, self.owner)
+            if fields is None:
+                continue
+            client, item, ts = fields
+            job = 0
+            if client is not None:
+                job = zlib.crc32(item.encode()) % self.n if item is not None else self.owner[client]
+                if ts is not None and (self.at_us is None or ts <= self.at_us):
+                    last = self.newest.get(client)
+                    if last is None or ts > last:
+                        self.newest[client] = ts
+                    elif ts < last - self.lateness[client]:
+                        flagged[job].append(count)
+            numbers[job].append(count)
+            parts[job].append(line)
+        return count
+
+
 def _feed(q: queue.Queue, conn: Connection) -> None:
     """A job's chunks, sent from a thread so that one busy job never holds the reader (and the others) back."""
     failed = False
@@ -324,7 +352,7 @@ _MINUTES: dict[str, int] = {}  # "2026-11-02T10:04" -> its µs (UTC), for the co
 
 def _ts_us(text: str) -> int | None:
     """Event time in µs of the forms above; exactly what the decoder gives (a unit test compares them)."""
-    if len(text) == 24 and text[23] == "Z" and text[19] == ".":  # 2026-11-02T10:04:05.123Z: by the minute
+    if len(text) == 24 and text[23] == "Z" and text[19] == "." and text[16] == ":":  # 2026-11-02T10:04:05.123Z
         minute = _MINUTES.get(text[:16])
         if minute is None:
             if not _TS.fullmatch(text):
@@ -351,6 +379,28 @@ def _ts_us(text: str) -> int | None:
 def _decoded_ts(line: bytes, clients) -> int | None:
     event = decode_event(line, clients)
     return None if isinstance(event, Rejection) else event.ts_us
+
+
+def _line_fields(line: bytes, owner: dict) -> tuple[str | None, str | None, int | None] | None:
+    """What the reader needs of a line: None for a blank one; else its client (None unless one of `owner`'s), its
+    item (a ticket's or call's id, if a string) and its event time (None if it has none)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None if not line.strip() else (None, None, None)
+    client = obj.get("client") if type(obj) is dict else None
+    if type(client) is not str or client not in owner:
+        return None, None, None
+    kind = obj.get("kind")
+    item = obj.get("ticket_id") if kind == "ticket" else obj.get("call_id") if kind == "call" else None
+    ts = obj.get("ts")
+    return client, item if type(item) is str else None, _event_time(ts if type(ts) is str else None, line, owner)
+
+
+def _event_time(text: str | None, line: bytes, owner: dict) -> int | None:
+    """A known client's line's event time: from its `ts` text if of a form `_ts_us` reads, else as decoded."""
+    ts = _ts_us(text) if text is not None else None
+    return _decoded_ts(line, owner) if ts is None else ts
 
 
 class _Totals:
