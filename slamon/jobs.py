@@ -8,7 +8,8 @@ another job's chunk holds back.
 **A replay splits by item** (`replay`): a ticket's events go to the job `crc32(ticket_id) % N`, a call's to
 `crc32(call_id) % N`; probes, surveys and audits go to their client's *reporter* job (clients in contract order,
 round robin). A duplicate is a resend of the same event, with the same item, so it lands where its original did.
-Items are independent in the engine, so each job's tickets and calls are exact; what ties a client's items together
+The reading process places every line (`ItemRouter`): compiled in native/router when built, the Python here being the
+reference. Items are independent in the engine, so each job's tickets and calls are exact; what ties a client's items together
 is handled here:
 
 - **Lateness** depends on the client's newest accepted event time over *all* its events. Reading the lines, this
