@@ -9,8 +9,8 @@ another job's chunk holds back.
 `crc32(call_id) % N`; probes, surveys and audits go to their client's *reporter* job (clients in contract order,
 round robin). A duplicate is a resend of the same event, with the same item, so it lands where its original did.
 The reading process places every line (`ItemRouter`): compiled in native/router when built, the Python here being the
-reference. Items are independent in the engine, so each job's tickets and calls are exact; what ties a client's items together
-is handled here:
+reference. Items are independent in the engine, so each job's tickets and calls are exact; what ties a client's items
+together is handled here:
 
 - **Lateness** depends on the client's newest accepted event time over *all* its events. Reading the lines, this
   process keeps per client the newest event time of any line that may be accepted (an upper bound of the true
