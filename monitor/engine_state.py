@@ -391,7 +391,7 @@ def _ticket_loader(engine: Engine):
             raise StateRecordError(f"state record {key[:120]!r}: the key names no client of the contracts")
         slas = named[client]
         events = rec.events
-        base = None  # compacted (the default): the base is a copy of the state, sharing its clocks
+        base = None  # compacted (the default): the base is the state itself
         if not events:
             current, events = rec.base, ()  # the shared empty tuple, as a compaction leaves it (not a list each)
         elif (current := rec.state) is None:  # not written since format 2's first version: rebuilt from the events
@@ -435,11 +435,9 @@ def _ticket_loader(engine: Engine):
         if st is not None:
             st = intern(st)
         created, orphans, clocks = current.created_us, current.orphans, tuple(clocks)
-        if base is None:  # as `state.copy()`: both marked shared
-            state = TicketState(ticket_id, created, p, q, ch, st, current.resolved, current.resolved_us, orphans,
-                                clocks, True)
-            base = TicketState(ticket_id, created, p, q, ch, st, current.resolved, current.resolved_us, orphans,
-                               clocks, True)
+        if base is None:  # compacted: the base is the state itself, as `Engine.compact` leaves it
+            base = state = TicketState(ticket_id, created, p, q, ch, st, current.resolved, current.resolved_us,
+                                       orphans, clocks)
         else:
             state = TicketState(ticket_id, created, p, q, ch, st, current.resolved, current.resolved_us, orphans,
                                 clocks)

@@ -155,3 +155,26 @@ def test_final_ticket_ids_are_kept_for_the_retention_then_forgotten():
     assert h1 not in final and h2 in final
     with pytest.raises(ValueError, match="multiple of 8"):
         copy.load_day(1, b"\x00" * 7)
+
+
+def test_a_compacted_ticket_holds_one_state_and_copies_it_before_it_changes():
+    """Compaction leaves the base as the state object itself; the next in-order event copies it first, so a late
+    event after that still rebuilds from the state as it was compacted (equal to the sorted input)."""
+    events = [ticket("2026-11-02T08:00:00Z", "T1", "created", priority="P1"),
+              ticket("2026-11-02T10:00:00Z", "T2", "created", priority="P1"),  # watermark 10:00: horizon 09:00
+              ticket("2026-11-02T09:40:00Z", "T1", "priority", priority="P2"),
+              ticket("2026-11-02T09:10:00Z", "T1", "status", status="pending")]  # late, inside the lateness
+    e = engine()
+    feed(e, events[:2])
+    e.compact()
+    item = e.tickets[("acme", "T1")]
+    assert item.base is item.state and item.events == ()
+    compacted = item.state.copy()
+    feed(e, events[2:3])
+    assert item.base is not item.state and item.base == compacted and item.state.priority == "P2"
+    feed(e, events[3:])
+    assert e.stats.rebuilds == 1 and item.base == compacted
+    ordered = engine()
+    feed(ordered, sorted(events, key=lambda d: d["ts"]))
+    assert e.tickets[("acme", "T1")].state == ordered.tickets[("acme", "T1")].state
+    assert [r.as_dict() for r in build_report(e, e.now_us)] == [r.as_dict() for r in build_report(ordered, e.now_us)]

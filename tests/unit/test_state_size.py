@@ -88,6 +88,8 @@ def test_changing_a_copy_leaves_the_original_alone():
     model = engine.clients["acme"]
     reply = decode_event(orjson.dumps({"event_id": "r1", "kind": "ticket", "client": "acme", "ts": format_us(END),
                                        "ticket_id": "acme-T000000", "type": "agent_reply"}), contracts.clients)
+    item.own_base()  # as the engine does before changing a state in place (compacted: the base is the state)
+    assert item.base.clocks is item.state.clocks  # shared until one side changes them
     item.state.apply(reply, END, model.ticket_slas, model.calendars)
     assert [c.good for c in item.state.clocks] == [True, None]
     assert [(c.good, c.elapsed_us, c.since_us, c.deadline_us) for c in item.base.clocks] == base_before
