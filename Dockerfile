@@ -21,9 +21,15 @@ COPY pyproject.toml README.md ./
 COPY monitor ./monitor
 COPY streams ./streams
 COPY alerts ./alerts
+COPY slamon ./slamon
+COPY ingest ./ingest
+COPY store ./store
+# the `--jobs` reader's compiled router: this image has no Rust toolchain, so the install skips it (optional) and
+# `--jobs` reads with the Python reference router
+COPY native ./native
 RUN pip install . \
     # fail the build, not the container, when a module imports something the package does not declare
-    && python -c "import slamon.cli, streams.app, streams.cli, streams.config, alerts.cli, alerts.rules" \
+    && python -c "import slamon.cli, streams.app, streams.cli, streams.config, alerts.cli, alerts.rules, ingest.cli, store.cli" \
     && slamon --help >/dev/null
 
 COPY examples ./examples

@@ -92,6 +92,16 @@ def test_dockerfile_is_pinned_and_installs_the_package():
     for src in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", text, re.M):
         for path in src.split():
             assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
+    # every package `pip install .` builds (and the compiled router's crate) is copied before it runs
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    before_install = text[:text.index("RUN pip install .")]
+    copied = {path.rstrip("/") for src in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", before_install, re.M)
+              for path in src.split()}
+    packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    crates = {ext["path"].split("/")[0] for ext in project["tool"]["setuptools-rust"]["ext-modules"]}
+    assert packages | crates <= copied, f"Dockerfile installs before copying {sorted((packages | crates) - copied)}"
 
 
 def _host_path(source: str) -> Path | None:
