@@ -69,11 +69,17 @@ class StoreLedger(SlaLedger):
             "SELECT COALESCE(SUM(decided), 0), COALESCE(SUM(good), 0), COALESCE(SUM(bad), 0), "
             "COALESCE(SUM(total), 0) FROM sla_decisions WHERE client = ? AND sla = ? AND at_us >= ? AND at_us < ?",
             (self.client, self.sla, start_us, end_us))[0]
-        return Tally(_count(d), _count(g), _count(b), to_millionths(float(t)))
+        return _row_tally(d, g, b, t)
 
     def window_counts(self, start_us: int, end_us: int) -> Counts:
         t = self.window(start_us, end_us)
         return Counts(t.decided, t.good, t.bad)
+
+
+def _row_tally(decided, good, bad, total) -> Tally:
+    """A tally from a row's sums: counts as the engine holds them, the summed seconds or points (SQL keeps them as
+    floats) in whole millionths."""
+    return Tally(_count(decided), _count(good), _count(bad), to_millionths(float(total)))
 
 
 def _count(x) -> float:
@@ -114,7 +120,7 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
         ledger = ledgers.get((client, sla))
         if ledger is None:  # an SLA the contracts no longer have
             continue
-        tally = Tally(_count(d), _count(g), _count(b), to_millionths(float(t)))
+        tally = _row_tally(d, g, b, t)
         label = ledger._label(bucket * BUCKET_US)  # a bucket lies in one period: boundaries are on the 15-min grid
         ledger._tally(ledger.periods, label).merge(tally)
         ledger._tally(ledger.buckets, bucket).merge(tally)
@@ -139,16 +145,14 @@ def store_engine(store: Store, contracts: Contracts, lo_us: int, hi_us: int) -> 
                 "SELECT client, sla, period, priority, decided, good, bad, total FROM sla_priorities WHERE period IN "
                 f"({', '.join('?' * len(chunk))})", chunk):
             if (client, sla, period) in labels:
-                ledgers[(client, sla)].by_priority[(period, priority)] = Tally(_count(d), _count(g), _count(b),
-                                                                               to_millionths(float(t)))
+                ledgers[(client, sla)].by_priority[(period, priority)] = _row_tally(d, g, b, t)
     for start in range(0, len(periods), 500):
         chunk = periods[start:start + 500]
         for client, sla, period, dimension, name, d, g, b, t in store.query(
                 "SELECT client, sla, period, dimension, name, decided, good, bad, total FROM sla_groups WHERE period "
                 f"IN ({', '.join('?' * len(chunk))})", chunk):
             if (client, sla, period) in labels:
-                engine.groups.setdefault((client, sla), {})[(period, dimension, name)] = Tally(
-                    _count(d), _count(g), _count(b), to_millionths(float(t)))
+                engine.groups.setdefault((client, sla), {})[(period, dimension, name)] = _row_tally(d, g, b, t)
     if rolling:  # the engine's rolling sketch holds every decision
         for client, sla, _period, key, n in store.query(
                 "SELECT client, sla, period, sketch_key, n FROM sla_sketches WHERE period = 'rolling'"):

@@ -95,7 +95,7 @@ class ReviewEngine(Engine):
             tally = table.get(key)
             if tally is None:
                 tally = table[key] = Tally()
-            tally.add(c.decided, c.good, c.bad, to_millionths(c.total) if c.total else 0, sign)
+            tally.add(c.decided, c.good, c.bad, to_millionths(c.total), sign)
 
     def _breach_facts(self, client: str, c: Contribution) -> tuple[float | None, float | None, float | None]:
         """(elapsed_s, target_s, paused_s) of a breach, exactly as the SLA-events record states them
