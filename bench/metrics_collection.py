@@ -1,6 +1,7 @@
 """One /metrics collection of a worker holding many open tickets, side by side with another checkout.
 
     python bench/metrics_collection.py --tickets 1000000 [--against OLD_TREE] [--rounds 3] [--scenario backlog]
+                                       [--python-build]
 
 Each run is a fresh child process that imports slamon from one tree (PYTHONPATH), builds a partition engine
 (`streams.partition_engine.PartitionEngine`) holding N open tickets (`created` events spread over 7 days, never
@@ -13,6 +14,9 @@ scrape (`streams.app.SlamonApp.metrics_body`): `settle_counters` for the holder,
           index here;
   steady  the median of 5 collections, each after 200 new events (new tickets, later in time);
   index_mb  (new tree, --memory) what the open-clock index holds, by tracemalloc.
+
+--python-build adds a third side: this tree with SLAMON_OPEN_CLOCKS=python (the index's first build in Python, the
+reference of the compiled one).
 
 Runs alternate between the trees (ABBA), medians reported, wall and CPU seconds (the machine is shared).
 Prints JSON.
@@ -111,10 +115,10 @@ def child(args) -> dict:
     return out
 
 
-def run(tree: str, args, memory: bool = False) -> dict:
+def run(tree: str, args, memory: bool = False, python_build: bool = False) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--tickets", str(args.tickets),
            "--scenario", args.scenario] + (["--memory"] if memory else [])
-    env = dict(os.environ, PYTHONPATH=tree)
+    env = dict(os.environ, PYTHONPATH=tree) | ({"SLAMON_OPEN_CLOCKS": "python"} if python_build else {})
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
 
@@ -125,27 +129,31 @@ def main() -> None:
     ap.add_argument("--scenario", choices=("backlog", "running"), default="backlog")
     ap.add_argument("--against", metavar="OLD_TREE", help="another checkout, measured in alternation")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--python-build", action="store_true",
+                    help="also this tree with the index's first build in Python (SLAMON_OPEN_CLOCKS=python)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         print(json.dumps(child(args)))
         return
-    trees = {"new": str(ROOT)} | ({"old": str(Path(args.against).resolve())} if args.against else {})
+    trees = {"new": str(ROOT)} | ({"old": str(Path(args.against).resolve())} if args.against else {}) | \
+        ({"python_build": str(ROOT)} if args.python_build else {})
     runs: dict[str, list[dict]] = {name: [] for name in trees}
     order = list(trees)
     for r in range(args.rounds):
         for name in order if r % 2 == 0 else order[::-1]:
-            runs[name].append(run(trees[name], args))
+            runs[name].append(run(trees[name], args, python_build=name == "python_build"))
             print(name, runs[name][-1], file=sys.stderr)
     summary: dict = {"tickets": args.tickets, "scenario": args.scenario, "rounds": args.rounds,
                      "load": os.getloadavg()}
     for name, rs in runs.items():
         summary[name] = {k: round(statistics.median(r[k] for r in rs), 4)
                          for k in ("first_wall", "first_cpu", "steady_wall", "steady_cpu")} | {"open": rs[0]["open"]}
-    if "old" in runs:
-        summary["speedup"] = {k: round(summary["old"][k] / summary["new"][k], 2)
-                              for k in ("first_wall", "first_cpu", "steady_wall", "steady_cpu")}
+    for other in ("old", "python_build"):
+        if other in runs:
+            summary[f"speedup_vs_{other}"] = {k: round(summary[other][k] / summary["new"][k], 2)
+                                              for k in ("first_wall", "first_cpu", "steady_wall", "steady_cpu")}
     summary["new"]["index_mb"] = run(trees["new"], args, memory=True)["index_mb"]
     print(json.dumps(summary, indent=1))
 

@@ -20,17 +20,31 @@ new state at the next question. So nothing is stored per ticket: one 8-byte slot
 instant (`monitor.sorted_ints`), ~50-70 bytes per open ticket. An index made for an engine that already holds
 tickets (the first scrape after a restore) starts with every open one to put in. `scan_open_clocks` in
 monitor.queries is the reference pass, and the tests compare both on random streams.
+
+The first build (every open ticket put in at once: the first scrape after a restore, or after a rebuild) is the
+costly one, ~10-15 µs an open ticket in Python. It runs compiled when `monitor._open_clocks` is built
+(native/open_clocks, `pip install -e .` with a Rust toolchain); the Python path (`_entries`, `_stage_instants`)
+stays the reference, forced with SLAMON_OPEN_CLOCKS=python, and a differential test holds the two together.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from monitor.calendar import CHUNK_US, MAX_CLOSED_SCAN_US
 from monitor.sorted_ints import SortedInts
+
+try:
+    from monitor import _open_clocks
+except ImportError:  # built without Rust: the Python path
+    _open_clocks = None
+
+COMPILED_BUILD = _open_clocks is not None and os.environ.get("SLAMON_OPEN_CLOCKS") != "python"
 
 if TYPE_CHECKING:
     from monitor.engine import Engine
@@ -79,6 +93,7 @@ class OpenClockIndex:
         self._groups: dict[tuple[str, str], _Group] = {}
         self.touched: set[tuple[str, str]] = set(engine.open_tickets)
         self._stale = False
+        self._empty = True  # nothing put in yet: every open ticket is touched
         self.rebuilds = 0
 
     def before_change(self, key: tuple[str, str]) -> None:
@@ -100,7 +115,13 @@ class OpenClockIndex:
         if self._stale:
             self._stale, self._groups = False, {}
             self.touched = set(self._engine.open_tickets)
+            self._empty = True
             self.rebuilds += 1
+        if self._empty and COMPILED_BUILD:
+            self._empty = False
+            self._build_compiled()
+            return
+        self._empty = False
         touched, self.touched = self.touched, set()
         adds: dict[SortedInts, list[int]] = defaultdict(list)  # gathered: an empty set is loaded sorted at once
         for key in touched:
@@ -117,6 +138,21 @@ class OpenClockIndex:
                         adds[instants].append(t)
         for instants, values in adds.items():
             instants.update(values)
+
+    def _build_compiled(self) -> None:
+        """Every open ticket's entries at once, into an empty index (where every open ticket is touched)."""
+        engine = self._engine
+        self.touched = set()
+        for client, sla, count, counts, deadlines, reached in _open_clocks.build(
+                engine.open_tickets, engine.tickets, CHUNK_US, MAX_CLOSED_SCAN_US, ALREADY):
+            group = self._group(client, sla)
+            group.count = count
+            group.by_priority.update(counts)
+            for priority, packed in deadlines:
+                group.deadlines[priority] = listed = SortedInts()
+                listed.load_sorted(packed)
+            for instants, packed in zip(group.reached, reached, strict=True):
+                instants.load_sorted(packed)
 
     def _entries(self, key: tuple[str, str]) -> Iterator[tuple[_Group, str, int | None, tuple[int | None, ...]]]:
         """(group, priority, deadline, the instant each stage is reached) of each open clock of the ticket."""

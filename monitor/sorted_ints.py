@@ -55,6 +55,16 @@ class SortedInts:
         self._firsts = [chunk[0] for chunk in self._chunks]
         self._len = len(values)
 
+    def load_sorted(self, packed: bytes) -> None:
+        """Into an empty one: values already sorted, as native 8-byte ints (the compiled index build's output);
+        cut into chunks as `update` cuts them."""
+        assert not self._chunks, "load_sorted fills an empty SortedInts"
+        values = array("q")
+        values.frombytes(packed)
+        self._chunks = [values[i:i + CHUNK] for i in range(0, len(values), CHUNK)]
+        self._firsts = [chunk[0] for chunk in self._chunks]
+        self._len = len(values)
+
     def remove(self, value: int) -> bool:
         """Remove one occurrence; False (and nothing changed) when the value is not held."""
         firsts = self._firsts
