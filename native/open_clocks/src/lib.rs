@@ -224,8 +224,25 @@ fn build(py: Python<'_>, open_tickets: &Bound<'_, PySet>, tickets: &Bound<'_, Py
     }
     let mut b = Build { lim: Limits { chunk_us, max_closed_scan_us, already }, calendars: HashMap::new(),
                         groups: Vec::new(), by_sla: HashMap::new() };
-    for key in open_tickets.iter() {
-        let Some(item) = tickets.get_item(&key)? else { continue };
+    // In the tickets' own order unless few are open: their objects were made in that order, so the walk reads
+    // memory nearly in sequence; the set's order scatters it, a cache miss per object (200k open tickets: 0.29 s
+    // against 0.63; with 44 % of the tickets open, 0.19-0.27 against 0.29-0.39).
+    let by_items = open_tickets.len() * 8 >= tickets.len();
+    let pairs: Box<dyn Iterator<Item = PyResult<(Bound<'_, PyAny>, Bound<'_, PyAny>)>>> = if by_items {
+        Box::new(tickets.iter().filter_map(|(key, item)| match open_tickets.contains(&key) {
+            Ok(true) => Some(Ok((key, item))),
+            Ok(false) => None,
+            Err(err) => Some(Err(err)),
+        }))
+    } else {
+        Box::new(open_tickets.iter().filter_map(|key| match tickets.get_item(&key) {
+            Ok(Some(item)) => Some(Ok((key, item))),
+            Ok(None) => None,
+            Err(err) => Some(Err(err)),
+        }))
+    };
+    for pair in pairs {
+        let (key, item) = pair?;
         let client = key.downcast::<PyTuple>()?.get_item(0)?;
         let client: &str = client.extract()?;
         let clocks = item.getattr(intern!(py, "state"))?.getattr(intern!(py, "clocks"))?;
