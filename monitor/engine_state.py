@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import heapq
+import os
 from bisect import bisect_left
 from collections import Counter
 from functools import partial
@@ -44,6 +45,16 @@ from monitor.ledger import BUCKET_US, DAY_US, SlaLedger, Tally, to_millionths
 from monitor.periods import PeriodWindow
 from monitor.sketch import LogSketch
 from monitor.tickets import Clock, TicketState
+
+try:
+    from monitor import _ticket_records
+except ImportError:  # built without Rust: the Python loader
+    _ticket_records = None
+
+# A restore's compacted ticket records read by native/ticket_records (the Python loader in `_ticket_loader` is the
+# reference, forced with SLAMON_TICKET_RECORDS=python; tests/unit/test_ticket_records_compiled.py holds the two
+# together).
+COMPILED_LOADER = _ticket_records is not None and os.environ.get("SLAMON_TICKET_RECORDS") != "python"
 
 FORMAT = 2
 
@@ -317,9 +328,11 @@ def _restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: b
     uptime: dict[int, tuple] = {}  # an uptime ledger's probes span several records: gathered, then restored
     loaders = {**_LOADERS, b"u/": partial(_load_uptime, parts=uptime), b"w/": partial(_load_probes, parts=uptime),
                b"v/": partial(_load_uptime_bucket, parts=uptime)}
-    load_ticket, finish_tickets = _ticket_loader(engine)
+    load_ticket, finish_tickets, load_compiled = _ticket_loader(engine)
     start, ticket_prefix = n + 2, prefix + b"t/"
-    for key, value in records.items():
+    # compiled: the ticket records put in on the way (in order), the others handed back for the loop below
+    rest = records.items() if load_compiled is None else load_compiled(records, ticket_prefix, start)
+    for key, value in rest:
         if key.startswith(ticket_prefix):  # most records
             if value is not None:
                 load_ticket(key, value, start)
@@ -359,11 +372,13 @@ def _item_key(engine: Engine, key: bytes, start: int) -> tuple[str, str]:
 
 
 def _ticket_loader(engine: Engine):
-    """(load, finish): `load(key, value, start)` puts a ticket record into the engine, settled as it is built (its
-    contributions, the open and orphan indexes, the deadline heap and its pushed deadline as `Engine._settle_ticket`
-    leaves them for a new item, computed in the one pass that builds the clocks, with no per-ticket calls into the
-    engine); `finish()` fills the indexes and orders the heap. A restore of a partition with a million open tickets
-    is mostly this loop, hence the locals (tests/unit/test_restore_speed.py checks it against `_settle_ticket`)."""
+    """(load, finish, load_compiled): `load(key, value, start)` puts a ticket record into the engine, settled as
+    it is built (its contributions, the open and orphan indexes, the deadline heap and its pushed deadline as
+    `Engine._settle_ticket` leaves them for a new item, computed in the one pass that builds the clocks, with no
+    per-ticket calls into the engine); `finish()` fills the indexes and orders the heap; `load_compiled(records,
+    ticket_prefix, start)` (None without the compiled module) loads every ticket record of `records` the same way
+    and returns the others. A restore of a partition with a million open tickets is mostly this loop, hence the
+    locals (tests/unit/test_restore_speed.py checks it against `_settle_ticket`)."""
     tickets, heap = engine.tickets, engine._heap
     opened: list[tuple[str, str]] = []  # added to the engine's sets at the end, in load order
     orphaned: list[tuple[str, str]] = []
@@ -457,7 +472,11 @@ def _ticket_loader(engine: Engine):
         engine.orphan_tickets.update(orphaned)
         heapq.heapify(heap)
 
-    return load, finish
+    def load_compiled(records: dict[bytes, bytes], ticket_prefix: bytes, start: int) -> list[tuple[bytes, bytes]]:
+        return _ticket_records.load(records, ticket_prefix, start, clients, named, (Clock, TicketState, TicketItem),
+                                    tickets, (opened, orphaned, heap), load)
+
+    return load, finish, (load_compiled if COMPILED_LOADER else None)
 
 
 def _state(key: bytes, client: str, ticket_id: str, rec: StateRec, slas: dict) -> TicketState:
