@@ -7,6 +7,26 @@
 #
 # Configuration is by SLAMON_* environment variables (docs/configuration.md); secrets (Kafka SASL password,
 # TLS key password) by file or by the orchestrator's secret store, never baked into the image.
+FROM python:3.11.11-slim-bookworm AS build
+# The package as a wheel, with its compiled hot paths (native/: the `--jobs` router, the open-clock index's first
+# build, a restore's ticket records). The Rust toolchain is copied from the official Rust image into this stage
+# only; the image below gets the wheel, not the toolchain.
+COPY --from=rust:1.83.0-slim-bookworm /usr/local/cargo /usr/local/cargo
+COPY --from=rust:1.83.0-slim-bookworm /usr/local/rustup /usr/local/rustup
+ENV CARGO_HOME=/usr/local/cargo RUSTUP_HOME=/usr/local/rustup PATH=/usr/local/cargo/bin:$PATH \
+    PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY monitor ./monitor
+COPY streams ./streams
+COPY alerts ./alerts
+COPY slamon ./slamon
+COPY ingest ./ingest
+COPY store ./store
+COPY native ./native
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
 FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -16,20 +36,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# dependencies and the package first (cached while only examples/deploy change)
-COPY pyproject.toml README.md ./
-COPY monitor ./monitor
-COPY streams ./streams
-COPY alerts ./alerts
-COPY slamon ./slamon
-COPY ingest ./ingest
-COPY store ./store
-# the `--jobs` reader's compiled router: this image has no Rust toolchain, so the install skips it (optional) and
-# `--jobs` reads with the Python reference router
-COPY native ./native
-RUN pip install . \
-    # fail the build, not the container, when a module imports something the package does not declare
+COPY --from=build /wheels /wheels
+RUN pip install /wheels/*.whl && rm -rf /wheels \
+    # fail the build, not the container, when a module imports something the package does not declare, or when
+    # a compiled hot path is missing (the install would go on without it: they are optional where Rust is absent)
     && python -c "import slamon.cli, streams.app, streams.cli, streams.config, alerts.cli, alerts.rules, ingest.cli, store.cli" \
+    && python -c "import slamon._router, monitor._open_clocks, monitor._ticket_records" \
     && slamon --help >/dev/null
 
 COPY examples ./examples

@@ -88,20 +88,28 @@ def test_dockerfile_is_pinned_and_installs_the_package():
     assert froms, "no FROM"
     for image in froms:
         assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", image), f"base image {image} not a pinned 3.11 slim"
-    assert re.search(r"^RUN pip install \.", text, re.M)
-    for src in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", text, re.M):
+    for image in re.findall(r"^COPY\s+--from=(\S+)", text, re.M):
+        assert image == "build" or re.fullmatch(r"[\w.-]+:\d+\.\d+\.\d+-[\w.-]+", image), f"{image} not pinned"
+    # the build stage makes the wheel (with the compiled crates), the image installs it and checks they are in it
+    assert re.search(r"^RUN pip wheel --no-deps --wheel-dir /wheels \.$", text, re.M)
+    assert re.search(r"^RUN pip install /wheels/\*\.whl", text, re.M)
+    for src in re.findall(r"^COPY\s+(?!--from)(?:--\S+\s+)*(.+?)\s+\S+$", text, re.M):
         for path in src.split():
             assert (ROOT / path).exists(), f"Dockerfile copies {path}, which does not exist"
-    # every package `pip install .` builds (and the compiled router's crate) is copied before it runs
+    # every package the wheel holds (and every compiled crate) is copied before it is built
     import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    before_install = text[:text.index("RUN pip install .")]
-    copied = {path.rstrip("/") for src in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+?)\s+\S+$", before_install, re.M)
-              for path in src.split()}
+    before_build = text[:text.index("RUN pip wheel")]
+    copied = {path.rstrip("/") for src in re.findall(r"^COPY\s+(?!--from)(?:--\S+\s+)*(.+?)\s+\S+$", before_build,
+                                                      re.M) for path in src.split()}
     packages = {pattern.rstrip("*") for pattern in project["tool"]["setuptools"]["packages"]["find"]["include"]}
-    crates = {ext["path"].split("/")[0] for ext in project["tool"]["setuptools-rust"]["ext-modules"]}
-    assert packages | crates <= copied, f"Dockerfile installs before copying {sorted((packages | crates) - copied)}"
+    extensions = project["tool"]["setuptools-rust"]["ext-modules"]
+    crates = {ext["path"].split("/")[0] for ext in extensions}
+    assert packages | crates <= copied, f"Dockerfile builds before copying {sorted((packages | crates) - copied)}"
+    checked = re.search(r'python -c "(import slamon\._router[^"]*)"', text)
+    assert checked and {ext["target"] for ext in extensions} <= set(re.findall(r"[\w.]+\._\w+", checked.group(1))), \
+        "the image must check that every compiled module is in it"
 
 
 def _host_path(source: str) -> Path | None:
