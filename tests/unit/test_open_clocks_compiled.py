@@ -7,9 +7,6 @@ name) and on the engines of generated traffic, both builds hold the same values 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-from pathlib import Path
 from types import SimpleNamespace
 
 import orjson
@@ -26,8 +23,6 @@ from monitor.sorted_ints import CHUNK
 from monitor.tickets import Clock
 from streams.partition_engine import PartitionEngine
 
-CARGO = shutil.which("cargo") or (Path.home() / ".cargo/bin/cargo" if (Path.home() / ".cargo/bin/cargo").exists()
-                                   else None)
 compiled_only = pytest.mark.skipif(open_clock_index._open_clocks is None,
                                    reason="the compiled index build is not built (no Rust at install)")
 
@@ -76,14 +71,6 @@ def both_builds(engine, monkeypatch) -> tuple[dict, dict]:
     reference = OpenClockIndex(engine)
     reference.refresh()
     return contents(compiled), contents(reference)
-
-
-@pytest.mark.skipif(CARGO is None, reason="no Rust toolchain here: the install skips the compiled build")
-def test_the_index_build_is_compiled_where_rust_is_installed():
-    if os.environ.get("SLAMON_OPEN_CLOCKS", "").strip().lower() == "python":
-        pytest.skip("SLAMON_OPEN_CLOCKS=python")
-    assert open_clock_index.COMPILED_BUILD, \
-        f"cargo at {CARGO}, but monitor._open_clocks is not built: see the `pip install -e .` output"
 
 
 @compiled_only

@@ -7,10 +7,7 @@ same."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,8 +18,6 @@ from monitor.engine_state import ClockRec, StateRec, TicketRec, all_records, enc
 from monitor.errors import SlamonError
 from tests.unit.test_restore_speed import CONTRACTS, MIN, events_of, live_engine, ticket_plan
 
-CARGO = shutil.which("cargo") or (Path.home() / ".cargo/bin/cargo" if (Path.home() / ".cargo/bin/cargo").exists()
-                                   else None)
 compiled_only = pytest.mark.skipif(engine_state._ticket_records is None,
                                    reason="the compiled ticket records are not built (no Rust at install)")
 
@@ -52,14 +47,6 @@ def restore_both(records: dict, watermarks: dict, live, monkeypatch):
         except SlamonError as err:
             out.append((type(err), str(err)))
     return out
-
-
-@pytest.mark.skipif(CARGO is None, reason="no Rust toolchain here: the install skips the compiled records")
-def test_the_ticket_records_are_compiled_where_rust_is_installed():
-    if os.environ.get("SLAMON_TICKET_RECORDS", "").strip().lower() == "python":
-        pytest.skip("SLAMON_TICKET_RECORDS=python")
-    assert engine_state.COMPILED_LOADER, \
-        f"cargo at {CARGO}, but monitor._ticket_records is not built: see the `pip install -e .` output"
 
 
 @compiled_only
