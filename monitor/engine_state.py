@@ -51,7 +51,7 @@ try:
 except ImportError:  # built without Rust: the Python loader
     _ticket_records = None
 
-# A restore's compacted ticket records read by native/ticket_records (the Python loader in `_ticket_loader` is the
+# A restore's ticket records read by native/ticket_records (the Python loader in `_ticket_loader` is the
 # reference, forced with SLAMON_TICKET_RECORDS=python; tests/unit/test_ticket_records_compiled.py holds the two
 # together).
 COMPILED_LOADER = _ticket_records is not None and os.environ.get("SLAMON_TICKET_RECORDS") != "python"
@@ -473,8 +473,9 @@ def _ticket_loader(engine: Engine):
         heapq.heapify(heap)
 
     def load_compiled(records: dict[bytes, bytes], ticket_prefix: bytes, start: int) -> list[tuple[bytes, bytes]]:
-        return _ticket_records.load(records, ticket_prefix, start, clients, named, (Clock, TicketState, TicketItem),
-                                    tickets, (opened, orphaned, heap), load)
+        classes = (Clock, TicketState, TicketItem, _event_of)
+        return _ticket_records.load(records, ticket_prefix, start, clients, named, limits, classes, tickets,
+                                    (opened, orphaned, heap), load)
 
     return load, finish, (load_compiled if COMPILED_LOADER else None)
 
@@ -534,9 +535,14 @@ _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _event(client: str, ticket_id: str, e: EventRec) -> TicketEvent:
+    return _event_of(client, ticket_id, e.type, e.priority, e.status, e.queue, e.channel)
+
+
+def _event_of(client: str, ticket_id: str, kind: str, priority: str | None, status: str | None, queue: str | None,
+              channel: str | None) -> TicketEvent:
     ev = _new_object(TicketEvent)
-    _set_dict(ev, {"event_id": "", "client": client, "kind": "ticket", "ticket_id": ticket_id, "type": e.type,
-                   "priority": e.priority, "status": e.status, "queue": e.queue, "channel": e.channel})
+    _set_dict(ev, {"event_id": "", "client": client, "kind": "ticket", "ticket_id": ticket_id, "type": kind,
+                   "priority": priority, "status": status, "queue": queue, "channel": channel})
     _set_fields(ev, _EVENT_FIELDS)
     _set_extra(ev, None)
     _set_private(ev, None)

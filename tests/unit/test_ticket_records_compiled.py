@@ -31,7 +31,8 @@ def picture(engine) -> dict:
         labels = [x for x in (s.priority, s.queue, s.channel, s.status) if x is not None]
         labels += [c.priority for c in s.clocks]
         items.append((key, item.base, s, item.base is s, type(item.events),
-                      [(ts, seq, ev.type, ev.priority, ev.status, ev.queue, ev.channel) for ts, seq, ev in item.events],
+                      [(ts, seq, type(ev), ev.__dict__, ev.__pydantic_fields_set__, ev.__pydantic_extra__,
+                        ev.__pydantic_private__) for ts, seq, ev in item.events],
                       item.last_us, item.contribs, type(item.contribs), item.pushed_deadline,
                       all(x is sys.intern(x) for x in labels), [(id(c.sla), id(c.cal)) for c in s.clocks]))
     return {"items": items, "open": engine.open_tickets, "orphans": engine.orphan_tickets, "heap": engine._heap}

@@ -1,13 +1,13 @@
 //! A restore's ticket records, compiled (`monitor/engine_state.py` holds the reference in Python: the loader of
 //! `_ticket_loader`; a differential property test holds the two together).
 //!
-//! Most records of a partition with many open tickets are compacted tickets: a `TicketRec` with no events, whose
-//! state becomes the item's base and state at once. This walks the records, reads such a record's msgpack here
-//! (the layout `msgspec` writes for the `array_like` structs `TicketRec`, `StateRec` and `ClockRec`) and makes the
-//! same objects the Python loader makes, calling the same classes. Anything else, or anything this reader does not
-//! take exactly as msgspec would (a record with events, a value msgspec would refuse, an unknown client or SLA, an
-//! integer past 64 bits), is handed to the Python loader for that record: it raises the errors, so the two agree
-//! by construction there.
+//! A partition with many open tickets is mostly ticket records. This walks the records, reads a ticket record's
+//! msgpack here (the layout `msgspec` writes for the `array_like` structs `TicketRec`, `StateRec`, `ClockRec` and
+//! `EventRec`) and makes the objects the Python loader makes, calling the same classes: the state (also the base
+//! of a compacted ticket), else the base and the events, the contributions, the open and orphan lists and the heap.
+//! Anything else is handed to the Python loader for that record: a record without its current state (rebuilt from
+//! its events), a value msgspec would refuse or might read otherwise (an integer past 64 bits), an unknown client
+//! or SLA. It raises the errors, so the two agree by construction there.
 
 use std::collections::HashMap;
 
@@ -149,27 +149,65 @@ fn state_rec<'a>(r: &mut Reader<'a>) -> Option<StateRec<'a>> {
     Some(StateRec { created_us, priority, queue, channel, status, resolved, resolved_us, orphans, clocks })
 }
 
-/// A `TicketRec` without events: its state (`base`; `state`, read and checked, is not used: with no events the
-/// base is the current state) and `last_us`. None for any other record.
-fn compacted(b: &[u8]) -> Option<(StateRec<'_>, i64)> {
+struct EventRec<'a> {
+    ts_us: i64,
+    seq: i64,
+    kind: &'a str,
+    priority: Option<&'a str>,
+    status: Option<&'a str>,
+    queue: Option<&'a str>,
+    channel: Option<&'a str>,
+}
+
+fn event_rec<'a>(r: &mut Reader<'a>) -> Option<EventRec<'a>> {
+    if r.array()? != 7 {
+        return None;
+    }
+    Some(EventRec { ts_us: r.int()?, seq: r.int()?, kind: r.text()?, priority: r.opt_text()?,
+                    status: r.opt_text()?, queue: r.opt_text()?, channel: r.opt_text()? })
+}
+
+struct TicketRec<'a> {
+    base: StateRec<'a>,
+    state: Option<StateRec<'a>>,
+    events: Vec<EventRec<'a>>,
+    last_us: i64,
+}
+
+/// A whole `TicketRec`; None for anything msgspec would not read as one (or might read otherwise).
+fn ticket_rec(b: &[u8]) -> Option<TicketRec<'_>> {
     let mut r = Reader { b, i: 0 };
     if r.array()? != 4 {
         return None;
     }
     let base = state_rec(&mut r)?;
-    if r.b.get(r.i) == Some(&0xc0) {
-        r.i += 1; // no separate current state
+    let state = if r.b.get(r.i) == Some(&0xc0) {
+        r.i += 1;
+        None
     } else {
-        state_rec(&mut r)?;
-    }
-    if r.array()? != 0 {
-        return None; // events: Python's
+        Some(state_rec(&mut r)?)
+    };
+    let n = r.array()?;
+    let mut events = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        events.push(event_rec(&mut r)?);
     }
     let last_us = r.int()?;
     if r.i != b.len() {
         return None; // trailing bytes: msgspec refuses them
     }
-    Some((base, last_us))
+    Some(TicketRec { base, state, events, last_us })
+}
+
+/// `_behind_horizon`: a record whose events a compaction would fold now (its newest event and last breach before
+/// the client's lateness horizon) is restored compacted.
+fn behind_horizon(limit: Option<i64>, rec: &TicketRec<'_>, current: &StateRec<'_>) -> bool {
+    let Some(limit) = limit else { return false };
+    if rec.last_us >= limit {
+        return false;
+    }
+    let last_breach = current.clocks.iter().filter(|c| c.good == Some(false)).filter_map(|c| c.decided_us).max();
+    last_breach.unwrap_or(-1) < limit
 }
 
 /// A client's ticket SLAs by name: (SLA, calendar).
@@ -177,7 +215,9 @@ type Slas<'py> = HashMap<String, (Bound<'py, PyAny>, Bound<'py, PyAny>)>;
 
 /// What the Python loader's closure holds.
 struct Context<'py> {
-    clients: HashMap<Vec<u8>, (Bound<'py, PyString>, Slas<'py>)>, // a client's name in keys -> its name, its SLAs
+    // a client's name in keys -> its name, its SLAs, its lateness horizon (None: no watermark yet)
+    clients: HashMap<Vec<u8>, (Bound<'py, PyString>, Slas<'py>, Option<i64>)>,
+    event: Bound<'py, PyAny>, // `_event_of(client, ticket_id, type, priority, status, queue, channel)`
     clock: Bound<'py, PyAny>,
     state: Bound<'py, PyAny>,
     item: Bound<'py, PyAny>,
@@ -195,17 +235,16 @@ fn opt_str<'py>(py: Python<'py>, s: Option<&str>) -> Bound<'py, PyAny> {
 }
 
 impl<'py> Context<'py> {
-    /// The record put in as the Python loader puts a compacted one; Ok(false) when it is not this reader's.
-    fn load(&self, py: Python<'py>, rest: &[u8], value: &[u8]) -> PyResult<bool> {
-        let Some(nul) = rest.iter().position(|&c| c == 0) else { return Ok(false) };
-        let Some((client, slas)) = self.clients.get(&rest[..nul]) else { return Ok(false) };
-        let Ok(ticket_id) = std::str::from_utf8(&rest[nul + 1..]) else { return Ok(false) };
-        let Some((rec, last_us)) = compacted(value) else { return Ok(false) };
+    /// The clocks and state a `StateRec` describes, as `_state` makes them; None when a clock names an SLA the
+    /// client lacks (the Python loader names it in its error). Also: any clock open, any decided, the earliest
+    /// deadline.
+    fn state(&self, py: Python<'py>, ticket: &Bound<'py, PyString>, slas: &Slas<'py>, rec: &StateRec<'_>)
+             -> PyResult<Option<(Bound<'py, PyAny>, bool, bool, Option<i64>)>> {
         let mut found = Vec::with_capacity(rec.clocks.len());
         for c in &rec.clocks {
             match slas.get(c.sla) {
                 Some(f) => found.push(f),
-                None => return Ok(false), // the Python loader names the missing SLA
+                None => return Ok(None),
             }
         }
         let (mut is_open, mut decided, mut deadline) = (false, false, None::<i64>);
@@ -224,23 +263,62 @@ impl<'py> Context<'py> {
                         c.deadline_us, c.good, c.decided_us);
             clocks.push(self.clock.call1(args)?);
         }
-        let ticket = PyString::new(py, ticket_id);
         let state = self.state.call1((
-            &ticket, rec.created_us, opt_str(py, rec.priority), opt_str(py, rec.queue), opt_str(py, rec.channel),
+            ticket, rec.created_us, opt_str(py, rec.priority), opt_str(py, rec.queue), opt_str(py, rec.channel),
             opt_str(py, rec.status), rec.resolved, rec.resolved_us, rec.orphans, PyTuple::new(py, clocks)?,
         ))?;
+        Ok(Some((state, is_open, decided, deadline)))
+    }
+
+    /// The record put in as the Python loader puts it; Ok(false) when it is not this reader's: a record without
+    /// its current state (rebuilt from its events there), or anything the Python loader would refuse.
+    fn load(&self, py: Python<'py>, rest: &[u8], value: &[u8]) -> PyResult<bool> {
+        let Some(nul) = rest.iter().position(|&c| c == 0) else { return Ok(false) };
+        let Some((client, slas, limit)) = self.clients.get(&rest[..nul]) else { return Ok(false) };
+        let Ok(ticket_id) = std::str::from_utf8(&rest[nul + 1..]) else { return Ok(false) };
+        let Some(rec) = ticket_rec(value) else { return Ok(false) };
+        let ticket = PyString::new(py, ticket_id);
+        // (the current state, the base when it is another state, the events)
+        let (current, base, events) = if rec.events.is_empty() {
+            (&rec.base, None, None)
+        } else {
+            let Some(current) = rec.state.as_ref() else { return Ok(false) };
+            if behind_horizon(*limit, &rec, current) {
+                if rec.base.clocks.iter().any(|c| !slas.contains_key(c.sla)) {
+                    return Ok(false); // `_check_slas`
+                }
+                (current, None, None)
+            } else {
+                let Some((base, ..)) = self.state(py, &ticket, slas, &rec.base)? else { return Ok(false) };
+                let events = PyList::empty(py);
+                for e in &rec.events {
+                    let ev = self.event.call1((client, &ticket, e.kind, e.priority, e.status, e.queue, e.channel))?;
+                    events.append((e.ts_us, e.seq, ev))?;
+                }
+                (current, Some(base), Some(events))
+            }
+        };
+        let Some((state, is_open, decided, deadline)) = self.state(py, &ticket, slas, current)? else {
+            return Ok(false);
+        };
         let contribs = if decided {
             state.call_method0(intern!(py, "contributions"))?
         } else {
-            PyTuple::empty(py).into_any()
+            PyTuple::empty(py).into_any() // the shared empty tuple, as the Python loader leaves it
         };
         let key = PyTuple::new(py, [client.as_any(), ticket.as_any()])?;
-        let item = self.item.call1((&state, &state, PyTuple::empty(py), last_us, contribs, deadline))?;
+        let base = base.unwrap_or_else(|| state.clone()); // compacted: one object for both
+        let events = match events {
+            Some(list) => list.into_any(),
+            None => PyTuple::empty(py).into_any(),
+        };
+        let item = self.item.call1((base, &state, events, rec.last_us, contribs, deadline))?;
         self.tickets.set_item(&key, item)?;
+        let created_us = current.created_us;
         if is_open {
             self.opened.append(&key)?;
         }
-        if rec.created_us.is_none() || rec.orphans != 0 {
+        if created_us.is_none() || current.orphans != 0 {
             self.orphaned.append(&key)?;
         }
         if let Some(d) = deadline {
@@ -256,11 +334,12 @@ impl<'py> Context<'py> {
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 fn load(py: Python<'_>, records: &Bound<'_, PyDict>, ticket_prefix: &[u8], start: usize, clients: &Bound<'_, PyDict>,
-        named: &Bound<'_, PyDict>, classes: (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>),
+        named: &Bound<'_, PyDict>, limits: &Bound<'_, PyDict>,
+        classes: (Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>),
         tickets: Bound<'_, PyDict>, lists: (Bound<'_, PyList>, Bound<'_, PyList>, Bound<'_, PyList>),
         fallback: &Bound<'_, PyAny>) -> PyResult<Py<PyList>> {
     let mut ctx = Context {
-        clients: HashMap::new(), clock: classes.0, state: classes.1, item: classes.2, tickets,
+        clients: HashMap::new(), clock: classes.0, state: classes.1, item: classes.2, event: classes.3, tickets,
         opened: lists.0, orphaned: lists.1, heap: lists.2,
     };
     for (k, name) in clients.iter() {
@@ -270,7 +349,12 @@ fn load(py: Python<'_>, records: &Bound<'_, PyDict>, ticket_prefix: &[u8], start
                 slas.insert(sla_name.extract()?, pair.extract()?);
             }
         }
-        ctx.clients.insert(k.downcast::<PyBytes>()?.as_bytes().to_vec(), (name.downcast_into::<PyString>()?, slas));
+        let limit: Option<i64> = match limits.get_item(&name)? {
+            Some(v) => v.extract()?,
+            None => None,
+        };
+        ctx.clients.insert(k.downcast::<PyBytes>()?.as_bytes().to_vec(),
+                           (name.downcast_into::<PyString>()?, slas, limit));
     }
     let rest = PyList::empty(py);
     for (key, value) in records.iter() {
