@@ -213,6 +213,9 @@ fn behind_horizon(limit: Option<i64>, rec: &TicketRec<'_>, current: &StateRec<'_
 /// A client's ticket SLAs by name: (SLA, calendar).
 type Slas<'py> = HashMap<String, (Bound<'py, PyAny>, Bound<'py, PyAny>)>;
 
+/// A state made from its record: the state, any clock open, any decided, the earliest deadline.
+type Built<'py> = (Bound<'py, PyAny>, bool, bool, Option<i64>);
+
 /// What the Python loader's closure holds.
 struct Context<'py> {
     // a client's name in keys -> its name, its SLAs, its lateness horizon (None: no watermark yet)
@@ -239,7 +242,7 @@ impl<'py> Context<'py> {
     /// client lacks (the Python loader names it in its error). Also: any clock open, any decided, the earliest
     /// deadline.
     fn state(&self, py: Python<'py>, ticket: &Bound<'py, PyString>, slas: &Slas<'py>, rec: &StateRec<'_>)
-             -> PyResult<Option<(Bound<'py, PyAny>, bool, bool, Option<i64>)>> {
+             -> PyResult<Option<Built<'py>>> {
         let mut found = Vec::with_capacity(rec.clocks.len());
         for c in &rec.clocks {
             match slas.get(c.sla) {
