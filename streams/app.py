@@ -364,6 +364,21 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
 
 
 
+def compiled_paths_warning() -> str | None:
+    """What a worker says at start when its compiled hot paths are not in use (an install without Rust, or a
+    reference forced by its variable): it works, but a restore and the first /metrics after it take longer."""
+    from monitor import engine_state, open_clock_index
+
+    off = [name for name, on in (("monitor._ticket_records (SLAMON_TICKET_RECORDS)", engine_state.COMPILED_LOADER),
+                                 ("monitor._open_clocks (SLAMON_OPEN_CLOCKS)", open_clock_index.COMPILED_BUILD))
+           if not on]
+    if not off:
+        return None
+    return (f"compiled paths not in use: {', '.join(off)}; their Python references run: a restore takes up to 1.7x "
+            "as long, and the first /metrics collection after it up to 4x (bench/RESULTS.md). Install with Rust 1.82 "
+            "or later on the PATH (README), or unset the variable that forces the reference")
+
+
 def run_worker(settings: Settings) -> int:
     """Create the topics, build the app and run it until SIGTERM/SIGINT."""
     from streams.topics import ensure_topics
@@ -372,6 +387,8 @@ def run_worker(settings: Settings) -> int:
     check_bind(settings)  # a port taken by another worker on this host: say so now, not after Kafka
     contracts = load_contracts(settings.contracts)
     log.info("settings: %s", orjson.dumps(settings.describe()).decode())
+    if (warning := compiled_paths_warning()) is not None:
+        log.warning(warning)
     counts = ensure_topics(settings)
     partitions = counts[settings.topics.events]
     if partitions != settings.topics.partitions:

@@ -37,3 +37,16 @@ def test_the_path_is_compiled_where_rust_is_installed(module):
         pytest.skip(f"{variable}=python")
     assert getattr(importlib.import_module(owner), switch), \
         f"cargo at {CARGO}, but {module} is not built: see the `pip install -e .` output"
+
+
+def test_a_worker_says_when_its_compiled_paths_are_not_in_use(monkeypatch):
+    from monitor import engine_state, open_clock_index
+    from streams.app import compiled_paths_warning
+
+    monkeypatch.setattr(engine_state, "COMPILED_LOADER", True)
+    monkeypatch.setattr(open_clock_index, "COMPILED_BUILD", True)
+    assert compiled_paths_warning() is None
+    monkeypatch.setattr(open_clock_index, "COMPILED_BUILD", False)
+    said = compiled_paths_warning()
+    assert "monitor._open_clocks (SLAMON_OPEN_CLOCKS)" in said and "_ticket_records" not in said
+    assert "Rust 1.82" in said
