@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gc
 import heapq
-import os
 from bisect import bisect_left
 from collections import Counter
 from functools import partial
@@ -37,6 +36,7 @@ import msgspec
 from pydantic import BaseModel
 
 from monitor.calls import CallState
+from monitor.compiled import compiled_module
 from monitor.contracts import Contracts
 from monitor.engine import CallItem, Engine, PipelineStats, TicketItem
 from monitor.errors import SlamonError
@@ -46,15 +46,10 @@ from monitor.periods import PeriodWindow
 from monitor.sketch import LogSketch
 from monitor.tickets import Clock, TicketState
 
-try:
-    from monitor import _ticket_records
-except ImportError:  # built without Rust: the Python loader
-    _ticket_records = None
-
 # A restore's ticket records read by native/ticket_records (the Python loader in `_ticket_loader` is the
 # reference, forced with SLAMON_TICKET_RECORDS=python; tests/unit/test_ticket_records_compiled.py holds the two
 # together).
-COMPILED_LOADER = _ticket_records is not None and os.environ.get("SLAMON_TICKET_RECORDS") != "python"
+_ticket_records, COMPILED_LOADER = compiled_module("monitor._ticket_records", "SLAMON_TICKET_RECORDS")
 
 FORMAT = 2
 

@@ -30,21 +30,16 @@ stays the reference, forced with SLAMON_OPEN_CLOCKS=python, and a differential t
 from __future__ import annotations
 
 import math
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from monitor.calendar import CHUNK_US, MAX_CLOSED_SCAN_US
+from monitor.compiled import compiled_module
 from monitor.sorted_ints import SortedInts
 
-try:
-    from monitor import _open_clocks
-except ImportError:  # built without Rust: the Python path
-    _open_clocks = None
-
-COMPILED_BUILD = _open_clocks is not None and os.environ.get("SLAMON_OPEN_CLOCKS") != "python"
+_open_clocks, COMPILED_BUILD = compiled_module("monitor._open_clocks", "SLAMON_OPEN_CLOCKS")
 
 if TYPE_CHECKING:
     from monitor.engine import Engine

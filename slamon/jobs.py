@@ -55,6 +55,7 @@ from multiprocessing.connection import Connection, wait
 
 import orjson
 
+from monitor.compiled import compiled_module
 from monitor.contracts import Contracts
 from monitor.engine import Engine, PipelineStats
 from monitor.events import INVALID, Rejection, decode_event, to_us
@@ -66,12 +67,8 @@ from monitor.report import SOON_US, Record, build_report
 from monitor.review.figures import Review, ReviewError, build_review, not_begun
 from monitor.review.groups import ReviewEngine
 
-try:  # the compiled router (native/router), built by `pip install -e .` where a Rust toolchain is found
-    from slamon import _router
-except ImportError:  # pragma: no cover - the install without Rust
-    _router = None
-# The reader's router: the compiled one when built, unless SLAMON_ROUTER=python asks for the reference
-COMPILED_ROUTER = _router is not None and os.environ.get("SLAMON_ROUTER", "").strip().lower() != "python"
+# The reader's router: the compiled one (native/router) when built, unless SLAMON_ROUTER=python asks for the reference
+_router, COMPILED_ROUTER = compiled_module("slamon._router", "SLAMON_ROUTER")
 
 ROUTE_SAMPLE = 20_000  # the review's client placement
 CHUNK = 4_096  # lines per chunk

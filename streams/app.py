@@ -37,6 +37,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from monitor.compiled import PATHS
 from monitor.contracts import Contracts, load_contracts
 from monitor.errors import SlamonError
 from monitor.gc_tuning import tune_gc
@@ -367,16 +368,13 @@ def create_app(settings: Settings, contracts: Contracts, num_partitions: int) ->
 def compiled_paths_warning() -> str | None:
     """What a worker says at start when its compiled hot paths are not in use (an install without Rust, or a
     reference forced by its variable): it works, but a restore and the first /metrics after it take longer."""
-    from monitor import engine_state, open_clock_index
-
-    off = [name for name, on in (("monitor._ticket_records (SLAMON_TICKET_RECORDS)", engine_state.COMPILED_LOADER),
-                                 ("monitor._open_clocks (SLAMON_OPEN_CLOCKS)", open_clock_index.COMPILED_BUILD))
-           if not on]
+    off = [f"{p.module} ({p.variable}=python)" if p.forced_off else f"{p.module} (not built)"
+           for p in PATHS.values() if not p.in_use]
     if not off:
         return None
-    return (f"compiled paths not in use: {', '.join(off)}; their Python references run: a restore takes up to 1.7x "
-            "as long, and the first /metrics collection after it up to 4x (bench/RESULTS.md). Install with Rust 1.82 "
-            "or later on the PATH (README), or unset the variable that forces the reference")
+    return (f"compiled paths not in use: {', '.join(sorted(off))}; their Python references run: a restore takes "
+            "up to 1.7x as long, and the first /metrics collection after it up to 4x (bench/RESULTS.md). Install "
+            "with Rust 1.82 or later on the PATH (README), or unset the variable that forces the reference")
 
 
 def run_worker(settings: Settings) -> int:

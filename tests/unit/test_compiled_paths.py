@@ -1,52 +1,50 @@
 """Where a Rust toolchain is installed, `pip install -e .` must have built every compiled hot path (native/), else
 their differential tests would quietly skip and the product would run its slower Python references unnoticed. Each
 test file beside names its module's reference: test_jobs_router, test_open_clocks_compiled,
-test_ticket_records_compiled."""
+test_ticket_records_compiled. `monitor.compiled.PATHS` is what a worker reports at start."""
 
 from __future__ import annotations
 
-import importlib
-import os
 import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
 
+import monitor.engine_state
+import monitor.open_clock_index
+import slamon.jobs  # noqa: F401 - each owner registers its path when imported
+from monitor.compiled import PATHS, CompiledPath
+from streams.app import compiled_paths_warning
+
 ROOT = Path(__file__).resolve().parents[2]
 CARGO = shutil.which("cargo") or (Path.home() / ".cargo/bin/cargo" if (Path.home() / ".cargo/bin/cargo").exists()
                                    else None)
-# module -> (where its switch lives, the switch, the environment variable that forces the Python reference)
-PATHS = {
-    "slamon._router": ("slamon.jobs", "COMPILED_ROUTER", "SLAMON_ROUTER"),
-    "monitor._open_clocks": ("monitor.open_clock_index", "COMPILED_BUILD", "SLAMON_OPEN_CLOCKS"),
-    "monitor._ticket_records": ("monitor.engine_state", "COMPILED_LOADER", "SLAMON_TICKET_RECORDS"),
-}
+TARGETS = {ext["target"] for ext in tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+           ["tool"]["setuptools-rust"]["ext-modules"]}
 
 
-def test_every_compiled_module_is_listed_here():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    assert {ext["target"] for ext in project["tool"]["setuptools-rust"]["ext-modules"]} == set(PATHS)
+def test_every_compiled_module_is_registered_by_its_owner():
+    assert set(PATHS) == TARGETS
+    assert PATHS["monitor._ticket_records"].in_use == monitor.engine_state.COMPILED_LOADER
+    assert PATHS["monitor._open_clocks"].in_use == monitor.open_clock_index.COMPILED_BUILD
 
 
 @pytest.mark.skipif(CARGO is None, reason="no Rust toolchain here: the install skips the compiled paths")
-@pytest.mark.parametrize("module", sorted(PATHS))
+@pytest.mark.parametrize("module", sorted(TARGETS))
 def test_the_path_is_compiled_where_rust_is_installed(module):
-    owner, switch, variable = PATHS[module]
-    if os.environ.get(variable, "").strip().lower() == "python":
-        pytest.skip(f"{variable}=python")
-    assert getattr(importlib.import_module(owner), switch), \
-        f"cargo at {CARGO}, but {module} is not built: see the `pip install -e .` output"
+    path = PATHS[module]
+    if path.forced_off:
+        pytest.skip(f"{path.variable}=python")
+    assert path.built, f"cargo at {CARGO}, but {module} is not built: see the `pip install -e .` output"
 
 
 def test_a_worker_says_when_its_compiled_paths_are_not_in_use(monkeypatch):
-    from monitor import engine_state, open_clock_index
-    from streams.app import compiled_paths_warning
-
-    monkeypatch.setattr(engine_state, "COMPILED_LOADER", True)
-    monkeypatch.setattr(open_clock_index, "COMPILED_BUILD", True)
+    paths = {"monitor._open_clocks": CompiledPath("monitor._open_clocks", "SLAMON_OPEN_CLOCKS", True, False)}
+    monkeypatch.setattr("streams.app.PATHS", paths)
     assert compiled_paths_warning() is None
-    monkeypatch.setattr(open_clock_index, "COMPILED_BUILD", False)
+    paths["monitor._ticket_records"] = CompiledPath("monitor._ticket_records", "SLAMON_TICKET_RECORDS", False, False)
+    paths["slamon._router"] = CompiledPath("slamon._router", "SLAMON_ROUTER", True, True)
     said = compiled_paths_warning()
-    assert "monitor._open_clocks (SLAMON_OPEN_CLOCKS)" in said and "_ticket_records" not in said
-    assert "Rust 1.82" in said
+    assert "monitor._ticket_records (not built)" in said and "slamon._router (SLAMON_ROUTER=python)" in said
+    assert "_open_clocks" not in said and "Rust 1.82" in said
