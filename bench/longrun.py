@@ -38,17 +38,19 @@ The summary compares the last line with the one nearest half the days (60 vs 30)
 --restore-open-tickets N: N `created` events of one client (bench/state_scale.py's "running" contracts: nothing
 is decided) over the last --span-hours, one checkpoint, then the restore as above.
 --against OLD_TREE (e.g. `git worktree add /tmp/restore-before <commit>`): the same restore side by side with another
-checkout of this repository. Each tree writes its own checkpoint of the same N tickets (in a child process with
-that tree on sys.path), then --rounds rounds time `restore_partition` in a fresh child per run, the trees alternated
-(ABBA), the child's objects frozen out of its GC first: wall and CPU seconds (process_time) per run of the restore
-(`wall`, `cpu`), of what a worker does next before the partition's figures are live (`first_*`: `settle_counters` and
-one /metrics collection of its `EngineCollector`, where the open-clock index is built) and of both (`live_*`), their
-medians, the ratios old/new of the medians and the median of the per-round ratios, and held counts (tickets,
-open_tickets, orphan_tickets, heap, offset) that must be equal on both sides. span 1 h (the default): every ticket
-still holds its `created` event; --span-hours 24: most tickets compacted (the state only), as in a partition
-whose open tickets are mostly older than the lateness.
-Progress goes to stderr every ~30 s. Run by hand; the machine is shared, figures are noisy.
+checkout of this repository (`--against references`: with this tree, its compiled paths forced to their Python
+references by SLAMON_TICKET_RECORDS/SLAMON_OPEN_CLOCKS=python). Each tree writes its own checkpoint of the same N
+tickets (in a child process with that tree on sys.path), then --rounds rounds time `restore_partition` in a fresh
+child per run, the trees alternated (ABBA), the child's objects frozen out of its GC first: wall and CPU seconds
+(process_time) per run of the restore (`wall`, `cpu`), of what a worker does next before the partition's figures are
+live (`first_*`: `settle_counters` and one /metrics collection of its `EngineCollector`, where the open-clock index is
+built) and of both (`live_*`), their medians, the ratios old/new of the medians and the median of the per-round
+ratios, and held counts (tickets, open_tickets, orphan_tickets, heap, offset) that must be equal on both sides. span 1
+h (the default): every ticket still holds its `created` event; --span-hours 24: most tickets compacted (the state
+only), as in a partition whose open tickets are mostly older than the lateness. Progress goes to stderr every ~30 s.
+Run by hand; the machine is shared, figures are noisy.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -433,15 +435,22 @@ else:
 """
 
 
+REFERENCE_VARIABLES = ("SLAMON_TICKET_RECORDS", "SLAMON_OPEN_CLOCKS")  # monitor/compiled.py: a restore's paths
+
+
 def restore_side_by_side(args) -> None:
     import tempfile
 
-    trees = {"old": str(Path(args.against).resolve()), "new": str(ROOT)}
+    references = args.against == "references"  # this tree, every compiled path forced to its Python reference
+    trees = {"old": str(ROOT if references else Path(args.against).resolve()), "new": str(ROOT)}
+    envs = {"old": dict(os.environ) | ({v: "python" for v in REFERENCE_VARIABLES} if references else {}),
+            "new": dict(os.environ)}
     n, span = args.restore_open_tickets, args.span_hours
 
-    def child(tree: str, mode: str, path: str) -> dict:
+    def child(side: str, mode: str, path: str) -> dict:
+        tree = trees[side]
         done = subprocess.run([sys.executable, "-c", SIDE_CHILD, tree, mode, str(n), str(span), path], cwd=tree,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, env=envs[side])
         if done.returncode:
             raise SystemExit(f"{mode} in {tree} failed:\n{done.stderr}")
         return orjson.loads(done.stdout.strip().splitlines()[-1])
@@ -449,11 +458,11 @@ def restore_side_by_side(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         stores = {side: f"{tmp}/{side}.msgpack" for side in trees}
         out: dict = {"open_tickets": n, "span_hours": span, "trees": trees,
-                     "stores": {side: child(tree, "build", stores[side]) for side, tree in trees.items()}}
+                     "stores": {side: child(side, "build", stores[side]) for side in trees}}
         runs: dict[str, list[dict]] = {"old": [], "new": []}
         for r in range(args.rounds):
             for side in (("old", "new") if r % 2 == 0 else ("new", "old")):
-                runs[side].append(child(trees[side], "restore", stores[side]))
+                runs[side].append(child(side, "restore", stores[side]))
                 print(f"round {r + 1} {side}: restore {runs[side][-1]['wall']:.3f} s wall, {runs[side][-1]['cpu']:.3f}"
                       f" s cpu; first collection {runs[side][-1]['first_cpu']:.3f} s cpu", file=sys.stderr, flush=True)
     figures = ("wall", "cpu", "first_wall", "first_cpu", "live_wall", "live_cpu")
@@ -483,7 +492,8 @@ def main() -> None:
     ap.add_argument("--contracts", default=str(ROOT / "examples" / "contracts.yaml"))
     ap.add_argument("--restore-open-tickets", type=int, metavar="N", help="only the N-open-ticket restore")
     ap.add_argument("--span-hours", type=float, default=1.0, help="with --restore-open-tickets")
-    ap.add_argument("--against", metavar="OLD_TREE", help="with --restore-open-tickets: beside that checkout")
+    ap.add_argument("--against", metavar="OLD_TREE", help="with --restore-open-tickets: beside that checkout, or "
+                    "`references`: beside this tree with every compiled path forced to its Python reference")
     ap.add_argument("--rounds", type=int, default=5, help="with --against")
     args = ap.parse_args()
     if args.restore_open_tickets and args.against:

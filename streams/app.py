@@ -373,7 +373,7 @@ def compiled_paths_warning() -> str | None:
     if not off:
         return None
     return (f"compiled paths not in use: {', '.join(sorted(off))}; their Python references run: a restore takes "
-            "up to 1.7x as long, and the first /metrics collection after it up to 4x (bench/RESULTS.md). Install "
+            "up to 1.4x as long, and the first /metrics collection after it up to 8x (bench/RESULTS.md). Install "
             "with Rust 1.82 or later on the PATH (README), or unset the variable that forces the reference")
 
 
