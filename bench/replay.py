@@ -1,11 +1,13 @@
 """Replay throughput: events per second through decode + engine + report, on one core.
 
     python bench/replay.py [--events 1000000] [--contracts examples/contracts.yaml] [--repeat 3] [--jobs 2]
-                           [--python-router]
+                           [--python-router] [--python-engine]
 
 Generates the events once (not timed), then times, side by side in one run: decoding only, the full
 replay (decode + engine + report) in one process, and with --jobs N the same replay split across N processes
-by item (`slamon.jobs`), checking that its report equals the one process's. Prints JSON: medians over --repeat
+by item (`slamon.jobs`), checking that its report equals the one process's. With --python-engine, also the replay
+with the Python engine (the reference of native/engine; the compiled loop runs otherwise when built), checking the
+same report. Prints JSON: medians over --repeat
 rounds of wall and CPU time (the reading process plus its jobs: `RUSAGE_CHILDREN`), the speedup per round, and
 the load average before and after (the machine may be shared: CPU time is what load does not distort).
 """
@@ -23,6 +25,7 @@ import time
 
 from bench_events import make_events
 
+from monitor import compiled_replay
 from monitor.contracts import load_contracts
 from monitor.events import decode_event
 from monitor.gc_tuning import tune_gc
@@ -39,6 +42,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=0, help="also time the replay on this many processes")
     ap.add_argument("--python-router", action="store_true",
                     help="with --jobs: also time the jobs with the reader's Python router (the reference)")
+    ap.add_argument("--python-engine", action="store_true",
+                    help="also time the one-process replay with the Python engine (the reference)")
     args = ap.parse_args()
     contracts = load_contracts(args.contracts)
     lines = make_events(contracts, args.events)
@@ -49,8 +54,9 @@ def main() -> None:
     del lines
     tune_gc()
     decode_s, replay_s, jobs_s, replay_cpu, jobs_cpu, reader_cpu, each_cpu = [], [], [], [], [], [], []
-    py_s, py_reader_cpu = [], []
+    py_s, py_reader_cpu, ref_s, ref_cpu = [], [], [], []
     compiled = jobs_module.COMPILED_ROUTER
+    engine_compiled = compiled_replay.IN_USE
     result = None
     load_before = os.getloadavg()
     for _ in range(args.repeat):
@@ -62,6 +68,15 @@ def main() -> None:
         result = replay_lines(io.BytesIO(blob), contracts)
         replay_s.append(time.perf_counter() - t)
         replay_cpu.append(time.process_time() - c)
+        if args.python_engine:
+            compiled_replay.IN_USE = False
+            t, c = time.perf_counter(), time.process_time()
+            reference = replay_lines(io.BytesIO(blob), contracts)
+            ref_s.append(time.perf_counter() - t)
+            ref_cpu.append(time.process_time() - c)
+            compiled_replay.IN_USE = engine_compiled
+            assert [r.as_dict() for r in reference.records] == [r.as_dict() for r in result.records]
+            assert reference.pipeline() == result.pipeline()
         if args.jobs > 1:
             t, c, kids = time.perf_counter(), time.process_time(), _children_cpu()
             split = replay_in_jobs(io.BytesIO(blob), contracts, jobs=args.jobs)
@@ -86,6 +101,14 @@ def main() -> None:
         "decode_only_events_per_s": round(n / d), "replay_events_per_s": round(n / r),
         "replay_over_decode_time": round(r / d, 2),
         "replay_wall_s": [round(x, 2) for x in replay_s], "replay_cpu_s": [round(x, 2) for x in replay_cpu],
+        "replay_engine": "compiled" if engine_compiled else "python",
+        "replay_events_per_cpu_s": round(n / statistics.median(replay_cpu)),
+        **({"python_engine_wall_s": [round(x, 2) for x in ref_s],
+            "python_engine_cpu_s": [round(x, 2) for x in ref_cpu],
+            "python_engine_events_per_cpu_s": round(n / statistics.median(ref_cpu)),
+            "compiled_over_python_cpu_per_round": [round(a / b, 2) for a, b in zip(ref_cpu, replay_cpu, strict=True)],
+            "compiled_over_python_cpu_median_of_rounds": round(statistics.median(
+                a / b for a, b in zip(ref_cpu, replay_cpu, strict=True)), 2)} if ref_s else {}),
         **({f"replay_jobs_{args.jobs}_events_per_s": round(n / statistics.median(jobs_s)),
             f"jobs_{args.jobs}_wall_s": [round(x, 2) for x in jobs_s],
             f"jobs_{args.jobs}_cpu_s_all_processes": [round(x, 2) for x in jobs_cpu],

@@ -210,7 +210,7 @@ class Engine:
         except Exception as exc:
             self.stats.errors += 1
             self.stats.rejected[INVALID] += 1
-            return Rejection(INVALID, f"engine error: {type(exc).__name__}: {exc}"[:500], ev.event_id, ev.client)
+            return engine_error(exc, ev.event_id, ev.client)
 
     def _ingest(self, ev) -> Rejection | None:
         model = self.clients[ev.client]
@@ -221,8 +221,7 @@ class Engine:
         watermark = self.watermarks.get(ev.client, ts)
         if ts < watermark - model.lateness_us:
             self.stats.rejected[LATE] += 1
-            return Rejection(LATE, f"{(watermark - ts) / 1e6:.0f}s behind the client's newest event, "
-                                   f"allowed lateness is {model.lateness_us / 1e6:.0f}s", ev.event_id, ev.client)
+            return late(watermark - ts, model.lateness_us, ev.event_id, ev.client)
         if isinstance(ev, TicketEvent):
             expired = self._expired(model, ev, ts)
             if expired is not None:
@@ -265,15 +264,12 @@ class Engine:
         item = self.tickets.get((model.name, ev.ticket_id))
         if item is None:
             if not self.final_tickets.empty and ticket_hash(model.name, ev.ticket_id) in self.final_tickets:
-                return Rejection(EXPIRED, f"ticket {ev.ticket_id} is final (resolved or closed for longer than the "
-                                          "reopen window) and no longer held", ev.event_id, ev.client)
+                return expired_dropped(ev.ticket_id, ev.event_id, ev.client)
             return None
         final = item.state.final_after(model.reopen_window_us)
         if final is None or ts <= final:
             return None
-        return Rejection(EXPIRED, f"ticket {ev.ticket_id} is final: resolved or closed for longer than the reopen "
-                                  f"window ({model.reopen_window_us / 3.6e9:g}h) at this event's time",
-                         ev.event_id, ev.client)
+        return expired_final(ev.ticket_id, model.reopen_window_us, ev.event_id, ev.client)
 
     def _on_ticket(self, model: ClientModel, ev: TicketEvent, ts: int) -> None:
         key = (model.name, ev.ticket_id)
@@ -500,6 +496,27 @@ class Engine:
                       for i in map(self.tickets.__getitem__, self.orphan_tickets))
         calls = sum(1 for i in self.calls.values() if i.state.orphan)
         return tickets + calls
+
+
+# Refusals worded once, for this engine and the compiled one (monitor/compiled_replay.py)
+
+def late(behind_us: int, lateness_us: int, event_id: str, client: str) -> Rejection:
+    return Rejection(LATE, f"{behind_us / 1e6:.0f}s behind the client's newest event, "
+                           f"allowed lateness is {lateness_us / 1e6:.0f}s", event_id, client)
+
+
+def expired_dropped(ticket_id: str, event_id: str, client: str) -> Rejection:
+    return Rejection(EXPIRED, f"ticket {ticket_id} is final (resolved or closed for longer than the reopen window) "
+                              "and no longer held", event_id, client)
+
+
+def expired_final(ticket_id: str, reopen_window_us: int, event_id: str, client: str) -> Rejection:
+    return Rejection(EXPIRED, f"ticket {ticket_id} is final: resolved or closed for longer than the reopen "
+                              f"window ({reopen_window_us / 3.6e9:g}h) at this event's time", event_id, client)
+
+
+def engine_error(exc: BaseException, event_id: str, client: str) -> Rejection:
+    return Rejection(INVALID, f"engine error: {type(exc).__name__}: {exc}"[:500], event_id, client)
 
 
 def _call_finished_before(state: CallState, limit: int | None) -> bool:

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from monitor import compiled_replay
 from monitor.contracts import Contracts
 from monitor.engine import Engine
 from monitor.events import ORPHAN, Rejection, decode_event, format_us
@@ -34,9 +35,12 @@ class ReplayResult:
 def replay_lines(lines: Iterable[bytes], contracts: Contracts, at_us: int | None = None,
                  engine: Engine | None = None) -> ReplayResult:
     """Feed every line to a fresh engine and report at `at_us` (default: the newest event time)."""
-    engine = engine or Engine(contracts)
     tally = ReplayTally()
-    ingest_lines(enumerate(lines, 1), engine, at_us, tally)
+    if compiled_replay.usable(engine):
+        engine = compiled_replay.replay_engine(lines, contracts, at_us, tally)
+    else:
+        engine = engine or Engine(contracts)
+        ingest_lines(enumerate(lines, 1), engine, at_us, tally)
     at = at_us if at_us is not None else max(engine.now_us, 0)
     return replay_result(engine, tally, at, build_report(engine, at))
 

@@ -55,7 +55,9 @@ from multiprocessing.connection import Connection, wait
 
 import orjson
 
+from monitor import compiled_replay
 from monitor.compiled import compiled_module
+from monitor.compiled_replay import CompiledLoop
 from monitor.contracts import Contracts
 from monitor.engine import Engine, PipelineStats
 from monitor.events import INVALID, Rejection, decode_event, to_us
@@ -506,11 +508,39 @@ class _Peers:
 def _job(conn: Connection, peer_conns: dict[int, Connection], me: int, contracts: Contracts, at_us: int | None,
          by_items: bool, engine_class: type[Engine], part: Callable | None) -> None:
     tune_gc()  # as the command line does for one process
-    engine = engine_class(contracts)
     tally, peers = ReplayTally(), _Peers(peer_conns)
+    if by_items and engine_class is Engine and compiled_replay.IN_USE:
+        engine = _compiled_job(conn, peers, contracts, at_us, tally)
+    else:
+        engine = _python_job(conn, peers, engine_class(contracts), contracts, at_us, by_items, tally)
+    first = min((b for lg in engine.ledgers.values() for b in lg.buckets), default=None)
+    conn.send((engine.now_us, None if first is None else first * BUCKET_US))
+    at, names, owned, data_start = conn.recv()
+    engine.advance_to(at)
+    live = open_clocks(engine, at, (SOON_US,))
+    if by_items:
+        conn.send([None if j == me else pickle.dumps(_share(engine, at, live, theirs), pickle.HIGHEST_PROTOCOL)
+                   for j, theirs in enumerate(owned)])
+        shares = [pickle.loads(raw) for raw in conn.recv()]
+        _absorb(engine, live, shares)
+    else:
+        conn.send(None)
+        conn.recv()
+    records = build_report(engine, at, clients=names, live=live)
+    extra = None
+    if part is not None:
+        extra = part(engine, replay_result(engine, tally, at, records), names, data_start)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    conn.send((records, engine.stats, engine.orphan_events(), tally, extra, usage.ru_utime + usage.ru_stime))
+    conn.close()
+
+
+def _python_job(conn: Connection, peers: _Peers, engine: Engine, contracts: Contracts, at_us: int | None,
+                by_items: bool, tally: ReplayTally) -> Engine:
+    """A job's lines through the Python engine (the reference; a review's engine)."""
     clients, stats, seen = contracts.clients, engine.stats, engine.seen
     lateness = {name: contracts.lateness_us(name) for name in clients}
-    inputs = [conn, *peer_conns.values()]
+    inputs = [conn, *peers.conns.values()]
     running = True
     while running:
         ready = wait(inputs)
@@ -545,26 +575,42 @@ def _job(conn: Connection, peer_conns: dict[int, Connection], me: int, contracts
                     peers.accepted(event.client, number, ts)  # passed dedupe and lateness: the watermark has it
             peers.handled(end)
     peers.finish()
-    first = min((b for lg in engine.ledgers.values() for b in lg.buckets), default=None)
-    conn.send((engine.now_us, None if first is None else first * BUCKET_US))
-    at, names, owned, data_start = conn.recv()
-    engine.advance_to(at)
-    live = open_clocks(engine, at, (SOON_US,))
-    if by_items:
-        conn.send([None if j == me else pickle.dumps(_share(engine, at, live, theirs), pickle.HIGHEST_PROTOCOL)
-                   for j, theirs in enumerate(owned)])
-        shares = [pickle.loads(raw) for raw in conn.recv()]
-        _absorb(engine, live, shares)
-    else:
-        conn.send(None)
-        conn.recv()
-    records = build_report(engine, at, clients=names, live=live)
-    extra = None
-    if part is not None:
-        extra = part(engine, replay_result(engine, tally, at, records), names, data_start)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    conn.send((records, engine.stats, engine.orphan_events(), tally, extra, usage.ru_utime + usage.ru_stime))
-    conn.close()
+    return engine
+
+
+def _compiled_job(conn: Connection, peers: _Peers, contracts: Contracts, at_us: int | None,
+                  tally: ReplayTally) -> Engine:
+    """A replay job's lines through the compiled loop (monitor/compiled_replay.py), which asks `peers` for a flagged
+    line's watermark and tells them what it accepted, as `_python_job` does."""
+    loop = CompiledLoop(contracts, tally)
+
+    def settle(client: str, number: int, own: int | None) -> int | None:
+        newest = peers.ask(client, number)
+        if own is not None:
+            newest.append(own)
+        return max(newest) if newest else None
+
+    def accepted(batch: list[tuple[str, int, int]]) -> None:
+        for client, number, ts in batch:
+            peers.accepted(client, number, ts)
+
+    inputs = [conn, *peers.conns.values()]
+    while True:
+        ready = wait(inputs)
+        for peer in ready:
+            if peer is not conn and peer.poll():
+                peers.serve(peer)
+        if conn in ready:
+            chunk = conn.recv()
+            if chunk is None:
+                break
+            end, numbers, lines, flagged = chunk
+            if numbers:
+                tally.after_at += loop.native.feed_job(numbers, lines, flagged, at_us, settle, accepted)
+                tally.lines = numbers[-1]
+            peers.handled(end)
+    peers.finish()
+    return loop.engine()
 
 
 def _settle_watermark(engine: Engine, peers: _Peers, event, number: int, lateness_us: int) -> None:

@@ -1,0 +1,202 @@
+"""A replay's engine loop, compiled (native/engine, Rust): the lines decoded and decided as `monitor.engine.Engine`
+decides them, then the state handed back to a Python `Engine`, which the report reads as it reads any engine.
+
+The Python engine is the reference: tests/property/test_compiled_engine.py holds the two together (the same report
+and pipeline counts on arbitrary streams with disorder, duplicates, reopens and priority changes). What the compiled
+loop asks of Python: lines its decoder declines (`decode_event` decides and words the rejection), a business
+calendar's arithmetic, the calendar periods of a UTC day (once per day and zone), probes (the uptime ledgers), and
+the wording of a refusal. `SLAMON_ENGINE=python` runs the reference instead.
+
+The hand-back is what a report reads, not a whole engine: tickets with an open clock or orphan events (a report
+walks only those), every call still held, the ledgers, statistics and watermarks; not the dedupe ids nor the final
+tickets, so the engine handed back answers questions and advances time, but is not fed further events.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from itertools import islice
+
+from monitor import engine as engine_module
+from monitor.calendar import AlwaysOpen
+from monitor.calls import CallState
+from monitor.compiled import compiled_module
+from monitor.contracts import Contracts, Rolling
+from monitor.engine import CallItem, ClientModel, Engine, TicketItem, engine_error, expired_dropped, expired_final, late
+from monitor.events import Rejection, TicketEvent, decode_event, from_us
+from monitor.ledger import Contribution, SlaLedger, Tally
+from monitor.periods import _windows_of_utc_day
+from monitor.sketch import _LOG_GAMMA, LogSketch
+from monitor.tickets import Clock, TicketState
+
+_native, IN_USE = compiled_module("monitor._engine", "SLAMON_ENGINE")
+CHUNK_LINES = 4096  # lines per call into the compiled loop
+
+
+def usable(engine: Engine | None) -> bool:
+    """The compiled loop replaces a plain replay's engine (not a subclass: a review engine keeps more)."""
+    return IN_USE and engine is None
+
+
+def replay_engine(lines: Iterable, contracts: Contracts, at_us: int | None, tally) -> Engine:
+    """Feed every line (numbered from 1) to the compiled loop; the Python engine it hands back, and `tally` (a
+    `monitor.replay.ReplayTally`) filled as `monitor.replay.ingest_lines` fills it."""
+    loop = CompiledLoop(contracts, tally)
+    numbered = iter(lines)
+    first = 1
+    while chunk := list(islice(numbered, CHUNK_LINES)):
+        tally.after_at += loop.native.feed(chunk, first, at_us)
+        first += len(chunk)
+    tally.lines = first - 1
+    return loop.engine()
+
+
+class CompiledLoop:
+    """The compiled loop and the Python engine it hands its state back to; refusals are worded and counted in
+    `tally` as the Python loop does."""
+
+    def __init__(self, contracts: Contracts, tally) -> None:
+        self.shell = shell = Engine(contracts)
+        clients = contracts.clients
+
+        def fallback(number: int, line):
+            event = decode_event(line, clients)
+            if isinstance(event, Rejection):
+                tally.reject(number, event)
+                return None
+            return event
+
+        def refuse(number: int, reason: str, event_id: str, client: str, ticket_id: str | None, a: int,
+                   b: int) -> None:
+            if reason == "late":
+                rejection = late(a, b, event_id, client)
+            elif reason == "expired_dropped":
+                rejection = expired_dropped(ticket_id, event_id, client)
+            else:
+                rejection = expired_final(ticket_id, a, event_id, client)
+            tally.reject(number, rejection)
+
+        def error(number: int, exc: BaseException, event_id: str, client: str) -> None:
+            tally.reject(number, engine_error(exc, event_id, client))
+
+        def fold_probes(horizons: dict[str, int], now_us: int) -> None:
+            shell.now_us = now_us
+            shell._fold_probes(horizons)
+
+        self.native = _native.EngineLoop(engine_spec(shell, fallback=fallback, refuse=refuse, engine_error=error,
+                                                     fold_probes=fold_probes))
+
+    def engine(self) -> Engine:
+        """The Python engine with the compiled loop's state (call once, after the last line)."""
+        hand_back(self.native.export(), self.shell)
+        return self.shell
+
+
+def engine_spec(shell: Engine, **callbacks) -> dict:
+    """The contracts as the compiled loop reads them: clients sorted by name (the deadline heap's tie order),
+    ledgers in the engine's order (a contribution names its ledger by index)."""
+    index = {key: i for i, key in enumerate(shell.ledgers)}
+    return {
+        "clients": [_client_spec(shell.clients[name], index) for name in sorted(shell.clients)],
+        "ledgers": [{"period": None if isinstance(lg.period, Rolling) else lg.period, "tz": lg.tz,
+                     "rolling_us": lg.period.rolling if isinstance(lg.period, Rolling) else 0,
+                     "list_breaches": lg.list_breaches} for lg in shell.ledgers.values()],
+        "windows_of_day": _windows_of_utc_day,
+        "compact_every": engine_module.COMPACT_EVERY,  # read at each replay: a test may shorten them for both
+        "evict_calls_every": engine_module.EVICT_CALLS_EVERY,
+        "log_gamma": _LOG_GAMMA,
+        **callbacks,
+    }
+
+
+def _client_spec(model: ClientModel, index: dict[tuple[str, str], int]) -> dict:
+    name = model.name
+    return {
+        "name": name,
+        "lateness_us": model.lateness_us,
+        "reopen_window_us": model.reopen_window_us,
+        "ticket_slas": [{
+            "ledger": index[(name, s.name)], "target": list(s.target.items()), "queues": sorted(s.queues),
+            "channels": sorted(s.channels), "pause_statuses": sorted(s.pause_statuses),
+            "stops_on_agent_reply": s.stops_on_agent_reply, "restarts_on_reopen": s.restarts_on_reopen,
+            "calendar": None if isinstance(model.calendars[s.name], AlwaysOpen) else model.calendars[s.name],
+        } for s in model.ticket_slas],
+        "call_slas": [{
+            "ledger": index[(name, s.name)], "kind": s.kind, "within": s.within, "short_abandon": s.short_abandon,
+            "counts_abandons": s.counts_abandons, "queues": sorted(s.queues),
+        } for s in model.call_slas],
+        "csat_slas": [{"ledger": index[(name, s.name)], "good_score": s.good_score} for s in model.csat_slas],
+        "accuracy_ledgers": [index[(name, s.name)] for s in model.accuracy_slas],
+        "uptime": {service: [lg.add_probe for lg in ledgers] for service, ledgers in model.uptime.items()},
+    }
+
+
+def hand_back(state: dict, shell: Engine) -> None:
+    """The compiled loop's state (`EngineLoop.export`) into the Python engine `shell`, shaped as its own."""
+    shell.now_us, shell.horizon_us, shell._seq = state["now_us"], state["horizon_us"], state["seq"]
+    shell.watermarks = dict(state["watermarks"])
+    events, duplicates, rejected, rebuilds, errors, evicted, finals = state["stats"]
+    stats = shell.stats
+    stats.events, stats.rejected = Counter(dict(events)), Counter(dict(rejected))
+    stats.duplicates, stats.rebuilds, stats.errors = duplicates, rebuilds, errors
+    stats.evicted_calls, stats.final_tickets = evicted, finals
+    keys = list(shell.ledgers)
+    for ledger, parts in zip(shell.ledgers.values(), state["ledgers"], strict=True):
+        _fill_ledger(ledger, *parts)
+    for client, ticket_id, base, current, events, last_us, contribs, pushed in state["tickets"]:
+        model = shell.clients[client]
+        current_state = _ticket_state(model, ticket_id, current)
+        item = TicketItem(
+            current_state if base is None else _ticket_state(model, ticket_id, base), current_state,
+            [(ts, seq, _ticket_event(client, ticket_id, ts, ev)) for ts, seq, ev in events] if events else (),
+            last_us, tuple(_contribution(keys, c) for c in contribs), pushed,
+        )
+        key = (client, ticket_id)
+        shell.tickets[key] = item
+        shell._index_ticket(key, item)
+        if pushed is not None:
+            shell._heap.append((pushed, key))
+    heapq.heapify(shell._heap)
+    for client, call_id, (queue, offered, answered, abandoned, ended, wrapup), contribs in state["calls"]:
+        call = CallState(call_id, queue, offered, answered, abandoned, ended, wrapup)
+        shell.calls[(client, call_id)] = CallItem(call, [_contribution(keys, c) for c in contribs])
+
+
+def _fill_ledger(ledger: SlaLedger, periods, windows, by_priority, sketches, buckets, instants, breaches) -> None:
+    ledger.periods = {label: Tally(*t) for label, t in periods}
+    ledger.windows = dict(windows)
+    ledger.by_priority = {key: Tally(*t) for key, t in by_priority}
+    ledger.sketches = {label: LogSketch(counts, zeros, count) for label, counts, zeros, count in sketches}
+    ledger.buckets = {bucket: Tally(*t) for bucket, t in buckets}
+    ledger.instants = {bucket: {at: Tally(*t) for at, t in detail} for bucket, detail in instants}
+    ledger.breaches = {label: listed for label, listed in breaches}
+    ledger.count_keys = None
+
+
+def _label(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
+
+
+def _ticket_state(model: ClientModel, ticket_id: str, fields) -> TicketState:
+    created, priority, queue, channel, status, resolved, resolved_us, orphans, clocks = fields
+    slas = model.ticket_slas
+    return TicketState(ticket_id, created, _label(priority), _label(queue), _label(channel), _label(status),
+                       resolved, resolved_us, orphans, tuple(
+                           Clock(slas[i], model.calendars[slas[i].name], target, _label(prio), elapsed, since,
+                                 deadline, good, decided)
+                           for i, target, prio, elapsed, since, deadline, good, decided in clocks))
+
+
+def _ticket_event(client: str, ticket_id: str, ts: int, fields) -> TicketEvent:
+    event_id, kind, priority, status, queue, channel = fields
+    return TicketEvent.model_construct(event_id=event_id, client=client, ts=from_us(ts), kind="ticket",
+                                       ticket_id=ticket_id, type=kind, priority=priority, status=status,
+                                       queue=queue, channel=channel)
+
+
+def _contribution(keys: list[tuple[str, str]], fields) -> Contribution:
+    ledger, *rest = fields
+    return Contribution(keys[ledger][1], *rest)

@@ -1,0 +1,514 @@
+//! `monitor.engine.Engine`'s event loop, line for line (the Python class is the reference): dedupe, lateness,
+//! final tickets, the deadline heap, ticket rebuilds from their events, compaction on the same cadence.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::rc::Rc;
+
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::decode::{Body, Decoded};
+use crate::ledger::{Contribution, Ledger, LedgerContext, PeriodCache, DAY_US};
+use crate::model::{Client, Labels};
+use crate::tickets::{CallState, TicketEv, TicketState};
+
+const FINAL_RETENTION_DAYS: i64 = 30;
+
+pub struct TicketItem {
+    pub seq: u64, // insertion order (a Python dict's order, for the hand-back)
+    pub base: Option<TicketState>, // None: the base is `state` itself (compacted)
+    pub state: TicketState,
+    pub events: Vec<(i64, u64, TicketEv)>,
+    pub last_us: i64,
+    pub contribs: Vec<Contribution>,
+    pub pushed_deadline: Option<i64>,
+}
+
+impl TicketItem {
+    fn own_base(&mut self) {
+        if self.base.is_none() {
+            self.base = Some(self.state.clone());
+        }
+    }
+}
+
+pub struct CallItem {
+    pub seq: u64,
+    pub state: CallState,
+    pub contribs: Vec<Contribution>,
+}
+
+/// `monitor.final_tickets.FinalTickets`, keyed by the ticket itself instead of a 64-bit hash.
+#[derive(Default)]
+pub struct FinalTickets {
+    sealed: FxHashMap<i64, FxHashSet<(u32, Rc<str>)>>,
+    open_day: Option<i64>,
+    today: FxHashSet<(u32, Rc<str>)>,
+}
+
+impl FinalTickets {
+    fn empty(&self) -> bool {
+        self.today.is_empty() && self.sealed.is_empty()
+    }
+
+    fn contains(&self, key: &(u32, Rc<str>)) -> bool {
+        self.today.contains(key) || self.sealed.values().any(|s| s.contains(key))
+    }
+
+    fn add(&mut self, key: (u32, Rc<str>), at_us: i64) {
+        let day = at_us.div_euclid(DAY_US);
+        if self.open_day.is_none_or(|d| day > d) {
+            if let Some(d) = self.open_day {
+                if !self.today.is_empty() {
+                    let today = std::mem::take(&mut self.today);
+                    self.sealed.entry(d).or_default().extend(today);
+                }
+            }
+            self.today.clear();
+            self.open_day = Some(day);
+        }
+        self.today.insert(key);
+    }
+
+    fn forget_before(&mut self, now_us: i64) {
+        let limit = now_us.div_euclid(DAY_US) - FINAL_RETENTION_DAYS;
+        self.sealed.retain(|day, _| *day >= limit);
+    }
+}
+
+#[derive(Default)]
+pub struct Stats {
+    pub events: Vec<(&'static str, i64)>, // by kind, in order of first acceptance (a Counter's order)
+    pub duplicates: i64,
+    pub rejected: Vec<(&'static str, i64)>,
+    pub rebuilds: i64,
+    pub errors: i64,
+    pub evicted_calls: i64,
+    pub final_tickets: i64,
+}
+
+pub fn count(counter: &mut Vec<(&'static str, i64)>, key: &'static str) {
+    match counter.iter_mut().find(|(k, _)| *k == key) {
+        Some((_, n)) => *n += 1,
+        None => counter.push((key, 1)),
+    }
+}
+
+/// What became of an event (`Engine._ingest`: None for accepted and duplicate alike; a split replay tells them apart).
+pub enum Outcome {
+    Accepted,
+    Duplicate,
+    Refused(Refusal),
+}
+
+/// Why an event was refused; lib.rs words it with the Python engine's own text.
+pub enum Refusal {
+    Late { watermark: i64, lateness_us: i64 },
+    ExpiredDropped,
+    ExpiredFinal { reopen_window_us: i64 },
+}
+
+pub struct Engine {
+    pub clients: Vec<Client>, // sorted by name: the deadline heap breaks ties as Python's tuples do
+    pub labels: Labels,
+    pub ledgers: Vec<Ledger>,
+    pub caches: Vec<PeriodCache>,
+    pub windows_of_day: Py<PyAny>,
+    pub fold_probes: Py<PyAny>,
+    pub log_gamma: f64,
+    pub rolling_label: u32,
+    pub tickets: Vec<FxHashMap<Rc<str>, TicketItem>>,
+    pub calls: Vec<FxHashMap<Rc<str>, CallItem>>,
+    pub seen: FxHashMap<Box<str>, i64>,
+    pub watermarks: Vec<Option<i64>>,
+    pub watermark_order: Vec<u32>, // clients in order of their first event (the Python dict's order)
+    pub now_us: i64,
+    pub horizon_us: i64,
+    pub stats: Stats,
+    heap: BinaryHeap<Reverse<(i64, u32, Rc<str>)>>,
+    pub seq: u64,
+    item_seq: u64,
+    since_compaction: u64,
+    final_tickets: FinalTickets,
+    has_uptime: bool,
+    pub compact_every: u64,     // `monitor.engine.COMPACT_EVERY`
+    pub evict_calls_every: u64, // `monitor.engine.EVICT_CALLS_EVERY`
+}
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(clients: Vec<Client>, labels: Labels, ledgers: Vec<Ledger>, caches: Vec<PeriodCache>,
+               windows_of_day: Py<PyAny>, fold_probes: Py<PyAny>, log_gamma: f64, rolling_label: u32) -> Engine {
+        let n = clients.len();
+        let has_uptime = clients.iter().any(|c| !c.uptime.is_empty());
+        Engine {
+            clients, labels, ledgers, caches, windows_of_day, fold_probes, log_gamma, rolling_label,
+            tickets: (0..n).map(|_| FxHashMap::default()).collect(),
+            calls: (0..n).map(|_| FxHashMap::default()).collect(),
+            seen: FxHashMap::default(),
+            watermarks: vec![None; n],
+            watermark_order: Vec::new(),
+            now_us: -1,
+            horizon_us: -1,
+            stats: Stats::default(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            item_seq: 0,
+            since_compaction: 0,
+            final_tickets: FinalTickets::default(),
+            has_uptime,
+            compact_every: 50_000,
+            evict_calls_every: 2_000,
+        }
+    }
+
+    /// `Engine._ingest` for a decoded event of client `c`.
+    #[allow(unknown_lints, clippy::manual_is_multiple_of)] // `is_multiple_of` needs Rust 1.87; 1.82 builds this
+    pub fn ingest(&mut self, py: Python<'_>, c: u32, ev: &Decoded) -> PyResult<Outcome> {
+        let ts = ev.ts_us;
+        if self.seen.contains_key(ev.event_id.as_str()) {
+            self.stats.duplicates += 1;
+            return Ok(Outcome::Duplicate);
+        }
+        let client = &self.clients[c as usize];
+        let known = self.watermarks[c as usize];
+        let watermark = known.unwrap_or(ts);
+        if ts < watermark - client.lateness_us {
+            count(&mut self.stats.rejected, "late");
+            return Ok(Outcome::Refused(Refusal::Late { watermark, lateness_us: client.lateness_us }));
+        }
+        if let Body::Ticket { ticket_id, .. } = &ev.body {
+            if let Some(refusal) = self.expired(c, ticket_id, ts) {
+                count(&mut self.stats.rejected, "expired");
+                return Ok(Outcome::Refused(refusal));
+            }
+        }
+        self.seen.insert(ev.event_id.as_str().into(), ts);
+        match known {
+            None => {
+                self.watermarks[c as usize] = Some(ts);
+                self.watermark_order.push(c);
+            }
+            Some(w) if ts > w => self.watermarks[c as usize] = Some(ts),
+            _ => {}
+        }
+        let kind = match &ev.body {
+            Body::Ticket { .. } => "ticket",
+            Body::Call { .. } => "call",
+            Body::Probe { .. } => "probe",
+            Body::Survey { .. } => "survey",
+            Body::Audit { .. } => "audit",
+        };
+        count(&mut self.stats.events, kind);
+        if ts > self.now_us {
+            self.now_us = ts;
+            self.fire(py, ts - 1)?;
+        }
+        match &ev.body {
+            Body::Ticket { ticket_id, kind, priority, status, queue, channel } => {
+                let labels = &mut self.labels;
+                let tev = TicketEv {
+                    event_id: ev.event_id.as_str().into(),
+                    kind: *kind,
+                    priority: priority.as_deref().map(|s| labels.id(s)),
+                    status: status.as_deref().map(|s| labels.id(s)),
+                    queue: queue.as_deref().map(|s| labels.id(s)),
+                    channel: channel.as_deref().map(|s| labels.id(s)),
+                };
+                self.on_ticket(py, c, ticket_id, tev, ts)?;
+            }
+            Body::Call { call_id, queue, kind, wrapup_seconds } => {
+                let queue = self.labels.id(queue);
+                self.on_call(py, c, call_id, *kind, queue, *wrapup_seconds, ts)?;
+            }
+            Body::Probe { service, up, .. } => {
+                if let Some(ledgers) = self.clients[c as usize].uptime.get(service) {
+                    for add_probe in ledgers {
+                        add_probe.call1(py, (ts, *up))?;
+                    }
+                }
+            }
+            Body::Survey { score, .. } => {
+                for i in 0..self.clients[c as usize].csat_slas.len() {
+                    let sla = &self.clients[c as usize].csat_slas[i];
+                    let good = (*score >= sla.good_score) as i64;
+                    let contribution = Contribution {
+                        ledger: sla.ledger, at_us: ts, decided: 1, good, bad: 1 - good, total: *score as f64,
+                        sample: None, priority: None, item: None,
+                    };
+                    self.contribute(py, &contribution, 1)?;
+                }
+            }
+            Body::Audit { items, errors } => {
+                for i in 0..self.clients[c as usize].accuracy_ledgers.len() {
+                    let contribution = Contribution {
+                        ledger: self.clients[c as usize].accuracy_ledgers[i], at_us: ts, decided: *items,
+                        good: items - errors, bad: *errors, total: 0.0, sample: None, priority: None, item: None,
+                    };
+                    self.contribute(py, &contribution, 1)?;
+                }
+            }
+        }
+        self.since_compaction += 1;
+        if self.since_compaction >= self.compact_every {
+            self.compact(py)?;
+        } else if self.since_compaction % self.evict_calls_every == 0 {
+            let horizons = self.horizons();
+            self.evict_calls(&horizons);
+        }
+        Ok(Outcome::Accepted)
+    }
+
+    /// A split replay's exact watermark for a line the reader flagged (slamon/jobs.py `_settle_watermark`).
+    pub fn set_watermark(&mut self, c: u32, watermark: i64) {
+        if self.watermarks[c as usize].is_none() {
+            self.watermark_order.push(c);
+        }
+        self.watermarks[c as usize] = Some(watermark);
+    }
+
+    fn expired(&self, c: u32, ticket_id: &str, ts: i64) -> Option<Refusal> {
+        let client = &self.clients[c as usize];
+        match self.tickets[c as usize].get(ticket_id) {
+            None => {
+                if !self.final_tickets.empty() && self.final_tickets.contains(&(c, Rc::from(ticket_id))) {
+                    return Some(Refusal::ExpiredDropped);
+                }
+                None
+            }
+            Some(item) => {
+                let final_us = item.state.final_after(client.reopen_window_us)?;
+                if ts <= final_us {
+                    return None;
+                }
+                Some(Refusal::ExpiredFinal { reopen_window_us: client.reopen_window_us })
+            }
+        }
+    }
+
+    fn on_ticket(&mut self, py: Python<'_>, c: u32, ticket_id: &str, ev: TicketEv, ts: i64) -> PyResult<()> {
+        self.seq += 1;
+        let seq = self.seq;
+        let tickets = &mut self.tickets[c as usize];
+        if !tickets.contains_key(ticket_id) {
+            self.item_seq += 1;
+            tickets.insert(Rc::from(ticket_id), TicketItem {
+                seq: self.item_seq, base: Some(TicketState::default()), state: TicketState::default(),
+                events: Vec::new(), last_us: -1, contribs: Vec::new(), pushed_deadline: None,
+            });
+        }
+        let key = tickets.get_key_value(ticket_id).expect("inserted above").0.clone();
+        let item = tickets.get_mut(ticket_id).expect("inserted above");
+        let client = &self.clients[c as usize];
+        if ts >= item.last_us && ts > item.state.last_breach() {
+            item.own_base();
+            item.events.push((ts, seq, ev));
+            item.last_us = ts;
+            let last = &item.events.last().expect("just pushed").2;
+            item.state.fire(py, client, ts - 1)?;
+            item.state.apply(py, last, ts, client)?;
+            item.state.fire(py, client, self.horizon_us)?;
+        } else {
+            let at = item.events.partition_point(|(t, s, _)| (*t, *s) <= (ts, seq));
+            item.events.insert(at, (ts, seq, ev));
+            item.last_us = item.last_us.max(ts);
+            let rebuilt = rebuild(py, client, item, self.horizon_us)?;
+            let old = std::mem::replace(&mut item.state, rebuilt);
+            if item.base.is_none() {
+                item.base = Some(old);
+            }
+            self.stats.rebuilds += 1;
+        }
+        self.settle_ticket(py, c, &key)
+    }
+
+    /// `Engine._settle_ticket`: the outcome changes into the ledgers, the next deadline onto the heap.
+    fn settle_ticket(&mut self, py: Python<'_>, c: u32, key: &Rc<str>) -> PyResult<()> {
+        let client = &self.clients[c as usize];
+        let item = self.tickets[c as usize].get_mut(key).expect("settled tickets are held");
+        let new = item.state.contributions(client, key);
+        if new != item.contribs {
+            let old = std::mem::replace(&mut item.contribs, new.clone());
+            self.diff(py, &old, &new)?;
+        }
+        let item = self.tickets[c as usize].get_mut(key).expect("settled tickets are held");
+        if let Some(deadline) = item.state.next_deadline() {
+            if Some(deadline) != item.pushed_deadline {
+                self.heap.push(Reverse((deadline, c, key.clone())));
+                item.pushed_deadline = Some(deadline);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_call(&mut self, py: Python<'_>, c: u32, call_id: &str, kind: u8, queue: u32, wrapup: Option<f64>,
+               ts: i64) -> PyResult<()> {
+        let calls = &mut self.calls[c as usize];
+        if !calls.contains_key(call_id) {
+            self.item_seq += 1;
+            calls.insert(Rc::from(call_id), CallItem {
+                seq: self.item_seq, state: CallState::default(), contribs: Vec::new(),
+            });
+        }
+        let key = calls.get_key_value(call_id).expect("inserted above").0.clone();
+        let item = calls.get_mut(call_id).expect("inserted above");
+        if !item.state.apply(kind, queue, wrapup, ts) {
+            return Ok(());
+        }
+        let new = item.state.contributions(&self.clients[c as usize].call_slas, &key);
+        if new != item.contribs {
+            let old = std::mem::replace(&mut item.contribs, new.clone());
+            self.diff(py, &old, &new)?;
+        }
+        Ok(())
+    }
+
+    fn diff(&mut self, py: Python<'_>, old: &[Contribution], new: &[Contribution]) -> PyResult<()> {
+        if old.is_empty() {
+            for c in new {
+                self.contribute(py, c, 1)?;
+            }
+            return Ok(());
+        }
+        for c in old {
+            if !new.contains(c) {
+                self.contribute(py, c, -1)?;
+            }
+        }
+        for c in new {
+            if !old.contains(c) {
+                self.contribute(py, c, 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn contribute(&mut self, py: Python<'_>, c: &Contribution, sign: i64) -> PyResult<()> {
+        let mut ctx = LedgerContext {
+            caches: &mut self.caches, labels: &mut self.labels, windows_of_day: &self.windows_of_day,
+            log_gamma: self.log_gamma, rolling_label: self.rolling_label,
+        };
+        self.ledgers[c.ledger as usize].apply(py, c, sign, &mut ctx)
+    }
+
+    /// `Engine.advance_to` without the report: time has reached `now_us`.
+    pub fn advance_to(&mut self, py: Python<'_>, now_us: i64) -> PyResult<()> {
+        if now_us > self.now_us {
+            self.now_us = now_us;
+        }
+        self.fire(py, now_us)
+    }
+
+    fn fire(&mut self, py: Python<'_>, through: i64) -> PyResult<()> {
+        if through <= self.horizon_us {
+            return Ok(());
+        }
+        self.horizon_us = through;
+        while let Some(Reverse((deadline, _, _))) = self.heap.peek() {
+            if *deadline > through {
+                break;
+            }
+            let Reverse((deadline, c, key)) = self.heap.pop().expect("peeked");
+            let client = &self.clients[c as usize];
+            let Some(item) = self.tickets[c as usize].get_mut(&key) else { continue };
+            if Some(deadline) != item.pushed_deadline {
+                continue; // superseded by a later schedule of the same ticket
+            }
+            item.pushed_deadline = None;
+            item.own_base();
+            item.state.fire(py, client, through)?;
+            self.settle_ticket(py, c, &key)?;
+        }
+        Ok(())
+    }
+
+    fn horizons(&self) -> Vec<Option<i64>> {
+        self.watermarks
+            .iter()
+            .zip(&self.clients)
+            .map(|(w, client)| w.map(|w| w - client.lateness_us))
+            .collect()
+    }
+
+    fn evict_calls(&mut self, horizons: &[Option<i64>]) {
+        for (c, calls) in self.calls.iter_mut().enumerate() {
+            let Some(limit) = horizons[c] else { continue };
+            let before = calls.len();
+            calls.retain(|_, item| {
+                let s = &item.state;
+                let end = s.ended_us.or(s.abandoned_us);
+                !(s.offered_us.is_some() && end.is_some_and(|e| e < limit))
+            });
+            self.stats.evicted_calls += (before - calls.len()) as i64;
+        }
+    }
+
+    /// `Engine.compact` (a replay keeps every period's breach listings: no `forget_old_periods`).
+    fn compact(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.since_compaction = 0;
+        let horizons = self.horizons();
+        self.evict_calls(&horizons);
+        for ledger in self.ledgers.iter_mut() {
+            ledger.prune(self.now_us);
+        }
+        self.compact_tickets(&horizons);
+        if self.has_uptime {
+            let folds = PyDict::new(py);
+            for &c in &self.watermark_order {
+                if let Some(h) = horizons[c as usize] {
+                    folds.set_item(&self.clients[c as usize].name, h)?;
+                }
+            }
+            self.fold_probes.call1(py, (folds, self.now_us))?;
+        }
+        self.final_tickets.forget_before(self.now_us);
+        let oldest = horizons.iter().flatten().min().copied().unwrap_or(0);
+        self.seen.retain(|_, ts| *ts >= oldest);
+        Ok(())
+    }
+
+    fn compact_tickets(&mut self, horizons: &[Option<i64>]) {
+        // Final tickets are remembered in the Python dict's order (`FinalTickets.add` groups them by the day
+        // of the newest day seen so far): one pass over every client, in insertion order.
+        let mut finals: Vec<(u64, u32, Rc<str>, i64)> = Vec::new();
+        for (c, tickets) in self.tickets.iter_mut().enumerate() {
+            let Some(limit) = horizons[c] else { continue };
+            let reopen_window = self.clients[c].reopen_window_us;
+            for (key, item) in tickets.iter_mut() {
+                if item.last_us >= limit {
+                    continue;
+                }
+                if let Some(final_us) = item.state.final_after(reopen_window) {
+                    if final_us < limit {
+                        finals.push((item.seq, c as u32, key.clone(), final_us));
+                        continue;
+                    }
+                }
+                if item.events.is_empty() || item.state.last_breach() >= limit {
+                    continue;
+                }
+                item.base = None;
+                item.events = Vec::new();
+            }
+        }
+        finals.sort_unstable_by_key(|(seq, ..)| *seq);
+        for (_, c, key, final_us) in finals {
+            self.tickets[c as usize].remove(&key);
+            self.final_tickets.add((c, key), final_us);
+            self.stats.final_tickets += 1;
+        }
+    }
+}
+
+fn rebuild(py: Python<'_>, client: &Client, item: &TicketItem, horizon: i64) -> PyResult<TicketState> {
+    let mut state = item.base.as_ref().unwrap_or(&item.state).clone();
+    for (ts, _, ev) in &item.events {
+        state.fire(py, client, ts - 1)?;
+        state.apply(py, ev, *ts, client)?;
+    }
+    state.fire(py, client, horizon)?;
+    Ok(state)
+}

@@ -1,0 +1,204 @@
+//! `monitor.ledger.SlaLedger` and `monitor.sketch.LogSketch` as the compiled engine keeps them: period, bucket,
+//! instant and priority tallies, the retractable latency sketch, the breached items. Handed back to Python
+//! ledgers at the end of a replay (lib.rs `export`), where the report reads them.
+
+use std::rc::Rc;
+
+use indexmap::IndexMap;
+use pyo3::prelude::*;
+use rustc_hash::{FxBuildHasher, FxHashMap};
+
+use crate::model::Labels;
+
+pub const BUCKET_US: i64 = 15 * 60 * 1_000_000;
+pub const DAY_US: i64 = 86_400_000_000;
+
+type FxIndexMap<K, V> = IndexMap<K, V, FxBuildHasher>;
+
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+pub struct Tally {
+    pub decided: i64,
+    pub good: i64,
+    pub bad: i64,
+    pub total_us: i64,
+}
+
+impl Tally {
+    #[inline]
+    fn add(&mut self, d: i64, g: i64, b: i64, t: i64, sign: i64) {
+        self.decided += sign * d;
+        self.good += sign * g;
+        self.bad += sign * b;
+        self.total_us += sign * t;
+    }
+}
+
+/// `monitor.ledger.Contribution`: what one item adds to one SLA (its ledger).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Contribution {
+    pub ledger: u32,
+    pub at_us: i64,
+    pub decided: i64,
+    pub good: i64,
+    pub bad: i64,
+    pub total: f64,
+    pub sample: Option<f64>,
+    pub priority: Option<u32>,
+    pub item: Option<Rc<str>>,
+}
+
+#[derive(Default)]
+pub struct Sketch {
+    pub buckets: FxHashMap<i64, i64>,
+    pub zeros: i64,
+    pub count: i64,
+}
+
+const MIN_VALUE: f64 = 1e-6;
+
+impl Sketch {
+    fn add(&mut self, value: f64, weight: i64, log_gamma: f64) {
+        self.count += weight;
+        if value <= MIN_VALUE {
+            self.zeros += weight;
+            return;
+        }
+        let key = (value.ln() / log_gamma).ceil() as i64;
+        let n = self.buckets.get(&key).copied().unwrap_or(0) + weight;
+        if n != 0 {
+            self.buckets.insert(key, n);
+        } else {
+            self.buckets.remove(&key);
+        }
+    }
+}
+
+/// The calendar periods of one (period, zone), by UTC day: `monitor.periods._windows_of_utc_day`, asked once a day.
+pub struct PeriodCache {
+    period: String,
+    tz: String,
+    days: FxHashMap<i64, Vec<(i64, i64, u32)>>, // day -> (start, end, label)
+    pub windows: FxHashMap<u32, Py<PyAny>>,     // label -> its PeriodWindow (for the hand-back)
+}
+
+impl PeriodCache {
+    pub fn new(period: String, tz: String) -> PeriodCache {
+        PeriodCache { period, tz, days: FxHashMap::default(), windows: FxHashMap::default() }
+    }
+
+    fn window_of(&mut self, py: Python<'_>, at: i64, labels: &mut Labels, windows_of_day: &Py<PyAny>)
+                 -> PyResult<(i64, i64, u32)> {
+        let day = at.div_euclid(DAY_US);
+        if !self.days.contains_key(&day) {
+            let found = windows_of_day.call1(py, (day, self.period.as_str(), self.tz.as_str()))?;
+            let mut out = Vec::new();
+            for w in found.bind(py).try_iter()? {
+                let w = w?;
+                let label: String = w.getattr("label")?.extract()?;
+                let id = labels.id(&label);
+                out.push((w.getattr("start_us")?.extract()?, w.getattr("end_us")?.extract()?, id));
+                self.windows.entry(id).or_insert_with(|| w.unbind());
+            }
+            self.days.insert(day, out);
+        }
+        let windows = &self.days[&day];
+        if windows.len() == 1 {
+            return Ok(windows[0]);
+        }
+        Ok(*windows.iter().find(|(s, e, _)| *s <= at && at < *e).expect("windows cover the day"))
+    }
+}
+
+pub struct Ledger {
+    pub periods_cache: Option<usize>, // index into Engine.period_caches; None: a rolling period
+    pub rolling_us: i64,
+    pub list_breaches: bool,
+    last_window: (i64, i64, u32),
+    pub periods: FxIndexMap<u32, Tally>,
+    pub by_priority: FxIndexMap<(u32, u32), Tally>,
+    pub sketches: FxIndexMap<u32, Sketch>,
+    pub buckets: FxIndexMap<i64, Tally>,
+    pub instants: FxIndexMap<i64, FxIndexMap<i64, Tally>>,
+    pub breaches: FxIndexMap<u32, Vec<(i64, Rc<str>)>>,
+}
+
+impl Ledger {
+    pub fn new(periods_cache: Option<usize>, rolling_us: i64, list_breaches: bool) -> Ledger {
+        Ledger {
+            periods_cache,
+            rolling_us,
+            list_breaches,
+            last_window: (0, 0, 0),
+            periods: FxIndexMap::default(),
+            by_priority: FxIndexMap::default(),
+            sketches: FxIndexMap::default(),
+            buckets: FxIndexMap::default(),
+            instants: FxIndexMap::default(),
+            breaches: FxIndexMap::default(),
+        }
+    }
+
+    fn label(&mut self, py: Python<'_>, at: i64, ctx: &mut LedgerContext) -> PyResult<u32> {
+        let Some(cache) = self.periods_cache else { return Ok(ctx.rolling_label) };
+        let (start, end, label) = self.last_window;
+        if start <= at && at < end {
+            return Ok(label);
+        }
+        self.last_window = ctx.caches[cache].window_of(py, at, ctx.labels, ctx.windows_of_day)?;
+        Ok(self.last_window.2)
+    }
+
+    /// `SlaLedger.apply`: a contribution added (sign +1) or retracted (-1).
+    pub fn apply(&mut self, py: Python<'_>, c: &Contribution, sign: i64, ctx: &mut LedgerContext) -> PyResult<()> {
+        let label = self.label(py, c.at_us, ctx)?;
+        let (d, g, b) = (c.decided, c.good, c.bad);
+        let t = if c.total != 0.0 { (c.total * 1_000_000.0).round_ties_even() as i64 } else { 0 };
+        self.periods.entry(label).or_default().add(d, g, b, t, sign);
+        let at = c.at_us;
+        let bucket = at.div_euclid(BUCKET_US);
+        self.buckets.entry(bucket).or_default().add(d, g, b, t, sign);
+        self.instants.entry(bucket).or_default().entry(at).or_default().add(d, g, b, t, sign);
+        if let Some(priority) = c.priority {
+            self.by_priority.entry((label, priority)).or_default().add(d, g, b, t, sign);
+        }
+        if let Some(sample) = c.sample {
+            self.sketches.entry(label).or_default().add(sample, sign, ctx.log_gamma);
+        }
+        if b != 0 && self.list_breaches {
+            if let Some(item) = &c.item {
+                let listed = self.breaches.entry(label).or_default();
+                if sign > 0 {
+                    listed.push((at, item.clone()));
+                } else if let Some(i) = listed.iter().position(|(a, it)| *a == at && it == item) {
+                    listed.remove(i);
+                } else {
+                    return Err(pyo3::exceptions::PyValueError::new_err("list.remove(x): x not in list"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `SlaLedger.prune`: the exact instants of buckets older than the detail kept.
+    pub fn prune(&mut self, now_us: i64) {
+        let keep = if self.periods_cache.is_none() {
+            if self.rolling_us % BUCKET_US != 0 {
+                return;
+            }
+            self.rolling_us + 2 * DAY_US
+        } else {
+            2 * DAY_US
+        };
+        let limit = (now_us - keep).div_euclid(BUCKET_US);
+        self.instants.retain(|bucket, _| *bucket >= limit);
+    }
+}
+
+/// What a ledger's `apply` needs besides itself (borrowed from the engine, apart from the ledgers).
+pub struct LedgerContext<'a> {
+    pub caches: &'a mut [PeriodCache],
+    pub labels: &'a mut Labels,
+    pub windows_of_day: &'a Py<PyAny>,
+    pub log_gamma: f64,
+    pub rolling_label: u32,
+}

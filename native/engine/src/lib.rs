@@ -1,0 +1,405 @@
+//! The replay's engine loop, compiled: lines in (decoded by `decode`, or by the Python decoder where the fast path
+//! declines), the engine's state out at the end, handed back to a Python `monitor.engine.Engine` that the report
+//! reads (monitor/compiled_replay.py). The Python engine stays the reference; tests/property/
+//! test_compiled_engine.py holds the two together on arbitrary streams.
+
+mod decode;
+mod engine;
+mod ledger;
+mod model;
+mod tickets;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use rustc_hash::FxHashMap;
+
+use decode::{decode_fast, Body, Decoded, CALL_TYPES, TICKET_TYPES};
+use engine::{count, Engine, Outcome, Refusal};
+use ledger::{Ledger, PeriodCache, Tally};
+use model::{Client, Labels};
+use tickets::TicketState;
+
+#[pyclass(unsendable)]
+struct EngineLoop {
+    engine: Engine,
+    client_ids: FxHashMap<String, u32>,
+    fallback: Py<PyAny>, // (number, line) -> an event, or None when the Python decoder rejected it (and counted it)
+    refuse: Py<PyAny>,   // (number, reason, event_id, client, ticket_id, a, b): words and counts a refusal
+    engine_error: Py<PyAny>, // (number, exception, event_id, client)
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+}
+
+fn opt_str(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<String>> {
+    obj.getattr(name)?.extract()
+}
+
+/// A Python-decoded event (pydantic model) as the engine reads it.
+fn from_event(obj: &Bound<'_, PyAny>) -> PyResult<Decoded> {
+    let kind: String = obj.getattr("kind")?.extract()?;
+    let index = |types: &[&str], name: String| -> PyResult<u8> {
+        types.iter().position(|t| *t == name).map(|i| i as u8)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown event type {name:?}")))
+    };
+    let body = match kind.as_str() {
+        "ticket" => Body::Ticket {
+            ticket_id: obj.getattr("ticket_id")?.extract()?,
+            kind: index(&TICKET_TYPES, obj.getattr("type")?.extract()?)?,
+            priority: opt_str(obj, "priority")?,
+            status: opt_str(obj, "status")?,
+            queue: opt_str(obj, "queue")?,
+            channel: opt_str(obj, "channel")?,
+        },
+        "call" => Body::Call {
+            call_id: obj.getattr("call_id")?.extract()?,
+            queue: obj.getattr("queue")?.extract()?,
+            kind: index(&CALL_TYPES, obj.getattr("type")?.extract()?)?,
+            wrapup_seconds: obj.getattr("wrapup_seconds")?.extract()?,
+        },
+        "probe" => Body::Probe {
+            service: obj.getattr("service")?.extract()?,
+            up: obj.getattr("status")?.extract::<String>()? == "up",
+            latency_ms: obj.getattr("latency_ms")?.extract()?,
+        },
+        "survey" => Body::Survey {
+            score: obj.getattr("score")?.extract()?,
+            ticket_id: opt_str(obj, "ticket_id")?,
+            call_id: opt_str(obj, "call_id")?,
+        },
+        "audit" => Body::Audit { items: obj.getattr("items")?.extract()?, errors: obj.getattr("errors")?.extract()? },
+        other => return Err(PyValueError::new_err(format!("unknown event kind {other:?}"))),
+    };
+    Ok(Decoded {
+        event_id: obj.getattr("event_id")?.extract()?,
+        client: obj.getattr("client")?.extract()?,
+        ts_us: obj.getattr("ts_us")?.extract()?,
+        body,
+    })
+}
+
+fn tally<'py>(py: Python<'py>, t: &Tally) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, [t.decided, t.good, t.bad, t.total_us])
+}
+
+struct Job {
+    flagged: rustc_hash::FxHashSet<i64>,
+    settle: Py<PyAny>,
+    accepted: Py<PyAny>,
+    batch: Vec<(u32, i64, i64)>, // accepted (client, line number, ts) not yet told
+}
+
+impl EngineLoop {
+    /// One line: 1 when it is after `at_us` (counted, not applied), else 0.
+    fn line(&mut self, py: Python<'_>, number: i64, line: &Bound<'_, PyAny>, at_us: Option<i64>,
+            mut job: Option<&mut Job>) -> PyResult<i64> {
+        let fast = match line.downcast::<PyBytes>() {
+            Ok(bytes) => {
+                let bytes = bytes.as_bytes();
+                if is_blank(bytes) {
+                    return Ok(0);
+                }
+                decode_fast(bytes).and_then(|ev| self.client_ids.get(&ev.client).map(|&c| (c, ev)))
+            }
+            Err(_) => {
+                if !line.call_method0("strip")?.is_truthy()? {
+                    return Ok(0);
+                }
+                None
+            }
+        };
+        let (c, ev) = match fast {
+            Some(found) => found,
+            None => {
+                let event = self.fallback.call1(py, (number, line))?;
+                if event.is_none(py) {
+                    return Ok(0);
+                }
+                let ev = from_event(event.bind(py))?;
+                let c = *self.client_ids.get(&ev.client).ok_or_else(|| {
+                    PyValueError::new_err(format!("the decoder passed an unknown client {:?}", ev.client))
+                })?;
+                (c, ev)
+            }
+        };
+        if at_us.is_some_and(|at| ev.ts_us > at) {
+            return Ok(1);
+        }
+        if let Some(job) = job.as_deref_mut() {
+            if job.flagged.contains(&number) {
+                self.settle(py, job, c, &ev, number)?;
+            }
+        }
+        let accepted = match self.engine.ingest(py, c, &ev) {
+            Ok(Outcome::Accepted) => true,
+            Ok(Outcome::Duplicate) => false,
+            Ok(Outcome::Refused(refusal)) => {
+                let ticket_id = match &ev.body {
+                    Body::Ticket { ticket_id, .. } => Some(ticket_id.as_str()),
+                    _ => None,
+                };
+                let (reason, a, b) = match refusal {
+                    Refusal::Late { watermark, lateness_us } => ("late", watermark - ev.ts_us, lateness_us),
+                    Refusal::ExpiredDropped => ("expired_dropped", 0, 0),
+                    Refusal::ExpiredFinal { reopen_window_us } => ("expired_final", reopen_window_us, 0),
+                };
+                self.refuse.call1(py, (number, reason, &ev.event_id, &ev.client, ticket_id, a, b))?;
+                false
+            }
+            Err(err) => {
+                // `Engine.ingest`: an error inside the engine rejects the event as invalid, counted
+                self.engine.stats.errors += 1;
+                count(&mut self.engine.stats.rejected, "invalid");
+                self.engine_error.call1(py, (number, err.value(py), &ev.event_id, &ev.client))?;
+                self.engine.seen.contains_key(ev.event_id.as_str()) // past dedupe and lateness: the watermark has it
+            }
+        };
+        if accepted {
+            if let Some(job) = job {
+                job.batch.push((c, number, ev.ts_us));
+            }
+        }
+        Ok(0)
+    }
+
+    /// slamon/jobs.py `_settle_watermark`: unless this job's own watermark already rejects the line, the exact one.
+    fn settle(&mut self, py: Python<'_>, job: &mut Job, c: u32, ev: &Decoded, number: i64) -> PyResult<()> {
+        let own = self.engine.watermarks[c as usize];
+        if let Some(own) = own {
+            if ev.ts_us < own - self.engine.clients[c as usize].lateness_us {
+                return Ok(());
+            }
+        }
+        self.flush(py, job)?;
+        let newest: Option<i64> = job.settle.call1(py, (&ev.client, number, own))?.extract(py)?;
+        if let Some(watermark) = newest {
+            self.engine.set_watermark(c, watermark);
+        }
+        Ok(())
+    }
+
+    fn flush(&self, py: Python<'_>, job: &mut Job) -> PyResult<()> {
+        if job.batch.is_empty() {
+            return Ok(());
+        }
+        let batch: Vec<(&str, i64, i64)> = job.batch.iter()
+            .map(|&(c, number, ts)| (self.engine.clients[c as usize].name.as_str(), number, ts)).collect();
+        job.accepted.call1(py, (batch,))?;
+        job.batch.clear();
+        Ok(())
+    }
+}
+
+#[pymethods]
+impl EngineLoop {
+    /// `spec`: monitor/compiled_replay.py `engine_spec` (the clients sorted by name, the ledgers in order).
+    #[new]
+    fn new(spec: &Bound<'_, PyAny>) -> PyResult<EngineLoop> {
+        let mut labels = Labels::default();
+        let rolling_label = labels.id("rolling");
+        let mut clients = Vec::new();
+        for c in spec.get_item("clients")?.try_iter()? {
+            clients.push(Client::from_spec(&c?, &mut labels)?);
+        }
+        let mut caches: Vec<PeriodCache> = Vec::new();
+        let mut cache_of: FxHashMap<(String, String), usize> = FxHashMap::default();
+        let mut ledgers = Vec::new();
+        for l in spec.get_item("ledgers")?.try_iter()? {
+            let l = l?;
+            let period: Option<String> = l.get_item("period")?.extract()?;
+            let cache = match period {
+                None => None,
+                Some(period) => {
+                    let tz: String = l.get_item("tz")?.extract()?;
+                    let n = caches.len();
+                    let i = *cache_of.entry((period.clone(), tz.clone())).or_insert(n);
+                    if i == n {
+                        caches.push(PeriodCache::new(period, tz));
+                    }
+                    Some(i)
+                }
+            };
+            ledgers.push(Ledger::new(cache, l.get_item("rolling_us")?.extract()?,
+                                     l.get_item("list_breaches")?.extract()?));
+        }
+        let client_ids = clients.iter().enumerate().map(|(i, c)| (c.name.clone(), i as u32)).collect();
+        let mut engine = Engine::new(
+            clients, labels, ledgers, caches, spec.get_item("windows_of_day")?.unbind(),
+            spec.get_item("fold_probes")?.unbind(), spec.get_item("log_gamma")?.extract()?, rolling_label,
+        );
+        engine.compact_every = spec.get_item("compact_every")?.extract()?;
+        engine.evict_calls_every = spec.get_item("evict_calls_every")?.extract()?;
+        Ok(EngineLoop {
+            engine,
+            client_ids,
+            fallback: spec.get_item("fallback")?.unbind(),
+            refuse: spec.get_item("refuse")?.unbind(),
+            engine_error: spec.get_item("engine_error")?.unbind(),
+        })
+    }
+
+    /// Lines numbered from `first`; events after `at_us` are counted (returned), not applied.
+    #[pyo3(signature = (lines, first, at_us=None))]
+    fn feed(&mut self, py: Python<'_>, lines: &Bound<'_, PyList>, first: i64, at_us: Option<i64>) -> PyResult<i64> {
+        let mut after_at = 0;
+        for (i, line) in lines.iter().enumerate() {
+            after_at += self.line(py, first + i as i64, &line, at_us, None)?;
+        }
+        Ok(after_at)
+    }
+
+    /// A split replay's job (slamon/jobs.py `_job`): its lines with their numbers; for a line in `flagged`, first
+    /// `settle(client, number, own watermark or None)` (the exact watermark, or None); every accepted event is told
+    /// to `accepted([(client, number, ts), ...])` before each `settle` and at the end.
+    #[allow(clippy::too_many_arguments)]
+    fn feed_job(&mut self, py: Python<'_>, numbers: Vec<i64>, lines: &Bound<'_, PyList>, flagged: Vec<i64>,
+                at_us: Option<i64>, settle: Py<PyAny>, accepted: Py<PyAny>) -> PyResult<i64> {
+        let mut job = Job { flagged: flagged.into_iter().collect(), settle, accepted, batch: Vec::new() };
+        let mut after_at = 0;
+        for (number, line) in numbers.into_iter().zip(lines.iter()) {
+            after_at += self.line(py, number, &line, at_us, Some(&mut job))?;
+        }
+        self.flush(py, &mut job)?;
+        Ok(after_at)
+    }
+
+    fn advance_to(&mut self, py: Python<'_>, now_us: i64) -> PyResult<()> {
+        self.engine.advance_to(py, now_us)
+    }
+
+    #[getter]
+    fn now_us(&self) -> i64 {
+        self.engine.now_us
+    }
+
+    /// The engine's state as plain values, for `monitor.compiled_replay.hand_back` (tickets: those with an open
+    /// clock or orphan events, what a report reads; calls: every one held).
+    fn export<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let e = &self.engine;
+        let labels = &e.labels;
+        let label = |id: Option<u32>| id.map(|i| labels.name(i));
+        let out = PyDict::new(py);
+        out.set_item("now_us", e.now_us)?;
+        out.set_item("horizon_us", e.horizon_us)?;
+        out.set_item("seq", e.seq)?;
+        let watermarks: Vec<(&str, i64)> = e.watermark_order.iter()
+            .map(|&c| (e.clients[c as usize].name.as_str(), e.watermarks[c as usize].unwrap_or(-1))).collect();
+        out.set_item("watermarks", watermarks)?;
+        let s = &e.stats;
+        out.set_item("stats", (s.events.clone(), s.duplicates, s.rejected.clone(), s.rebuilds, s.errors,
+                               s.evicted_calls, s.final_tickets))?;
+        let ledgers = PyList::empty(py);
+        for l in &e.ledgers {
+            let periods = PyList::empty(py);
+            let windows = PyList::empty(py);
+            for (lab, t) in &l.periods {
+                periods.append((labels.name(*lab), tally(py, t)?))?;
+                if let Some(cache) = l.periods_cache {
+                    if let Some(w) = e.caches[cache].windows.get(lab) {
+                        windows.append((labels.name(*lab), w.clone_ref(py)))?;
+                    }
+                }
+            }
+            let by_priority = PyList::empty(py);
+            for ((lab, prio), t) in &l.by_priority {
+                by_priority.append(((labels.name(*lab), labels.name(*prio)), tally(py, t)?))?;
+            }
+            let sketches = PyList::empty(py);
+            for (lab, sk) in &l.sketches {
+                let buckets = PyDict::new(py);
+                let mut keys: Vec<_> = sk.buckets.iter().collect();
+                keys.sort();
+                for (k, n) in keys {
+                    buckets.set_item(k, n)?;
+                }
+                sketches.append((labels.name(*lab), buckets, sk.zeros, sk.count))?;
+            }
+            let buckets = PyList::empty(py);
+            for (b, t) in &l.buckets {
+                buckets.append((b, tally(py, t)?))?;
+            }
+            let instants = PyList::empty(py);
+            for (b, detail) in &l.instants {
+                let inner = PyList::empty(py);
+                for (at, t) in detail {
+                    inner.append((at, tally(py, t)?))?;
+                }
+                instants.append((b, inner))?;
+            }
+            let breaches = PyList::empty(py);
+            for (lab, listed) in &l.breaches {
+                let items: Vec<(i64, &str)> = listed.iter().map(|(at, it)| (*at, &**it)).collect();
+                breaches.append((labels.name(*lab), items))?;
+            }
+            ledgers.append((periods, windows, by_priority, sketches, buckets, instants, breaches))?;
+        }
+        out.set_item("ledgers", ledgers)?;
+        let state = |st: &TicketState| -> PyResult<Bound<'py, PyTuple>> {
+            let clocks = PyList::empty(py);
+            for c in &st.clocks {
+                clocks.append((c.sla, c.target_us, labels.name(c.priority), c.elapsed_us, c.since_us,
+                               c.deadline_us, c.good, c.decided_us))?;
+            }
+            (st.created_us, label(st.priority), label(st.queue), label(st.channel), label(st.status), st.resolved,
+             st.resolved_us, st.orphans, clocks).into_pyobject(py)
+        };
+        let contribs = |cs: &[ledger::Contribution]| -> PyResult<Bound<'py, PyList>> {
+            let out = PyList::empty(py);
+            for c in cs {
+                out.append((c.ledger, c.at_us, c.decided, c.good, c.bad, c.total, c.sample, label(c.priority),
+                            c.item.as_deref()))?;
+            }
+            Ok(out)
+        };
+        let mut held: Vec<(u64, u32, &str, &engine::TicketItem)> = Vec::new();
+        for (c, tickets) in e.tickets.iter().enumerate() {
+            for (id, item) in tickets {
+                let st = &item.state;
+                if st.has_open_clock() || st.created_us.is_none() || st.orphans > 0 {
+                    held.push((item.seq, c as u32, id, item));
+                }
+            }
+        }
+        held.sort_unstable_by_key(|h| h.0);
+        let tickets = PyList::empty(py);
+        for (_, c, id, item) in held {
+            let events = PyList::empty(py);
+            for (ts, seq, ev) in &item.events {
+                events.append((ts, seq, (&*ev.event_id, TICKET_TYPES[ev.kind as usize], label(ev.priority),
+                                         label(ev.status), label(ev.queue), label(ev.channel))))?;
+            }
+            let base = match &item.base {
+                Some(b) => Some(state(b)?),
+                None => None,
+            };
+            tickets.append((e.clients[c as usize].name.as_str(), id, base, state(&item.state)?, events,
+                            item.last_us, contribs(&item.contribs)?, item.pushed_deadline))?;
+        }
+        out.set_item("tickets", tickets)?;
+        let mut calls: Vec<(u64, u32, &str, &engine::CallItem)> = Vec::new();
+        for (c, held) in e.calls.iter().enumerate() {
+            for (id, item) in held {
+                calls.push((item.seq, c as u32, id, item));
+            }
+        }
+        calls.sort_unstable_by_key(|h| h.0);
+        let out_calls = PyList::empty(py);
+        for (_, c, id, item) in calls {
+            let s = &item.state;
+            out_calls.append((e.clients[c as usize].name.as_str(), id,
+                              (label(s.queue), s.offered_us, s.answered_us, s.abandoned_us, s.ended_us, s.wrapup_s),
+                              contribs(&item.contribs)?))?;
+        }
+        out.set_item("calls", out_calls)?;
+        Ok(out)
+    }
+}
+
+#[pymodule]
+fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<EngineLoop>()?;
+    m.add_function(wrap_pyfunction!(decode::decode_fields, m)?)?;
+    Ok(())
+}
