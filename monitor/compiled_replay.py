@@ -26,7 +26,7 @@ from monitor.calls import CallState
 from monitor.compiled import compiled_module
 from monitor.contracts import Contracts, Rolling
 from monitor.engine import CallItem, ClientModel, Engine, TicketItem, engine_error, expired_dropped, expired_final, late
-from monitor.events import Rejection, TicketEvent, decode_event, from_us
+from monitor.events import Rejection, TicketEvent, decode_event, ticket_event_of
 from monitor.ledger import Contribution, SlaLedger, Tally
 from monitor.periods import _windows_of_utc_day
 from monitor.sketch import _LOG_GAMMA, LogSketch
@@ -192,9 +192,7 @@ def _ticket_state(model: ClientModel, ticket_id: str, fields) -> TicketState:
 
 def _ticket_event(client: str, ticket_id: str, ts: int, fields) -> TicketEvent:
     event_id, kind, priority, status, queue, channel = fields
-    return TicketEvent.model_construct(event_id=event_id, client=client, ts=from_us(ts), kind="ticket",
-                                       ticket_id=ticket_id, type=kind, priority=priority, status=status,
-                                       queue=queue, channel=channel)
+    return ticket_event_of(event_id, client, ts, ticket_id, kind, priority, status, queue, channel)
 
 
 def _contribution(keys: list[tuple[str, str]], fields) -> Contribution:

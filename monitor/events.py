@@ -347,9 +347,20 @@ def _decode_fast(raw: bytes):
                                "items": f.items, "errors": f.errors, "ts_us": us}, set(_AUDIT_SET))
 
 
+def ticket_event_of(event_id: str, client: str, ts_us: int, ticket_id: str, kind: str, priority: str | None,
+                    status: str | None, queue: str | None, channel: str | None) -> TicketEvent:
+    """A ticket event rebuilt from values an accepted event had (the compiled replay's hand-back,
+    monitor/compiled_replay.py): no validation again; `ts` in UTC (the instant, not the producer's offset)."""
+    values = {"event_id": event_id, "client": client, "ts": from_us(ts_us), "kind": "ticket", "ticket_id": ticket_id,
+              "type": kind, "priority": priority, "status": status, "queue": queue, "channel": channel,
+              "ts_us": ts_us}
+    return _build(TicketEvent, values, set(_TICKET_SET) | {k for k in _TICKET_OPTIONAL if values[k] is not None})
+
+
 _BASE_SET = frozenset({"event_id", "client", "ts", "kind"})
 _CALL_SET = _BASE_SET | {"call_id", "queue", "type"}
 _TICKET_SET = _BASE_SET | {"ticket_id", "type"}
+_TICKET_OPTIONAL = ("priority", "status", "queue", "channel")
 _PROBE_SET = _BASE_SET | {"service", "status"}
 _SURVEY_SET = _BASE_SET | {"score"}
 _AUDIT_SET = _BASE_SET | {"items", "errors"}
