@@ -41,7 +41,7 @@ RUN pip install /wheels/*.whl && rm -rf /wheels \
     # fail the build, not the container, when a module imports something the package does not declare, or when
     # a compiled hot path is missing (the install would go on without it: they are optional where Rust is absent)
     && python -c "import slamon.cli, streams.app, streams.cli, streams.config, alerts.cli, alerts.rules, ingest.cli, store.cli" \
-    && python -c "import slamon._router, monitor._open_clocks, monitor._ticket_records" \
+    && python -c "import slamon._router, monitor._engine, monitor._open_clocks, monitor._ticket_records" \
     && slamon --help >/dev/null
 
 COPY examples ./examples

@@ -57,11 +57,13 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=run_generate)
 
 
-def add_jobs_option(p: argparse.ArgumentParser, split: str = "by ticket and call") -> None:
+def add_jobs_option(p: argparse.ArgumentParser, split: str = "by ticket and call", by_items: bool = True) -> None:
     from slamon.jobs import default_jobs
 
-    p.add_argument("--jobs", type=positive_int, default=default_jobs(), metavar="N",
-                   help=f"processes to replay on, the events split {split} (default: the cores available); "
+    default = ("the cores available; one on two cores or fewer when the replay engine is compiled" if by_items
+               else "the cores available")
+    p.add_argument("--jobs", type=positive_int, default=default_jobs(by_items), metavar="N",
+                   help=f"processes to replay on, the events split {split} (default: {default}); "
                         "the output is the same for any N")
 
 

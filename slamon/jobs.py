@@ -82,9 +82,17 @@ HISTORY_TRIM = 4_096  # a client's watermark history is trimmed (to SPREAD lines
 last_jobs_cpu_s: list[float] = []  # CPU seconds (user + system) of each job of the last run (bench/replay.py)
 
 
-def default_jobs() -> int:
-    """The cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+def default_jobs(by_items: bool = True) -> int:
+    """The cores this process may run on; for a replay split by item with the compiled engine, one process on two
+    cores or fewer: there the reader's process costs as much as the second job saves (bench/RESULTS.md: `--jobs 2`
+    0.9x of one compiled process on two cores)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if by_items and compiled_replay.IN_USE and cores <= COMPILED_MIN_CORES:
+        return 1
+    return cores
+
+
+COMPILED_MIN_CORES = 2  # at most this many cores: the compiled replay runs in one process by default
 
 
 def replay(lines: Iterable[bytes], contracts: Contracts, at_us: int | None = None, jobs: int = 1) -> ReplayResult:

@@ -45,7 +45,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--fail-on-breach", action="store_true",
                    help=FAIL_ON_BREACH_HELP.replace("a reported SLA period", "an SLA of the reviewed month"))
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    add_jobs_option(p, "by client")
+    add_jobs_option(p, "by client", by_items=False)
     p.set_defaults(run=run_report)
 
 

@@ -1,7 +1,8 @@
 """Where a Rust toolchain is installed, `pip install -e .` must have built every compiled hot path (native/), else
 their differential tests would quietly skip and the product would run its slower Python references unnoticed. Each
 test file beside names its module's reference: test_jobs_router, test_open_clocks_compiled,
-test_ticket_records_compiled. `monitor.compiled.PATHS` is what a worker reports at start."""
+test_ticket_records_compiled, test_engine_decoder and tests/property/test_compiled_engine. `monitor.compiled.PATHS` is
+what a worker reports at start."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import monitor.compiled_replay
 import monitor.engine_state
 import monitor.open_clock_index
 import slamon.jobs  # noqa: F401 - each owner registers its path when imported
@@ -28,6 +30,7 @@ def test_every_compiled_module_is_registered_by_its_owner():
     assert set(PATHS) == TARGETS
     assert PATHS["monitor._ticket_records"].in_use == monitor.engine_state.COMPILED_LOADER
     assert PATHS["monitor._open_clocks"].in_use == monitor.open_clock_index.COMPILED_BUILD
+    assert PATHS["monitor._engine"].in_use == monitor.compiled_replay.IN_USE
 
 
 @pytest.mark.skipif(CARGO is None, reason="no Rust toolchain here: the install skips the compiled paths")
