@@ -13,8 +13,10 @@ import holidays
 import orjson
 import pytest
 
+from monitor import compiled_replay
 from monitor.contracts import load_contracts
 from monitor.engine import Engine
+from monitor.events import to_us
 from monitor.importers.bpic2013 import convert
 from monitor.replay import replay_lines
 
@@ -126,3 +128,17 @@ def test_report_breach_lists_agree_with_ticket_outcomes(replayed):
     breached = {tid for (_, tid), item in engine.tickets.items()
                 for c in item.state.clocks if c.sla.name == "resolution" and c.good is False}
     assert listed == breached and len(breached) > 100
+
+
+@pytest.mark.skipif(not compiled_replay.IN_USE, reason="the compiled engine loop is not in use here")
+def test_the_compiled_loop_gives_the_reference_report_on_the_real_log(replayed):
+    """The fixture replays through the Python engine (it passes one); without an engine the compiled loop runs."""
+    _, reference = replayed
+    contracts = load_contracts(CONTRACTS)
+    for at in (None, "2011-06-30T12:00:00Z"):
+        at_us = None if at is None else to_us(datetime.fromisoformat(at))
+        compiled = replay_lines([orjson.dumps(e) for e in convert(CSV)], contracts, at_us)
+        python = reference if at is None else replay_lines([orjson.dumps(e) for e in convert(CSV)], contracts, at_us,
+                                                           engine=Engine(contracts))
+        assert compiled.pipeline() == python.pipeline()
+        assert [r.as_dict() for r in compiled.records] == [r.as_dict() for r in python.records]
