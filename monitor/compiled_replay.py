@@ -27,7 +27,7 @@ from monitor.compiled import compiled_module
 from monitor.contracts import Contracts, Rolling
 from monitor.engine import CallItem, ClientModel, Engine, TicketItem, engine_error, expired_dropped, expired_final, late
 from monitor.events import Rejection, TicketEvent, decode_event, ticket_event_of
-from monitor.ledger import Contribution, SlaLedger, Tally
+from monitor.ledger import Contribution, Tally
 from monitor.periods import _windows_of_utc_day
 from monitor.sketch import _LOG_GAMMA, LogSketch
 from monitor.tickets import Clock, TicketState
@@ -91,7 +91,7 @@ class CompiledLoop:
 
     def engine(self) -> Engine:
         """The Python engine with the compiled loop's state (call once, after the last line)."""
-        hand_back(self.native.export(), self.shell)
+        self.native.hand_back(Tally, HandBack(self.shell))
         return self.shell
 
 
@@ -134,46 +134,52 @@ def _client_spec(model: ClientModel, index: dict[tuple[str, str], int]) -> dict:
     }
 
 
-def hand_back(state: dict, shell: Engine) -> None:
-    """The compiled loop's state (`EngineLoop.export`) into the Python engine `shell`, shaped as its own."""
-    shell.now_us, shell.horizon_us, shell._seq = state["now_us"], state["horizon_us"], state["seq"]
-    shell.watermarks = dict(state["watermarks"])
-    events, duplicates, rejected, rebuilds, errors, evicted, finals = state["stats"]
-    stats = shell.stats
-    stats.events, stats.rejected = Counter(dict(events)), Counter(dict(rejected))
-    stats.duplicates, stats.rebuilds, stats.errors = duplicates, rebuilds, errors
-    stats.evicted_calls, stats.final_tickets = evicted, finals
-    keys = list(shell.ledgers)
-    for ledger, parts in zip(shell.ledgers.values(), state["ledgers"], strict=True):
-        _fill_ledger(ledger, *parts)
-    for client, ticket_id, base, current, events, last_us, contribs, pushed in state["tickets"]:
+class HandBack:
+    """Receives the compiled loop's state piece by piece (`EngineLoop.hand_back`) into the Python engine `shell`,
+    shaped as its own."""
+
+    def __init__(self, shell: Engine) -> None:
+        self.shell = shell
+        self.keys = list(shell.ledgers)
+        self.ledgers = list(shell.ledgers.values())
+
+    def header(self, now_us: int, horizon_us: int, seq: int, watermarks, stats) -> None:
+        shell = self.shell
+        shell.now_us, shell.horizon_us, shell._seq = now_us, horizon_us, seq
+        shell.watermarks = dict(watermarks)
+        events, duplicates, rejected, rebuilds, errors, evicted, finals = stats
+        s = shell.stats
+        s.events, s.rejected = Counter(dict(events)), Counter(dict(rejected))
+        s.duplicates, s.rebuilds, s.errors, s.evicted_calls, s.final_tickets = (duplicates, rebuilds, errors,
+                                                                               evicted, finals)
+
+    def ledger(self, index: int, periods, windows, by_priority, sketches, buckets, instants, breaches) -> None:
+        ledger = self.ledgers[index]
+        ledger.periods, ledger.windows, ledger.by_priority = periods, windows, by_priority
+        ledger.sketches = {label: LogSketch(counts, zeros, count) for label, counts, zeros, count in sketches}
+        ledger.buckets, ledger.instants, ledger.breaches = buckets, instants, breaches
+        ledger.count_keys = None
+
+    def ticket(self, client: str, ticket_id: str, base, current, events, last_us: int, contribs,
+               pushed: int | None) -> None:
+        shell = self.shell
         model = shell.clients[client]
-        current_state = _ticket_state(model, ticket_id, current)
+        state = _ticket_state(model, ticket_id, current)
         item = TicketItem(
-            current_state if base is None else _ticket_state(model, ticket_id, base), current_state,
+            state if base is None else _ticket_state(model, ticket_id, base), state,
             [(ts, seq, _ticket_event(client, ticket_id, ts, ev)) for ts, seq, ev in events] if events else (),
-            last_us, tuple(_contribution(keys, c) for c in contribs), pushed,
+            last_us, tuple(_contribution(self.keys, c) for c in contribs), pushed,
         )
         key = (client, ticket_id)
         shell.tickets[key] = item
         shell._index_ticket(key, item)
         if pushed is not None:
-            shell._heap.append((pushed, key))
-    heapq.heapify(shell._heap)
-    for client, call_id, (queue, offered, answered, abandoned, ended, wrapup), contribs in state["calls"]:
-        call = CallState(call_id, queue, offered, answered, abandoned, ended, wrapup)
-        shell.calls[(client, call_id)] = CallItem(call, [_contribution(keys, c) for c in contribs])
+            heapq.heappush(shell._heap, (pushed, key))
 
-
-def _fill_ledger(ledger: SlaLedger, periods, windows, by_priority, sketches, buckets, instants, breaches) -> None:
-    ledger.periods = {label: Tally(*t) for label, t in periods}
-    ledger.windows = dict(windows)
-    ledger.by_priority = {key: Tally(*t) for key, t in by_priority}
-    ledger.sketches = {label: LogSketch(counts, zeros, count) for label, counts, zeros, count in sketches}
-    ledger.buckets = {bucket: Tally(*t) for bucket, t in buckets}
-    ledger.instants = {bucket: {at: Tally(*t) for at, t in detail} for bucket, detail in instants}
-    ledger.breaches = {label: listed for label, listed in breaches}
-    ledger.count_keys = None
+    def call(self, client: str, call_id: str, fields, contribs) -> None:
+        queue, offered, answered, abandoned, ended, wrapup = fields
+        state = CallState(call_id, queue, offered, answered, abandoned, ended, wrapup)
+        self.shell.calls[(client, call_id)] = CallItem(state, [_contribution(self.keys, c) for c in contribs])
 
 
 def _label(value: str | None) -> str | None:

@@ -394,14 +394,6 @@ impl Engine {
         self.ledgers[c.ledger as usize].apply(py, c, sign, &mut ctx)
     }
 
-    /// `Engine.advance_to` without the report: time has reached `now_us`.
-    pub fn advance_to(&mut self, py: Python<'_>, now_us: i64) -> PyResult<()> {
-        if now_us > self.now_us {
-            self.now_us = now_us;
-        }
-        self.fire(py, now_us)
-    }
-
     fn fire(&mut self, py: Python<'_>, through: i64) -> PyResult<()> {
         if through <= self.horizon_us {
             return Ok(());

@@ -27,6 +27,7 @@ struct EngineLoop {
     fallback: Py<PyAny>, // (number, line) -> an event, or None when the Python decoder rejected it (and counted it)
     refuse: Py<PyAny>,   // (number, reason, event_id, client, ticket_id, a, b): words and counts a refusal
     engine_error: Py<PyAny>, // (number, exception, event_id, client)
+    handed_back: bool,
 }
 
 fn is_blank(line: &[u8]) -> bool {
@@ -80,10 +81,6 @@ fn from_event(obj: &Bound<'_, PyAny>) -> PyResult<Decoded> {
     })
 }
 
-fn tally<'py>(py: Python<'py>, t: &Tally) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, [t.decided, t.good, t.bad, t.total_us])
-}
-
 struct Job {
     flagged: rustc_hash::FxHashSet<i64>,
     settle: Py<PyAny>,
@@ -95,6 +92,9 @@ impl EngineLoop {
     /// One line: 1 when it is after `at_us` (counted, not applied), else 0.
     fn line(&mut self, py: Python<'_>, number: i64, line: &Bound<'_, PyAny>, at_us: Option<i64>,
             mut job: Option<&mut Job>) -> PyResult<i64> {
+        if self.handed_back {
+            return Err(PyValueError::new_err("the loop handed its state back: it takes no more lines"));
+        }
         let fast = match line.downcast::<PyBytes>() {
             Ok(bytes) => {
                 let bytes = bytes.as_bytes();
@@ -237,6 +237,7 @@ impl EngineLoop {
             fallback: spec.get_item("fallback")?.unbind(),
             refuse: spec.get_item("refuse")?.unbind(),
             engine_error: spec.get_item("engine_error")?.unbind(),
+            handed_back: false,
         })
     }
 
@@ -265,46 +266,38 @@ impl EngineLoop {
         Ok(after_at)
     }
 
-    fn advance_to(&mut self, py: Python<'_>, now_us: i64) -> PyResult<()> {
-        self.engine.advance_to(py, now_us)
-    }
-
-    #[getter]
-    fn now_us(&self) -> i64 {
-        self.engine.now_us
-    }
-
-    /// The engine's state as plain values, for `monitor.compiled_replay.hand_back` (tickets: those with an open
-    /// clock or orphan events, what a report reads; calls: every one held).
-    fn export<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let e = &self.engine;
-        let labels = &e.labels;
-        let label = |id: Option<u32>| id.map(|i| labels.name(i));
-        let out = PyDict::new(py);
-        out.set_item("now_us", e.now_us)?;
-        out.set_item("horizon_us", e.horizon_us)?;
-        out.set_item("seq", e.seq)?;
+    /// The engine's state handed to `sink` (monitor/compiled_replay.py `HandBack`) piece by piece, each piece's
+    /// Rust state dropped as it goes (a replay's peak memory is then the larger of the two states, not their sum):
+    /// `header`, `ledger` per ledger (tallies made by `tally`), `ticket` per ticket with an open clock or orphan
+    /// events (what a report reads), `call` per call held. The loop is empty afterwards.
+    fn hand_back(&mut self, py: Python<'_>, tally_cls: Py<PyAny>, sink: Py<PyAny>) -> PyResult<()> {
+        if self.handed_back {
+            return Err(PyValueError::new_err("the loop handed its state back already"));
+        }
+        self.handed_back = true;
+        let e = &mut self.engine;
+        let sink = sink.bind(py);
+        let tally_of = |t: &Tally| tally_cls.call1(py, (t.decided, t.good, t.bad, t.total_us));
         let watermarks: Vec<(&str, i64)> = e.watermark_order.iter()
             .map(|&c| (e.clients[c as usize].name.as_str(), e.watermarks[c as usize].unwrap_or(-1))).collect();
-        out.set_item("watermarks", watermarks)?;
         let s = &e.stats;
-        out.set_item("stats", (s.events.clone(), s.duplicates, s.rejected.clone(), s.rebuilds, s.errors,
-                               s.evicted_calls, s.final_tickets))?;
-        let ledgers = PyList::empty(py);
-        for l in &e.ledgers {
-            let periods = PyList::empty(py);
-            let windows = PyList::empty(py);
+        sink.call_method1("header", (e.now_us, e.horizon_us, e.seq, watermarks,
+                                     (s.events.clone(), s.duplicates, s.rejected.clone(), s.rebuilds, s.errors,
+                                      s.evicted_calls, s.final_tickets)))?;
+        let ledgers = std::mem::take(&mut e.ledgers);
+        let labels = &e.labels;
+        for (index, l) in ledgers.into_iter().enumerate() {
+            let periods = PyDict::new(py);
+            let windows = PyDict::new(py);
             for (lab, t) in &l.periods {
-                periods.append((labels.name(*lab), tally(py, t)?))?;
-                if let Some(cache) = l.periods_cache {
-                    if let Some(w) = e.caches[cache].windows.get(lab) {
-                        windows.append((labels.name(*lab), w.clone_ref(py)))?;
-                    }
+                periods.set_item(labels.name(*lab), tally_of(t)?)?;
+                if let Some(w) = l.periods_cache.and_then(|cache| e.caches[cache].windows.get(lab)) {
+                    windows.set_item(labels.name(*lab), w.clone_ref(py))?;
                 }
             }
-            let by_priority = PyList::empty(py);
+            let by_priority = PyDict::new(py);
             for ((lab, prio), t) in &l.by_priority {
-                by_priority.append(((labels.name(*lab), labels.name(*prio)), tally(py, t)?))?;
+                by_priority.set_item((labels.name(*lab), labels.name(*prio)), tally_of(t)?)?;
             }
             let sketches = PyList::empty(py);
             for (lab, sk) in &l.sketches {
@@ -316,45 +309,47 @@ impl EngineLoop {
                 }
                 sketches.append((labels.name(*lab), buckets, sk.zeros, sk.count))?;
             }
-            let buckets = PyList::empty(py);
+            let buckets = PyDict::new(py);
             for (b, t) in &l.buckets {
-                buckets.append((b, tally(py, t)?))?;
+                buckets.set_item(b, tally_of(t)?)?;
             }
-            let instants = PyList::empty(py);
+            let instants = PyDict::new(py);
             for (b, detail) in &l.instants {
-                let inner = PyList::empty(py);
+                let inner = PyDict::new(py);
                 for (at, t) in detail {
-                    inner.append((at, tally(py, t)?))?;
+                    inner.set_item(at, tally_of(t)?)?;
                 }
-                instants.append((b, inner))?;
+                instants.set_item(b, inner)?;
             }
-            let breaches = PyList::empty(py);
+            let breaches = PyDict::new(py);
             for (lab, listed) in &l.breaches {
                 let items: Vec<(i64, &str)> = listed.iter().map(|(at, it)| (*at, &**it)).collect();
-                breaches.append((labels.name(*lab), items))?;
+                breaches.set_item(labels.name(*lab), items)?;
             }
-            ledgers.append((periods, windows, by_priority, sketches, buckets, instants, breaches))?;
+            drop(l);
+            sink.call_method1("ledger", (index, periods, windows, by_priority, sketches, buckets, instants,
+                                         breaches))?;
         }
-        out.set_item("ledgers", ledgers)?;
-        let state = |st: &TicketState| -> PyResult<Bound<'py, PyTuple>> {
+        let label = |id: Option<u32>| id.map(|i| labels.name(i));
+        let state = |st: &TicketState| -> PyResult<Py<PyTuple>> {
             let clocks = PyList::empty(py);
             for c in &st.clocks {
                 clocks.append((c.sla, c.target_us, labels.name(c.priority), c.elapsed_us, c.since_us,
                                c.deadline_us, c.good, c.decided_us))?;
             }
-            (st.created_us, label(st.priority), label(st.queue), label(st.channel), label(st.status), st.resolved,
-             st.resolved_us, st.orphans, clocks).into_pyobject(py)
+            Ok((st.created_us, label(st.priority), label(st.queue), label(st.channel), label(st.status), st.resolved,
+                st.resolved_us, st.orphans, clocks).into_pyobject(py)?.unbind())
         };
-        let contribs = |cs: &[ledger::Contribution]| -> PyResult<Bound<'py, PyList>> {
+        let contribs = |cs: &[ledger::Contribution]| -> PyResult<Py<PyList>> {
             let out = PyList::empty(py);
             for c in cs {
                 out.append((c.ledger, c.at_us, c.decided, c.good, c.bad, c.total, c.sample, label(c.priority),
                             c.item.as_deref()))?;
             }
-            Ok(out)
+            Ok(out.unbind())
         };
-        let mut held: Vec<(u64, u32, &str, &engine::TicketItem)> = Vec::new();
-        for (c, tickets) in e.tickets.iter().enumerate() {
+        let mut held: Vec<(u64, u32, std::rc::Rc<str>, engine::TicketItem)> = Vec::new();
+        for (c, tickets) in std::mem::take(&mut e.tickets).into_iter().enumerate() {
             for (id, item) in tickets {
                 let st = &item.state;
                 if st.has_open_clock() || st.created_us.is_none() || st.orphans > 0 {
@@ -363,7 +358,6 @@ impl EngineLoop {
             }
         }
         held.sort_unstable_by_key(|h| h.0);
-        let tickets = PyList::empty(py);
         for (_, c, id, item) in held {
             let events = PyList::empty(py);
             for (ts, seq, ev) in &item.events {
@@ -374,26 +368,24 @@ impl EngineLoop {
                 Some(b) => Some(state(b)?),
                 None => None,
             };
-            tickets.append((e.clients[c as usize].name.as_str(), id, base, state(&item.state)?, events,
-                            item.last_us, contribs(&item.contribs)?, item.pushed_deadline))?;
+            sink.call_method1("ticket", (e.clients[c as usize].name.as_str(), &*id, base, state(&item.state)?,
+                                         events, item.last_us, contribs(&item.contribs)?, item.pushed_deadline))?;
         }
-        out.set_item("tickets", tickets)?;
-        let mut calls: Vec<(u64, u32, &str, &engine::CallItem)> = Vec::new();
-        for (c, held) in e.calls.iter().enumerate() {
+        let mut calls: Vec<(u64, u32, std::rc::Rc<str>, engine::CallItem)> = Vec::new();
+        for (c, held) in std::mem::take(&mut e.calls).into_iter().enumerate() {
             for (id, item) in held {
                 calls.push((item.seq, c as u32, id, item));
             }
         }
         calls.sort_unstable_by_key(|h| h.0);
-        let out_calls = PyList::empty(py);
         for (_, c, id, item) in calls {
             let s = &item.state;
-            out_calls.append((e.clients[c as usize].name.as_str(), id,
-                              (label(s.queue), s.offered_us, s.answered_us, s.abandoned_us, s.ended_us, s.wrapup_s),
-                              contribs(&item.contribs)?))?;
+            sink.call_method1("call", (e.clients[c as usize].name.as_str(), &*id,
+                                       (label(s.queue), s.offered_us, s.answered_us, s.abandoned_us, s.ended_us,
+                                        s.wrapup_s), contribs(&item.contribs)?))?;
         }
-        out.set_item("calls", out_calls)?;
-        Ok(out)
+        e.seen = Default::default();
+        Ok(())
     }
 }
 
