@@ -14,6 +14,7 @@ tickets, so the engine handed back answers questions and advances time, but is n
 
 from __future__ import annotations
 
+import gc
 import heapq
 import sys
 from collections import Counter
@@ -91,7 +92,13 @@ class CompiledLoop:
 
     def engine(self) -> Engine:
         """The Python engine with the compiled loop's state (call once, after the last line)."""
-        self.native.hand_back(Tally, HandBack(self.shell))
+        collecting = gc.isenabled()
+        gc.disable()  # as a restore (monitor.engine_state): only long-lived objects are made; a collection finds none
+        try:
+            self.native.hand_back(Tally, HandBack(self.shell))
+        finally:
+            if collecting:
+                gc.enable()
         return self.shell
 
 
