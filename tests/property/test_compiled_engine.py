@@ -60,7 +60,8 @@ STEPS = ["agent_reply", "status:waiting", "status:open", "priority:P1", "priorit
          "resolved", "reopened", "resolved", "closed", "customer_reply"]
 
 
-def stream(seed: int, days: int) -> list[bytes]:
+def stream(seed: int, days: int, probe_gap: int = 1) -> list[bytes]:
+    """`probe_gap`: probes that many times sparser (a long span stays small)."""
     rnd = random.Random(seed)
     events: list[tuple[int, dict]] = []
     n = 0
@@ -84,6 +85,9 @@ def stream(seed: int, days: int) -> list[bytes]:
             kind, _, value = step.partition(":")
             extra = {"status": value} if kind == "status" else {"priority": value} if kind == "priority" else {}
             emit(t, "ticket", client, ticket_id=f"T{i}", type=kind, **extra)
+        if rnd.random() < 0.2:  # touched again days or weeks later: expired, or forgotten after the retention
+            emit(t + rnd.randint(1, 45 * 1440) * MIN, "ticket", client, ticket_id=f"T{i}",
+                 type=rnd.choice(["reopened", "agent_reply", "created"]), priority="P1")
     for i in range(rnd.randint(0, 30)):
         t = START + rnd.randint(0, span) * MIN
         queue = rnd.choice(["q1", "q2"])
@@ -97,7 +101,7 @@ def stream(seed: int, days: int) -> list[bytes]:
     while t < START + span * MIN:
         emit(t, "probe", "acme", service=rnd.choice(["portal", "portal", "other"]),
              status="up" if rnd.random() < 0.9 else "down")
-        t += rnd.choice([30, 60, 60, 240, 3600]) * MIN // 60
+        t += rnd.choice([30, 60, 60, 240, 3600]) * MIN // 60 * probe_gap
     for _ in range(rnd.randint(0, 15)):
         emit(START + rnd.randint(0, span) * MIN, "survey", "acme", score=rnd.randint(1, 5))
     for _ in range(rnd.randint(0, 5)):
@@ -141,6 +145,19 @@ def test_the_compiled_loop_gives_the_reference_report(seed, days, compact_every,
     lines = stream(seed, days)
     at_us = {None: None, "before": START + days * 720 * MIN, "after": START + (days + 3) * 1440 * MIN}[at]
     assert replay(lines, at_us, compiled=True) == replay(lines, at_us, compiled=False)
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), days=st.integers(31, 50))
+def test_final_tickets_forgotten_after_their_retention_agree(seed, days):
+    """Over a month: final tickets leave memory and, 30 days on, are forgotten (`FinalTickets.forget_before`)."""
+    old = engine_module.COMPACT_EVERY
+    engine_module.COMPACT_EVERY = 20
+    try:
+        lines = stream(seed, days, probe_gap=120)
+        assert replay(lines, None, compiled=True) == replay(lines, None, compiled=False)
+    finally:
+        engine_module.COMPACT_EVERY = old
 
 
 def test_the_streams_exercise_what_they_claim():
