@@ -38,14 +38,20 @@ CHUNK_LINES = 4096  # lines per call into the compiled loop
 
 
 def usable(engine: Engine | None) -> bool:
-    """The compiled loop replaces a plain replay's engine (not a subclass: a review engine keeps more)."""
-    return IN_USE and engine is None
+    """The compiled loop replaces a replay's engine: a plain one (None: the replay makes it), or a fresh engine of a
+    class that says the loop keeps what it keeps (`compiled_review`: `monitor.review.groups.ReviewEngine`). An engine
+    passed otherwise is fed by the Python loop (a caller may read every ticket it holds)."""
+    if not IN_USE:
+        return False
+    return engine is None or (getattr(type(engine), "compiled_review", False) and engine.now_us < 0
+                              and not engine.tickets)
 
 
-def replay_engine(lines: Iterable, contracts: Contracts, at_us: int | None, tally) -> Engine:
-    """Feed every line (numbered from 1) to the compiled loop; the Python engine it hands back, and `tally` (a
-    `monitor.replay.ReplayTally`) filled as `monitor.replay.ingest_lines` fills it."""
-    loop = CompiledLoop(contracts, tally)
+def replay_engine(lines: Iterable, contracts: Contracts, at_us: int | None, tally,
+                  shell: Engine | None = None) -> Engine:
+    """Feed every line (numbered from 1) to the compiled loop; the Python engine it hands back (`shell`, or a new
+    `Engine`), and `tally` (a `monitor.replay.ReplayTally`) filled as `monitor.replay.ingest_lines` fills it."""
+    loop = CompiledLoop(contracts, tally, shell)
     numbered = iter(lines)
     first = 1
     while chunk := list(islice(numbered, CHUNK_LINES)):
@@ -59,8 +65,8 @@ class CompiledLoop:
     """The compiled loop and the Python engine it hands its state back to; refusals are worded and counted in
     `tally` as the Python loop does."""
 
-    def __init__(self, contracts: Contracts, tally) -> None:
-        self.shell = shell = Engine(contracts)
+    def __init__(self, contracts: Contracts, tally, shell: Engine | None = None) -> None:
+        self.shell = shell = Engine(contracts) if shell is None else shell
         clients = contracts.clients
 
         def fallback(number: int, line):
@@ -106,11 +112,18 @@ def engine_spec(shell: Engine, **callbacks) -> dict:
     """The contracts as the compiled loop reads them: clients sorted by name (the deadline heap's tie order),
     ledgers in the engine's order (a contribution names its ledger by index)."""
     index = {key: i for i, key in enumerate(shell.ledgers)}
+    names = sorted(shell.clients)
+    client_index = {name: i for i, name in enumerate(names)}
+    ticket_sla = {(name, s.name): i for name, model in shell.clients.items() for i, s in enumerate(model.ticket_slas)}
+    calls = {(name, s.name) for name, model in shell.clients.items() for s in model.call_slas}
     return {
-        "clients": [_client_spec(shell.clients[name], index) for name in sorted(shell.clients)],
+        "clients": [_client_spec(shell.clients[name], index) for name in names],
         "ledgers": [{"period": None if isinstance(lg.period, Rolling) else lg.period, "tz": lg.tz,
                      "rolling_us": lg.period.rolling if isinstance(lg.period, Rolling) else 0,
-                     "list_breaches": lg.list_breaches} for lg in shell.ledgers.values()],
+                     "list_breaches": lg.list_breaches, "client": client_index[key[0]], "sla": key[1],
+                     "ticket_sla": ticket_sla.get(key), "calls": key in calls}
+                    for key, lg in shell.ledgers.items()],
+        "review": getattr(type(shell), "compiled_review", False),
         "windows_of_day": _windows_of_utc_day,
         "compact_every": engine_module.COMPACT_EVERY,  # read at each replay: a test may shorten them for both
         "evict_calls_every": engine_module.EVICT_CALLS_EVERY,
@@ -182,6 +195,11 @@ class HandBack:
         shell._index_ticket(key, item)
         if pushed is not None:
             heapq.heappush(shell._heap, (pushed, key))
+
+    def review(self, groups: dict, breach_priorities: dict, breach_facts: dict) -> None:
+        """A `ReviewEngine`'s tables (monitor.review.groups)."""
+        shell = self.shell
+        shell.groups, shell.breach_priorities, shell.breach_facts = groups, breach_priorities, breach_facts
 
     def call(self, client: str, call_id: str, fields, contribs) -> None:
         queue, offered, answered, abandoned, ended, wrapup = fields

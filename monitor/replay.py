@@ -37,7 +37,7 @@ def replay_lines(lines: Iterable[bytes], contracts: Contracts, at_us: int | None
     """Feed every line to a fresh engine and report at `at_us` (default: the newest event time)."""
     tally = ReplayTally()
     if compiled_replay.usable(engine):
-        engine = compiled_replay.replay_engine(lines, contracts, at_us, tally)
+        engine = compiled_replay.replay_engine(lines, contracts, at_us, tally, engine)
     else:
         engine = engine or Engine(contracts)
         ingest_lines(enumerate(lines, 1), engine, at_us, tally)

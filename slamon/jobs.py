@@ -517,8 +517,8 @@ def _job(conn: Connection, peer_conns: dict[int, Connection], me: int, contracts
          by_items: bool, engine_class: type[Engine], part: Callable | None) -> None:
     tune_gc()  # as the command line does for one process
     tally, peers = ReplayTally(), _Peers(peer_conns)
-    if by_items and engine_class is Engine and compiled_replay.IN_USE:
-        engine = _compiled_job(conn, peers, contracts, at_us, tally)
+    if compiled_replay.IN_USE and (engine_class is Engine or getattr(engine_class, "compiled_review", False)):
+        engine = _compiled_job(conn, peers, engine_class(contracts), contracts, at_us, by_items, tally)
     else:
         engine = _python_job(conn, peers, engine_class(contracts), contracts, at_us, by_items, tally)
     first = min((b for lg in engine.ledgers.values() for b in lg.buckets), default=None)
@@ -586,11 +586,11 @@ def _python_job(conn: Connection, peers: _Peers, engine: Engine, contracts: Cont
     return engine
 
 
-def _compiled_job(conn: Connection, peers: _Peers, contracts: Contracts, at_us: int | None,
-                  tally: ReplayTally) -> Engine:
-    """A replay job's lines through the compiled loop (monitor/compiled_replay.py), which asks `peers` for a flagged
-    line's watermark and tells them what it accepted, as `_python_job` does."""
-    loop = CompiledLoop(contracts, tally)
+def _compiled_job(conn: Connection, peers: _Peers, shell: Engine, contracts: Contracts, at_us: int | None,
+                  by_items: bool, tally: ReplayTally) -> Engine:
+    """A job's lines through the compiled loop (monitor/compiled_replay.py), handed back to `shell`; split by item,
+    it asks `peers` for a flagged line's watermark and tells them what it accepted, as `_python_job` does."""
+    loop = CompiledLoop(contracts, tally, shell)
 
     def settle(client: str, number: int, own: int | None) -> int | None:
         newest = peers.ask(client, number)
@@ -614,7 +614,8 @@ def _compiled_job(conn: Connection, peers: _Peers, contracts: Contracts, at_us: 
                 break
             end, numbers, lines, flagged = chunk
             if numbers:
-                tally.after_at += loop.native.feed_job(numbers, lines, flagged, at_us, settle, accepted)
+                tally.after_at += (loop.native.feed_job(numbers, lines, flagged, at_us, settle, accepted) if by_items
+                                   else loop.native.feed_job(numbers, lines, [], at_us))
                 tally.lines = numbers[-1]
             peers.handled(end)
     peers.finish()

@@ -35,7 +35,12 @@ QUEUE, CHANNEL = "queue", "channel"
 
 class ReviewEngine(Engine):
     """An Engine that also keeps, per (client, SLA), tallies per (period label, "queue" | "channel", name), and the
-    priority of each breached ticket (the ledgers' breach lists hold the id and the instant only)."""
+    priority of each breached ticket (the ledgers' breach lists hold the id and the instant only).
+
+    The compiled replay loop (native/engine/src/review.rs) keeps the same tables, `_contribute` below being the
+    reference, and hands them back with every unresolved ticket (`open_backlog` reads them)."""
+
+    compiled_review = True  # monitor.compiled_replay may replay for it
 
     def __init__(self, contracts: Contracts, **options) -> None:
         super().__init__(contracts, **options)

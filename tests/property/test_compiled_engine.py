@@ -169,3 +169,27 @@ def test_the_streams_exercise_what_they_claim():
             seen[reason] = seen.get(reason, 0) + n
         seen["duplicates"] = seen.get("duplicates", 0) + pipeline["duplicates"]
     assert {"late", "expired", "orphan", "malformed", "unknown_client", "invalid", "duplicates"} <= set(seen), seen
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32), days=st.integers(3, 12))
+def test_the_monthly_review_is_the_reference_one(seed, days):
+    """`slamon report` (a `ReviewEngine`: tallies per queue and channel, breach priorities and clock facts, the
+    backlog of unresolved tickets) renders the same HTML and CSV from the compiled loop."""
+    from monitor.review.figures import review_at
+    from monitor.review.render import render_csv, render_html
+    from slamon.jobs import review
+
+    lines = stream(seed, days)
+    at = review_at(CONTRACT, "2026-11", None, START + days * 1440 * MIN)
+    old = compiled_replay.IN_USE
+    outputs = []
+    try:
+        for compiled in (True, False):
+            compiled_replay.IN_USE = compiled
+            result, figures = review(lines, CONTRACT, at, "2026-11", None, trend=2, jobs=1)
+            outputs.append((result.pipeline(), [r.as_dict() for r in result.records], render_html(figures),
+                            render_csv(figures)))
+    finally:
+        compiled_replay.IN_USE = old
+    assert outputs[0] == outputs[1]

@@ -12,6 +12,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::decode::{Body, Decoded};
 use crate::ledger::{Contribution, Ledger, LedgerContext, PeriodCache, DAY_US};
 use crate::model::{Client, Labels};
+use crate::review::{ItemFacts, LedgerKind, Review};
 use crate::tickets::{CallState, TicketEv, TicketState};
 
 const FINAL_RETENTION_DAYS: i64 = 30;
@@ -133,6 +134,9 @@ pub struct Engine {
     since_compaction: u64,
     final_tickets: FinalTickets,
     has_uptime: bool,
+    pub review: Option<Review>, // a `ReviewEngine`'s tallies (`slamon report`)
+    pub ledger_kinds: Vec<LedgerKind>,
+    pub ledger_names: Vec<String>, // the SLA of each ledger
     pub compact_every: u64,     // `monitor.engine.COMPACT_EVERY`
     pub evict_calls_every: u64, // `monitor.engine.EVICT_CALLS_EVERY`
 }
@@ -159,6 +163,9 @@ impl Engine {
             since_compaction: 0,
             final_tickets: FinalTickets::default(),
             has_uptime,
+            review: None,
+            ledger_kinds: Vec::new(),
+            ledger_names: Vec::new(),
             compact_every: 50_000,
             evict_calls_every: 2_000,
         }
@@ -238,7 +245,7 @@ impl Engine {
                         ledger: sla.ledger, at_us: ts, decided: 1, good, bad: 1 - good, total: *score as f64,
                         sample: None, priority: None, item: None,
                     };
-                    self.contribute(py, &contribution, 1)?;
+                    self.contribute(py, &contribution, 1, None)?;
                 }
             }
             Body::Audit { items, errors } => {
@@ -247,7 +254,7 @@ impl Engine {
                         ledger: self.clients[c as usize].accuracy_ledgers[i], at_us: ts, decided: *items,
                         good: items - errors, bad: *errors, total: 0.0, sample: None, priority: None, item: None,
                     };
-                    self.contribute(py, &contribution, 1)?;
+                    self.contribute(py, &contribution, 1, None)?;
                 }
             }
         }
@@ -331,7 +338,9 @@ impl Engine {
         let new = item.state.contributions(client, key);
         if new != item.contribs {
             let old = std::mem::replace(&mut item.contribs, new.clone());
-            self.diff(py, &old, &new)?;
+            let st = &item.state;
+            let facts = ItemFacts { queue: st.queue, channel: st.channel, created_us: st.created_us };
+            self.diff(py, &old, &new, facts)?;
         }
         let item = self.tickets[c as usize].get_mut(key).expect("settled tickets are held");
         if let Some(deadline) = item.state.next_deadline() {
@@ -361,37 +370,46 @@ impl Engine {
         let new = item.state.contributions(&self.clients[c as usize].call_slas, &key);
         if new != item.contribs {
             let old = std::mem::replace(&mut item.contribs, new.clone());
-            self.diff(py, &old, &new)?;
+            let facts = ItemFacts { queue: item.state.queue, channel: None, created_us: None };
+            self.diff(py, &old, &new, facts)?;
         }
         Ok(())
     }
 
-    fn diff(&mut self, py: Python<'_>, old: &[Contribution], new: &[Contribution]) -> PyResult<()> {
+    fn diff(&mut self, py: Python<'_>, old: &[Contribution], new: &[Contribution], facts: ItemFacts)
+            -> PyResult<()> {
         if old.is_empty() {
             for c in new {
-                self.contribute(py, c, 1)?;
+                self.contribute(py, c, 1, Some(facts))?;
             }
             return Ok(());
         }
         for c in old {
             if !new.contains(c) {
-                self.contribute(py, c, -1)?;
+                self.contribute(py, c, -1, Some(facts))?;
             }
         }
         for c in new {
             if !old.contains(c) {
-                self.contribute(py, c, 1)?;
+                self.contribute(py, c, 1, Some(facts))?;
             }
         }
         Ok(())
     }
 
-    fn contribute(&mut self, py: Python<'_>, c: &Contribution, sign: i64) -> PyResult<()> {
+    /// `Engine._contribute` (and `ReviewEngine._contribute` when reviewing): `facts`, the item's as it is now.
+    fn contribute(&mut self, py: Python<'_>, c: &Contribution, sign: i64, facts: Option<ItemFacts>)
+                  -> PyResult<()> {
         let mut ctx = LedgerContext {
             caches: &mut self.caches, labels: &mut self.labels, windows_of_day: &self.windows_of_day,
             log_gamma: self.log_gamma, rolling_label: self.rolling_label,
         };
-        self.ledgers[c.ledger as usize].apply(py, c, sign, &mut ctx)
+        let label = self.ledgers[c.ledger as usize].apply(py, c, sign, &mut ctx)?;
+        if let Some(review) = self.review.as_mut() {
+            let kind = self.ledger_kinds[c.ledger as usize];
+            review.contribute(py, c, sign, label, kind, facts, &self.clients[kind.client as usize])?;
+        }
+        Ok(())
     }
 
     fn fire(&mut self, py: Python<'_>, through: i64) -> PyResult<()> {

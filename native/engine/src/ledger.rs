@@ -149,7 +149,8 @@ impl Ledger {
     }
 
     /// `SlaLedger.apply`: a contribution added (sign +1) or retracted (-1).
-    pub fn apply(&mut self, py: Python<'_>, c: &Contribution, sign: i64, ctx: &mut LedgerContext) -> PyResult<()> {
+    /// Returns the period label the contribution counts in.
+    pub fn apply(&mut self, py: Python<'_>, c: &Contribution, sign: i64, ctx: &mut LedgerContext) -> PyResult<u32> {
         let label = self.label(py, c.at_us, ctx)?;
         let (d, g, b) = (c.decided, c.good, c.bad);
         let t = if c.total != 0.0 { (c.total * 1_000_000.0).round_ties_even() as i64 } else { 0 };
@@ -176,7 +177,7 @@ impl Ledger {
                 }
             }
         }
-        Ok(())
+        Ok(label)
     }
 
     /// `SlaLedger.prune`: the exact instants of buckets older than the detail kept.

@@ -7,6 +7,7 @@ mod decode;
 mod engine;
 mod ledger;
 mod model;
+mod review;
 mod tickets;
 
 use pyo3::exceptions::PyValueError;
@@ -83,8 +84,8 @@ fn from_event(obj: &Bound<'_, PyAny>) -> PyResult<Decoded> {
 
 struct Job {
     flagged: rustc_hash::FxHashSet<i64>,
-    settle: Py<PyAny>,
-    accepted: Py<PyAny>,
+    settle: Option<Py<PyAny>>,
+    accepted: Option<Py<PyAny>>,
     batch: Vec<(u32, i64, i64)>, // accepted (client, line number, ts) not yet told
 }
 
@@ -157,7 +158,7 @@ impl EngineLoop {
             }
         };
         if accepted {
-            if let Some(job) = job {
+            if let Some(job) = job.filter(|job| job.accepted.is_some()) {
                 job.batch.push((c, number, ev.ts_us));
             }
         }
@@ -173,7 +174,8 @@ impl EngineLoop {
             }
         }
         self.flush(py, job)?;
-        let newest: Option<i64> = job.settle.call1(py, (&ev.client, number, own))?.extract(py)?;
+        let Some(settle) = &job.settle else { return Ok(()) };
+        let newest: Option<i64> = settle.call1(py, (&ev.client, number, own))?.extract(py)?;
         if let Some(watermark) = newest {
             self.engine.set_watermark(c, watermark);
         }
@@ -181,12 +183,13 @@ impl EngineLoop {
     }
 
     fn flush(&self, py: Python<'_>, job: &mut Job) -> PyResult<()> {
+        let Some(accepted) = &job.accepted else { return Ok(()) };
         if job.batch.is_empty() {
             return Ok(());
         }
         let batch: Vec<(&str, i64, i64)> = job.batch.iter()
             .map(|&(c, number, ts)| (self.engine.clients[c as usize].name.as_str(), number, ts)).collect();
-        job.accepted.call1(py, (batch,))?;
+        accepted.call1(py, (batch,))?;
         job.batch.clear();
         Ok(())
     }
@@ -229,6 +232,20 @@ impl EngineLoop {
             clients, labels, ledgers, caches, spec.get_item("windows_of_day")?.unbind(),
             spec.get_item("fold_probes")?.unbind(), spec.get_item("log_gamma")?.extract()?, rolling_label,
         );
+        for l in spec.get_item("ledgers")?.try_iter()? {
+            let l = l?;
+            let period: Option<String> = l.get_item("period")?.extract()?;
+            engine.ledger_names.push(l.get_item("sla")?.extract()?);
+            engine.ledger_kinds.push(review::LedgerKind {
+                client: l.get_item("client")?.extract()?,
+                ticket_sla: l.get_item("ticket_sla")?.extract()?,
+                calls: l.get_item("calls")?.extract()?,
+                rolling: period.is_none(),
+            });
+        }
+        if spec.get_item("review")?.extract()? {
+            engine.review = Some(review::Review::default());
+        }
         engine.compact_every = spec.get_item("compact_every")?.extract()?;
         engine.evict_calls_every = spec.get_item("evict_calls_every")?.extract()?;
         Ok(EngineLoop {
@@ -253,10 +270,11 @@ impl EngineLoop {
 
     /// A split replay's job (slamon/jobs.py `_job`): its lines with their numbers; for a line in `flagged`, first
     /// `settle(client, number, own watermark or None)` (the exact watermark, or None); every accepted event is told
-    /// to `accepted([(client, number, ts), ...])` before each `settle` and at the end.
+    /// to `accepted([(client, number, ts), ...])` before each `settle` and at the end (a split by client: neither).
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (numbers, lines, flagged, at_us, settle=None, accepted=None))]
     fn feed_job(&mut self, py: Python<'_>, numbers: Vec<i64>, lines: &Bound<'_, PyList>, flagged: Vec<i64>,
-                at_us: Option<i64>, settle: Py<PyAny>, accepted: Py<PyAny>) -> PyResult<i64> {
+                at_us: Option<i64>, settle: Option<Py<PyAny>>, accepted: Option<Py<PyAny>>) -> PyResult<i64> {
         let mut job = Job { flagged: flagged.into_iter().collect(), settle, accepted, batch: Vec::new() };
         let mut after_at = 0;
         for (number, line) in numbers.into_iter().zip(lines.iter()) {
@@ -348,11 +366,12 @@ impl EngineLoop {
             }
             Ok(out.unbind())
         };
+        let reviewing = e.review.is_some(); // the review's backlog reads every unresolved ticket
         let mut held: Vec<(u64, u32, std::rc::Rc<str>, engine::TicketItem)> = Vec::new();
         for (c, tickets) in std::mem::take(&mut e.tickets).into_iter().enumerate() {
             for (id, item) in tickets {
                 let st = &item.state;
-                if st.has_open_clock() || st.created_us.is_none() || st.orphans > 0 {
+                if st.has_open_clock() || st.created_us.is_none() || st.orphans > 0 || (reviewing && !st.resolved) {
                     held.push((item.seq, c as u32, id, item));
                 }
             }
@@ -383,6 +402,32 @@ impl EngineLoop {
             sink.call_method1("call", (e.clients[c as usize].name.as_str(), &*id,
                                        (label(s.queue), s.offered_us, s.answered_us, s.abandoned_us, s.ended_us,
                                         s.wrapup_s), contribs(&item.contribs)?))?;
+        }
+        if let Some(review) = e.review.take() {
+            let key = |ledger: u32| {
+                let kind = e.ledger_kinds[ledger as usize];
+                (e.clients[kind.client as usize].name.as_str(), e.ledger_names[ledger as usize].as_str())
+            };
+            let groups = PyDict::new(py);
+            for (ledger, table) in &review.groups {
+                let out = PyDict::new(py);
+                for ((lab, dimension, name), t) in table {
+                    let dimension = if *dimension == review::QUEUE { "queue" } else { "channel" };
+                    out.set_item((labels.name(*lab), dimension, labels.name(*name)), tally_of(t)?)?;
+                }
+                groups.set_item(key(*ledger), out)?;
+            }
+            let priorities = PyDict::new(py);
+            for ((ledger, item), priority) in &review.breach_priorities {
+                let (client, sla) = key(*ledger);
+                priorities.set_item((client, sla, &**item), labels.name(*priority))?;
+            }
+            let facts = PyDict::new(py);
+            for ((ledger, item), value) in &review.breach_facts {
+                let (client, sla) = key(*ledger);
+                facts.set_item((client, sla, &**item), *value)?;
+            }
+            sink.call_method1("review", (groups, priorities, facts))?;
         }
         e.seen = Default::default();
         Ok(())
