@@ -19,6 +19,7 @@
 
 use std::fmt;
 
+use civil::digits;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -415,36 +416,6 @@ impl Fields<'_> {
     }
 }
 
-fn digits(b: &[u8]) -> Option<i64> {
-    let mut v: i64 = 0;
-    for &c in b {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        v = v * 10 + i64::from(c - b'0');
-    }
-    Some(v)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        _ => 28,
-    }
-}
-
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|[+-]HH:MM)` (`_TS_SHAPE`) as `datetime.fromisoformat` reads it, in µs since
 /// the epoch; None for any other text, an invalid date or time, or an instant outside 1970..2100.
 fn ts_us(t: &str) -> Option<i64> {
@@ -480,10 +451,7 @@ fn ts_us(t: &str) -> Option<i64> {
         }
         _ => return None, // a seventh fraction digit, another zone form, trailing text
     };
-    if y < 1 || !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59 {
-        return None;
-    }
-    let seconds = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + s - offset;
+    let seconds = civil::seconds(y, mo, d, h, mi, s)? - offset;
     let us = seconds * US + frac;
     (0..MAX_US).contains(&us).then_some(us)
 }

@@ -133,7 +133,15 @@ impl EngineLoop {
                 self.settle(py, job, c, &ev, number)?;
             }
         }
-        let accepted = match self.engine.ingest(py, c, &ev) {
+        // A panic is a bug, as an exception inside the Python engine is: the event is rejected as invalid and the
+        // replay goes on (`Engine.ingest`), the item it touched possibly part-applied.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.engine.ingest(py, c, &ev)))
+            .unwrap_or_else(|panic| {
+                let text = panic.downcast_ref::<&str>().map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+                Err(pyo3::exceptions::PyRuntimeError::new_err(format!("panic in the compiled engine: {text}")))
+            });
+        let accepted = match outcome {
             Ok(Outcome::Accepted) => true,
             Ok(Outcome::Duplicate) => false,
             Ok(Outcome::Refused(refusal)) => {

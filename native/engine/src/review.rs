@@ -24,6 +24,9 @@ pub struct LedgerKind {
     pub rolling: bool,
 }
 
+/// (elapsed_s, target_s, paused_s) of a breach, None where unknown.
+pub type BreachFacts = (Option<f64>, Option<f64>, Option<f64>);
+
 /// The item a contribution comes from, as it is when the contribution is made.
 #[derive(Clone, Copy, Default)]
 pub struct ItemFacts {
@@ -36,7 +39,7 @@ pub struct ItemFacts {
 pub struct Review {
     pub groups: FxIndexMap<u32, FxIndexMap<(u32, u8, u32), Tally>>, // ledger -> (label, dimension, name) -> tally
     pub breach_priorities: FxIndexMap<(u32, Rc<str>), u32>,         // (ledger, item) -> priority
-    pub breach_facts: FxIndexMap<(u32, Rc<str>), (Option<f64>, Option<f64>, Option<f64>)>,
+    pub breach_facts: FxIndexMap<(u32, Rc<str>), BreachFacts>,
 }
 
 impl Review {
@@ -85,7 +88,7 @@ impl Review {
 
 /// `ReviewEngine._breach_facts`: (elapsed_s, target_s, paused_s) as the SLA-events record states them.
 fn breach_facts(py: Python<'_>, c: &Contribution, priority: u32, kind: LedgerKind, facts: Option<ItemFacts>,
-                client: &Client) -> PyResult<(Option<f64>, Option<f64>, Option<f64>)> {
+                client: &Client) -> PyResult<BreachFacts> {
     let sla = &client.ticket_slas[kind.ticket_sla.expect("a ticket SLA") as usize];
     let target = sla.target.get(&priority).copied();
     let (Some(target), Some(sample)) = (target, c.sample) else {
