@@ -20,6 +20,8 @@ from monitor import engine as engine_module
 from monitor.contracts import parse_contracts
 from monitor.events import format_us, to_us
 from monitor.replay import replay_lines
+from tests.property.test_fuzz_decoder import CONTRACTS as FUZZ_CONTRACTS
+from tests.property.test_fuzz_decoder import VALID, to_json
 
 pytestmark = pytest.mark.skipif(compiled_replay._native is None, reason="the compiled engine was not built")
 
@@ -190,6 +192,30 @@ def test_the_monthly_review_is_the_reference_one(seed, days):
             result, figures = review(lines, CONTRACT, at, "2026-11", None, trend=2, jobs=1)
             outputs.append((result.pipeline(), [r.as_dict() for r in result.records], render_html(figures),
                             render_csv(figures)))
+    finally:
+        compiled_replay.IN_USE = old
+    assert outputs[0] == outputs[1]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), advance_s=st.integers(0, 3 * 86_400))
+def test_fuzzed_valid_events_give_the_reference_report(data, advance_s):
+    """The fuzz suite's valid events (tests/property/test_fuzz_decoder.py: any ids, unicode written as escapes, which
+    the compiled decoder leaves to Python, priorities and statuses with and without a target, the value ranges' ends)
+    within a few days, on its contracts: the same report and pipeline counts."""
+    base = to_us(__import__("datetime").datetime.fromisoformat("2026-03-27T22:00:00+00:00"))  # a DST change
+    events = data.draw(st.lists(VALID, min_size=1, max_size=40))
+    offsets = data.draw(st.lists(st.integers(0, 4 * 86_400), min_size=len(events), max_size=len(events)))
+    lines = [to_json({**e, "ts": format_us(base + s * 1_000_000)}).encode() + b"\n"
+             for e, s in zip(events, offsets, strict=True)]
+    at = base + max(offsets) * 1_000_000 + advance_s * 1_000_000
+    outputs = []
+    old = compiled_replay.IN_USE
+    try:
+        for compiled in (True, False):
+            compiled_replay.IN_USE = compiled
+            result = replay_lines(lines, FUZZ_CONTRACTS, at)
+            outputs.append((result.pipeline(), [r.as_dict() for r in result.records]))
     finally:
         compiled_replay.IN_USE = old
     assert outputs[0] == outputs[1]
