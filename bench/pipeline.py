@@ -26,7 +26,8 @@ reading the same topic from its start with its own consumer group:
                  <commit>`), right after slamon in each round: a change's before and after side by side;
   slamon_2_workers  with --pair: two workers in one consumer group (scaling by partitions), timed once the
                  group has split the partitions, over the events still unapplied then (needs spare cores);
-  engine_only    decode + engine in-process, no Kafka (the replay path), for reference.
+  engine_only    decode + engine in-process, no Kafka (the replay path: the compiled loop where built), for
+                 reference; engine_only_python: the same with the Python engine, which the worker runs.
 
 Then the latency run: a fresh topic and a wall-clock worker, events produced at a steady --rate for
 --latency-seconds; each record's send time and (partition, offset) are matched with the first /healthz poll
@@ -499,8 +500,8 @@ def _record(metadata, t_send: float) -> None:
     _SENT.append((metadata.partition, metadata.offset, t_send))
 
 
-VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "slamon", "slamon_baseline", "slamon_2_workers",
-            "naive_faust", "quix")
+VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "engine_only_python", "slamon", "slamon_baseline",
+            "slamon_2_workers", "naive_faust", "quix")
 
 
 def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[bytes], workdir: Path,
@@ -518,13 +519,18 @@ def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[byte
         out["raw_validated"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
         print(run, "raw validated", out["raw_validated"], file=sys.stderr)
     if "engine" not in args.skip:
+        from monitor import compiled_replay
         from monitor.replay import replay_lines
 
-        t = time.perf_counter()
-        replay_lines(lines, contracts)
-        secs = time.perf_counter() - t
-        out["engine_only"] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
-        print(run, "engine", out["engine_only"], file=sys.stderr)
+        compiled = compiled_replay.IN_USE
+        for name, in_use in (("engine_only", compiled), ("engine_only_python", False)):
+            compiled_replay.IN_USE = in_use
+            t = time.perf_counter()
+            replay_lines(lines, contracts)
+            secs = time.perf_counter() - t
+            out[name] = {"events_per_s": round(n / secs), "seconds": round(secs, 2)}
+            print(run, name, out[name], file=sys.stderr)
+        compiled_replay.IN_USE = compiled
     if "slamon" not in args.skip:
         out["slamon"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n, run=run)
         print(run, "slamon", out["slamon"], file=sys.stderr)
