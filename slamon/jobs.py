@@ -548,40 +548,28 @@ def _python_job(conn: Connection, peers: _Peers, engine: Engine, contracts: Cont
     """A job's lines through the Python engine (the reference; a review's engine)."""
     clients, stats, seen = contracts.clients, engine.stats, engine.seen
     lateness = {name: contracts.lateness_us(name) for name in clients}
-    inputs = [conn, *peers.conns.values()]
-    running = True
-    while running:
-        ready = wait(inputs)
-        for peer in ready:
-            if peer is not conn and peer.poll():  # (a question answered in `ask` meanwhile is gone)
-                peers.serve(peer)
-        if conn in ready:
-            chunk = conn.recv()
-            if chunk is None:  # a peer's message left unread here is served by `finish`
-                running = False
-                break
-            end, numbers, lines, flagged = chunk
-            flagged = set(flagged)
-            for number, line in zip(numbers, lines, strict=True):
-                tally.lines = number
-                event = decode_event(line, clients)
-                if isinstance(event, Rejection):
-                    tally.reject(number, event)
-                    continue
-                ts = event.ts_us
-                if at_us is not None and ts > at_us:
-                    tally.after_at += 1
-                    continue
-                if by_items and number in flagged:
-                    _settle_watermark(engine, peers, event, number, lateness[event.client])
-                duplicates = stats.duplicates
-                problem = engine.ingest(event)
-                if problem is not None:
-                    tally.reject(number, problem)
-                if by_items and stats.duplicates == duplicates and (
-                        problem is None or (problem.reason == INVALID and event.event_id in seen)):
-                    peers.accepted(event.client, number, ts)  # passed dedupe and lateness: the watermark has it
-            peers.handled(end)
+    for end, numbers, lines, flagged in _chunks(conn, peers):
+        flagged = set(flagged)
+        for number, line in zip(numbers, lines, strict=True):
+            tally.lines = number
+            event = decode_event(line, clients)
+            if isinstance(event, Rejection):
+                tally.reject(number, event)
+                continue
+            ts = event.ts_us
+            if at_us is not None and ts > at_us:
+                tally.after_at += 1
+                continue
+            if by_items and number in flagged:
+                _settle_watermark(engine, peers, event, number, lateness[event.client])
+            duplicates = stats.duplicates
+            problem = engine.ingest(event)
+            if problem is not None:
+                tally.reject(number, problem)
+            if by_items and stats.duplicates == duplicates and (
+                    problem is None or (problem.reason == INVALID and event.event_id in seen)):
+                peers.accepted(event.client, number, ts)  # passed dedupe and lateness: the watermark has it
+        peers.handled(end)
     peers.finish()
     return engine
 
@@ -602,6 +590,19 @@ def _compiled_job(conn: Connection, peers: _Peers, shell: Engine, contracts: Con
         for client, number, ts in batch:
             peers.accepted(client, number, ts)
 
+    for end, numbers, lines, flagged in _chunks(conn, peers):
+        if numbers:
+            tally.after_at += (loop.native.feed_job(numbers, lines, flagged, at_us, settle, accepted) if by_items
+                               else loop.native.feed_job(numbers, lines, [], at_us))
+            tally.lines = numbers[-1]
+        peers.handled(end)
+    peers.finish()
+    return loop.engine()
+
+
+def _chunks(conn: Connection, peers: _Peers):
+    """The job's chunks as they arrive, the other jobs' questions answered meanwhile (a question answered in
+    `ask` is gone by then); a peer's message left unread at the end is served by `peers.finish`."""
     inputs = [conn, *peers.conns.values()]
     while True:
         ready = wait(inputs)
@@ -611,15 +612,8 @@ def _compiled_job(conn: Connection, peers: _Peers, shell: Engine, contracts: Con
         if conn in ready:
             chunk = conn.recv()
             if chunk is None:
-                break
-            end, numbers, lines, flagged = chunk
-            if numbers:
-                tally.after_at += (loop.native.feed_job(numbers, lines, flagged, at_us, settle, accepted) if by_items
-                                   else loop.native.feed_job(numbers, lines, [], at_us))
-                tally.lines = numbers[-1]
-            peers.handled(end)
-    peers.finish()
-    return loop.engine()
+                return
+            yield chunk
 
 
 def _settle_watermark(engine: Engine, peers: _Peers, event, number: int, lateness_us: int) -> None:

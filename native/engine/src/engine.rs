@@ -41,12 +41,19 @@ pub struct CallItem {
     pub contribs: Vec<Contribution>,
 }
 
-/// `monitor.final_tickets.FinalTickets`, keyed by the ticket itself instead of a 64-bit hash.
+/// `monitor.final_tickets.FinalTickets`, keyed by the ticket itself (client, then id: a lookup by `&str`, no key
+/// made per event) instead of a 64-bit hash.
 #[derive(Default)]
 pub struct FinalTickets {
-    sealed: FxHashMap<i64, FxHashSet<(u32, Rc<str>)>>,
+    sealed: FxHashMap<i64, Group>,
     open_day: Option<i64>,
-    today: FxHashSet<(u32, Rc<str>)>,
+    today: Group,
+}
+
+type Group = FxHashMap<u32, FxHashSet<Rc<str>>>; // client -> ticket ids
+
+fn holds(group: &Group, c: u32, ticket_id: &str) -> bool {
+    group.get(&c).is_some_and(|ids| ids.contains(ticket_id))
 }
 
 impl FinalTickets {
@@ -54,23 +61,22 @@ impl FinalTickets {
         self.today.is_empty() && self.sealed.is_empty()
     }
 
-    fn contains(&self, key: &(u32, Rc<str>)) -> bool {
-        self.today.contains(key) || self.sealed.values().any(|s| s.contains(key))
+    fn contains(&self, c: u32, ticket_id: &str) -> bool {
+        holds(&self.today, c, ticket_id) || self.sealed.values().any(|g| holds(g, c, ticket_id))
     }
 
-    fn add(&mut self, key: (u32, Rc<str>), at_us: i64) {
+    fn add(&mut self, c: u32, ticket_id: Rc<str>, at_us: i64) {
         let day = at_us.div_euclid(DAY_US);
         if self.open_day.is_none_or(|d| day > d) {
             if let Some(d) = self.open_day {
-                if !self.today.is_empty() {
-                    let today = std::mem::take(&mut self.today);
-                    self.sealed.entry(d).or_default().extend(today);
+                let sealed = self.sealed.entry(d).or_default();
+                for (client, ids) in std::mem::take(&mut self.today) {
+                    sealed.entry(client).or_default().extend(ids);
                 }
             }
-            self.today.clear();
             self.open_day = Some(day);
         }
-        self.today.insert(key);
+        self.today.entry(c).or_default().insert(ticket_id);
     }
 
     fn forget_before(&mut self, now_us: i64) {
@@ -280,7 +286,7 @@ impl Engine {
         let client = &self.clients[c as usize];
         match self.tickets[c as usize].get(ticket_id) {
             None => {
-                if !self.final_tickets.empty() && self.final_tickets.contains(&(c, Rc::from(ticket_id))) {
+                if !self.final_tickets.empty() && self.final_tickets.contains(c, ticket_id) {
                     return Some(Refusal::ExpiredDropped);
                 }
                 None
@@ -337,10 +343,11 @@ impl Engine {
         let item = self.tickets[c as usize].get_mut(key).expect("settled tickets are held");
         let new = item.state.contributions(client, key);
         if new != item.contribs {
-            let old = std::mem::replace(&mut item.contribs, new.clone());
+            let old = std::mem::take(&mut item.contribs);
             let st = &item.state;
             let facts = ItemFacts { queue: st.queue, channel: st.channel, created_us: st.created_us };
             self.diff(py, &old, &new, facts)?;
+            self.tickets[c as usize].get_mut(key).expect("settled tickets are held").contribs = new;
         }
         let item = self.tickets[c as usize].get_mut(key).expect("settled tickets are held");
         if let Some(deadline) = item.state.next_deadline() {
@@ -369,9 +376,10 @@ impl Engine {
         }
         let new = item.state.contributions(&self.clients[c as usize].call_slas, &key);
         if new != item.contribs {
-            let old = std::mem::replace(&mut item.contribs, new.clone());
+            let old = std::mem::take(&mut item.contribs);
             let facts = ItemFacts { queue: item.state.queue, channel: None, created_us: None };
             self.diff(py, &old, &new, facts)?;
+            self.calls[c as usize].get_mut(call_id).expect("held above").contribs = new;
         }
         Ok(())
     }
@@ -507,7 +515,7 @@ impl Engine {
         finals.sort_unstable_by_key(|(seq, ..)| *seq);
         for (_, c, key, final_us) in finals {
             self.tickets[c as usize].remove(&key);
-            self.final_tickets.add((c, key), final_us);
+            self.final_tickets.add(c, key, final_us);
             self.stats.final_tickets += 1;
         }
     }

@@ -25,12 +25,17 @@ pub struct Tally {
 
 impl Tally {
     #[inline]
-    fn add(&mut self, d: i64, g: i64, b: i64, t: i64, sign: i64) {
+    pub fn add(&mut self, d: i64, g: i64, b: i64, t: i64, sign: i64) {
         self.decided += sign * d;
         self.good += sign * g;
         self.bad += sign * b;
         self.total_us += sign * t;
     }
+}
+
+/// `monitor.ledger.to_millionths`: a measured value (seconds, a score) as whole millionths, ties to even.
+pub fn to_millionths(value: f64) -> i64 {
+    if value != 0.0 { (value * 1_000_000.0).round_ties_even() as i64 } else { 0 }
 }
 
 /// `monitor.ledger.Contribution`: what one item adds to one SLA (its ledger).
@@ -153,7 +158,7 @@ impl Ledger {
     pub fn apply(&mut self, py: Python<'_>, c: &Contribution, sign: i64, ctx: &mut LedgerContext) -> PyResult<u32> {
         let label = self.label(py, c.at_us, ctx)?;
         let (d, g, b) = (c.decided, c.good, c.bad);
-        let t = if c.total != 0.0 { (c.total * 1_000_000.0).round_ties_even() as i64 } else { 0 };
+        let t = to_millionths(c.total);
         self.periods.entry(label).or_default().add(d, g, b, t, sign);
         let at = c.at_us;
         let bucket = at.div_euclid(BUCKET_US);

@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use pyo3::prelude::*;
 use rustc_hash::FxBuildHasher;
 
-use crate::ledger::{Contribution, Tally};
+use crate::ledger::{to_millionths, Contribution, Tally};
 use crate::model::Client;
 
 type FxIndexMap<K, V> = IndexMap<K, V, FxBuildHasher>;
@@ -71,15 +71,11 @@ impl Review {
         if facts.queue.is_none() && facts.channel.is_none() {
             return Ok(());
         }
-        let t = if c.total != 0.0 { (c.total * 1_000_000.0).round_ties_even() as i64 } else { 0 };
+        let t = to_millionths(c.total);
         let table = self.groups.entry(c.ledger).or_default();
         for (dimension, name) in [(QUEUE, facts.queue), (CHANNEL, facts.channel)] {
             if let Some(name) = name {
-                let tally = table.entry((label, dimension, name)).or_default();
-                tally.decided += sign * c.decided;
-                tally.good += sign * c.good;
-                tally.bad += sign * c.bad;
-                tally.total_us += sign * t;
+                table.entry((label, dimension, name)).or_default().add(c.decided, c.good, c.bad, t, sign);
             }
         }
         Ok(())
@@ -94,7 +90,7 @@ fn breach_facts(py: Python<'_>, c: &Contribution, priority: u32, kind: LedgerKin
     let (Some(target), Some(sample)) = (target, c.sample) else {
         return Ok((c.sample, target.map(|t| t as f64 / 1e6), None));
     };
-    let elapsed = (sample * 1_000_000.0).round_ties_even() as i64;
+    let elapsed = to_millionths(sample); // `round(sample * 1e6)`
     let paused = match facts.and_then(|f| f.created_us) {
         Some(start) => Some((sla.cal.elapsed_us(py, start, c.at_us)? - elapsed).max(0) as f64 / 1e6),
         None => None,
