@@ -25,7 +25,7 @@ from monitor import engine as engine_module
 from monitor.calendar import AlwaysOpen
 from monitor.calls import CallState
 from monitor.compiled import compiled_module
-from monitor.contracts import Contracts, Rolling
+from monitor.contracts import CallSla, Contracts, Rolling
 from monitor.engine import CallItem, ClientModel, Engine, TicketItem, engine_error, expired_dropped, expired_final, late
 from monitor.events import Rejection, TicketEvent, decode_event, ticket_event_of
 from monitor.ledger import Contribution, Tally
@@ -121,7 +121,7 @@ def engine_spec(shell: Engine, **callbacks) -> dict:
         "ledgers": [{"period": None if isinstance(lg.period, Rolling) else lg.period, "tz": lg.tz,
                      "rolling_us": lg.period.rolling if isinstance(lg.period, Rolling) else 0,
                      "list_breaches": lg.list_breaches, "client": client_index[key[0]], "sla": key[1],
-                     "ticket_sla": ticket_sla.get(key), "calls": key in calls}
+                     "ticket_sla": ticket_sla.get(key), "calls": key in calls, **_sla_facts(shell, key)}
                     for key, lg in shell.ledgers.items()],
         "review": getattr(type(shell), "compiled_review", False),
         "windows_of_day": _windows_of_utc_day,
@@ -130,6 +130,15 @@ def engine_spec(shell: Engine, **callbacks) -> dict:
         "log_gamma": _LOG_GAMMA,
         **callbacks,
     }
+
+
+def _sla_facts(shell: Engine, key: tuple[str, str]) -> dict:
+    """What a worker's SLA events say of a ledger's SLA (`streams.partition_engine.SlaFacts`)."""
+    client, name = key
+    sla = next(s for s in shell.contracts.clients[client].slas if s.name == name)
+    is_call = isinstance(sla, CallSla)
+    return {"sla_kind": sla.kind, "call_within": sla.answered_within_us if is_call else None,
+            "call_handle": is_call and sla.mean_of == "handle"}
 
 
 def _client_spec(model: ClientModel, index: dict[tuple[str, str], int]) -> dict:

@@ -163,8 +163,8 @@ class SlaLedger:
         self.dirty_breach_days.add(at_us // DAY_US)
         if sign > 0:
             listed.append((at_us, item))
-        else:
-            listed.remove((at_us, item))
+        elif (at_us, item) in listed:  # else its period's listing was forgotten (`forget_old_periods`): a worker's
+            listed.remove((at_us, item))  # clock ran days past a silent client whose backlog then withdrew it
 
     def _forget_buckets_before(self, limit_us: int) -> None:
         old = [bucket for bucket in self.buckets if (bucket + 1) * BUCKET_US <= limit_us]

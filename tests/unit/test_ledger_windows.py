@@ -96,6 +96,19 @@ def test_a_worker_forgets_buckets_and_breach_lists_of_ended_periods_but_keeps_th
     assert figures(lg.window(nov - 1, nov + 1)) == (1, 0, 1)
 
 
+def test_a_breach_withdrawn_after_its_period_was_forgotten_is_no_error():
+    """A worker's wall clock runs days past a silent client; its backlog then arrives (not late: the client's own
+    watermark is old) and withdraws a breach whose period's listing was already forgotten. That used to raise
+    ValueError inside the engine, dead-lettering the event with its ticket part-applied."""
+    lg = SlaLedger("acme", "sla", "UTC", "month", list_breaches=True)
+    oct_ = T0 - 5 * DAY_US
+    lg.apply(Contribution("sla", oct_, 1, 0, 1, item="T1"), +1)
+    lg.forget_old_periods(T0 + 2 * DAY_US)
+    assert "2026-10" not in lg.breaches
+    lg.apply(Contribution("sla", oct_, 1, 0, 1, item="T1"), -1)
+    assert lg.periods["2026-10"].bad == 0 and not lg.breaches_on(oct_ // DAY_US)
+
+
 operations = st.lists(st.one_of(
     st.tuples(st.just("apply"), instants, st.booleans()),
     st.tuples(st.just("withdraw"), st.integers(0, 10_000), st.booleans()),

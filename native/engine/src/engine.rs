@@ -145,6 +145,8 @@ pub struct Engine {
     pub ledger_names: Vec<String>, // the SLA of each ledger
     pub compact_every: u64,     // `monitor.engine.COMPACT_EVERY`
     pub evict_calls_every: u64, // `monitor.engine.EVICT_CALLS_EVERY`
+    pub decisions: Option<Vec<(Contribution, i64)>>, // `keep_decisions`: every change to a ledger, with its sign
+    pub keep_breach_history: bool,                    // false in a worker: `SlaLedger.forget_old_periods`
 }
 
 impl Engine {
@@ -174,6 +176,8 @@ impl Engine {
             ledger_names: Vec::new(),
             compact_every: 50_000,
             evict_calls_every: 2_000,
+            decisions: None,
+            keep_breach_history: true,
         }
     }
 
@@ -413,11 +417,31 @@ impl Engine {
             log_gamma: self.log_gamma, rolling_label: self.rolling_label,
         };
         let label = self.ledgers[c.ledger as usize].apply(py, c, sign, &mut ctx)?;
+        if let Some(decisions) = self.decisions.as_mut() {
+            decisions.push((c.clone(), sign));
+        }
         if let Some(review) = self.review.as_mut() {
             let kind = self.ledger_kinds[c.ledger as usize];
             review.contribute(py, c, sign, label, kind, facts, &self.clients[kind.client as usize])?;
         }
         Ok(())
+    }
+
+    /// `Engine.advance_to`: time has reached `now_us` (the worker's clock): deadlines <= now are decided.
+    pub fn advance_to(&mut self, py: Python<'_>, now_us: i64) -> PyResult<()> {
+        if now_us > self.now_us {
+            self.now_us = now_us;
+        }
+        self.fire(py, now_us)
+    }
+
+    /// The period label an instant counts in on one ledger (`SlaLedger._label`).
+    pub fn label_of(&mut self, py: Python<'_>, ledger: u32, at_us: i64) -> PyResult<u32> {
+        let mut ctx = LedgerContext {
+            caches: &mut self.caches, labels: &mut self.labels, windows_of_day: &self.windows_of_day,
+            log_gamma: self.log_gamma, rolling_label: self.rolling_label,
+        };
+        self.ledgers[ledger as usize].label(py, at_us, &mut ctx)
     }
 
     fn fire(&mut self, py: Python<'_>, through: i64) -> PyResult<()> {
@@ -464,13 +488,16 @@ impl Engine {
         }
     }
 
-    /// `Engine.compact` (a replay keeps every period's breach listings: no `forget_old_periods`).
+    /// `Engine.compact` (a replay keeps every period's breach listings: `keep_breach_history`).
     fn compact(&mut self, py: Python<'_>) -> PyResult<()> {
         self.since_compaction = 0;
         let horizons = self.horizons();
         self.evict_calls(&horizons);
         for ledger in self.ledgers.iter_mut() {
             ledger.prune(self.now_us);
+            if !self.keep_breach_history {
+                ledger.forget_old_periods(self.now_us, self.rolling_label);
+            }
         }
         self.compact_tickets(&horizons);
         if self.has_uptime {

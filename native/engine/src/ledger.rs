@@ -125,6 +125,7 @@ pub struct Ledger {
     pub buckets: FxIndexMap<i64, Tally>,
     pub instants: FxIndexMap<i64, FxIndexMap<i64, Tally>>,
     pub breaches: FxIndexMap<u32, Vec<(i64, Rc<str>)>>,
+    pub windows: FxIndexMap<u32, (i64, i64)>, // label -> (start, end) of every period a label was asked for
 }
 
 impl Ledger {
@@ -140,17 +141,21 @@ impl Ledger {
             buckets: FxIndexMap::default(),
             instants: FxIndexMap::default(),
             breaches: FxIndexMap::default(),
+            windows: FxIndexMap::default(),
         }
     }
 
-    fn label(&mut self, py: Python<'_>, at: i64, ctx: &mut LedgerContext) -> PyResult<u32> {
+    /// `SlaLedger._label`: the period label of an instant (the window noted, as Python's `windows.setdefault`).
+    pub fn label(&mut self, py: Python<'_>, at: i64, ctx: &mut LedgerContext) -> PyResult<u32> {
         let Some(cache) = self.periods_cache else { return Ok(ctx.rolling_label) };
         let (start, end, label) = self.last_window;
         if start <= at && at < end {
             return Ok(label);
         }
         self.last_window = ctx.caches[cache].window_of(py, at, ctx.labels, ctx.windows_of_day)?;
-        Ok(self.last_window.2)
+        let (start, end, label) = self.last_window;
+        self.windows.entry(label).or_insert((start, end));
+        Ok(label)
     }
 
     /// `SlaLedger.apply`: a contribution added (sign +1) or retracted (-1).
@@ -176,9 +181,7 @@ impl Ledger {
                 if sign > 0 {
                     listed.push((at, item.clone()));
                 } else if let Some(i) = listed.iter().position(|(a, it)| *a == at && it == item) {
-                    listed.remove(i);
-                } else {
-                    return Err(pyo3::exceptions::PyValueError::new_err("list.remove(x): x not in list"));
+                    listed.remove(i); // else forgotten with its period (`SlaLedger._note_breach`)
                 }
             }
         }
@@ -197,6 +200,37 @@ impl Ledger {
         };
         let limit = (now_us - keep).div_euclid(BUCKET_US);
         self.instants.retain(|bucket, _| *bucket >= limit);
+    }
+}
+
+impl Ledger {
+    /// `SlaLedger.forget_old_periods`: a worker's memory stays flat (breach listings and buckets of periods that
+    /// ended over two days ago dropped; a rolling period keeps its length plus a day).
+    pub fn forget_old_periods(&mut self, now_us: i64, rolling_label: u32) {
+        if self.periods_cache.is_none() {
+            let limit = now_us - self.rolling_us - DAY_US;
+            self.forget_buckets_before(limit);
+            if let Some(listed) = self.breaches.get_mut(&rolling_label) {
+                if listed.iter().any(|(at, _)| *at < limit) {
+                    listed.retain(|(at, _)| *at >= limit);
+                }
+            }
+            return;
+        }
+        let grace_end = now_us - 2 * DAY_US;
+        let old: Vec<(i64, u32)> = self.windows.iter().filter(|(_, w)| w.1 <= grace_end)
+            .map(|(label, w)| (w.1, *label)).collect();
+        if let Some(last) = old.iter().map(|(end, _)| *end).max() {
+            self.forget_buckets_before(last);
+        }
+        for (_, label) in old {
+            self.breaches.shift_remove(&label);
+        }
+    }
+
+    fn forget_buckets_before(&mut self, limit_us: i64) {
+        self.buckets.retain(|bucket, _| (bucket + 1) * BUCKET_US > limit_us);
+        self.instants.retain(|bucket, _| (bucket + 1) * BUCKET_US > limit_us);
     }
 }
 

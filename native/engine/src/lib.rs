@@ -5,6 +5,8 @@
 
 mod decode;
 mod engine;
+mod json;
+mod live;
 mod ledger;
 mod model;
 mod review;
@@ -31,7 +33,7 @@ struct EngineLoop {
     handed_back: bool,
 }
 
-fn is_blank(line: &[u8]) -> bool {
+pub(crate) fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
 }
 
@@ -40,7 +42,7 @@ fn opt_str(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<String>> {
 }
 
 /// A Python-decoded event (pydantic model) as the engine reads it.
-fn from_event(obj: &Bound<'_, PyAny>) -> PyResult<Decoded> {
+pub(crate) fn from_event(obj: &Bound<'_, PyAny>) -> PyResult<Decoded> {
     let kind: String = obj.getattr("kind")?.extract()?;
     let index = |types: &[&str], name: String| -> PyResult<u8> {
         types.iter().position(|t| *t == name).map(|i| i as u8)
@@ -79,6 +81,68 @@ fn from_event(obj: &Bound<'_, PyAny>) -> PyResult<Decoded> {
         client: obj.getattr("client")?.extract()?,
         ts_us: obj.getattr("ts_us")?.extract()?,
         body,
+    })
+}
+
+/// The engine a spec describes (monitor/compiled_replay.py `engine_spec`), and the index of each client's name.
+pub(crate) fn engine_from_spec(spec: &Bound<'_, PyAny>) -> PyResult<(Engine, FxHashMap<String, u32>)> {
+    let mut labels = Labels::default();
+    let rolling_label = labels.id("rolling");
+    let mut clients = Vec::new();
+    for c in spec.get_item("clients")?.try_iter()? {
+        clients.push(Client::from_spec(&c?, &mut labels)?);
+    }
+    let mut caches: Vec<PeriodCache> = Vec::new();
+    let mut cache_of: FxHashMap<(String, String), usize> = FxHashMap::default();
+    let mut ledgers = Vec::new();
+    for l in spec.get_item("ledgers")?.try_iter()? {
+        let l = l?;
+        let period: Option<String> = l.get_item("period")?.extract()?;
+        let cache = match period {
+            None => None,
+            Some(period) => {
+                let tz: String = l.get_item("tz")?.extract()?;
+                let n = caches.len();
+                let i = *cache_of.entry((period.clone(), tz.clone())).or_insert(n);
+                if i == n {
+                    caches.push(PeriodCache::new(period, tz));
+                }
+                Some(i)
+            }
+        };
+        ledgers.push(Ledger::new(cache, l.get_item("rolling_us")?.extract()?,
+                                 l.get_item("list_breaches")?.extract()?));
+    }
+    let client_ids = clients.iter().enumerate().map(|(i, c)| (c.name.clone(), i as u32)).collect();
+    let mut engine = Engine::new(
+        clients, labels, ledgers, caches, spec.get_item("windows_of_day")?.unbind(),
+        spec.get_item("fold_probes")?.unbind(), spec.get_item("log_gamma")?.extract()?, rolling_label,
+    );
+    for l in spec.get_item("ledgers")?.try_iter()? {
+        let l = l?;
+        let period: Option<String> = l.get_item("period")?.extract()?;
+        engine.ledger_names.push(l.get_item("sla")?.extract()?);
+        engine.ledger_kinds.push(review::LedgerKind {
+            client: l.get_item("client")?.extract()?,
+            ticket_sla: l.get_item("ticket_sla")?.extract()?,
+            calls: l.get_item("calls")?.extract()?,
+            rolling: period.is_none(),
+        });
+    }
+    if spec.get_item("review")?.extract()? {
+        engine.review = Some(review::Review::default());
+    }
+    engine.compact_every = spec.get_item("compact_every")?.extract()?;
+    engine.evict_calls_every = spec.get_item("evict_calls_every")?.extract()?;
+    Ok((engine, client_ids))
+}
+
+/// `Engine.ingest`'s guard: a panic is a bug, as an exception inside the Python engine is (lib.rs `line`).
+pub(crate) fn ingest_caught(engine: &mut Engine, py: Python<'_>, c: u32, ev: &Decoded) -> PyResult<Outcome> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| engine.ingest(py, c, ev))).unwrap_or_else(|panic| {
+        let text = panic.downcast_ref::<&str>().map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
+        Err(pyo3::exceptions::PyRuntimeError::new_err(format!("panic in the compiled engine: {text}")))
     })
 }
 
@@ -135,12 +199,7 @@ impl EngineLoop {
         }
         // A panic is a bug, as an exception inside the Python engine is: the event is rejected as invalid and the
         // replay goes on (`Engine.ingest`), the item it touched possibly part-applied.
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.engine.ingest(py, c, &ev)))
-            .unwrap_or_else(|panic| {
-                let text = panic.downcast_ref::<&str>().map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default();
-                Err(pyo3::exceptions::PyRuntimeError::new_err(format!("panic in the compiled engine: {text}")))
-            });
+        let outcome = ingest_caught(&mut self.engine, py, c, &ev);
         let accepted = match outcome {
             Ok(Outcome::Accepted) => true,
             Ok(Outcome::Duplicate) => false,
@@ -208,54 +267,7 @@ impl EngineLoop {
     /// `spec`: monitor/compiled_replay.py `engine_spec` (the clients sorted by name, the ledgers in order).
     #[new]
     fn new(spec: &Bound<'_, PyAny>) -> PyResult<EngineLoop> {
-        let mut labels = Labels::default();
-        let rolling_label = labels.id("rolling");
-        let mut clients = Vec::new();
-        for c in spec.get_item("clients")?.try_iter()? {
-            clients.push(Client::from_spec(&c?, &mut labels)?);
-        }
-        let mut caches: Vec<PeriodCache> = Vec::new();
-        let mut cache_of: FxHashMap<(String, String), usize> = FxHashMap::default();
-        let mut ledgers = Vec::new();
-        for l in spec.get_item("ledgers")?.try_iter()? {
-            let l = l?;
-            let period: Option<String> = l.get_item("period")?.extract()?;
-            let cache = match period {
-                None => None,
-                Some(period) => {
-                    let tz: String = l.get_item("tz")?.extract()?;
-                    let n = caches.len();
-                    let i = *cache_of.entry((period.clone(), tz.clone())).or_insert(n);
-                    if i == n {
-                        caches.push(PeriodCache::new(period, tz));
-                    }
-                    Some(i)
-                }
-            };
-            ledgers.push(Ledger::new(cache, l.get_item("rolling_us")?.extract()?,
-                                     l.get_item("list_breaches")?.extract()?));
-        }
-        let client_ids = clients.iter().enumerate().map(|(i, c)| (c.name.clone(), i as u32)).collect();
-        let mut engine = Engine::new(
-            clients, labels, ledgers, caches, spec.get_item("windows_of_day")?.unbind(),
-            spec.get_item("fold_probes")?.unbind(), spec.get_item("log_gamma")?.extract()?, rolling_label,
-        );
-        for l in spec.get_item("ledgers")?.try_iter()? {
-            let l = l?;
-            let period: Option<String> = l.get_item("period")?.extract()?;
-            engine.ledger_names.push(l.get_item("sla")?.extract()?);
-            engine.ledger_kinds.push(review::LedgerKind {
-                client: l.get_item("client")?.extract()?,
-                ticket_sla: l.get_item("ticket_sla")?.extract()?,
-                calls: l.get_item("calls")?.extract()?,
-                rolling: period.is_none(),
-            });
-        }
-        if spec.get_item("review")?.extract()? {
-            engine.review = Some(review::Review::default());
-        }
-        engine.compact_every = spec.get_item("compact_every")?.extract()?;
-        engine.evict_calls_every = spec.get_item("evict_calls_every")?.extract()?;
+        let (engine, client_ids) = engine_from_spec(spec)?;
         Ok(EngineLoop {
             engine,
             client_ids,
@@ -445,6 +457,10 @@ impl EngineLoop {
 #[pymodule]
 fn _engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EngineLoop>()?;
+    m.add_class::<live::LivePartition>()?;
     m.add_function(wrap_pyfunction!(decode::decode_fields, m)?)?;
+    m.add_function(wrap_pyfunction!(json::json_float, m)?)?;
+    m.add_function(wrap_pyfunction!(json::json_string, m)?)?;
+    m.add_function(wrap_pyfunction!(json::json_utc, m)?)?;
     Ok(())
 }

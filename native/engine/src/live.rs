@@ -1,0 +1,293 @@
+//! A worker partition's engine, compiled: `streams.partition_engine.PartitionEngine`'s decode, ingest, clock and
+//! SLA-event records (the Python holder with `monitor.engine.Engine` stays the reference;
+//! tests/property/test_compiled_partition.py holds the two together).
+//!
+//! The holder in Python keeps what is not per event (offsets, dead letters' headers, the outbox, checkpoints'
+//! bookkeeping); per event it makes one call here, which decodes the line (or is handed the Python decoder's event
+//! where the fast path declines), applies it and writes the SLA-event records of the decisions it made, as
+//! `streams.partition_engine.sla_event` writes them.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use rustc_hash::FxHashMap;
+
+use crate::decode::{decode_fast, Body, Decoded};
+use crate::engine::{count, Engine, Outcome, Refusal};
+use crate::json;
+use crate::ledger::Contribution;
+use crate::{engine_from_spec, from_event, ingest_caught};
+
+/// What a ledger's SLA events say of its SLA (`streams.partition_engine.SlaFacts`).
+struct SlaFacts {
+    kind: String,
+    call_within: Option<i64>, // a call SLA's `answered_within_us`
+    call_handle: bool,        // a call SLA's mean is of the handle time (its start is the answer)
+}
+
+/// An SLA event's record (JSON bytes), its client and whether it withdraws a decision.
+type SlaEvent = (u32, Vec<u8>, bool);
+
+#[pyclass(unsendable)]
+pub struct LivePartition {
+    engine: Engine,
+    client_ids: FxHashMap<String, u32>,
+    facts: Vec<SlaFacts>,
+    owned: Vec<bool>, // by client: its designated partition is this one
+    partition: i64,
+    #[pyo3(get)]
+    misrouted: i64,
+    records: Vec<SlaEvent>,
+}
+
+impl LivePartition {
+    /// Apply one decoded event of client `c` (the holder's `process` after the decode): None, or why it is refused
+    /// (a tuple the holder words: `monitor.engine`'s refusal texts).
+    fn apply(&mut self, py: Python<'_>, c: u32, ev: &Decoded, offset: i64, now_us: Option<i64>,
+             max_future_us: Option<i64>) -> PyResult<PyObject> {
+        if let (Some(now), Some(max)) = (now_us, max_future_us) {
+            if ev.ts_us > now + max {
+                return Ok(("future", ev.ts_us - now, &ev.event_id, &ev.client).into_pyobject(py)?.into_any().unbind());
+            }
+        }
+        if !self.owned[c as usize] {
+            self.misrouted += 1;
+        }
+        let refused = match ingest_caught(&mut self.engine, py, c, ev) {
+            Ok(Outcome::Accepted | Outcome::Duplicate) => None,
+            Ok(Outcome::Refused(refusal)) => {
+                let ticket_id = match &ev.body {
+                    Body::Ticket { ticket_id, .. } => Some(ticket_id.as_str()),
+                    _ => None,
+                };
+                let (reason, a, b) = match refusal {
+                    Refusal::Late { watermark, lateness_us } => ("late", watermark - ev.ts_us, lateness_us),
+                    Refusal::ExpiredDropped => ("expired_dropped", 0, 0),
+                    Refusal::ExpiredFinal { reopen_window_us } => ("expired_final", reopen_window_us, 0),
+                };
+                Some((reason, a, b, &ev.event_id, &ev.client, ticket_id).into_pyobject(py)?.into_any().unbind())
+            }
+            Err(err) => {
+                self.engine.stats.errors += 1;
+                count(&mut self.engine.stats.rejected, "invalid");
+                Some(("error", err.value(py).clone(), &ev.event_id, &ev.client).into_pyobject(py)?.into_any()
+                     .unbind())
+            }
+        };
+        self.drain(py, Some(offset))?;
+        Ok(refused.unwrap_or_else(|| py.None()))
+    }
+
+    /// `PartitionEngine._drain`: the decisions made since the last drain as SLA-event records.
+    fn drain(&mut self, py: Python<'_>, offset: Option<i64>) -> PyResult<()> {
+        let Some(decisions) = self.engine.decisions.as_mut() else { return Ok(()) };
+        if decisions.is_empty() {
+            return Ok(());
+        }
+        let decisions = std::mem::take(decisions);
+        for (c, sign) in &decisions {
+            let client = self.engine.ledger_kinds[c.ledger as usize].client;
+            let record = self.sla_event(py, client, c, *sign, offset)?;
+            self.records.push((client, record, *sign < 0));
+        }
+        let mut decisions = decisions;
+        decisions.clear();
+        self.engine.decisions = Some(decisions); // the allocation kept
+        Ok(())
+    }
+
+    /// `streams.partition_engine.sla_event` with the engine that made the decision.
+    fn sla_event(&mut self, py: Python<'_>, client: u32, c: &Contribution, sign: i64, offset: Option<i64>)
+                 -> PyResult<Vec<u8>> {
+        let label = self.engine.label_of(py, c.ledger, c.at_us)?;
+        let e = &self.engine;
+        let at = c.at_us;
+        let kind = e.ledger_kinds[c.ledger as usize];
+        let facts = &self.facts[c.ledger as usize];
+        let name = |id: Option<u32>| id.map(|i| e.labels.name(i));
+        let mut out = Vec::with_capacity(640);
+        let o = &mut out;
+        json::key(o, "client", true);
+        json::string(o, &e.clients[client as usize].name);
+        json::key(o, "sla", false);
+        json::string(o, &e.ledger_names[c.ledger as usize]);
+        json::key(o, "item", false);
+        json::opt_string(o, c.item.as_deref());
+        json::key(o, "at", false);
+        json::utc(o, at);
+        json::key(o, "at_us", false);
+        json::int(o, at);
+        json::key(o, "outcome", false);
+        json::string(o, if c.good != 0 { "good" } else if c.bad != 0 { "bad" } else { "measured" });
+        json::key(o, "change", false);
+        json::string(o, if sign > 0 { "decided" } else { "withdrawn" });
+        json::key(o, "priority", false);
+        json::opt_string(o, name(c.priority));
+        json::key(o, "trigger", false);
+        json::string(o, if offset.is_some() { "event" } else { "clock" });
+        json::key(o, "source_partition", false);
+        json::int(o, self.partition);
+        json::key(o, "source_offset", false);
+        json::opt_int(o, offset);
+        json::key(o, "kind", false);
+        json::string(o, &facts.kind);
+        json::key(o, "period", false);
+        json::string(o, e.labels.name(label));
+        json::key(o, "decided", false);
+        json::int(o, c.decided);
+        json::key(o, "good", false);
+        json::int(o, c.good);
+        json::key(o, "bad", false);
+        json::int(o, c.bad);
+        json::key(o, "total", false);
+        json::float(o, c.total);
+        json::key(o, "sample", false);
+        json::opt_float(o, c.sample);
+        if let Some(sla) = kind.ticket_sla {
+            // a ticket clock: its facts follow from the decision, the ticket and the contract
+            let sla = &e.clients[client as usize].ticket_slas[sla as usize];
+            let state = c.item.as_deref().and_then(|id| e.tickets[client as usize].get(id)).map(|item| &item.state);
+            let target = c.priority.and_then(|p| sla.target.get(&p)).copied();
+            let elapsed = c.sample.map(|s| (s * 1_000_000.0).round_ties_even() as i64);
+            let start = state.and_then(|s| s.created_us);
+            let (mut deadline, mut paused) = (None, None);
+            if let (Some(target), Some(elapsed)) = (target, elapsed) {
+                deadline = Some(if c.good == 0 || elapsed >= target { at } else {
+                    sla.cal.add_us(py, at, target - elapsed)?
+                });
+                if let Some(start) = start {
+                    let clock = sla.cal.elapsed_us(py, start, at)?;
+                    paused = Some((clock - elapsed).max(0) as f64 / 1e6);
+                }
+            }
+            json::key(o, "start_us", false);
+            json::opt_int(o, start);
+            json::key(o, "deadline_us", false);
+            json::opt_int(o, deadline);
+            json::key(o, "stop_us", false);
+            json::opt_int(o, if c.good != 0 { Some(at) } else { None });
+            json::key(o, "elapsed_s", false);
+            json::opt_float(o, c.sample);
+            json::key(o, "paused_s", false);
+            json::opt_float(o, paused);
+            json::key(o, "target_s", false);
+            json::opt_float(o, target.map(|t| t as f64 / 1e6));
+            json::key(o, "queue", false);
+            json::opt_string(o, state.and_then(|s| name(s.queue)));
+            json::key(o, "channel", false);
+            json::opt_string(o, state.and_then(|s| name(s.channel)));
+        } else if kind.calls {
+            let call = c.item.as_deref().and_then(|id| e.calls[client as usize].get(id)).map(|item| &item.state);
+            let start = call.and_then(|s| if facts.call_handle { s.answered_us } else { s.offered_us });
+            let deadline = match (facts.call_within, start) {
+                (Some(within), Some(start)) => Some(start + within),
+                _ => None,
+            };
+            json::key(o, "start_us", false);
+            json::opt_int(o, start);
+            json::key(o, "deadline_us", false);
+            json::opt_int(o, deadline);
+            json::key(o, "stop_us", false);
+            json::int(o, at);
+            json::key(o, "elapsed_s", false);
+            json::opt_float(o, c.sample.or(start.map(|s| (at - s) as f64 / 1e6)));
+            json::key(o, "paused_s", false);
+            json::opt_float(o, None);
+            json::key(o, "target_s", false);
+            json::opt_float(o, facts.call_within.map(|w| w as f64 / 1e6));
+            json::key(o, "queue", false);
+            json::opt_string(o, call.and_then(|s| name(s.queue)));
+            json::key(o, "channel", false);
+            json::opt_string(o, None);
+        }
+        out.push(b'}');
+        out.insert(0, b'{');
+        Ok(out)
+    }
+}
+
+#[pymethods]
+impl LivePartition {
+    /// `spec`: monitor/compiled_replay.py `engine_spec` plus each ledger's `sla_kind`, `call_within` and
+    /// `call_handle`, and `owned` (the client names whose designated partition is `partition`).
+    #[new]
+    fn new(spec: &Bound<'_, PyAny>, partition: i64) -> PyResult<LivePartition> {
+        let (mut engine, client_ids) = engine_from_spec(spec)?;
+        engine.decisions = Some(Vec::new());
+        engine.keep_breach_history = false;
+        let mut facts = Vec::new();
+        for l in spec.get_item("ledgers")?.try_iter()? {
+            let l = l?;
+            facts.push(SlaFacts {
+                kind: l.get_item("sla_kind")?.extract()?,
+                call_within: l.get_item("call_within")?.extract()?,
+                call_handle: l.get_item("call_handle")?.extract()?,
+            });
+        }
+        let owned_names: Vec<String> = spec.get_item("owned")?.extract()?;
+        let mut owned = vec![false; engine.clients.len()];
+        for name in owned_names {
+            if let Some(&c) = client_ids.get(&name) {
+                owned[c as usize] = true;
+            }
+        }
+        Ok(LivePartition { engine, client_ids, facts, owned, partition, misrouted: 0, records: Vec::new() })
+    }
+
+    /// One message's value: None when applied (or a duplicate), `"decode"` when the fast decoder declines it (the
+    /// holder decodes it and calls `process_event` or dead-letters the rejection), else a refusal:
+    /// `("future", ahead_us, event_id, client)`, `(reason, a, b, event_id, client, ticket_id)` for late and expired
+    /// (`reason`: late, expired_dropped, expired_final) or `("error", exception, event_id, client)`.
+    #[pyo3(signature = (value, offset, now_us=None, max_future_us=None))]
+    fn process(&mut self, py: Python<'_>, value: &Bound<'_, PyBytes>, offset: i64, now_us: Option<i64>,
+               max_future_us: Option<i64>) -> PyResult<PyObject> {
+        let found = decode_fast(value.as_bytes()).and_then(|ev| self.client_ids.get(&ev.client).map(|&c| (c, ev)));
+        match found {
+            Some((c, ev)) => self.apply(py, c, &ev, offset, now_us, max_future_us),
+            None => Ok(pyo3::intern!(py, "decode").clone().into_any().unbind()),
+        }
+    }
+
+    /// A message the Python decoder decoded (`monitor.events` model): as `process`.
+    #[pyo3(signature = (event, offset, now_us=None, max_future_us=None))]
+    fn process_event(&mut self, py: Python<'_>, event: &Bound<'_, PyAny>, offset: i64, now_us: Option<i64>,
+                     max_future_us: Option<i64>) -> PyResult<PyObject> {
+        let ev = from_event(event)?;
+        let c = *self.client_ids.get(&ev.client).ok_or_else(|| {
+            pyo3::exceptions::PyValueError::new_err(format!("the decoder passed an unknown client {:?}", ev.client))
+        })?;
+        self.apply(py, c, &ev, offset, now_us, max_future_us)
+    }
+
+    /// `Engine.advance_to(now_us)` and the clock's SLA events (trigger `clock`).
+    fn advance(&mut self, py: Python<'_>, now_us: i64) -> PyResult<()> {
+        self.engine.advance_to(py, now_us)?;
+        self.drain(py, None)
+    }
+
+    /// The SLA events made since the last call, oldest first: (client, record, withdrawn).
+    fn take_sla_events<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for (c, record, withdrawn) in self.records.drain(..) {
+            let client = self.engine.clients[c as usize].name.as_str();
+            out.append(PyTuple::new(py, [client.into_pyobject(py)?.into_any(),
+                                         PyBytes::new(py, &record).into_any(),
+                                         withdrawn.into_pyobject(py)?.to_owned().into_any()])?)?;
+        }
+        Ok(out)
+    }
+
+    #[getter]
+    fn pending(&self) -> usize {
+        self.records.len()
+    }
+
+    #[getter]
+    fn now_us(&self) -> i64 {
+        self.engine.now_us
+    }
+
+    #[getter]
+    fn horizon_us(&self) -> i64 {
+        self.engine.horizon_us
+    }
+}

@@ -1,0 +1,76 @@
+"""Property: a worker partition on the compiled engine (`PartitionEngine(compiled=True)`, native/engine `live.rs`)
+publishes what the Python engine, the reference, publishes: the same dead letters (reason, detail, headers, bytes)
+and the same SLA-event records byte for byte, in the same order, on arbitrary streams (the replay property's: disorder
+within and past the lateness, resends and reused ids, reopens, priority changes, pauses, orphans, calls, probes,
+surveys, audits, junk) with the worker's clock ticking between events, events too far ahead of a wall clock, and
+compaction and call eviction every few events.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor import compiled_replay
+from monitor import engine as engine_module
+from streams.partition_engine import PartitionEngine
+from tests.property.test_compiled_engine import CONTRACT, MIN, START, stream
+
+pytestmark = pytest.mark.skipif(compiled_replay._native is None, reason="the compiled engine was not built")
+
+
+def outputs(lines: list[bytes], compiled: bool, seed: int, partitions: int, wall: bool) -> tuple:
+    """Every output in order, and the holder's counters. `wall`: a wall clock that runs behind the events, so some
+    are too far ahead of it."""
+    rnd = random.Random(seed)
+    pe = PartitionEngine(1, CONTRACT, num_partitions=partitions, compiled=compiled)
+    out, now = [], START
+    for offset, line in enumerate(lines):
+        if rnd.random() < 0.05:  # the clock ticks: deadlines decided with no event
+            now += rnd.choice([0, 1, 10, 60, 600, 3 * 1440]) * MIN
+            pe.advance(now)
+        if wall:
+            pe.process(line, offset, b"k", now_us=now, max_future_us=rnd.choice([0, 30, 600]) * MIN)
+        else:
+            pe.process(line, offset, b"k")
+        out += [(o.kind, o.key, o.value, o.headers) for o in pe.take_unsent()]
+    pe.advance(now + 40 * 1440 * MIN)
+    out += [(o.kind, o.key, o.value, o.headers) for o in pe.take_unsent()]
+    misrouted = pe.native.misrouted if compiled else pe.misrouted
+    return out, pe.sla_events, dict(pe.rejected), misrouted, pe.received
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), days=st.integers(1, 12), compact_every=st.sampled_from([7, 50, 400, 50_000]),
+       evict_every=st.sampled_from([3, 20, 2_000]), partitions=st.sampled_from([1, 2, 4]), wall=st.booleans())
+def test_a_compiled_partition_publishes_what_the_reference_publishes(seed, days, compact_every, evict_every,
+                                                                     partitions, wall, monkeypatch):
+    monkeypatch.setattr(engine_module, "COMPACT_EVERY", compact_every)
+    monkeypatch.setattr(engine_module, "EVICT_CALLS_EVERY", evict_every)
+    lines = stream(seed, days)
+    compiled = outputs(lines, True, seed, partitions, wall)
+    assert compiled == outputs(lines, False, seed, partitions, wall)
+
+
+def test_the_streams_make_every_kind_of_output():
+    """Decisions and withdrawals of every SLA kind, by event and by clock, and dead letters of every reason the
+    engine gives (late, expired, future, orphan, malformed, unknown client) occur in these streams."""
+    kinds, changes, triggers, reasons = set(), set(), set(), set()
+    for seed in range(12):
+        out, *_ = outputs(stream(seed, 10), False, seed, 2, wall=seed % 2 == 0)
+        for kind, _, value, headers in out:
+            if kind == "deadletter":
+                reasons.add(dict(headers)["reason"].decode())
+                continue
+            record = __import__("orjson").loads(value)
+            kinds.add(record["kind"])
+            changes.add(record["change"])
+            triggers.add(record["trigger"])
+    assert kinds >= {"first_response", "resolution", "service_level", "asa", "abandon_rate", "aht", "csat",
+                     "accuracy"}, kinds
+    assert changes == {"decided", "withdrawn"} and triggers == {"event", "clock"}
+    assert reasons >= {"late", "expired", "future", "malformed", "unknown_client", "invalid"}, reasons
