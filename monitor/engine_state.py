@@ -251,6 +251,21 @@ def changed_records(engine: Engine, prefix: bytes) -> list[tuple[bytes, bytes | 
     return out
 
 
+def compiled_records(native, shell: Engine, prefix: bytes, full: bool) -> tuple[list[tuple[bytes, bytes | None]], list]:
+    """`changed_records` (`full`: `all_records`) of a worker's compiled engine (native/engine `LivePartition`, which
+    shapes each record as the functions above do, for the same encoder), the uptime ledgers' from `shell`; and the
+    dedupe ids added since the last call (all of them when `full`), as (event_id, ts)."""
+    tickets, calls, cells, finals, seen = native.take_changes(full)
+    t, c = prefix + b"t/", prefix + b"c/"
+    out = [(t + _name_key(client, tid), None if v is None else encode(v)) for client, tid, v in tickets]
+    out += [(c + _name_key(client, cid), None if v is None else encode(v)) for client, cid, v in calls]
+    out += [(prefix + kind.encode() + b"/" + _name_key(client, sla, key), None if v is None else encode(v))
+            for kind, client, sla, key, v in cells]
+    out += [(prefix + b"x/" + str(day).encode(), v) for day, v in finals]
+    out.extend(uptime_records(shell, prefix, full=full))
+    return out, seen
+
+
 def all_records(engine: Engine, prefix: bytes) -> list[tuple[bytes, bytes | None]]:
     """Every record of the engine's state (a first checkpoint, a rewrite after a failed write); clears the
     change marks. Dedupe ids are not included (see `changed_records`)."""

@@ -240,7 +240,7 @@ class PartitionEngine:
         self.restored_offset = -1  # offset of the snapshot this holder was restored from (-1: fresh)
         self.received = 0  # messages applied (not counting skipped ones)
         self.rejected: Counter = Counter()  # reason -> dead-lettered events (decode, late, future)
-        self.misrouted = 0  # events whose client the default partitioner puts on another partition
+        self._misrouted = 0  # events whose client the default partitioner puts on another partition
         self.sla_events = 0  # SLA events emitted
         self.high_water: dict[tuple[str, str, str], float] = {}  # monotonic counters, see streams.metrics
         self.outbox: list[Output] = []  # unconfirmed outputs (dead letters, SLA events)
@@ -266,6 +266,15 @@ class PartitionEngine:
         # the Python engine above holding only the uptime ledgers. Not yet the worker's: checkpoints, restore and
         # scrapes read the Python engine (issue 18).
         self.native = live_partition(self.engine, partition, self.owned) if compiled else None
+
+    @property
+    def misrouted(self) -> int:
+        """Events whose client the default partitioner puts on another partition."""
+        return self._misrouted + (0 if self.native is None else self.native.misrouted)
+
+    @misrouted.setter
+    def misrouted(self, value: int) -> None:
+        self._misrouted = value - (0 if self.native is None else self.native.misrouted)
 
     # --- input ------------------------------------------------------------------------------------------
 
@@ -294,7 +303,7 @@ class PartitionEngine:
                               offset)
             return True
         if event.client not in self.owned:
-            self.misrouted += 1
+            self._misrouted += 1
         errors = self.engine.stats.errors
         problem = self.engine.ingest(event)
         if problem is not None:

@@ -33,6 +33,7 @@ from monitor.engine_state import (
     FORMAT,
     StateRecordError,
     all_records,
+    compiled_records,
     decode,
     encode,
     load_seen,
@@ -101,39 +102,57 @@ def changed_records(pe: PartitionEngine, *, full: bool = False) -> list[tuple[by
     pe.prune_outbox()
     engine, prefix = pe.engine, prefix_of(pe.partition)
     ck: CheckpointState = pe.checkpoint_state
-    if full:  # every dedupe id again too: the full rewrite stands on its own
-        engine.changes.seen = list(engine.seen.items())
+    header = _header(pe)
     collecting = gc.isenabled()
     gc.disable()  # a collection in the middle of encoding (allocation heavy, nothing to free) doubles its time
     try:
-        records = all_records(engine, prefix) if full else engine_changes(engine, prefix)
+        if pe.native is not None:
+            records, seen = compiled_records(pe.native, engine, prefix, full)
+        else:
+            records = all_records(engine, prefix) if full else engine_changes(engine, prefix)
+            # with `full` every dedupe id again too: the full rewrite stands on its own
+            seen, engine.changes.seen = (list(engine.seen.items()) if full else engine.changes.seen), []
     finally:
         if collecting:
             gc.enable()
-    records.extend(_seen_records(engine, prefix, ck))
+    oldest = min((wm - engine.clients[c].lateness_us for c, wm in header.watermarks.items()), default=-1)
+    records.extend(_seen_records(seen, oldest, prefix, ck))
     records.extend(_outbox_records(pe, prefix, ck))
-    records.append((meta_key(pe.partition), encode(_meta(pe, ck))))
+    records.append((meta_key(pe.partition), encode(_meta(pe, ck, header))))
     pe.snapshot_offset = pe.offset
     return records
 
 
-def _seen_records(engine, prefix: bytes, ck: CheckpointState):
-    new = engine.changes.seen
-    engine.changes.seen = []
+class _Header(msgspec.Struct):
+    """The engine's scalars a meta record keeps, from whichever engine the holder runs."""
+
+    now_us: int
+    horizon_us: int
+    seq: int
+    watermarks: dict[str, int]
+    stats: dict
+
+
+def _header(pe: PartitionEngine) -> _Header:
+    if pe.native is not None:
+        now_us, horizon_us, seq, watermarks, (events, duplicates, rejected, rebuilds, errors, evicted, finals) = (
+            pe.native.header())
+        return _Header(now_us, horizon_us, seq, dict(watermarks), {
+            "events": dict(events), "duplicates": duplicates, "rejected": dict(rejected), "rebuilds": rebuilds,
+            "errors": errors, "evicted_calls": evicted, "final_tickets": finals})
+    engine = pe.engine
+    return _Header(engine.now_us, engine.horizon_us, engine._seq, dict(engine.watermarks), stats_value(engine.stats))
+
+
+def _seen_records(new: list[tuple[str, int]], oldest: int, prefix: bytes, ck: CheckpointState):
     for i in range(0, len(new), SEEN_CHUNK):
         part = new[i : i + SEEN_CHUNK]
         ck.seen_chunks[ck.next_chunk] = max(ts for _, ts in part)
         yield prefix + b"d/" + str(ck.next_chunk).encode(), seen_value(part)
         ck.next_chunk += 1
-    oldest = _oldest_horizon(engine)
     for chunk in [c for c, newest in ck.seen_chunks.items() if newest < oldest]:
         del ck.seen_chunks[chunk]
         yield prefix + b"d/" + str(chunk).encode(), None
-
-
-def _oldest_horizon(engine) -> int:
-    horizons = [wm - engine.clients[c].lateness_us for c, wm in engine.watermarks.items()]
-    return min(horizons, default=-1)
 
 
 def _outbox_records(pe: PartitionEngine, prefix: bytes, ck: CheckpointState):
@@ -146,13 +165,12 @@ def _outbox_records(pe: PartitionEngine, prefix: bytes, ck: CheckpointState):
     ck.outbox_chunks = len(chunks)
 
 
-def _meta(pe: PartitionEngine, ck: CheckpointState) -> Meta:
-    engine = pe.engine
+def _meta(pe: PartitionEngine, ck: CheckpointState, header: _Header) -> Meta:
     return Meta(
         format=FORMAT, partition=pe.partition, offset=pe.offset, received=pe.received, rejected=dict(pe.rejected),
-        misrouted=pe.misrouted, sla_events=pe.sla_events, clock_us=pe.clock_us, now_us=engine.now_us,
-        horizon_us=engine.horizon_us, seq=engine._seq, watermarks=dict(engine.watermarks),
-        stats=stats_value(engine.stats), high_water=[(c, s, f, v) for (c, s, f), v in pe.high_water.items()],
+        misrouted=pe.misrouted, sla_events=pe.sla_events, clock_us=pe.clock_us, now_us=header.now_us,
+        horizon_us=header.horizon_us, seq=header.seq, watermarks=header.watermarks,
+        stats=header.stats, high_water=[(c, s, f, v) for (c, s, f), v in pe.high_water.items()],
         next_chunk=ck.next_chunk, outbox_chunks=ck.outbox_chunks,
         wall=time.time(), published=[(t, p, o) for (t, p), o in sorted(pe.published.items())],
     )

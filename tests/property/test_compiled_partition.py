@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 from monitor import compiled_replay
 from monitor import engine as engine_module
 from streams.partition_engine import PartitionEngine
+from streams.state_records import changed_records
 from tests.property.test_compiled_engine import CONTRACT, MIN, START, stream
 
 pytestmark = pytest.mark.skipif(compiled_replay._native is None, reason="the compiled engine was not built")
@@ -74,3 +76,54 @@ def test_the_streams_make_every_kind_of_output():
                      "accuracy"}, kinds
     assert changes == {"decided", "withdrawn"} and triggers == {"event", "clock"}
     assert reasons >= {"late", "expired", "future", "malformed", "unknown_client", "invalid"}, reasons
+
+
+def checkpoints(lines: list[bytes], compiled: bool, seed: int) -> list[dict]:
+    """The checkpoint records written at random points (now and then a full rewrite), each as {key: value}; the
+    meta record decoded without its wall time, a full rewrite's dedupe ids as one set (their order in the records
+    is the engine's dict order)."""
+    rnd = random.Random(seed)
+    pe = PartitionEngine(1, CONTRACT, num_partitions=2, compiled=compiled)
+    out, now = [], START
+    for offset, line in enumerate(lines):
+        if rnd.random() < 0.05:
+            now += rnd.choice([0, 1, 10, 60, 600, 3 * 1440]) * MIN
+            pe.advance(now)
+        pe.process(line, offset, b"k")
+        pe.take_unsent()
+        if rnd.random() < 0.08 or offset == len(lines) - 1:
+            full = rnd.random() < 0.15
+            records = dict(changed_records(pe, full=full))
+            meta = msgspec.msgpack.decode(records.pop(b"p1/meta"))
+            meta.pop("wall")
+            if full:
+                ids = set()
+                for key in [k for k in records if k.startswith(b"p1/d/")]:
+                    value = records.pop(key)
+                    if value is not None:
+                        names, ts = msgspec.msgpack.decode(value)
+                        ids.update(zip(names, ts, strict=True))
+                meta["ids"] = ids
+            out.append({**records, b"meta": meta})
+    return out
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), days=st.integers(1, 40), compact_every=st.sampled_from([7, 50, 400, 50_000]),
+       evict_every=st.sampled_from([3, 20, 2_000]))
+def test_a_compiled_partition_writes_the_reference_checkpoints(seed, days, compact_every, evict_every,
+                                                               monkeypatch):
+    """Every checkpoint record (tickets, calls, ledger buckets and periods, breach days, final-ticket days, dedupe
+    ids, uptime, meta) is the reference's, incremental and full, over spans where periods end and are forgotten
+    and final tickets pass their retention."""
+    monkeypatch.setattr(engine_module, "COMPACT_EVERY", compact_every)
+    monkeypatch.setattr(engine_module, "EVICT_CALLS_EVERY", evict_every)
+    lines = stream(seed, days, probe_gap=1 if days < 15 else 60)
+    compiled = checkpoints(lines, True, seed)
+    reference = checkpoints(lines, False, seed)
+    assert len(compiled) == len(reference)
+    for mine, theirs in zip(compiled, reference, strict=True):
+        assert mine.keys() == theirs.keys()
+        for key in theirs:
+            assert mine[key] == theirs[key], key

@@ -41,19 +41,27 @@ pub struct CallItem {
     pub contribs: Vec<Contribution>,
 }
 
-/// `monitor.final_tickets.FinalTickets`, keyed by the ticket itself (client, then id: a lookup by `&str`, no key
-/// made per event) instead of a 64-bit hash.
-#[derive(Default)]
-pub struct FinalTickets {
-    sealed: FxHashMap<i64, Group>,
-    open_day: Option<i64>,
-    today: Group,
+/// `monitor.final_tickets.ticket_hash`: BLAKE2b (8-byte digest) of `client NUL ticket_id`, little-endian signed.
+pub fn ticket_hash(client: &str, ticket_id: &str) -> i64 {
+    use blake2::digest::{Update, VariableOutput};
+    let mut hasher = blake2::Blake2bVar::new(8).expect("8 is a valid BLAKE2b digest size");
+    hasher.update(client.as_bytes());
+    hasher.update(b"\0");
+    hasher.update(ticket_id.as_bytes());
+    let mut out = [0u8; 8];
+    hasher.finalize_variable(&mut out).expect("the buffer has the digest's size");
+    i64::from_le_bytes(out)
 }
 
-type Group = FxHashMap<u32, FxHashSet<Rc<str>>>; // client -> ticket ids
-
-fn holds(group: &Group, c: u32, ticket_id: &str) -> bool {
-    group.get(&c).is_some_and(|ids| ids.contains(ticket_id))
+/// `monitor.final_tickets.FinalTickets`: the hashes of the tickets made final, grouped by the day they were added
+/// (sealed groups sorted), with the days changed and dropped since the checkpoint writer last looked.
+#[derive(Default)]
+pub struct FinalTickets {
+    pub sealed: FxHashMap<i64, Vec<i64>>,
+    pub open_day: Option<i64>,
+    pub today: FxHashSet<i64>,
+    pub dirty_days: FxHashSet<i64>,
+    pub dropped_days: FxHashSet<i64>,
 }
 
 impl FinalTickets {
@@ -61,28 +69,69 @@ impl FinalTickets {
         self.today.is_empty() && self.sealed.is_empty()
     }
 
-    fn contains(&self, c: u32, ticket_id: &str) -> bool {
-        holds(&self.today, c, ticket_id) || self.sealed.values().any(|g| holds(g, c, ticket_id))
+    fn contains(&self, h: i64) -> bool {
+        self.today.contains(&h) || self.sealed.values().any(|hashes| hashes.binary_search(&h).is_ok())
     }
 
-    fn add(&mut self, c: u32, ticket_id: Rc<str>, at_us: i64) {
+    fn add(&mut self, h: i64, at_us: i64) {
         let day = at_us.div_euclid(DAY_US);
         if self.open_day.is_none_or(|d| day > d) {
-            if let Some(d) = self.open_day {
-                let sealed = self.sealed.entry(d).or_default();
-                for (client, ids) in std::mem::take(&mut self.today) {
-                    sealed.entry(client).or_default().extend(ids);
-                }
-            }
+            self.seal();
             self.open_day = Some(day);
         }
-        self.today.entry(c).or_default().insert(ticket_id);
+        self.today.insert(h);
+        self.dirty_days.insert(self.open_day.expect("set above"));
+    }
+
+    fn seal(&mut self) {
+        if let Some(day) = self.open_day {
+            if !self.today.is_empty() {
+                let group = self.sealed.entry(day).or_default();
+                group.extend(self.today.drain());
+                group.sort_unstable();
+                group.dedup();
+            }
+        }
+        self.today.clear();
     }
 
     fn forget_before(&mut self, now_us: i64) {
         let limit = now_us.div_euclid(DAY_US) - FINAL_RETENTION_DAYS;
-        self.sealed.retain(|day, _| *day >= limit);
+        let old: Vec<i64> = self.sealed.keys().copied().filter(|day| *day < limit).collect();
+        for day in old {
+            self.sealed.remove(&day);
+            self.dirty_days.remove(&day);
+            self.dropped_days.insert(day);
+        }
     }
+
+    /// One day's hashes as sorted little-endian int64s (the checkpoint record's payload).
+    pub fn day_bytes(&self, day: i64) -> Vec<u8> {
+        let mut hashes: Vec<i64> = self.sealed.get(&day).cloned().unwrap_or_default();
+        if self.open_day == Some(day) {
+            hashes.extend(self.today.iter().copied());
+        }
+        hashes.sort_unstable();
+        hashes.dedup();
+        hashes.iter().flat_map(|h| h.to_le_bytes()).collect()
+    }
+
+    /// A restored day's hashes (`FinalTickets.load_day`).
+    pub fn load_day(&mut self, day: i64, hashes: impl IntoIterator<Item = i64>) {
+        let group = self.sealed.entry(day).or_default();
+        group.extend(hashes);
+        group.sort_unstable();
+        group.dedup();
+    }
+}
+
+/// What changed since the checkpoint writer last looked (`monitor.engine.Changes`): a key the engine no longer holds
+/// was dropped. Ledgers and the final tickets keep their own marks.
+#[derive(Default)]
+pub struct Changes {
+    pub tickets: FxHashSet<(u32, Rc<str>)>,
+    pub calls: FxHashSet<(u32, Rc<str>)>,
+    pub seen: Vec<(Box<str>, i64)>, // dedupe ids added, in order
 }
 
 #[derive(Default)]
@@ -138,7 +187,8 @@ pub struct Engine {
     pub seq: u64,
     item_seq: u64,
     since_compaction: u64,
-    final_tickets: FinalTickets,
+    pub final_tickets: FinalTickets,
+    pub changes: Option<Changes>, // `track_changes` (a worker's incremental checkpoints)
     has_uptime: bool,
     pub review: Option<Review>, // a `ReviewEngine`'s tallies (`slamon report`)
     pub ledger_kinds: Vec<LedgerKind>,
@@ -170,6 +220,7 @@ impl Engine {
             item_seq: 0,
             since_compaction: 0,
             final_tickets: FinalTickets::default(),
+            changes: None,
             has_uptime,
             review: None,
             ledger_kinds: Vec::new(),
@@ -203,6 +254,9 @@ impl Engine {
             }
         }
         self.seen.insert(ev.event_id.as_str().into(), ts);
+        if let Some(changes) = self.changes.as_mut() {
+            changes.seen.push((ev.event_id.as_str().into(), ts));
+        }
         match known {
             None => {
                 self.watermarks[c as usize] = Some(ts);
@@ -290,7 +344,8 @@ impl Engine {
         let client = &self.clients[c as usize];
         match self.tickets[c as usize].get(ticket_id) {
             None => {
-                if !self.final_tickets.empty() && self.final_tickets.contains(c, ticket_id) {
+                if !self.final_tickets.empty()
+                    && self.final_tickets.contains(ticket_hash(&client.name, ticket_id)) {
                     return Some(Refusal::ExpiredDropped);
                 }
                 None
@@ -343,6 +398,9 @@ impl Engine {
 
     /// `Engine._settle_ticket`: the outcome changes into the ledgers, the next deadline onto the heap.
     fn settle_ticket(&mut self, py: Python<'_>, c: u32, key: &Rc<str>) -> PyResult<()> {
+        if let Some(changes) = self.changes.as_mut() {
+            changes.tickets.insert((c, key.clone()));
+        }
         let client = &self.clients[c as usize];
         let item = self.tickets[c as usize].get_mut(key).expect("settled tickets are held");
         let new = item.state.contributions(client, key);
@@ -374,7 +432,10 @@ impl Engine {
             });
         }
         let key = calls.get_key_value(call_id).expect("inserted above").0.clone();
-        let item = calls.get_mut(call_id).expect("inserted above");
+        if let Some(changes) = self.changes.as_mut() {
+            changes.calls.insert((c, key.clone()));
+        }
+        let item = self.calls[c as usize].get_mut(call_id).expect("inserted above");
         if !item.state.apply(kind, queue, wrapup, ts) {
             return Ok(());
         }
@@ -479,10 +540,17 @@ impl Engine {
         for (c, calls) in self.calls.iter_mut().enumerate() {
             let Some(limit) = horizons[c] else { continue };
             let before = calls.len();
-            calls.retain(|_, item| {
+            let changes = &mut self.changes;
+            calls.retain(|key, item| {
                 let s = &item.state;
                 let end = s.ended_us.or(s.abandoned_us);
-                !(s.offered_us.is_some() && end.is_some_and(|e| e < limit))
+                let finished = s.offered_us.is_some() && end.is_some_and(|e| e < limit);
+                if finished {
+                    if let Some(changes) = changes.as_mut() {
+                        changes.calls.insert((c as u32, key.clone()));
+                    }
+                }
+                !finished
             });
             self.stats.evicted_calls += (before - calls.len()) as i64;
         }
@@ -542,8 +610,11 @@ impl Engine {
         finals.sort_unstable_by_key(|(seq, ..)| *seq);
         for (_, c, key, final_us) in finals {
             self.tickets[c as usize].remove(&key);
-            self.final_tickets.add(c, key, final_us);
+            self.final_tickets.add(ticket_hash(&self.clients[c as usize].name, &key), final_us);
             self.stats.final_tickets += 1;
+            if let Some(changes) = self.changes.as_mut() {
+                changes.tickets.insert((c, key));
+            }
         }
     }
 }

@@ -126,6 +126,15 @@ pub struct Ledger {
     pub instants: FxIndexMap<i64, FxIndexMap<i64, Tally>>,
     pub breaches: FxIndexMap<u32, Vec<(i64, Rc<str>)>>,
     pub windows: FxIndexMap<u32, (i64, i64)>, // label -> (start, end) of every period a label was asked for
+    pub dirty: Option<Dirty>, // a worker's: changed since the checkpoint writer last looked
+}
+
+/// A ledger's cells changed since the checkpoint writer last looked (`SlaLedger.dirty_*`).
+#[derive(Default)]
+pub struct Dirty {
+    pub buckets: rustc_hash::FxHashSet<i64>,
+    pub labels: rustc_hash::FxHashSet<u32>,
+    pub breach_days: rustc_hash::FxHashSet<i64>,
 }
 
 impl Ledger {
@@ -142,6 +151,7 @@ impl Ledger {
             instants: FxIndexMap::default(),
             breaches: FxIndexMap::default(),
             windows: FxIndexMap::default(),
+            dirty: None,
         }
     }
 
@@ -169,6 +179,10 @@ impl Ledger {
         let bucket = at.div_euclid(BUCKET_US);
         self.buckets.entry(bucket).or_default().add(d, g, b, t, sign);
         self.instants.entry(bucket).or_default().entry(at).or_default().add(d, g, b, t, sign);
+        if let Some(dirty) = self.dirty.as_mut() {
+            dirty.buckets.insert(bucket);
+            dirty.labels.insert(label);
+        }
         if let Some(priority) = c.priority {
             self.by_priority.entry((label, priority)).or_default().add(d, g, b, t, sign);
         }
@@ -177,6 +191,9 @@ impl Ledger {
         }
         if b != 0 && self.list_breaches {
             if let Some(item) = &c.item {
+                if let Some(dirty) = self.dirty.as_mut() {
+                    dirty.breach_days.insert(at.div_euclid(DAY_US));
+                }
                 let listed = self.breaches.entry(label).or_default();
                 if sign > 0 {
                     listed.push((at, item.clone()));
@@ -199,7 +216,15 @@ impl Ledger {
             2 * DAY_US
         };
         let limit = (now_us - keep).div_euclid(BUCKET_US);
-        self.instants.retain(|bucket, _| *bucket >= limit);
+        let dirty = &mut self.dirty;
+        self.instants.retain(|bucket, _| {
+            if *bucket < limit {
+                if let Some(dirty) = dirty.as_mut() {
+                    dirty.buckets.insert(*bucket);
+                }
+            }
+            *bucket >= limit
+        });
     }
 }
 
@@ -212,6 +237,10 @@ impl Ledger {
             self.forget_buckets_before(limit);
             if let Some(listed) = self.breaches.get_mut(&rolling_label) {
                 if listed.iter().any(|(at, _)| *at < limit) {
+                    if let Some(dirty) = self.dirty.as_mut() {
+                        dirty.breach_days.extend(listed.iter().filter(|(at, _)| *at < limit)
+                            .map(|(at, _)| at.div_euclid(DAY_US)));
+                    }
                     listed.retain(|(at, _)| *at >= limit);
                 }
             }
@@ -224,13 +253,39 @@ impl Ledger {
             self.forget_buckets_before(last);
         }
         for (_, label) in old {
-            self.breaches.shift_remove(&label);
+            if let (Some(listed), Some(dirty)) = (self.breaches.shift_remove(&label), self.dirty.as_mut()) {
+                dirty.breach_days.extend(listed.iter().map(|(at, _)| at.div_euclid(DAY_US)));
+            }
         }
     }
 
     fn forget_buckets_before(&mut self, limit_us: i64) {
-        self.buckets.retain(|bucket, _| (bucket + 1) * BUCKET_US > limit_us);
+        let dirty = &mut self.dirty;
+        self.buckets.retain(|bucket, _| {
+            let old = (bucket + 1) * BUCKET_US <= limit_us;
+            if old {
+                if let Some(dirty) = dirty.as_mut() {
+                    dirty.buckets.insert(*bucket);
+                }
+            }
+            !old
+        });
         self.instants.retain(|bucket, _| (bucket + 1) * BUCKET_US > limit_us);
+    }
+
+    /// `SlaLedger.breaches_on`: the breached items decided on one UTC day, whatever period lists them, sorted.
+    pub fn breaches_on(&self, day: i64) -> Vec<(i64, Rc<str>)> {
+        let (lo, hi) = (day * DAY_US, (day + 1) * DAY_US);
+        let mut out: Vec<(i64, Rc<str>)> = Vec::new();
+        for (label, listed) in &self.breaches {
+            let between = self.periods_cache.is_none()
+                || self.windows.get(label).is_some_and(|(start, end)| *start < hi && lo < *end);
+            if between {
+                out.extend(listed.iter().filter(|(at, _)| lo <= *at && *at < hi).cloned());
+            }
+        }
+        out.sort();
+        out
     }
 }
 

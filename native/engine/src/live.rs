@@ -11,10 +11,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use rustc_hash::FxHashMap;
 
-use crate::decode::{decode_fast, Body, Decoded};
-use crate::engine::{count, Engine, Outcome, Refusal};
+use std::rc::Rc;
+
+use crate::decode::{decode_fast, Body, Decoded, TICKET_TYPES};
+use crate::engine::{count, Engine, Outcome, Refusal, TicketItem};
 use crate::json;
-use crate::ledger::Contribution;
+use crate::ledger::{Contribution, Tally, DAY_US};
+use crate::tickets::TicketState;
 use crate::{engine_from_spec, from_event, ingest_caught};
 
 /// What a ledger's SLA events say of its SLA (`streams.partition_engine.SlaFacts`).
@@ -205,6 +208,44 @@ impl LivePartition {
     }
 }
 
+fn tally(t: &Tally) -> (i64, i64, i64, i64) {
+    (t.decided, t.good, t.bad, t.total_us)
+}
+
+fn e_client_name<'a>(clients: &'a [crate::model::Client], kinds: &[crate::review::LedgerKind], ledger: usize)
+                     -> &'a str {
+    clients[kinds[ledger].client as usize].name.as_str()
+}
+
+/// `monitor.engine_state._state_rec`: a ticket state as a `StateRec` tuple (clocks name their SLA).
+fn state_rec<'py>(py: Python<'py>, e: &Engine, c: u32, s: &TicketState) -> PyResult<Bound<'py, PyTuple>> {
+    let name = |id: Option<u32>| id.map(|i| e.labels.name(i));
+    let slas = &e.clients[c as usize].ticket_slas;
+    let clocks = PyList::empty(py);
+    for k in &s.clocks {
+        let sla = e.ledger_names[slas[k.sla as usize].ledger as usize].as_str();
+        clocks.append((sla, k.target_us, e.labels.name(k.priority), k.elapsed_us, k.since_us, k.deadline_us, k.good,
+                       k.decided_us))?;
+    }
+    (s.created_us, name(s.priority), name(s.queue), name(s.channel), name(s.status), s.resolved, s.resolved_us,
+     s.orphans, clocks).into_pyobject(py)
+}
+
+/// `monitor.engine_state.ticket_value`'s `TicketRec` tuple: a compacted ticket (no events) is its state.
+fn ticket_rec<'py>(py: Python<'py>, e: &Engine, c: u32, item: &TicketItem) -> PyResult<Bound<'py, PyTuple>> {
+    let name = |id: Option<u32>| id.map(|i| e.labels.name(i));
+    if item.events.is_empty() {
+        return (state_rec(py, e, c, &item.state)?, py.None(), PyTuple::empty(py), item.last_us).into_pyobject(py);
+    }
+    let events = PyList::empty(py);
+    for (ts, seq, ev) in &item.events {
+        events.append((ts, seq, TICKET_TYPES[ev.kind as usize], name(ev.priority), name(ev.status), name(ev.queue),
+                       name(ev.channel)))?;
+    }
+    let base = item.base.as_ref().unwrap_or(&item.state);
+    (state_rec(py, e, c, base)?, state_rec(py, e, c, &item.state)?, events, item.last_us).into_pyobject(py)
+}
+
 #[pymethods]
 impl LivePartition {
     /// `spec`: monitor/compiled_replay.py `engine_spec` plus each ledger's `sla_kind`, `call_within` and
@@ -214,6 +255,10 @@ impl LivePartition {
         let (mut engine, client_ids) = engine_from_spec(spec)?;
         engine.decisions = Some(Vec::new());
         engine.keep_breach_history = false;
+        engine.changes = Some(Default::default());
+        for ledger in engine.ledgers.iter_mut() {
+            ledger.dirty = Some(Default::default());
+        }
         let mut facts = Vec::new();
         for l in spec.get_item("ledgers")?.try_iter()? {
             let l = l?;
@@ -274,6 +319,136 @@ impl LivePartition {
                                          withdrawn.into_pyobject(py)?.to_owned().into_any()])?)?;
         }
         Ok(out)
+    }
+
+    /// What changed since the last call (`full`: everything held), shaped as `monitor.engine_state`'s records
+    /// (`TicketRec`, `CallRec`, `BucketRec`, `PeriodRec`, `BreachDayRec` as tuples, None for a tombstone), for
+    /// `monitor.engine_state.compiled_records` to encode: `(tickets, calls, cells, final_days, seen)` with
+    /// `tickets`/`calls` as `(client, id, value)`, `cells` as `(kind, client, sla, key, value)` (kind `b`, `p`,
+    /// `r`), `final_days` as `(day, bytes or None)` and `seen` the dedupe ids added, `(event_id, ts)`.
+    fn take_changes<'py>(&mut self, py: Python<'py>, full: bool) -> PyResult<Bound<'py, PyTuple>> {
+        let e = &mut self.engine;
+        let changes = std::mem::take(e.changes.as_mut().expect("a live engine tracks changes"));
+        let (tickets, calls, seen) = if full {
+            let tickets: Vec<(u32, Rc<str>)> = e.tickets.iter().enumerate()
+                .flat_map(|(c, held)| held.keys().map(move |k| (c as u32, k.clone()))).collect();
+            let calls: Vec<(u32, Rc<str>)> = e.calls.iter().enumerate()
+                .flat_map(|(c, held)| held.keys().map(move |k| (c as u32, k.clone()))).collect();
+            let seen: Vec<(Box<str>, i64)> = e.seen.iter().map(|(k, ts)| (k.clone(), *ts)).collect();
+            (tickets, calls, seen)
+        } else {
+            (changes.tickets.into_iter().collect(), changes.calls.into_iter().collect(), changes.seen)
+        };
+        let e = &self.engine;
+        let out_tickets = PyList::empty(py);
+        for (c, id) in tickets {
+            let value = match e.tickets[c as usize].get(&id) {
+                Some(item) => ticket_rec(py, e, c, item)?.into_any(),
+                None => py.None().into_bound(py),
+            };
+            out_tickets.append((e.clients[c as usize].name.as_str(), &*id, value))?;
+        }
+        let out_calls = PyList::empty(py);
+        for (c, id) in calls {
+            let value = match e.calls[c as usize].get(&id) {
+                Some(item) => {
+                    let s = &item.state;
+                    (s.queue.map(|q| e.labels.name(q)), s.offered_us, s.answered_us, s.abandoned_us, s.ended_us,
+                     s.wrapup_s).into_pyobject(py)?.into_any()
+                }
+                None => py.None().into_bound(py),
+            };
+            out_calls.append((e.clients[c as usize].name.as_str(), &*id, value))?;
+        }
+        let cells = PyList::empty(py);
+        for index in 0..self.engine.ledgers.len() {
+            let ledger = &mut self.engine.ledgers[index];
+            let dirty = std::mem::take(ledger.dirty.as_mut().expect("a live engine's ledgers track changes"));
+            let (buckets, labels, days) = if full {
+                let days: rustc_hash::FxHashSet<i64> = ledger.breaches.values()
+                    .flat_map(|listed| listed.iter().map(|(at, _)| at.div_euclid(DAY_US))).collect();
+                (ledger.buckets.keys().copied().collect(), ledger.periods.keys().copied().collect(), days)
+            } else {
+                (dirty.buckets, dirty.labels, dirty.breach_days)
+            };
+            let client = e_client_name(&self.engine.clients, &self.engine.ledger_kinds, index);
+            let sla = self.engine.ledger_names[index].as_str();
+            let ledger = &self.engine.ledgers[index];
+            let labels_of = &self.engine.labels;
+            for bucket in buckets {
+                let value = match ledger.buckets.get(&bucket) {
+                    None => py.None().into_bound(py),
+                    Some(t) => {
+                        let instants = ledger.instants.get(&bucket).map(|detail| {
+                            detail.iter().map(|(at, t)| (*at, tally(t))).collect::<Vec<_>>()
+                        });
+                        (client, sla, bucket, tally(t), instants).into_pyobject(py)?.into_any()
+                    }
+                };
+                cells.append(("b", client, sla, bucket.to_string(), value))?;
+            }
+            for label in labels {
+                let name = labels_of.name(label);
+                let value = match ledger.periods.get(&label) {
+                    None => py.None().into_bound(py),
+                    Some(t) => {
+                        let window = if ledger.periods_cache.is_some() { ledger.windows.get(&label).copied() }
+                                     else { None };
+                        let by_priority: Vec<(&str, _)> = ledger.by_priority.iter()
+                            .filter(|((l, _), _)| *l == label)
+                            .map(|((_, p), t)| (labels_of.name(*p), tally(t))).collect();
+                        let sketch = ledger.sketches.get(&label).map(|sk| {
+                            let mut buckets: Vec<(i64, i64)> = sk.buckets.iter().map(|(k, n)| (*k, *n)).collect();
+                            buckets.sort_unstable();
+                            (buckets, sk.zeros, sk.count)
+                        });
+                        (client, sla, name, window, tally(t), by_priority, sketch).into_pyobject(py)?.into_any()
+                    }
+                };
+                cells.append(("p", client, sla, name, value))?;
+            }
+            for day in days {
+                let items = ledger.breaches_on(day);
+                let value = if items.is_empty() {
+                    py.None().into_bound(py)
+                } else {
+                    let items: Vec<(i64, &str)> = items.iter().map(|(at, it)| (*at, &**it)).collect();
+                    (client, sla, day, items).into_pyobject(py)?.into_any()
+                };
+                cells.append(("r", client, sla, day.to_string(), value))?;
+            }
+        }
+        let finals = &mut self.engine.final_tickets;
+        if full {
+            finals.dirty_days = finals.sealed.keys().copied().chain(finals.open_day).collect();
+            finals.dropped_days.clear();
+        }
+        let final_days = PyList::empty(py);
+        for day in std::mem::take(&mut finals.dirty_days) {
+            final_days.append((day, PyBytes::new(py, &finals.day_bytes(day))))?;
+        }
+        for day in std::mem::take(&mut finals.dropped_days) {
+            final_days.append((day, py.None()))?;
+        }
+        let out_seen = PyList::empty(py);
+        for (id, ts) in seen {
+            out_seen.append((&*id, ts))?;
+        }
+        PyTuple::new(py, [out_tickets.into_any(), out_calls.into_any(), cells.into_any(), final_days.into_any(),
+                          out_seen.into_any()])
+    }
+
+    /// `(now_us, horizon_us, seq, watermarks, stats)`: watermarks as (client, µs) in the order clients first
+    /// came, stats as `(events, duplicates, rejected, rebuilds, errors, evicted_calls, final_tickets)` with the
+    /// counters as (key, n) lists (the checkpoint's meta record).
+    fn header<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let e = &self.engine;
+        let watermarks: Vec<(&str, i64)> = e.watermark_order.iter()
+            .map(|&c| (e.clients[c as usize].name.as_str(), e.watermarks[c as usize].unwrap_or(-1))).collect();
+        let s = &e.stats;
+        (e.now_us, e.horizon_us, e.seq, watermarks,
+         (s.events.clone(), s.duplicates, s.rejected.clone(), s.rebuilds, s.errors, s.evicted_calls, s.final_tickets))
+            .into_pyobject(py)
     }
 
     #[getter]
