@@ -360,6 +360,93 @@ def _restore_engine(contracts: Contracts, records: dict[bytes, bytes], prefix: b
     return engine
 
 
+def restore_compiled(native, shell: Engine, records: dict[bytes, bytes], prefix: bytes, *, watermarks: dict[str, int],
+                     now_us: int, horizon_us: int, seq: int, stats: dict, others: list[tuple[bytes, bytes]]) -> None:
+    """`restore_engine` into a worker's compiled engine (native/engine `LivePartition`, fresh): the ticket records
+    read there, the others decoded and checked here as `_LOADERS` do and handed over; the uptime ledgers restored into
+    `shell`, the Python engine beside it. `others` receives the records under `prefix` that are not the engine's."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        shell.watermarks, shell.now_us, shell.horizon_us, shell._seq = dict(watermarks), now_us, horizon_us, seq
+        native.set_header(now_us, horizon_us, seq, list(watermarks.items()), (
+            list(stats.get("events", {}).items()), stats.get("duplicates", 0), list(stats.get("rejected", {}).items()),
+            stats.get("rebuilds", 0), stats.get("errors", 0), stats.get("evicted_calls", 0),
+            stats.get("final_tickets", 0)))
+        n = len(prefix)
+        start = n + 2
+        load_ticket = _ticket_loader(shell)[0]  # a record the compiled reader refuses: the Python loader's error
+
+        def refuse(key: bytes, value: bytes, start: int) -> None:
+            load_ticket(key, value, start)
+
+        uptime: dict[int, tuple] = {}
+        loaders = {b"u/": partial(_load_uptime, parts=uptime), b"w/": partial(_load_probes, parts=uptime),
+                   b"v/": partial(_load_uptime_bucket, parts=uptime)}
+        index = {key: i for i, key in enumerate(shell.ledgers)}
+        for key, value in native.restore_tickets(records, prefix + b"t/", start, refuse):
+            if value is None or not key.startswith(prefix):
+                continue
+            kind = key[n:start]
+            if kind == b"c/":
+                rec: CallRec = decode(key, value, CallRec)
+                client, call_id = _item_key(shell, key, start)
+                native.load_call(client, call_id, rec.queue, rec.offered_us, rec.answered_us, rec.abandoned_us,
+                                 rec.ended_us, rec.wrapup_s)
+            elif kind == b"b/":
+                b: BucketRec = decode(key, value, BucketRec)
+                _ledger(shell, key, b.client, b.sla)
+                native.load_bucket(index[(b.client, b.sla)], b.bucket, _tally_tuple(b.tally),
+                                   None if b.instants is None else [(at, _tally_tuple(t)) for at, t in b.instants])
+            elif kind == b"p/":
+                p: PeriodRec = decode(key, value, PeriodRec)
+                _ledger(shell, key, p.client, p.sla)
+                sketch = p.sketch
+                native.load_period(index[(p.client, p.sla)], p.label, p.window, _tally_tuple(p.tally),
+                                   [(priority, _tally_tuple(t)) for priority, t in p.by_priority],
+                                   None if sketch is None else (sketch.buckets, sketch.zeros, sketch.count))
+            elif kind == b"r/":
+                r: BreachDayRec = decode(key, value, BreachDayRec)
+                _ledger(shell, key, r.client, r.sla)
+                native.load_breach_day(index[(r.client, r.sla)], r.items)
+            elif kind == b"x/":
+                try:
+                    native.load_final_day(int(key.rsplit(b"/", 1)[1]), value)
+                except ValueError as err:
+                    raise StateRecordError(f"state record {key[:120]!r}: {err}") from None
+            elif (loader := loaders.get(kind)) is not None:
+                loader(shell, key, value, start)
+            else:
+                others.append((key, value))
+        _finish_uptime(uptime)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _tally_tuple(t: TallyRec | None) -> tuple[int, int, int, int] | None:
+    """A record's tally as the compiled engine holds it: whole counts, the total in millionths."""
+    if t is None:
+        return None
+    decided, good, bad, total = t
+    return int(decided), int(good), int(bad), total if type(total) is int else to_millionths(total)
+
+
+def load_seen_compiled(native, key: bytes, value: bytes, oldest_us: int) -> int:
+    """`load_seen` into a compiled engine."""
+    rec: SeenRec = decode(key, value, SeenRec)
+    if len(rec.ids) != len(rec.ts):
+        raise StateRecordError(f"state record {key[:120]!r}: {len(rec.ids)} ids but {len(rec.ts)} instants")
+    if not rec.ts:
+        return -1
+    if min(rec.ts) >= oldest_us:
+        native.load_seen(rec.ids, rec.ts)
+    else:
+        kept = [(event_id, ts) for event_id, ts in zip(rec.ids, rec.ts, strict=True) if ts >= oldest_us]
+        native.load_seen([e for e, _ in kept], [t for _, t in kept])
+    return max(rec.ts)
+
+
 def _sla(engine: Engine, key: bytes, client: str, sla: str):
     model = engine.clients.get(client)
     if model is None:

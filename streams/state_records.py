@@ -37,6 +37,8 @@ from monitor.engine_state import (
     decode,
     encode,
     load_seen,
+    load_seen_compiled,
+    restore_compiled,
     restore_engine,
     seen_value,
     stats_of,
@@ -198,17 +200,28 @@ def read_meta(partition: int, store: dict[bytes, bytes]) -> Meta | None:
 
 
 def restore_partition(partition: int, contracts: Contracts, store: dict[bytes, bytes], *,
-                      source_topic: str = "slamon.events", num_partitions: int | None = None) -> PartitionEngine | None:
-    """The holder a partition's records describe, or None when the store has no checkpoint of it."""
+                      source_topic: str = "slamon.events", num_partitions: int | None = None,
+                      compiled: bool = False) -> PartitionEngine | None:
+    """The holder a partition's records describe, or None when the store has no checkpoint of it. `compiled`: on
+    the compiled engine (`PartitionEngine(compiled=True)`)."""
     meta = read_meta(partition, store)
     if meta is None:
         return None
     prefix = prefix_of(partition)
     others: list[tuple[bytes, bytes]] = []  # this module's records (dedupe ids, outbox, meta): one pass over the store
-    engine = restore_engine(contracts, store, prefix, watermarks=meta.watermarks, now_us=meta.now_us,
-                            horizon_us=meta.horizon_us, seq=meta.seq, stats=stats_of(meta.stats), others=others,
-                            keep_decisions=True, track_changes=True, keep_breach_history=False)
-    oldest = min((wm - engine.clients[c].lateness_us for c, wm in engine.watermarks.items()), default=-1)
+    if compiled:
+        pe = PartitionEngine(partition, contracts, source_topic=source_topic, num_partitions=num_partitions,
+                             compiled=True)
+        restore_compiled(pe.native, pe.engine, store, prefix, watermarks=meta.watermarks, now_us=meta.now_us,
+                         horizon_us=meta.horizon_us, seq=meta.seq, stats=meta.stats, others=others)
+        engine = pe.engine
+    else:
+        engine = restore_engine(contracts, store, prefix, watermarks=meta.watermarks, now_us=meta.now_us,
+                                horizon_us=meta.horizon_us, seq=meta.seq, stats=stats_of(meta.stats), others=others,
+                                keep_decisions=True, track_changes=True, keep_breach_history=False)
+        pe = PartitionEngine(partition, contracts, source_topic=source_topic, num_partitions=num_partitions,
+                             engine=engine)
+    oldest = min((wm - engine.clients[c].lateness_us for c, wm in meta.watermarks.items()), default=-1)
     seen_chunks: dict[int, int] = {}
     dedupe = prefix + b"d/"
     for key, value in others:
@@ -217,9 +230,8 @@ def restore_partition(partition: int, contracts: Contracts, store: dict[bytes, b
                 chunk = int(key[len(dedupe):])
             except ValueError:
                 raise StateRecordError(f"partition {partition}: dedupe record key {key[:120]!r}") from None
-            seen_chunks[chunk] = load_seen(engine, key, value, oldest)
-    pe = PartitionEngine(partition, contracts, source_topic=source_topic, num_partitions=num_partitions,
-                         engine=engine)
+            seen_chunks[chunk] = (load_seen(engine, key, value, oldest) if pe.native is None
+                                  else load_seen_compiled(pe.native, key, value, oldest))
     pe.offset = pe.snapshot_offset = pe.durable_offset = pe.restored_offset = meta.offset
     pe.received, pe.rejected, pe.misrouted = meta.received, Counter(meta.rejected), meta.misrouted
     pe.sla_events, pe.clock_us = meta.sla_events, meta.clock_us

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from monitor import compiled_replay
 from monitor import engine as engine_module
 from streams.partition_engine import PartitionEngine
-from streams.state_records import changed_records
+from streams.state_records import changed_records, restore_partition
 from tests.property.test_compiled_engine import CONTRACT, MIN, START, stream
 
 pytestmark = pytest.mark.skipif(compiled_replay._native is None, reason="the compiled engine was not built")
@@ -78,23 +78,35 @@ def test_the_streams_make_every_kind_of_output():
     assert reasons >= {"late", "expired", "future", "malformed", "unknown_client", "invalid"}, reasons
 
 
-def checkpoints(lines: list[bytes], compiled: bool, seed: int) -> list[dict]:
-    """The checkpoint records written at random points (now and then a full rewrite), each as {key: value}; the
-    meta record decoded without its wall time, a full rewrite's dedupe ids as one set (their order in the records
-    is the engine's dict order)."""
+def checkpoints(lines: list[bytes], compiled: bool, seed: int, restores: bool = False) -> list[dict]:
+    """The checkpoint records written at random points (now and then a full rewrite), each as {key: value decoded};
+    the meta record without its wall time, a full rewrite's dedupe ids as one set (their order in the records is the
+    engine's dict order); then the outputs since the previous checkpoint. `restores`: now and then the holder is
+    replaced by one restored from its checkpoints (as compaction keeps them) and fed the messages after them again."""
     rnd = random.Random(seed)
     pe = PartitionEngine(1, CONTRACT, num_partitions=2, compiled=compiled)
-    out, now = [], START
-    for offset, line in enumerate(lines):
+    out, now, store, outputs = [], START, {}, []
+    offset = 0
+    while offset < len(lines):
         if rnd.random() < 0.05:
             now += rnd.choice([0, 1, 10, 60, 600, 3 * 1440]) * MIN
             pe.advance(now)
-        pe.process(line, offset, b"k")
-        pe.take_unsent()
+        pe.process(lines[offset], offset, b"k")
+        outputs += [(o.kind, o.value, o.headers) for o in pe.take_unsent()]
+        pe.outbox.clear()
         if rnd.random() < 0.08 or offset == len(lines) - 1:
             full = rnd.random() < 0.15
-            records = dict(changed_records(pe, full=full))
-            meta = msgspec.msgpack.decode(records.pop(b"p1/meta"))
+            written = changed_records(pe, full=full)
+            if full:  # a full rewrite stands on its own (a fresh snapshots topic): no tombstones for what went
+                store = {}
+            for key, value in written:
+                if value is None:
+                    store.pop(key, None)
+                else:
+                    store[key] = value
+            records = {key: value if value is None or key.startswith((b"p1/x/", b"p1/d/"))
+                       else msgspec.msgpack.decode(value) for key, value in written}
+            meta = records.pop(b"p1/meta")
             meta.pop("wall")
             if full:
                 ids = set()
@@ -104,7 +116,17 @@ def checkpoints(lines: list[bytes], compiled: bool, seed: int) -> list[dict]:
                         names, ts = msgspec.msgpack.decode(value)
                         ids.update(zip(names, ts, strict=True))
                 meta["ids"] = ids
-            out.append({**records, b"meta": meta})
+            out.append({**records, b"meta": meta, b"outputs": outputs})
+            outputs = []
+            if restores and rnd.random() < 0.3:
+                # in key order: the topic's order is the checkpoints' (sets' order), which decides the order tickets
+                # are held in, hence which day's group a final ticket joins (`FinalTickets.add`)
+                restored = restore_partition(1, CONTRACT, dict(sorted(store.items())), num_partitions=2,
+                                             compiled=compiled)
+                assert restored.offset == pe.offset
+                pe = restored
+                offset = max(0, offset - rnd.randint(0, 20))  # messages after the checkpoint come again: skipped
+        offset += 1
     return out
 
 
@@ -122,6 +144,26 @@ def test_a_compiled_partition_writes_the_reference_checkpoints(seed, days, compa
     lines = stream(seed, days, probe_gap=1 if days < 15 else 60)
     compiled = checkpoints(lines, True, seed)
     reference = checkpoints(lines, False, seed)
+    assert len(compiled) == len(reference)
+    for mine, theirs in zip(compiled, reference, strict=True):
+        assert mine.keys() == theirs.keys()
+        for key in theirs:
+            assert mine[key] == theirs[key], key
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), days=st.integers(1, 40), compact_every=st.sampled_from([7, 50, 400, 50_000]),
+       evict_every=st.sampled_from([3, 20, 2_000]))
+def test_a_restored_compiled_partition_goes_on_as_the_reference(seed, days, compact_every, evict_every, monkeypatch):
+    """Restored from its own checkpoints now and then (tickets compacted or with their events, with and without an
+    open clock, calls, ledger cells, breach days, final-ticket days, dedupe ids, uptime), a compiled holder goes on
+    publishing and checkpointing as a restored reference holder does."""
+    monkeypatch.setattr(engine_module, "COMPACT_EVERY", compact_every)
+    monkeypatch.setattr(engine_module, "EVICT_CALLS_EVERY", evict_every)
+    lines = stream(seed, days, probe_gap=1 if days < 15 else 60)
+    compiled = checkpoints(lines, True, seed, restores=True)
+    reference = checkpoints(lines, False, seed, restores=True)
     assert len(compiled) == len(reference)
     for mine, theirs in zip(compiled, reference, strict=True):
         assert mine.keys() == theirs.keys()

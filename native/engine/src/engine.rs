@@ -496,6 +496,40 @@ impl Engine {
         self.fire(py, now_us)
     }
 
+    /// A restored ticket put in as `monitor.engine_state`'s loader puts it (`_settle`): its contributions (the ledgers
+    /// come from their own records) and its next deadline on the heap. `base`: None when compacted (no events).
+    pub fn put_restored_ticket(&mut self, c: u32, id: Rc<str>, base: Option<TicketState>, state: TicketState,
+                               events: Vec<(i64, u64, TicketEv)>, last_us: i64) {
+        let contribs = state.contributions(&self.clients[c as usize], &id);
+        let deadline = state.next_deadline();
+        if let Some(d) = deadline {
+            self.heap.push(Reverse((d, c, id.clone())));
+        }
+        self.item_seq += 1;
+        let item = TicketItem { seq: self.item_seq, base, state, events, last_us, contribs, pushed_deadline: deadline };
+        self.tickets[c as usize].insert(id, item);
+    }
+
+    /// A ticket record without its current state (`_ticket_loader`: rebuilt from its base and events).
+    pub fn rebuilt_state(&self, py: Python<'_>, c: u32, base: &TicketState, events: &[(i64, u64, TicketEv)])
+                         -> PyResult<TicketState> {
+        let client = &self.clients[c as usize];
+        let mut state = base.clone();
+        for (ts, _, ev) in events {
+            state.fire(py, client, ts - 1)?;
+            state.apply(py, ev, *ts, client)?;
+        }
+        state.fire(py, client, self.horizon_us)?;
+        Ok(state)
+    }
+
+    /// A restored call (`_load_call`): its contributions recomputed from its state.
+    pub fn put_restored_call(&mut self, c: u32, id: Rc<str>, state: CallState) {
+        let contribs = state.contributions(&self.clients[c as usize].call_slas, &id);
+        self.item_seq += 1;
+        self.calls[c as usize].insert(id, CallItem { seq: self.item_seq, state, contribs });
+    }
+
     /// The period label an instant counts in on one ledger (`SlaLedger._label`).
     pub fn label_of(&mut self, py: Python<'_>, ledger: u32, at_us: i64) -> PyResult<u32> {
         let mut ctx = LedgerContext {

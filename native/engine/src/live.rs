@@ -8,13 +8,14 @@
 //! `streams.partition_engine.sla_event` writes them.
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use rustc_hash::FxHashMap;
 
 use std::rc::Rc;
 
 use crate::decode::{decode_fast, Body, Decoded, TICKET_TYPES};
 use crate::engine::{count, Engine, Outcome, Refusal, TicketItem};
+use crate::tickets::TicketEv;
 use crate::json;
 use crate::ledger::{Contribution, Tally, DAY_US};
 use crate::tickets::TicketState;
@@ -246,6 +247,99 @@ fn ticket_rec<'py>(py: Python<'py>, e: &Engine, c: u32, item: &TicketItem) -> Py
     (state_rec(py, e, c, base)?, state_rec(py, e, c, &item.state)?, events, item.last_us).into_pyobject(py)
 }
 
+/// A `StateRec` as the engine's state; None when a clock names an SLA the client lacks or a value is not one the
+/// engine holds (the Python loader words the error).
+fn state_of(e: &mut Engine, c: u32, rec: &records::StateRec<'_>) -> Option<TicketState> {
+    let mut clocks = Vec::with_capacity(rec.clocks.len());
+    for k in &rec.clocks {
+        let client = &e.clients[c as usize];
+        let sla = client.ticket_slas.iter()
+            .position(|s| e.ledger_names[s.ledger as usize] == k.sla)?;
+        clocks.push(crate::tickets::Clock {
+            sla: sla as u16, target_us: k.target_us, priority: e.labels.id(k.priority), elapsed_us: k.elapsed_us,
+            since_us: k.since_us, deadline_us: k.deadline_us, good: k.good, decided_us: k.decided_us,
+        });
+    }
+    let labels = &mut e.labels;
+    let mut id = |s: Option<&str>| s.map(|s| labels.id(s));
+    Some(TicketState {
+        created_us: rec.created_us, priority: id(rec.priority), queue: id(rec.queue), channel: id(rec.channel),
+        status: id(rec.status), resolved: rec.resolved, resolved_us: rec.resolved_us, orphans: rec.orphans, clocks,
+    })
+}
+
+/// The events of a ticket record as the engine keeps them (no event id: `_event_of`'s is empty too).
+fn events_of(e: &mut Engine, rec: &records::TicketRec<'_>) -> Option<Vec<(i64, u64, TicketEv)>> {
+    let mut out = Vec::with_capacity(rec.events.len());
+    for ev in &rec.events {
+        let kind = TICKET_TYPES.iter().position(|t| *t == ev.kind)? as u8;
+        let labels = &mut e.labels;
+        let mut id = |s: Option<&str>| s.map(|s| labels.id(s));
+        out.push((ev.ts_us, u64::try_from(ev.seq).ok()?, TicketEv {
+            event_id: "".into(), kind, priority: id(ev.priority), status: id(ev.status), queue: id(ev.queue),
+            channel: id(ev.channel),
+        }));
+    }
+    Some(out)
+}
+
+impl LivePartition {
+    /// One ticket record put in as `monitor.engine_state._ticket_loader` puts it; Ok(false) when it is not one the
+    /// engine can read (the caller's fallback words why).
+    fn restore_ticket(&mut self, py: Python<'_>, rest: &[u8], value: &[u8]) -> PyResult<bool> {
+        let Some(nul) = rest.iter().position(|&b| b == 0) else { return Ok(false) };
+        let Ok(client) = std::str::from_utf8(&rest[..nul]) else { return Ok(false) };
+        let Some(&c) = self.client_ids.get(client) else { return Ok(false) };
+        let Ok(ticket_id) = std::str::from_utf8(&rest[nul + 1..]) else { return Ok(false) };
+        let Some(rec) = records::ticket_rec(value) else { return Ok(false) };
+        let e = &mut self.engine;
+        let limit = e.watermarks[c as usize].map(|w| w - e.clients[c as usize].lateness_us);
+        let id: Rc<str> = ticket_id.into();
+        if rec.events.is_empty() {
+            let Some(state) = state_of(e, c, &rec.base) else { return Ok(false) };
+            e.put_restored_ticket(c, id, None, state, Vec::new(), rec.last_us);
+            return Ok(true);
+        }
+        let Some(current) = rec.state.as_ref() else {
+            // written before records held the current state: rebuilt from the base and the events
+            let (Some(base), Some(events)) = (state_of(e, c, &rec.base), events_of(e, &rec)) else { return Ok(false) };
+            let state = e.rebuilt_state(py, c, &base, &events)?;
+            e.put_restored_ticket(c, id, Some(base), state, events, rec.last_us);
+            return Ok(true);
+        };
+        if records::behind_horizon(limit, &rec, current) {
+            // events a compaction would fold now: restored compacted (`_check_slas` on the base still)
+            if state_of(e, c, &rec.base).is_none() {
+                return Ok(false);
+            }
+            let Some(state) = state_of(e, c, current) else { return Ok(false) };
+            e.put_restored_ticket(c, id, None, state, Vec::new(), rec.last_us);
+            return Ok(true);
+        }
+        let (Some(base), Some(state), Some(events)) = (state_of(e, c, &rec.base), state_of(e, c, current),
+                                                       events_of(e, &rec)) else { return Ok(false) };
+        e.put_restored_ticket(c, id, Some(base), state, events, rec.last_us);
+        Ok(true)
+    }
+
+    fn ledger(&mut self, index: usize) -> PyResult<&mut crate::ledger::Ledger> {
+        self.engine.ledgers.get_mut(index)
+            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err(format!("no ledger {index}")))
+    }
+}
+
+/// A tally as a record holds it: decided, good, bad, total in millionths.
+type TallyTuple = (i64, i64, i64, i64);
+/// `PipelineStats` as `header` gives it: events by kind, duplicates, rejected by reason, rebuilds, errors, evicted
+/// calls, final tickets.
+/// A sketch as a record holds it: its buckets sorted, zeros, count.
+type SketchTuple = (Vec<(i64, i64)>, i64, i64);
+type StatsTuple = (Vec<(String, i64)>, i64, Vec<(String, i64)>, i64, i64, i64, i64);
+
+fn tally_of(t: TallyTuple) -> Tally {
+    Tally { decided: t.0, good: t.1, bad: t.2, total_us: t.3 }
+}
+
 #[pymethods]
 impl LivePartition {
     /// `spec`: monitor/compiled_replay.py `engine_spec` plus each ledger's `sla_kind`, `call_within` and
@@ -449,6 +543,147 @@ impl LivePartition {
         (e.now_us, e.horizon_us, e.seq, watermarks,
          (s.events.clone(), s.duplicates, s.rejected.clone(), s.rebuilds, s.errors, s.evicted_calls, s.final_tickets))
             .into_pyobject(py)
+    }
+
+    /// A restore's scalars (the meta record; `header`'s shape), set before any record is put in.
+    fn set_header(&mut self, now_us: i64, horizon_us: i64, seq: u64, watermarks: Vec<(String, i64)>,
+                  stats: StatsTuple) -> PyResult<()> {
+        let e = &mut self.engine;
+        e.now_us = now_us;
+        e.horizon_us = horizon_us;
+        e.seq = seq;
+        for (name, w) in watermarks {
+            let c = *self.client_ids.get(&name).ok_or_else(|| {
+                pyo3::exceptions::PyValueError::new_err(format!("watermark of an unknown client {name:?}"))
+            })?;
+            e.set_watermark(c, w);
+        }
+        let (events, duplicates, rejected, rebuilds, errors, evicted, finals) = stats;
+        let keyed = |counts: Vec<(String, i64)>| -> Vec<(&'static str, i64)> {
+            counts.into_iter().filter_map(|(k, n)| {
+                let key = ["ticket", "call", "probe", "survey", "audit", "late", "expired", "invalid"].iter()
+                    .find(|name| **name == k)?;
+                Some((*key, n))
+            }).collect()
+        };
+        e.stats.events = keyed(events);
+        e.stats.rejected = keyed(rejected);
+        e.stats.duplicates = duplicates;
+        e.stats.rebuilds = rebuilds;
+        e.stats.errors = errors;
+        e.stats.evicted_calls = evicted;
+        e.stats.final_tickets = finals;
+        Ok(())
+    }
+
+    /// Walk a restore's `records` (key -> value or None) in order: each ticket record (`ticket_prefix`) is put in
+    /// here, or handed to `fallback(key, value, start)`, which raises the Python loader's error for it; every other
+    /// record is returned, (key, value) in order, for the caller to put in.
+    fn restore_tickets<'py>(&mut self, py: Python<'py>, records: &Bound<'py, PyDict>, ticket_prefix: &[u8],
+                            start: usize, fallback: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyList>> {
+        let rest = PyList::empty(py);
+        for (key, value) in records.iter() {
+            let k = key.downcast::<PyBytes>()?.as_bytes();
+            if !k.starts_with(ticket_prefix) {
+                rest.append((key, value))?;
+                continue;
+            }
+            if value.is_none() {
+                continue;
+            }
+            let v = value.downcast::<PyBytes>()?.as_bytes();
+            if k.len() < start || !self.restore_ticket(py, &k[start..], v)? {
+                fallback.call1((&key, &value, start))?;
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "a ticket record the compiled engine cannot read, which the Python loader accepts"));
+            }
+        }
+        Ok(rest)
+    }
+
+    /// `_load_call`: a call's record.
+    #[allow(clippy::too_many_arguments)]
+    fn load_call(&mut self, client: &str, call_id: &str, queue: Option<&str>, offered_us: Option<i64>,
+                 answered_us: Option<i64>, abandoned_us: Option<i64>, ended_us: Option<i64>, wrapup_s: f64)
+                 -> PyResult<()> {
+        let c = *self.client_ids.get(client)
+            .ok_or_else(|| pyo3::exceptions::PyValueError::new_err(format!("unknown client {client:?}")))?;
+        let queue = queue.map(|q| self.engine.labels.id(q));
+        let state = crate::tickets::CallState { queue, offered_us, answered_us, abandoned_us, ended_us, wrapup_s };
+        self.engine.put_restored_call(c, call_id.into(), state);
+        Ok(())
+    }
+
+    /// `_load_bucket`: one 15-minute bucket of ledger `index` (its tally and exact instants, each when present).
+    fn load_bucket(&mut self, index: usize, bucket: i64, tally: Option<TallyTuple>,
+                   instants: Option<Vec<(i64, TallyTuple)>>) -> PyResult<()> {
+        let ledger = self.ledger(index)?;
+        if let Some(t) = tally {
+            ledger.buckets.insert(bucket, tally_of(t));
+        }
+        if let Some(instants) = instants {
+            ledger.instants.insert(bucket, instants.into_iter().map(|(at, t)| (at, tally_of(t))).collect());
+        }
+        Ok(())
+    }
+
+    /// `_load_period`: one period of ledger `index`.
+    #[allow(clippy::too_many_arguments)]
+    fn load_period(&mut self, index: usize, label: &str, window: Option<(i64, i64)>,
+                   tally: Option<TallyTuple>, by_priority: Vec<(String, TallyTuple)>,
+                   sketch: Option<SketchTuple>) -> PyResult<()> {
+        let label = self.engine.labels.id(label);
+        let priorities: Vec<(u32, Tally)> = by_priority.into_iter()
+            .map(|(p, t)| (self.engine.labels.id(&p), tally_of(t))).collect();
+        let ledger = self.ledger(index)?;
+        if let Some(w) = window {
+            ledger.windows.insert(label, w);
+        }
+        if let Some(t) = tally {
+            ledger.periods.insert(label, tally_of(t));
+        }
+        for (p, t) in priorities {
+            ledger.by_priority.insert((label, p), t);
+        }
+        if let Some((buckets, zeros, count)) = sketch {
+            ledger.sketches.insert(label, crate::ledger::Sketch { buckets: buckets.into_iter().collect(), zeros, count });
+        }
+        Ok(())
+    }
+
+    /// `_load_breach_day`: a day's breached items of ledger `index`, listed under their period.
+    fn load_breach_day(&mut self, py: Python<'_>, index: usize, items: Vec<(i64, String)>) -> PyResult<()> {
+        self.ledger(index)?;
+        for (at, item) in items {
+            let label = self.engine.label_of(py, index as u32, at)?;
+            self.engine.ledgers[index].breaches.entry(label).or_default().push((at, item.into()));
+        }
+        Ok(())
+    }
+
+    /// `FinalTickets.load_day`: a day's final-ticket hashes (little-endian int64s).
+    #[allow(unknown_lints, clippy::manual_is_multiple_of)]
+    fn load_final_day(&mut self, day: i64, payload: &[u8]) -> PyResult<()> {
+        if payload.len() % 8 != 0 { // (`is_multiple_of` needs Rust 1.87; 1.82 builds this)
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "final-ticket record of day {day}: {} bytes is not a multiple of 8", payload.len())));
+        }
+        let hashes = payload.chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")));
+        self.engine.final_tickets.load_day(day, hashes);
+        Ok(())
+    }
+
+    /// `load_seen`: dedupe ids (those the caller kept: inside a lateness horizon).
+    fn load_seen(&mut self, ids: Vec<String>, ts: Vec<i64>) {
+        for (id, t) in ids.into_iter().zip(ts) {
+            self.engine.seen.insert(id.into_boxed_str(), t);
+        }
+    }
+
+    /// The misrouted count a restored holder carries on with.
+    #[setter]
+    fn set_misrouted(&mut self, value: i64) {
+        self.misrouted = value;
     }
 
     #[getter]
