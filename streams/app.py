@@ -37,6 +37,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from monitor import compiled_replay
 from monitor.compiled import PATHS
 from monitor.contracts import Contracts, load_contracts
 from monitor.errors import SlamonError
@@ -74,6 +75,9 @@ class Runtime:
         self.num_partitions = num_partitions
         self.events_topic_name = settings.topics.events
         self.engines: dict[int, PartitionEngine] = {}
+        # partitions on the compiled engine (native/engine live.rs) where it was built; SLAMON_ENGINE=python runs the
+        # Python engine, the reference
+        self.compiled = compiled_replay.IN_USE
         self.assigned: set[int] = set()
         self.stale_messages = 0
         self.max_future_us = (None if settings.clock == "event" or settings.max_future_seconds is None
@@ -96,7 +100,7 @@ class Runtime:
 
     def now_for(self, pe: PartitionEngine) -> int:
         if self.settings.clock == "event":
-            return max(pe.engine.now_us, pe.clock_us, 0)
+            return max(pe.now_us, pe.clock_us, 0)
         return time.time_ns() // 1000
 
     def tick(self) -> None:
@@ -199,11 +203,11 @@ class Runtime:
         pe = self.checkpointer.restored.pop(partition)
         if pe is None:
             pe = PartitionEngine(partition, self.contracts, source_topic=self.events_topic_name,
-                                 num_partitions=self.num_partitions)
+                                 num_partitions=self.num_partitions, compiled=self.compiled)
             log.info("partition %d: no checkpoint, starting empty", partition)
         else:
             log.info("partition %d: restored snapshot at offset %d (%d tickets, %d outputs to re-publish)",
-                     partition, pe.restored_offset, len(pe.engine.tickets), len(pe.outbox))
+                     partition, pe.restored_offset, pe.held()[0], len(pe.outbox))
         self.engines[partition] = pe
         return pe
 

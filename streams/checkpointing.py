@@ -108,7 +108,8 @@ class Checkpointer:
             started = time.perf_counter()
             out[partition] = pe = restore_partition(partition, runtime.contracts, store,
                                                     source_topic=runtime.events_topic_name,
-                                                    num_partitions=runtime.num_partitions)
+                                                    num_partitions=runtime.num_partitions,
+                                                    compiled=runtime.compiled)
             if pe is not None:
                 pe.checkpoint_bytes = sum(len(k) + len(v) for k, v in store.items())
                 log.info("partition %d: rebuilt from %d records (%d bytes) in %.1fs", partition, len(store),
@@ -118,7 +119,7 @@ class Checkpointer:
                 started = time.perf_counter()
                 settle_counters(pe)
                 log.info("partition %d: counters and the index of %d open tickets settled in %.1fs", partition,
-                         len(pe.engine.open_tickets), time.perf_counter() - started)
+                         pe.held()[1], time.perf_counter() - started)
                 try:  # what the previous owner published after this checkpoint: not sent twice (streams/outputs.py)
                     found = read_published(runtime.settings, pe)
                 except Exception as exc:  # only costs duplicates: go on without

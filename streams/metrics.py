@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from monitor import conventions as names
 from monitor.contracts import CallSla, Rolling, TicketSla, UptimeSla
+from monitor.engine import Engine
 from monitor.events import KINDS, ORPHAN, REJECT_REASONS
 from monitor.open_clock_index import index_of
 from monitor.queries import (
@@ -241,13 +242,14 @@ class EngineCollector(Collector):
         exported: set[str] = set()
         holders = sorted(self._engines(), key=lambda pe: pe.partition)
         for pe in holders:
-            at = self._clock(pe) if self._clock is not None else max(pe.engine.now_us, pe.clock_us, 0)
+            at = self._clock(pe) if self._clock is not None else max(pe.now_us, pe.clock_us, 0)
             pe.advance(at)
-            self._pipeline(fams, pe, at)
+            engine = pe.view()  # the Python engine, or a compiled partition's state as one
+            self._pipeline(fams, pe, engine, at)
             clients = [c for c in pe.contracts.clients if c in pe.owned and c not in exported]
             exported.update(clients)
             if clients:
-                self._slas(fams, pe, clients, at)
+                self._slas(fams, pe, engine, clients, at)
         live_partitions = {h.partition for h in holders}
         for partition in [p for p in self._cache if p not in live_partitions]:
             del self._cache[partition]
@@ -256,9 +258,8 @@ class EngineCollector(Collector):
 
     # --- pipeline ---------------------------------------------------------------------------------------
 
-    def _pipeline(self, fams: _Families, pe: PartitionEngine, at: int) -> None:
+    def _pipeline(self, fams: _Families, pe: PartitionEngine, engine: Engine, at: int) -> None:
         p = (str(pe.partition),)
-        engine = pe.engine
         fams.add(RECEIVED, p, pe.received)
         for kind in KINDS:
             fams.add(ACCEPTED, (*p, kind), engine.stats.events.get(kind, 0))
@@ -286,19 +287,18 @@ class EngineCollector(Collector):
 
     # --- SLAs -------------------------------------------------------------------------------------------
 
-    def _slas(self, fams: _Families, pe: PartitionEngine, clients: list[str], at: int) -> None:
+    def _slas(self, fams: _Families, pe: PartitionEngine, engine: Engine, clients: list[str], at: int) -> None:
         key = (pe.version, at)
         cached = self._cache.get(pe.partition)
         if cached is not None and cached[0] == key:
             records, live = cached[1]
         else:
-            live = open_clocks(pe.engine, at, SOON.values())  # one pass over open clocks for both
-            records = build_report(pe.engine, at, current_only=True, live=live, skip=self._skip)  # what is live
+            live = open_clocks(engine, at, SOON.values())  # one pass over open clocks for both
+            records = build_report(engine, at, current_only=True, live=live, skip=self._skip)  # what is live
             self._cache[pe.partition] = (key, (records, live))
         current: dict[tuple[str, str], Record] = {}
         for rec in records:  # sorted by period start within each SLA: the last one is the current period
             current[(rec.client, rec.sla)] = rec
-        engine = pe.engine
         for client in clients:
             contract = pe.contracts.clients[client]
             lag_from = event_watermark(engine, client)
@@ -311,15 +311,15 @@ class EngineCollector(Collector):
                 labels = (client, sla.name)
                 self._sla_figures(fams, labels, sla, rec)
                 if isinstance(sla, UptimeSla):
-                    self._uptime(fams, pe, client, sla, rec, at)
+                    self._uptime(fams, pe, engine, client, sla, rec, at)
                     continue
-                self._counters(fams, pe, labels, sla)
+                self._counters(fams, pe, engine, labels, sla)
                 if isinstance(sla, TicketSla):
                     self._tickets(fams, labels, sla, rec, live.get(labels))
                 elif isinstance(sla, CallSla) and self._wants(SL_WINDOW, ASA_WINDOW):
-                    self._rolling(fams, pe, labels, sla, at)
+                    self._rolling(fams, engine, labels, sla, at)
             if self._wants(WAITING, LONGEST):
-                self._calls(fams, pe, client, at)
+                self._calls(fams, pe, engine, client, at)
 
     def _wants(self, *families: str) -> bool:
         return self._families is None or not self._families.isdisjoint(families)
@@ -353,9 +353,10 @@ class EngineCollector(Collector):
             fams.add(CREDIT_RATIO, labels, rec.penalty["credit_percent"] / 100)
             fams.add(CREDIT_PROJ_RATIO, labels, rec.penalty["projected_credit_percent"] / 100)
 
-    def _counters(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla) -> None:
+    def _counters(self, fams: _Families, pe: PartitionEngine, engine: Engine, labels: tuple, sla) -> None:
         names = {"decided": DECIDED_T, "good": GOOD_T, "bad": BAD_T}
-        for field, value in _raise_high_water(pe, labels).items():
+        total = all_periods(engine, *labels)
+        for field, value in _raise_high_water(pe, labels, (total.decided, total.good, total.bad)).items():
             if field != "decided" and not sla.judges_items:
                 continue
             fams.add(names[field], labels, value)
@@ -372,20 +373,20 @@ class EngineCollector(Collector):
                 fams.add(SOON_ITEMS, (*labels, priority, window), clocks.due.get((priority, span), 0))
         fams.add(NEXT_DEADLINE, labels, rec.next_deadline_seconds)
 
-    def _rolling(self, fams: _Families, pe: PartitionEngine, labels: tuple, sla: CallSla, at: int) -> None:
+    def _rolling(self, fams: _Families, engine: Engine, labels: tuple, sla: CallSla, at: int) -> None:
         if sla.answered_within_us is None and sla.mean_of != "wait":  # rolling gauges: service level and ASA
             return
         for window, length in ROLLING.items():
             if sla.answered_within_us is not None:  # a service level: counts only
-                counts = decision_counts_between(pe.engine, *labels, at + 1 - length, at + 1)
+                counts = decision_counts_between(engine, *labels, at + 1 - length, at + 1)
                 if counts.decided:
                     fams.add(SL_WINDOW, (*labels, window), counts.good / counts.decided)
                 continue
-            tally = decisions_between(pe.engine, *labels, at + 1 - length, at + 1)
+            tally = decisions_between(engine, *labels, at + 1 - length, at + 1)
             if tally.decided:
                 fams.add(ASA_WINDOW, (*labels, window), tally.total / tally.decided)
 
-    def _calls(self, fams: _Families, pe: PartitionEngine, client: str, at: int) -> None:
+    def _calls(self, fams: _Families, pe: PartitionEngine, engine: Engine, client: str, at: int) -> None:
         contract = pe.contracts.clients[client]
         queues = sorted({q for s in contract.slas if isinstance(s, CallSla) for q in s.queues})
         if not any(isinstance(s, CallSla) for s in contract.slas):
@@ -393,7 +394,7 @@ class EngineCollector(Collector):
         waiting: dict[str, int] = defaultdict(int)
         oldest: dict[str, int] = {}
         known = set(queues)
-        for queue, calls in waiting_calls(pe.engine, client, at).items():
+        for queue, calls in waiting_calls(engine, client, at).items():
             queue = queue if queue in known else OTHER_QUEUE
             waiting[queue] += calls.count
             if queue not in oldest or calls.oldest_us < oldest[queue]:
@@ -402,8 +403,8 @@ class EngineCollector(Collector):
             fams.add(WAITING, (client, queue), waiting.get(queue, 0))
             fams.add(LONGEST, (client, queue), (at - oldest[queue]) / US if queue in oldest else 0.0)
 
-    def _uptime(self, fams: _Families, pe: PartitionEngine, client: str, sla: UptimeSla, rec: Record,
-                at: int) -> None:
+    def _uptime(self, fams: _Families, pe: PartitionEngine, engine: Engine, client: str, sla: UptimeSla,
+                rec: Record, at: int) -> None:
         labels = (client, sla.name, sla.service)
         fams.add(AVAILABILITY, labels, rec.value)
         fams.add(UP_S, labels, rec.good)
@@ -411,16 +412,16 @@ class EngineCollector(Collector):
         fams.add(UNKNOWN_S, labels, rec.unknown_seconds)
         first_of_service = next(s for s in pe.contracts.clients[client].slas
                                 if isinstance(s, UptimeSla) and s.service == sla.service)
-        last = last_probe(pe.engine, client, sla.service)
+        last = last_probe(engine, client, sla.service)
         if last is not None and first_of_service is sla:  # once per service
             fams.add(SERVICE_UP, (client, sla.service), int(last[1]))
             fams.add(PROBE_AGE, (client, sla.service), max(0, at - last[0]) / US)
 
 
-def _raise_high_water(pe: PartitionEngine, labels: tuple[str, str]) -> dict[str, float]:
-    """The SLA's all-periods sums, raised to (and recorded as) their high-water marks."""
-    total = all_periods(pe.engine, *labels)
-    sums = {"decided": total.decided, "good": total.good, "bad": total.bad}
+def _raise_high_water(pe: PartitionEngine, labels: tuple[str, str], total: tuple[float, float, float]
+                      ) -> dict[str, float]:
+    """The SLA's all-periods sums (decided, good, bad), raised to (and recorded as) their high-water marks."""
+    sums = dict(zip(("decided", "good", "bad"), total, strict=True))
     for field, net in sums.items():
         key = (*labels, field)
         sums[field] = pe.high_water[key] = max(pe.high_water.get(key, 0.0), net)
@@ -431,8 +432,13 @@ def settle_counters(pe: PartitionEngine) -> None:
     """Raise every counter's high-water mark in this process, and bring its open-clock index up to date. A
     scrape rendered in a forked child (streams/scrape.py) would do both in the child only: a later scrape's
     counter could go down, and every scrape would rebuild the index from all open clocks."""
+    if pe.native is not None:  # (a compiled partition's scrape builds its index from a copy of its state)
+        for labels, total in zip(decided_slas(pe.engine), pe.native.period_sums(), strict=True):
+            _raise_high_water(pe, labels, total)
+        return
     for labels in decided_slas(pe.engine):
-        _raise_high_water(pe, labels)
+        total = all_periods(pe.engine, *labels)
+        _raise_high_water(pe, labels, (total.decided, total.good, total.bad))
     index_of(pe.engine).refresh()
 
 

@@ -19,6 +19,7 @@ carries the unconfirmed ones, which a restored holder publishes again.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from kafka.partitioner.default import murmur2
 from monitor.contracts import CallSla, Contracts
 from monitor.engine import Engine, engine_error, expired_dropped, expired_final, late
 from monitor.events import FUTURE, Rejection, decode_event, from_us
-from monitor.ledger import BUCKET_US, Contribution
+from monitor.ledger import BUCKET_US, Contribution, Tally
 
 log = logging.getLogger("slamon.partition")
 
@@ -266,6 +267,7 @@ class PartitionEngine:
         # the Python engine above holding only the uptime ledgers. Not yet the worker's: checkpoints, restore and
         # scrapes read the Python engine (issue 18).
         self.native = live_partition(self.engine, partition, self.owned) if compiled else None
+        self._view: tuple[int, Engine] | None = None  # (version, the engine handed over): `view`
 
     @property
     def misrouted(self) -> int:
@@ -438,6 +440,39 @@ class PartitionEngine:
         return failed
 
     # --- queries ----------------------------------------------------------------------------------------
+
+    @property
+    def now_us(self) -> int:
+        """The engine's time: its newest event or the clock it was advanced to."""
+        return self.engine.now_us if self.native is None else self.native.now_us
+
+    def view(self) -> Engine:
+        """The engine a scrape reads: the Python engine itself, or a compiled partition's state handed over to a
+        new Python engine (the uptime ledgers shared), made once per state version. A scrape renders in a forked
+        child (streams/scrape.py), so the copy lives there, not in the worker."""
+        if self.native is None:
+            return self.engine
+        if self._view is None or self._view[0] != self.version:
+            from monitor.compiled_replay import HandBack
+
+            shell = Engine(self.contracts, keep_breach_history=False)
+            for name, model in shell.clients.items():
+                model.uptime = self.engine.clients[name].uptime
+            collecting = gc.isenabled()
+            gc.disable()  # as a restore: only long-lived objects are made
+            try:
+                self.native.hand_over(Tally, HandBack(shell))
+            finally:
+                if collecting:
+                    gc.enable()
+            self._view = (self.version, shell)
+        return self._view[1]
+
+    def held(self) -> tuple[int, int]:
+        """Tickets held, and those with a clock running."""
+        if self.native is not None:
+            return self.native.held()
+        return len(self.engine.tickets), len(self.engine.open_tickets)
 
     @property
     def dirty(self) -> bool:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from monitor import compiled_replay
 from monitor import engine as engine_module
+from streams.metrics import EngineCollector, settle_counters
 from streams.partition_engine import PartitionEngine
 from streams.state_records import changed_records, restore_partition
 from tests.property.test_compiled_engine import CONTRACT, MIN, START, stream
@@ -169,3 +170,41 @@ def test_a_restored_compiled_partition_goes_on_as_the_reference(seed, days, comp
         assert mine.keys() == theirs.keys()
         for key in theirs:
             assert mine[key] == theirs[key], key
+
+
+def scrapes(lines: list[bytes], compiled: bool, seed: int) -> list[dict]:
+    """Every family's rows of scrapes taken at random points (the scrape's own duration left out), with the
+    counters' settling between them as the worker does before each scrape, and a restore now and then."""
+    rnd = random.Random(seed)
+    pe = PartitionEngine(0, CONTRACT, num_partitions=1, compiled=compiled)
+    out, now = [], START
+    for offset, line in enumerate(lines):
+        if rnd.random() < 0.05:
+            now += rnd.choice([0, 1, 10, 60, 600, 1440]) * MIN
+            pe.advance(now)
+        pe.process(line, offset, b"k")
+        pe.take_unsent()
+        pe.outbox.clear()
+        if rnd.random() < 0.04 or offset == len(lines) - 1:
+            settle_counters(pe)
+            at = max(pe.now_us, pe.clock_us) + rnd.choice([0, 0, 5 * MIN, 3 * 1440 * MIN])
+            rows = EngineCollector(lambda pe=pe: [pe], clock=lambda _, at=at: at).samples().rows
+            rows.pop("slamon_scrape_duration_seconds")
+            out.append(rows)
+            if rnd.random() < 0.2:
+                store = dict(changed_records(pe, full=True))
+                pe = restore_partition(0, CONTRACT, {k: v for k, v in sorted(store.items()) if v is not None},
+                                       num_partitions=1, compiled=compiled)
+    return out
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 2**32), days=st.integers(1, 12), compact_every=st.sampled_from([7, 400, 50_000]))
+def test_a_compiled_partition_scrapes_as_the_reference(seed, days, compact_every, monkeypatch):
+    """/metrics of a compiled holder (its state handed over to a Python engine for the scrape) is the reference
+    holder's, family by family: period figures, open clocks and deadlines due soon, rolling windows, waiting calls,
+    uptime, counters with their high-water marks, pipeline counts, at the engine's time and days later."""
+    monkeypatch.setattr(engine_module, "COMPACT_EVERY", compact_every)
+    lines = stream(seed, days)
+    assert scrapes(lines, True, seed) == scrapes(lines, False, seed)

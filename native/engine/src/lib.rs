@@ -5,6 +5,7 @@
 
 mod decode;
 mod engine;
+mod handback;
 mod json;
 mod live;
 mod ledger;
@@ -14,14 +15,13 @@ mod tickets;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList};
 use rustc_hash::FxHashMap;
 
 use decode::{decode_fast, Body, Decoded, CALL_TYPES, TICKET_TYPES};
 use engine::{count, Engine, Outcome, Refusal};
-use ledger::{Ledger, PeriodCache, Tally};
+use ledger::{Ledger, PeriodCache};
 use model::{Client, Labels};
-use tickets::TicketState;
 
 #[pyclass(unsendable)]
 struct EngineLoop {
@@ -313,144 +313,7 @@ impl EngineLoop {
             return Err(PyValueError::new_err("the loop handed its state back already"));
         }
         self.handed_back = true;
-        let e = &mut self.engine;
-        let sink = sink.bind(py);
-        let tally_of = |t: &Tally| tally_cls.call1(py, (t.decided, t.good, t.bad, t.total_us));
-        let watermarks: Vec<(&str, i64)> = e.watermark_order.iter()
-            .map(|&c| (e.clients[c as usize].name.as_str(), e.watermarks[c as usize].unwrap_or(-1))).collect();
-        let s = &e.stats;
-        sink.call_method1("header", (e.now_us, e.horizon_us, e.seq, watermarks,
-                                     (s.events.clone(), s.duplicates, s.rejected.clone(), s.rebuilds, s.errors,
-                                      s.evicted_calls, s.final_tickets)))?;
-        let ledgers = std::mem::take(&mut e.ledgers);
-        let labels = &e.labels;
-        for (index, l) in ledgers.into_iter().enumerate() {
-            let periods = PyDict::new(py);
-            let windows = PyDict::new(py);
-            for (lab, t) in &l.periods {
-                periods.set_item(labels.name(*lab), tally_of(t)?)?;
-                if let Some(w) = l.periods_cache.and_then(|cache| e.caches[cache].windows.get(lab)) {
-                    windows.set_item(labels.name(*lab), w.clone_ref(py))?;
-                }
-            }
-            let by_priority = PyDict::new(py);
-            for ((lab, prio), t) in &l.by_priority {
-                by_priority.set_item((labels.name(*lab), labels.name(*prio)), tally_of(t)?)?;
-            }
-            let sketches = PyList::empty(py);
-            for (lab, sk) in &l.sketches {
-                let buckets = PyDict::new(py);
-                let mut keys: Vec<_> = sk.buckets.iter().collect();
-                keys.sort();
-                for (k, n) in keys {
-                    buckets.set_item(k, n)?;
-                }
-                sketches.append((labels.name(*lab), buckets, sk.zeros, sk.count))?;
-            }
-            let buckets = PyDict::new(py);
-            for (b, t) in &l.buckets {
-                buckets.set_item(b, tally_of(t)?)?;
-            }
-            let instants = PyDict::new(py);
-            for (b, detail) in &l.instants {
-                let inner = PyDict::new(py);
-                for (at, t) in detail {
-                    inner.set_item(at, tally_of(t)?)?;
-                }
-                instants.set_item(b, inner)?;
-            }
-            let breaches = PyDict::new(py);
-            for (lab, listed) in &l.breaches {
-                let items: Vec<(i64, &str)> = listed.iter().map(|(at, it)| (*at, &**it)).collect();
-                breaches.set_item(labels.name(*lab), items)?;
-            }
-            drop(l);
-            sink.call_method1("ledger", (index, periods, windows, by_priority, sketches, buckets, instants,
-                                         breaches))?;
-        }
-        let label = |id: Option<u32>| id.map(|i| labels.name(i));
-        let state = |st: &TicketState| -> PyResult<Py<PyTuple>> {
-            let clocks = PyList::empty(py);
-            for c in &st.clocks {
-                clocks.append((c.sla, c.target_us, labels.name(c.priority), c.elapsed_us, c.since_us,
-                               c.deadline_us, c.good, c.decided_us))?;
-            }
-            Ok((st.created_us, label(st.priority), label(st.queue), label(st.channel), label(st.status), st.resolved,
-                st.resolved_us, st.orphans, clocks).into_pyobject(py)?.unbind())
-        };
-        let contribs = |cs: &[ledger::Contribution]| -> PyResult<Py<PyList>> {
-            let out = PyList::empty(py);
-            for c in cs {
-                out.append((c.ledger, c.at_us, c.decided, c.good, c.bad, c.total, c.sample, label(c.priority),
-                            c.item.as_deref()))?;
-            }
-            Ok(out.unbind())
-        };
-        let reviewing = e.review.is_some(); // the review's backlog reads every unresolved ticket
-        let mut held: Vec<(u64, u32, std::rc::Rc<str>, engine::TicketItem)> = Vec::new();
-        for (c, tickets) in std::mem::take(&mut e.tickets).into_iter().enumerate() {
-            for (id, item) in tickets {
-                let st = &item.state;
-                if st.has_open_clock() || st.created_us.is_none() || st.orphans > 0 || (reviewing && !st.resolved) {
-                    held.push((item.seq, c as u32, id, item));
-                }
-            }
-        }
-        held.sort_unstable_by_key(|h| h.0);
-        for (_, c, id, item) in held {
-            let events = PyList::empty(py);
-            for (ts, seq, ev) in &item.events {
-                events.append((ts, seq, (&*ev.event_id, TICKET_TYPES[ev.kind as usize], label(ev.priority),
-                                         label(ev.status), label(ev.queue), label(ev.channel))))?;
-            }
-            let base = match &item.base {
-                Some(b) => Some(state(b)?),
-                None => None,
-            };
-            sink.call_method1("ticket", (e.clients[c as usize].name.as_str(), &*id, base, state(&item.state)?,
-                                         events, item.last_us, contribs(&item.contribs)?, item.pushed_deadline))?;
-        }
-        let mut calls: Vec<(u64, u32, std::rc::Rc<str>, engine::CallItem)> = Vec::new();
-        for (c, held) in std::mem::take(&mut e.calls).into_iter().enumerate() {
-            for (id, item) in held {
-                calls.push((item.seq, c as u32, id, item));
-            }
-        }
-        calls.sort_unstable_by_key(|h| h.0);
-        for (_, c, id, item) in calls {
-            let s = &item.state;
-            sink.call_method1("call", (e.clients[c as usize].name.as_str(), &*id,
-                                       (label(s.queue), s.offered_us, s.answered_us, s.abandoned_us, s.ended_us,
-                                        s.wrapup_s), contribs(&item.contribs)?))?;
-        }
-        if let Some(review) = e.review.take() {
-            let key = |ledger: u32| {
-                let kind = e.ledger_kinds[ledger as usize];
-                (e.clients[kind.client as usize].name.as_str(), e.ledger_names[ledger as usize].as_str())
-            };
-            let groups = PyDict::new(py);
-            for (ledger, table) in &review.groups {
-                let out = PyDict::new(py);
-                for ((lab, dimension, name), t) in table {
-                    let dimension = if *dimension == review::QUEUE { "queue" } else { "channel" };
-                    out.set_item((labels.name(*lab), dimension, labels.name(*name)), tally_of(t)?)?;
-                }
-                groups.set_item(key(*ledger), out)?;
-            }
-            let priorities = PyDict::new(py);
-            for ((ledger, item), priority) in &review.breach_priorities {
-                let (client, sla) = key(*ledger);
-                priorities.set_item((client, sla, &**item), labels.name(*priority))?;
-            }
-            let facts = PyDict::new(py);
-            for ((ledger, item), value) in &review.breach_facts {
-                let (client, sla) = key(*ledger);
-                facts.set_item((client, sla, &**item), *value)?;
-            }
-            sink.call_method1("review", (groups, priorities, facts))?;
-        }
-        e.seen = Default::default();
-        Ok(())
+        handback::hand_over(&mut self.engine, py, &tally_cls, sink.bind(py), true)
     }
 }
 

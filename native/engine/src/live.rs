@@ -31,7 +31,7 @@ struct SlaFacts {
 /// An SLA event's record (JSON bytes), its client and whether it withdraws a decision.
 type SlaEvent = (u32, Vec<u8>, bool);
 
-#[pyclass(unsendable)]
+#[pyclass]
 pub struct LivePartition {
     engine: Engine,
     client_ids: FxHashMap<String, u32>,
@@ -42,6 +42,13 @@ pub struct LivePartition {
     misrouted: i64,
     records: Vec<SlaEvent>,
 }
+
+// A worker restores a partition in a thread of its own and hands the holder to the event loop: the engine is built in
+// one thread and used in another, never by two at once. Every call holds the GIL (this module is built for the
+// GIL-holding interpreter, not a free-threaded one) and PyO3's borrow flag forbids overlapping borrows, so the
+// non-atomic `Rc` counts inside are never touched concurrently.
+unsafe impl Send for LivePartition {}
+unsafe impl Sync for LivePartition {}
 
 impl LivePartition {
     /// Apply one decoded event of client `c` (the holder's `process` after the decode): None, or why it is refused
@@ -684,6 +691,27 @@ impl LivePartition {
     #[setter]
     fn set_misrouted(&mut self, value: i64) {
         self.misrouted = value;
+    }
+
+    /// The state handed to `sink` (monitor/compiled_replay.py `HandBack`) as a replay's loop hands it back, the
+    /// engine left as it is: what a scrape reads (`PartitionEngine.view`).
+    fn hand_over(&mut self, py: Python<'_>, tally_cls: Py<PyAny>, sink: &Bound<'_, PyAny>) -> PyResult<()> {
+        crate::handback::hand_over(&mut self.engine, py, &tally_cls, sink, false)
+    }
+
+    /// Every ledger's sums over all its periods, in the spec's order: (decided, good, bad) (the counters'
+    /// high-water marks, `streams.metrics.settle_counters`).
+    fn period_sums(&self) -> Vec<(i64, i64, i64)> {
+        self.engine.ledgers.iter().map(|l| {
+            l.periods.values().fold((0, 0, 0), |(d, g, b), t| (d + t.decided, g + t.good, b + t.bad))
+        }).collect()
+    }
+
+    /// Tickets held, and those with a clock still running (a restore's log line).
+    fn held(&self) -> (usize, usize) {
+        let tickets = self.engine.tickets.iter().map(|t| t.len()).sum();
+        let open = self.engine.tickets.iter().flat_map(|t| t.values()).filter(|i| i.state.has_open_clock()).count();
+        (tickets, open)
     }
 
     #[getter]
