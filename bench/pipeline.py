@@ -13,7 +13,9 @@ reading the same topic from its start with its own consumer group:
                  ceiling for any implementation that checks events at the edge;
   slamon         the real worker (`python -m streams.app`, event clock, default 5 s checkpoints), timed from
                  the moment it owns its partitions until every event is applied; the last step checks that
-                 /metrics shows all N (slamon_events_received_total);
+                 /metrics shows all N (slamon_events_received_total); its partitions on the compiled engine
+                 where built;
+  slamon_python  the same worker on the Python engine (SLAMON_ENGINE=python), right after it in each round;
   naive_faust    a textbook faust app: one agent, a windowed (tumbling 1 h) table with one update per event,
                  each update a changelog record; given slamon's 50 ms fetch wait so the ratio is not inflated
                  by faust's fixed 1500 ms (which stalls fetches behind idle partitions);
@@ -118,7 +120,8 @@ async def _raw_consume(bootstrap: str, topic: str, n: int, decode=orjson.loads) 
 
 class WorkerProc:
     def __init__(self, bootstrap: str, tag: str, contracts: str, workdir: Path, clock: str,
-                 checkpoint: float = 5.0, run: str = "", member: str = "", root: Path = ROOT) -> None:
+                 checkpoint: float = 5.0, run: str = "", member: str = "", root: Path = ROOT,
+                 env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("SLAMON_")},
@@ -132,6 +135,7 @@ class WorkerProc:
         }
         # experiments: BENCH_SLAMON_X=v in the bench's environment sets SLAMON_X=v for the workers
         self.env.update({k[len("BENCH_"):]: v for k, v in os.environ.items() if k.startswith("BENCH_SLAMON_")})
+        self.env.update(env or {})
         self.log = open(workdir / f"worker-{tag}{run}{member}.log", "wb")  # noqa: SIM115
         self.proc = subprocess.Popen([sys.executable, "-m", "streams.app"], cwd=root, env=self.env,
                                      stdout=self.log, stderr=subprocess.STDOUT)
@@ -177,8 +181,8 @@ def _metric_sum(text: str, name: str) -> float:
 
 
 def bench_slamon(bootstrap: str, tag: str, contracts: str, workdir: Path, n: int, run: str = "",
-                 root: Path = ROOT) -> dict:
-    w = WorkerProc(bootstrap, tag, contracts, workdir, clock="event", run=run, root=root)
+                 root: Path = ROOT, env: dict[str, str] | None = None) -> dict:
+    w = WorkerProc(bootstrap, tag, contracts, workdir, clock="event", run=run, root=root, env=env)
     try:
         t0 = time.perf_counter()
         w.wait_owned()
@@ -500,8 +504,8 @@ def _record(metadata, t_send: float) -> None:
     _SENT.append((metadata.partition, metadata.offset, t_send))
 
 
-VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "engine_only_python", "slamon", "slamon_baseline",
-            "slamon_2_workers", "naive_faust", "quix")
+VARIANTS = ("raw_aiokafka", "raw_validated", "engine_only", "engine_only_python", "slamon", "slamon_python",
+            "slamon_baseline", "slamon_2_workers", "naive_faust", "quix")
 
 
 def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[bytes], workdir: Path,
@@ -534,6 +538,10 @@ def _round(args, bootstrap: str, tag: str, settings, contracts, lines: list[byte
     if "slamon" not in args.skip:
         out["slamon"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n, run=run)
         print(run, "slamon", out["slamon"], file=sys.stderr)
+        if "slamon_python" not in args.skip:
+            out["slamon_python"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n, run=f"{run}-py",
+                                                env={"SLAMON_ENGINE": "python"})
+            print(run, "slamon, Python engine", out["slamon_python"], file=sys.stderr)
         if args.baseline:
             out["slamon_baseline"] = bench_slamon(bootstrap, tag, args.contracts, workdir, n, run=f"{run}-base",
                                                   root=Path(args.baseline).resolve())
@@ -567,7 +575,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="rounds of the throughput variants (medians)")
     ap.add_argument("--contracts", default=str(ROOT / "examples" / "contracts.yaml"))
     ap.add_argument("--bootstrap", help="use this broker instead of starting one")
-    ap.add_argument("--skip", nargs="*", default=[], choices=("raw", "slamon", "naive", "engine", "quix", "latency"))
+    ap.add_argument("--skip", nargs="*", default=[],
+                    choices=("raw", "slamon", "slamon_python", "naive", "engine", "quix", "latency"))
     ap.add_argument("--pair", action="store_true", help="also run two workers in one group (slamon_2_workers)")
     ap.add_argument("--baseline", metavar="DIR", help="also run the worker from this checkout, right after slamon in "
                     "every round (slamon_baseline: before/after a change, side by side)")
