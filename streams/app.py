@@ -163,10 +163,16 @@ class Runtime:
         pe = self.engines.get(partition)
         done = acked = 0  # records[:done] applied (or refused by `handle`), records[:acked] acked
         try:
-            for record in records:
+            while done < len(records):
                 if suspended():
                     return False
+                record = records[done]
                 offset = record.offset
+                if pe is not None and pe.native is not None and offset == pe.offset + 1 and pe.rewind_to is None:
+                    # a compiled partition takes the run of consecutive records in one call
+                    done = pe.process_records(records, done, now_us=None if max_future_us is None
+                                              else time.time_ns() // 1000, max_future_us=max_future_us)
+                    continue
                 if pe is not None and offset == pe.offset + 1 and pe.rewind_to is None:
                     value = record.value
                     pe.process(value if value is not None else b"", offset, record.key,

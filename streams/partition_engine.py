@@ -53,6 +53,7 @@ def designated_partition(client: str, num_partitions: int) -> int:
 
 DECIDED, WITHDRAWN = "decided", "withdrawn"
 CHANGE_HEADERS = {change: [("change", change.encode())] for change in (DECIDED, WITHDRAWN)}  # shared, never mutated
+_CHANGE_HEADERS = (CHANGE_HEADERS[DECIDED], CHANGE_HEADERS[WITHDRAWN])  # by `withdrawn` (LivePartition.take_outputs)
 
 
 @lru_cache(maxsize=4096)
@@ -337,13 +338,55 @@ class PartitionEngine:
             self._take_compiled()
 
     def _take_compiled(self) -> None:
-        outbox, unsent = self.outbox, self._unsent
-        records = self.native.take_sla_events()
-        for client, value, withdrawn in records:
-            output = Output(SLA_EVENTS, _client_key(client), value, CHANGE_HEADERS[WITHDRAWN if withdrawn else DECIDED])
-            outbox.append(output)  # as _emit
-            unsent.append(output)
-        self.sla_events += len(records)
+        self._emit_outputs(self.native.take_outputs(Output, SLA_EVENTS, _CHANGE_HEADERS))
+
+    def _emit_outputs(self, outputs: list[Output]) -> None:  # as _emit
+        self.outbox += outputs
+        self._unsent += outputs
+        self.sla_events += len(outputs)
+
+    def process_records(self, records: list, start: int, *, now_us: int | None = None,
+                        max_future_us: int | None = None) -> int:
+        """A compiled partition's fast path: apply fetched records (aiokafka `ConsumerRecord`s) from
+        `records[start]`, as `process` applies each, while their offsets follow on from `offset`. Returns the index
+        of the first record not applied (one whose offset does not follow, or `len(records)`)."""
+        native = self.native
+        if type(records) is not list:
+            records = list(records)
+        i, n = start, len(records)
+        while i < n:
+            first = self.offset + 1
+            end, problem, split = native.process_records(records, i, first, now_us, max_future_us)
+            applied = end - i  # records[i:end] (a refused one among them; not one the fast decoder declined)
+            if applied:
+                self.offset = first + applied - 1
+                self.received += applied
+                self.version += applied
+            if problem is None:
+                if native.pending:
+                    self._take_compiled()
+                return end
+            if problem == "decode":  # records[end]: the Python decoder decides it, through `process`
+                if native.pending:
+                    self._take_compiled()
+                record = records[end]
+                self.process(record.value if record.value is not None else b"", record.offset, record.key,
+                             now_us=now_us, max_future_us=max_future_us)
+                i = end + 1
+                continue
+            # records[end - 1] was refused: its dead letter after the SLA events of the records before it
+            outputs = native.take_outputs(Output, SLA_EVENTS, _CHANGE_HEADERS) if native.pending else []
+            self._emit_outputs(outputs[:split])
+            record = records[end - 1]
+            rejection = refusal(problem, max_future_us)
+            if problem[0] == "error":
+                log.error("partition %d offset %d: %s (event %s dead-lettered)", self.partition, record.offset,
+                          rejection.detail, rejection.event_id)
+            self._dead_letter(rejection, record.value if record.value is not None else b"", record.key,
+                              record.offset)
+            self._emit_outputs(outputs[split:])
+            i = end
+        return n
 
     def advance(self, now_us: int) -> None:
         """Time has reached `now_us`: decide every deadline <= now (no-op if the clock is past it)."""

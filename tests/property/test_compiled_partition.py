@@ -9,6 +9,7 @@ compaction and call eviction every few events.
 from __future__ import annotations
 
 import random
+from typing import NamedTuple
 
 import msgspec
 import pytest
@@ -25,20 +26,33 @@ from tests.property.test_compiled_engine import CONTRACT, MIN, START, stream
 pytestmark = pytest.mark.skipif(compiled_replay._native is None, reason="the compiled engine was not built")
 
 
-def outputs(lines: list[bytes], compiled: bool, seed: int, partitions: int, wall: bool) -> tuple:
+class Record(NamedTuple):  # what the worker's fast path reads of an aiokafka ConsumerRecord
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+def outputs(lines: list[bytes], compiled: bool, seed: int, partitions: int, wall: bool,
+            batched: bool = False) -> tuple:
     """Every output in order, and the holder's counters. `wall`: a wall clock that runs behind the events, so some
-    are too far ahead of it."""
+    are too far ahead of it. Lines go in runs of 1-60 (the clock ticks between runs); `batched`: a run in one call
+    (`process_records`, a compiled holder's fast path), with now and then a value missing (a tombstone)."""
     rnd = random.Random(seed)
     pe = PartitionEngine(1, CONTRACT, num_partitions=partitions, compiled=compiled)
-    out, now = [], START
-    for offset, line in enumerate(lines):
-        if rnd.random() < 0.05:  # the clock ticks: deadlines decided with no event
+    out, now, offset = [], START, 0
+    while offset < len(lines):
+        if rnd.random() < 0.25:  # the clock ticks: deadlines decided with no event
             now += rnd.choice([0, 1, 10, 60, 600, 3 * 1440]) * MIN
             pe.advance(now)
-        if wall:
-            pe.process(line, offset, b"k", now_us=now, max_future_us=rnd.choice([0, 30, 600]) * MIN)
+        run = [Record(offset + i, b"k", None if rnd.random() < 0.01 else line)
+               for i, line in enumerate(lines[offset:offset + rnd.randint(1, 60)])]
+        offset += len(run)
+        clock = {"now_us": now, "max_future_us": rnd.choice([0, 30, 600]) * MIN} if wall else {}
+        if batched:
+            assert pe.process_records(run, 0, **clock) == len(run)
         else:
-            pe.process(line, offset, b"k")
+            for r in run:
+                pe.process(r.value if r.value is not None else b"", r.offset, r.key, **clock)
         out += [(o.kind, o.key, o.value, o.headers) for o in pe.take_unsent()]
     pe.advance(now + 40 * 1440 * MIN)
     out += [(o.kind, o.key, o.value, o.headers) for o in pe.take_unsent()]
@@ -55,8 +69,9 @@ def test_a_compiled_partition_publishes_what_the_reference_publishes(seed, days,
     monkeypatch.setattr(engine_module, "COMPACT_EVERY", compact_every)
     monkeypatch.setattr(engine_module, "EVICT_CALLS_EVERY", evict_every)
     lines = stream(seed, days)
-    compiled = outputs(lines, True, seed, partitions, wall)
-    assert compiled == outputs(lines, False, seed, partitions, wall)
+    reference = outputs(lines, False, seed, partitions, wall)
+    assert outputs(lines, True, seed, partitions, wall) == reference
+    assert outputs(lines, True, seed, partitions, wall, batched=True) == reference
 
 
 def test_the_streams_make_every_kind_of_output():

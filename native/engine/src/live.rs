@@ -41,6 +41,7 @@ pub struct LivePartition {
     #[pyo3(get)]
     misrouted: i64,
     records: Vec<SlaEvent>,
+    client_keys: Vec<Option<Py<PyBytes>>>, // each client's name as an output's key, made once
 }
 
 // A worker restores a partition in a thread of its own and hands the holder to the event loop: the engine is built in
@@ -376,7 +377,9 @@ impl LivePartition {
                 owned[c as usize] = true;
             }
         }
-        Ok(LivePartition { engine, client_ids, facts, owned, partition, misrouted: 0, records: Vec::new() })
+        let client_keys = (0..engine.clients.len()).map(|_| None).collect();
+        Ok(LivePartition { engine, client_ids, facts, owned, partition, misrouted: 0, records: Vec::new(),
+                           client_keys })
     }
 
     /// One message's value: None when applied (or a duplicate), `"decode"` when the fast decoder declines it (the
@@ -391,6 +394,53 @@ impl LivePartition {
             Some((c, ev)) => self.apply(py, c, &ev, offset, now_us, max_future_us),
             None => Ok(pyo3::intern!(py, "decode").clone().into_any().unbind()),
         }
+    }
+
+    /// Consecutive fetched records (aiokafka `ConsumerRecord`s: `offset`, `value`) from `records[start]`, whose
+    /// offset must be `expected`, applied as `process` applies each: `(end, problem, split)`. Stops after a
+    /// refused record (`records[end - 1]`, `problem` as `process` words it; `split`: how many SLA events were
+    /// pending before that record), before a record the fast decoder declines (`records[end]`, problem
+    /// `"decode"`, not applied) or one whose offset is not the next (`records[end]`, problem None), or at the end.
+    #[pyo3(signature = (records, start, expected, now_us=None, max_future_us=None))]
+    fn process_records(&mut self, py: Python<'_>, records: &Bound<'_, PyList>, start: usize, mut expected: i64,
+                       now_us: Option<i64>, max_future_us: Option<i64>) -> PyResult<(usize, PyObject, usize)> {
+        let offset_name = pyo3::intern!(py, "offset");
+        let value_name = pyo3::intern!(py, "value");
+        for i in start..records.len() {
+            let record = records.get_item(i)?;
+            let offset: i64 = record.getattr(offset_name)?.extract()?;
+            if offset != expected {
+                return Ok((i, py.None(), self.records.len()));
+            }
+            let value = record.getattr(value_name)?;
+            let found = value.downcast::<PyBytes>().ok()
+                .and_then(|v| decode_fast(v.as_bytes()))
+                .and_then(|ev| self.client_ids.get(&ev.client).map(|&c| (c, ev)));
+            let Some((c, ev)) = found else {
+                return Ok((i, pyo3::intern!(py, "decode").clone().into_any().unbind(), self.records.len()));
+            };
+            let split = self.records.len();
+            let problem = self.apply(py, c, &ev, offset, now_us, max_future_us)?;
+            if !problem.is_none(py) {
+                return Ok((i + 1, problem, split));
+            }
+            expected += 1;
+        }
+        Ok((records.len(), py.None(), self.records.len()))
+    }
+
+    /// The SLA events made since the last call as outputs, oldest first: `output_cls(kind, key, value, headers)`
+    /// with the client's name as the key and `headers[withdrawn]`.
+    fn take_outputs<'py>(&mut self, py: Python<'py>, output_cls: &Bound<'py, PyAny>, kind: &Bound<'py, PyAny>,
+                         headers: (Bound<'py, PyAny>, Bound<'py, PyAny>)) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for (c, record, withdrawn) in std::mem::take(&mut self.records) {
+            let key = self.client_keys[c as usize]
+                .get_or_insert_with(|| PyBytes::new(py, self.engine.clients[c as usize].name.as_bytes()).unbind());
+            let header = if withdrawn { &headers.1 } else { &headers.0 };
+            out.append(output_cls.call1((kind, key.bind(py), PyBytes::new(py, &record), header))?)?;
+        }
+        Ok(out)
     }
 
     /// A message the Python decoder decoded (`monitor.events` model): as `process`.
@@ -408,18 +458,6 @@ impl LivePartition {
     fn advance(&mut self, py: Python<'_>, now_us: i64) -> PyResult<()> {
         self.engine.advance_to(py, now_us)?;
         self.drain(py, None)
-    }
-
-    /// The SLA events made since the last call, oldest first: (client, record, withdrawn).
-    fn take_sla_events<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let out = PyList::empty(py);
-        for (c, record, withdrawn) in self.records.drain(..) {
-            let client = self.engine.clients[c as usize].name.as_str();
-            out.append(PyTuple::new(py, [client.into_pyobject(py)?.into_any(),
-                                         PyBytes::new(py, &record).into_any(),
-                                         withdrawn.into_pyobject(py)?.to_owned().into_any()])?)?;
-        }
-        Ok(out)
     }
 
     /// What changed since the last call (`full`: everything held), shaped as `monitor.engine_state`'s records
