@@ -41,44 +41,77 @@ pub fn float(out: &mut Vec<u8>, v: f64) {
         out.extend_from_slice(if v.is_sign_negative() { b"-0.0" } else { b"0.0" });
         return;
     }
-    let sci = format!("{:e}", v); // shortest round-trip digits: "-1.234e-6", "1e16"
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e}'s exponent is an integer");
-    let (negative, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mantissa),
-    };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
-    if negative {
+    if v.is_sign_negative() {
         out.push(b'-');
     }
+    // ryu's shortest digits, and where the decimal point falls: "1234.5" -> 12345 with exponent 3,
+    // "1.5e-7" -> 15 with -7
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(v.abs()).as_bytes();
+    let (mantissa, exp_part) = match text.iter().position(|&b| b == b'e') {
+        Some(i) => (&text[..i], Some(&text[i + 1..])),
+        None => (text, None),
+    };
+    let mut digits = [0u8; 24];
+    let mut n = 0;
+    let mut point = mantissa.len() as i32; // digits before the decimal point
+    for (i, &b) in mantissa.iter().enumerate() {
+        if b == b'.' {
+            point = i as i32;
+        } else {
+            digits[n] = b;
+            n += 1;
+        }
+    }
+    let mut exp = point - 1;
+    if let Some(e) = exp_part {
+        let (negative, e) = if e[0] == b'-' { (true, &e[1..]) } else { (false, e) };
+        let e = e.iter().fold(0i32, |acc, &b| acc * 10 + i32::from(b - b'0'));
+        exp += if negative { -e } else { e };
+    }
+    // strip leading zeros ("0.001" -> 1 with exponent -3) and trailing ones ("5.0" -> 5)
+    let mut first = 0;
+    while first + 1 < n && digits[first] == b'0' {
+        first += 1;
+        exp -= 1;
+    }
+    let mut last = n;
+    while last > first + 1 && digits[last - 1] == b'0' {
+        last -= 1;
+    }
+    let digits = &digits[first..last];
+    let count = digits.len() as i32;
     if (-5..16).contains(&exp) {
-        let n = digits.len() as i32;
         if exp < 0 {
             out.extend_from_slice(b"0.");
             out.extend(std::iter::repeat_n(b'0', (-exp - 1) as usize));
-            out.extend_from_slice(digits.as_bytes());
-        } else if n <= exp + 1 {
-            out.extend_from_slice(digits.as_bytes());
-            out.extend(std::iter::repeat_n(b'0', (exp + 1 - n) as usize));
+            out.extend_from_slice(digits);
+        } else if count <= exp + 1 {
+            out.extend_from_slice(digits);
+            out.extend(std::iter::repeat_n(b'0', (exp + 1 - count) as usize));
             out.extend_from_slice(b".0");
         } else {
-            out.extend_from_slice(&digits.as_bytes()[..(exp + 1) as usize]);
+            out.extend_from_slice(&digits[..(exp + 1) as usize]);
             out.push(b'.');
-            out.extend_from_slice(&digits.as_bytes()[(exp + 1) as usize..]);
+            out.extend_from_slice(&digits[(exp + 1) as usize..]);
         }
         return;
     }
-    out.extend_from_slice(mantissa.as_bytes());
+    out.push(digits[0]);
+    if count > 1 {
+        out.push(b'.');
+        out.extend_from_slice(&digits[1..]);
+    }
     out.push(b'e');
     if exp > 0 {
         out.push(b'+');
     }
-    out.extend_from_slice(exp.to_string().as_bytes());
+    int(out, i64::from(exp));
 }
 
 pub fn int(out: &mut Vec<u8>, v: i64) {
-    out.extend_from_slice(v.to_string().as_bytes());
+    let mut buffer = itoa::Buffer::new();
+    out.extend_from_slice(buffer.format(v).as_bytes());
 }
 
 pub fn opt_int(out: &mut Vec<u8>, v: Option<i64>) {
@@ -104,16 +137,34 @@ pub fn opt_string(out: &mut Vec<u8>, v: Option<&str>) {
 
 /// `monitor.events.from_us` as orjson writes it with `OPT_UTC_Z`: `2026-11-01T23:00:00Z`, microseconds when any.
 pub fn utc(out: &mut Vec<u8>, us: i64) {
+    fn two(out: &mut Vec<u8>, v: i64) {
+        out.push(b'0' + (v / 10) as u8);
+        out.push(b'0' + (v % 10) as u8);
+    }
     let seconds = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000);
     let (y, mo, d) = civil::civil_from_days(seconds.div_euclid(86_400));
     let s = seconds.rem_euclid(86_400);
-    let text = if micros != 0 {
-        format!("\"{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z\"", s / 3600, s / 60 % 60, s % 60)
-    } else {
-        format!("\"{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z\"", s / 3600, s / 60 % 60, s % 60)
-    };
-    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+    two(out, y / 100 % 100); // years 1..=9999, as datetime's
+    two(out, y % 100);
+    out.push(b'-');
+    two(out, mo);
+    out.push(b'-');
+    two(out, d);
+    out.push(b'T');
+    two(out, s / 3600);
+    out.push(b':');
+    two(out, s / 60 % 60);
+    out.push(b':');
+    two(out, s % 60);
+    if micros != 0 {
+        out.push(b'.');
+        two(out, micros / 10_000);
+        two(out, micros / 100 % 100);
+        two(out, micros % 100);
+    }
+    out.extend_from_slice(b"Z\"");
 }
 
 /// `"key":` (keys are fixed ASCII names).
