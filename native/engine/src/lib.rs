@@ -3,6 +3,11 @@
 //! reads (monitor/compiled_replay.py). The Python engine stays the reference; tests/property/
 //! test_compiled_engine.py holds the two together on arbitrary streams.
 
+// The engine allocates small strings and vectors per event (ids, contributions, SLA-event records): glibc's malloc
+// and free were a quarter of a worker partition's time (perf), mimalloc much less (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod decode;
 mod engine;
 mod handback;
