@@ -414,8 +414,14 @@ else:
         store = msgspec.msgpack.decode(f.read(), type=dict[bytes, bytes])
     tune_gc()
     gc.freeze()
+    import inspect
+    try:  # on the compiled engine where this tree has one and it is in use (SLAMON_ENGINE=python: the Python one)
+        from monitor.compiled_replay import IN_USE as compiled
+    except ImportError:
+        compiled = False
+    compiled = compiled and "compiled" in inspect.signature(restore_partition).parameters
     t, c = time.perf_counter(), time.process_time()
-    pe = restore_partition(0, contracts, store)
+    pe = restore_partition(0, contracts, store, **({"compiled": True} if compiled else {}))
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     # then what a worker does before the partition's figures are live: settle its counters, one /metrics collection
     from prometheus_client import CollectorRegistry
@@ -427,15 +433,16 @@ else:
     settle_counters(pe)
     body = generate_latest(registry)
     first_wall, first_cpu = time.perf_counter() - t, time.process_time() - c
-    e = pe.engine
+    tickets, open_tickets = pe.held() if hasattr(pe, "held") else (len(pe.engine.tickets), len(pe.engine.open_tickets))
     print(orjson.dumps({"wall": wall, "cpu": cpu, "first_wall": first_wall, "first_cpu": first_cpu,
-                        "live_wall": wall + first_wall, "live_cpu": cpu + first_cpu, "bytes": len(body), "held": {
-        "tickets": len(e.tickets), "open_tickets": len(e.open_tickets), "orphan_tickets": len(e.orphan_tickets),
-        "heap": len(e._heap), "offset": pe.offset}}).decode())
+                        "live_wall": wall + first_wall, "live_cpu": cpu + first_cpu, "bytes": len(body),
+                        "compiled": bool(compiled), "held": {"tickets": tickets, "open_tickets": open_tickets,
+                                                             "offset": pe.offset}}).decode())
 """
 
 
-REFERENCE_VARIABLES = ("SLAMON_TICKET_RECORDS", "SLAMON_OPEN_CLOCKS")  # monitor/compiled.py: a restore's paths
+# monitor/compiled.py: a restore's paths, and the compiled engine a worker's partitions run on
+REFERENCE_VARIABLES = ("SLAMON_TICKET_RECORDS", "SLAMON_OPEN_CLOCKS", "SLAMON_ENGINE")
 
 
 def restore_side_by_side(args) -> None:

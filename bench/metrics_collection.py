@@ -16,7 +16,8 @@ scrape (`streams.app.SlamonApp.metrics_body`): `settle_counters` for the holder,
   index_mb  (new tree, --memory) what the open-clock index holds, by tracemalloc.
 
 --python-build adds a third side: this tree with SLAMON_OPEN_CLOCKS=python (the index's first build in Python, the
-reference of the compiled one).
+reference of the compiled one). --compiled adds the partition on the compiled engine (`PartitionEngine(compiled=True)`,
+what a worker runs where it was built): each collection hands its state over to a Python engine first.
 
 Runs alternate between the trees (ABBA), medians reported, wall and CPU seconds (the machine is shared).
 Prints JSON.
@@ -77,12 +78,12 @@ def child(args) -> dict:
 
     contracts = parse_contracts(RUNNING) if args.scenario == "running" else \
         load_contracts(ROOT / "examples" / "contracts.yaml")
-    pe = PartitionEngine(0, contracts)
+    pe = PartitionEngine(0, contracts, **({"compiled": True} if args.compiled else {}))
     offset = 0
     for line in _lines(contracts, args.tickets, END_US - SPAN_US, SPAN_US // args.tickets, "T"):
         pe.process(line, offset)
         offset += 1
-    pe.engine.compact()
+    (pe.native if args.compiled else pe.engine).compact()
     gc.collect()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(lambda: [pe]))
@@ -93,7 +94,8 @@ def child(args) -> dict:
         body = generate_latest(registry)
         return time.perf_counter() - w, time.process_time() - c, len(body)
 
-    out: dict = {"tree": os.environ.get("PYTHONPATH", str(ROOT)), "open": len(pe.engine.open_tickets)}
+    out: dict = {"tree": os.environ.get("PYTHONPATH", str(ROOT)),
+                 "open": pe.held()[1] if hasattr(pe, "held") else len(pe.engine.open_tickets)}
     if args.memory:
         import tracemalloc
 
@@ -115,9 +117,9 @@ def child(args) -> dict:
     return out
 
 
-def run(tree: str, args, memory: bool = False, python_build: bool = False) -> dict:
+def run(tree: str, args, memory: bool = False, python_build: bool = False, compiled: bool = False) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "--tickets", str(args.tickets),
-           "--scenario", args.scenario] + (["--memory"] if memory else [])
+           "--scenario", args.scenario] + (["--memory"] if memory else []) + (["--compiled"] if compiled else [])
     env = dict(os.environ, PYTHONPATH=tree) | ({"SLAMON_OPEN_CLOCKS": "python"} if python_build else {})
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     return json.loads(done.stdout)
@@ -131,6 +133,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--python-build", action="store_true",
                     help="also this tree with the index's first build in Python (SLAMON_OPEN_CLOCKS=python)")
+    ap.add_argument("--compiled", action="store_true",
+                    help="also this tree with the partition on the compiled engine (what a worker runs where built)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--memory", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -138,23 +142,24 @@ def main() -> None:
         print(json.dumps(child(args)))
         return
     trees = {"new": str(ROOT)} | ({"old": str(Path(args.against).resolve())} if args.against else {}) | \
-        ({"python_build": str(ROOT)} if args.python_build else {})
+        ({"python_build": str(ROOT)} if args.python_build else {}) | ({"compiled": str(ROOT)} if args.compiled else {})
     runs: dict[str, list[dict]] = {name: [] for name in trees}
     order = list(trees)
     for r in range(args.rounds):
         for name in order if r % 2 == 0 else order[::-1]:
-            runs[name].append(run(trees[name], args, python_build=name == "python_build"))
+            runs[name].append(run(trees[name], args, python_build=name == "python_build", compiled=name == "compiled"))
             print(name, runs[name][-1], file=sys.stderr)
     summary: dict = {"tickets": args.tickets, "scenario": args.scenario, "rounds": args.rounds,
                      "load": os.getloadavg()}
     for name, rs in runs.items():
         summary[name] = {k: round(statistics.median(r[k] for r in rs), 4)
                          for k in ("first_wall", "first_cpu", "steady_wall", "steady_cpu")} | {"open": rs[0]["open"]}
-    for other in ("old", "python_build"):
+    for other in ("old", "python_build", "compiled"):
         if other in runs:
             summary[f"speedup_vs_{other}"] = {k: round(summary[other][k] / summary["new"][k], 2)
                                               for k in ("first_wall", "first_cpu", "steady_wall", "steady_cpu")}
-    summary["new"]["index_mb"] = run(trees["new"], args, memory=True)["index_mb"]
+    if not args.compiled:  # (a compiled partition's scrape builds the index in its forked child each time)
+        summary["new"]["index_mb"] = run(trees["new"], args, memory=True)["index_mb"]
     print(json.dumps(summary, indent=1))
 
 

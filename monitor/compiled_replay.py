@@ -216,6 +216,65 @@ class HandBack:
         self.shell.calls[(client, call_id)] = CallItem(state, [_contribution(self.keys, c) for c in contribs])
 
 
+class ViewSync(HandBack):
+    """Brings the scrapes' copy of a worker's compiled partition (`streams.partition_engine.PartitionEngine.view`)
+    up to date (`LivePartition.sync_view`): what changed replaces its piece, the open-clock index told before each
+    ticket changes, as the Python engine tells it. The copy keeps no deadline heap (it never decides: the partition
+    does, then syncs) and no breach listings (a scrape reads none)."""
+
+    def ledger(self, index: int, periods, windows, by_priority, sketches, buckets, instants, breaches) -> None:
+        super().ledger(index, periods, windows, by_priority, sketches, buckets, instants, {})
+
+    def ledger_cells(self, index: int, buckets, periods) -> None:
+        ledger = self.ledgers[index]
+        for bucket, tally, detail in buckets:
+            _put(ledger.buckets, bucket, tally)
+            _put(ledger.instants, bucket, detail)
+        for label, tally, window, by_priority, sketch in periods:
+            _put(ledger.periods, label, tally)
+            if window is not None:
+                ledger.windows[label] = window
+            for key in [key for key in ledger.by_priority if key[0] == label]:
+                del ledger.by_priority[key]
+            for priority, t in by_priority:
+                ledger.by_priority[(label, priority)] = t
+            _put(ledger.sketches, label, None if sketch is None else LogSketch(*sketch))
+        ledger.count_keys = None
+
+    def ticket(self, client: str, ticket_id: str, base, current, events, last_us: int, contribs,
+               pushed: int | None) -> None:
+        shell, key = self.shell, (client, ticket_id)
+        if shell.open_index is not None:
+            shell.open_index.before_change(key)
+        model = shell.clients[client]
+        state = _ticket_state(model, ticket_id, current)
+        item = TicketItem(
+            state if base is None else _ticket_state(model, ticket_id, base), state,
+            [(ts, seq, _ticket_event(client, ticket_id, ts, ev)) for ts, seq, ev in events] if events else (),
+            last_us, tuple(_contribution(self.keys, c) for c in contribs), pushed,
+        )
+        shell.tickets[key] = item
+        shell._index_ticket(key, item)
+
+    def drop_ticket(self, client: str, ticket_id: str) -> None:
+        shell, key = self.shell, (client, ticket_id)
+        if shell.open_index is not None:
+            shell.open_index.before_change(key)
+        shell.tickets.pop(key, None)
+        shell.open_tickets.discard(key)
+        shell.orphan_tickets.discard(key)
+
+    def drop_call(self, client: str, call_id: str) -> None:
+        self.shell.calls.pop((client, call_id), None)
+
+
+def _put(table: dict, key, value) -> None:
+    if value is None:
+        table.pop(key, None)
+    else:
+        table[key] = value
+
+
 def _label(value: str | None) -> str | None:
     return None if value is None else sys.intern(value)
 

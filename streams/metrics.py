@@ -432,9 +432,10 @@ def settle_counters(pe: PartitionEngine) -> None:
     """Raise every counter's high-water mark in this process, and bring its open-clock index up to date. A
     scrape rendered in a forked child (streams/scrape.py) would do both in the child only: a later scrape's
     counter could go down, and every scrape would rebuild the index from all open clocks."""
-    if pe.native is not None:  # (a compiled partition's scrape builds its index from a copy of its state)
+    if pe.native is not None:  # a compiled partition: its scrapes' copy of the state synced, the copy's index
         for labels, total in zip(decided_slas(pe.engine), pe.native.period_sums(), strict=True):
             _raise_high_water(pe, labels, total)
+        index_of(pe.view()).refresh()
         return
     for labels in decided_slas(pe.engine):
         total = all_periods(pe.engine, *labels)

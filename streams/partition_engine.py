@@ -490,25 +490,29 @@ class PartitionEngine:
         return self.engine.now_us if self.native is None else self.native.now_us
 
     def view(self) -> Engine:
-        """The engine a scrape reads: the Python engine itself, or a compiled partition's state handed over to a
-        new Python engine (the uptime ledgers shared), made once per state version. A scrape renders in a forked
-        child (streams/scrape.py), so the copy lives there, not in the worker."""
+        """The engine a scrape reads: the Python engine itself, or for a compiled partition a Python engine holding
+        what a report reads of its state (the uptime ledgers shared), made at the first scrape and then brought up
+        to date with what changed (`LivePartition.sync_view`): a scrape costs what changed, as with the Python
+        engine, whose open-clock index the copy keeps the same way. `streams.metrics.settle_counters` syncs it in
+        the worker before a scrape forks, so the child finds it current."""
         if self.native is None:
             return self.engine
         if self._view is None or self._view[0] != self.version:
-            from monitor.compiled_replay import HandBack
+            from monitor.compiled_replay import ViewSync
 
-            shell = Engine(self.contracts, keep_breach_history=False)
-            for name, model in shell.clients.items():
-                model.uptime = self.engine.clients[name].uptime
+            copy = self._view[1] if self._view is not None else None
+            if copy is None:
+                copy = Engine(self.contracts, keep_breach_history=False)
+                for name, model in copy.clients.items():
+                    model.uptime = self.engine.clients[name].uptime
             collecting = gc.isenabled()
             gc.disable()  # as a restore: only long-lived objects are made
             try:
-                self.native.hand_over(Tally, HandBack(shell))
+                self.native.sync_view(Tally, ViewSync(copy), self._view is None)
             finally:
                 if collecting:
                     gc.enable()
-            self._view = (self.version, shell)
+            self._view = (self.version, copy)
         return self._view[1]
 
     def held(self) -> tuple[int, int]:

@@ -132,6 +132,21 @@ pub struct Changes {
     pub tickets: FxHashSet<(u32, Rc<str>)>,
     pub calls: FxHashSet<(u32, Rc<str>)>,
     pub seen: Vec<(Box<str>, i64)>, // dedupe ids added, in order
+    // the same marks for the scrapes' copy of the state (live.rs `sync_view`), which looks at other times
+    pub view_tickets: FxHashSet<(u32, Rc<str>)>,
+    pub view_calls: FxHashSet<(u32, Rc<str>)>,
+}
+
+impl Changes {
+    pub fn ticket(&mut self, c: u32, key: &Rc<str>) {
+        self.tickets.insert((c, key.clone()));
+        self.view_tickets.insert((c, key.clone()));
+    }
+
+    pub fn call(&mut self, c: u32, key: &Rc<str>) {
+        self.calls.insert((c, key.clone()));
+        self.view_calls.insert((c, key.clone()));
+    }
 }
 
 #[derive(Default)]
@@ -399,7 +414,7 @@ impl Engine {
     /// `Engine._settle_ticket`: the outcome changes into the ledgers, the next deadline onto the heap.
     fn settle_ticket(&mut self, py: Python<'_>, c: u32, key: &Rc<str>) -> PyResult<()> {
         if let Some(changes) = self.changes.as_mut() {
-            changes.tickets.insert((c, key.clone()));
+            changes.ticket(c, key);
         }
         let client = &self.clients[c as usize];
         let item = self.tickets[c as usize].get_mut(key).expect("settled tickets are held");
@@ -433,7 +448,7 @@ impl Engine {
         }
         let key = calls.get_key_value(call_id).expect("inserted above").0.clone();
         if let Some(changes) = self.changes.as_mut() {
-            changes.calls.insert((c, key.clone()));
+            changes.call(c, &key);
         }
         let item = self.calls[c as usize].get_mut(call_id).expect("inserted above");
         if !item.state.apply(kind, queue, wrapup, ts) {
@@ -581,7 +596,7 @@ impl Engine {
                 let finished = s.offered_us.is_some() && end.is_some_and(|e| e < limit);
                 if finished {
                     if let Some(changes) = changes.as_mut() {
-                        changes.calls.insert((c as u32, key.clone()));
+                        changes.call(c as u32, key);
                     }
                 }
                 !finished
@@ -591,7 +606,7 @@ impl Engine {
     }
 
     /// `Engine.compact` (a replay keeps every period's breach listings: `keep_breach_history`).
-    fn compact(&mut self, py: Python<'_>) -> PyResult<()> {
+    pub fn compact(&mut self, py: Python<'_>) -> PyResult<()> {
         self.since_compaction = 0;
         let horizons = self.horizons();
         self.evict_calls(&horizons);
@@ -639,6 +654,11 @@ impl Engine {
                 }
                 item.base = None;
                 item.events = Vec::new();
+                // not a change for the checkpoint (its record still rebuilds this state), but the scrapes' copy
+                // holds the events (a report counts an uncreated ticket's events as orphans)
+                if let Some(changes) = self.changes.as_mut() {
+                    changes.view_tickets.insert((c as u32, key.clone()));
+                }
             }
         }
         finals.sort_unstable_by_key(|(seq, ..)| *seq);
@@ -647,7 +667,7 @@ impl Engine {
             self.final_tickets.add(ticket_hash(&self.clients[c as usize].name, &key), final_us);
             self.stats.final_tickets += 1;
             if let Some(changes) = self.changes.as_mut() {
-                changes.tickets.insert((c, key));
+                changes.ticket(c, &key);
             }
         }
     }

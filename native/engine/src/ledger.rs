@@ -135,6 +135,16 @@ pub struct Dirty {
     pub buckets: rustc_hash::FxHashSet<i64>,
     pub labels: rustc_hash::FxHashSet<u32>,
     pub breach_days: rustc_hash::FxHashSet<i64>,
+    // the same for the scrapes' copy of the state (live.rs `sync_view`; a scrape reads no breach listings)
+    pub view_buckets: rustc_hash::FxHashSet<i64>,
+    pub view_labels: rustc_hash::FxHashSet<u32>,
+}
+
+impl Dirty {
+    fn bucket(&mut self, bucket: i64) {
+        self.buckets.insert(bucket);
+        self.view_buckets.insert(bucket);
+    }
 }
 
 impl Ledger {
@@ -180,8 +190,9 @@ impl Ledger {
         self.buckets.entry(bucket).or_default().add(d, g, b, t, sign);
         self.instants.entry(bucket).or_default().entry(at).or_default().add(d, g, b, t, sign);
         if let Some(dirty) = self.dirty.as_mut() {
-            dirty.buckets.insert(bucket);
+            dirty.bucket(bucket);
             dirty.labels.insert(label);
+            dirty.view_labels.insert(label);
         }
         if let Some(priority) = c.priority {
             self.by_priority.entry((label, priority)).or_default().add(d, g, b, t, sign);
@@ -220,7 +231,7 @@ impl Ledger {
         self.instants.retain(|bucket, _| {
             if *bucket < limit {
                 if let Some(dirty) = dirty.as_mut() {
-                    dirty.buckets.insert(*bucket);
+                    dirty.bucket(*bucket);
                 }
             }
             *bucket >= limit
@@ -265,7 +276,7 @@ impl Ledger {
             let old = (bucket + 1) * BUCKET_US <= limit_us;
             if old {
                 if let Some(dirty) = dirty.as_mut() {
-                    dirty.buckets.insert(*bucket);
+                    dirty.bucket(*bucket);
                 }
             }
             !old

@@ -467,7 +467,11 @@ impl LivePartition {
     /// `r`), `final_days` as `(day, bytes or None)` and `seen` the dedupe ids added, `(event_id, ts)`.
     fn take_changes<'py>(&mut self, py: Python<'py>, full: bool) -> PyResult<Bound<'py, PyTuple>> {
         let e = &mut self.engine;
-        let changes = std::mem::take(e.changes.as_mut().expect("a live engine tracks changes"));
+        let marks = e.changes.as_mut().expect("a live engine tracks changes");
+        let changes = crate::engine::Changes {
+            tickets: std::mem::take(&mut marks.tickets), calls: std::mem::take(&mut marks.calls),
+            seen: std::mem::take(&mut marks.seen), ..Default::default()
+        };
         let (tickets, calls, seen) = if full {
             let tickets: Vec<(u32, Rc<str>)> = e.tickets.iter().enumerate()
                 .flat_map(|(c, held)| held.keys().map(move |k| (c as u32, k.clone()))).collect();
@@ -502,7 +506,11 @@ impl LivePartition {
         let cells = PyList::empty(py);
         for index in 0..self.engine.ledgers.len() {
             let ledger = &mut self.engine.ledgers[index];
-            let dirty = std::mem::take(ledger.dirty.as_mut().expect("a live engine's ledgers track changes"));
+            let marks = ledger.dirty.as_mut().expect("a live engine's ledgers track changes");
+            let dirty = crate::ledger::Dirty {
+                buckets: std::mem::take(&mut marks.buckets), labels: std::mem::take(&mut marks.labels),
+                breach_days: std::mem::take(&mut marks.breach_days), ..Default::default()
+            };
             let (buckets, labels, days) = if full {
                 let days: rustc_hash::FxHashSet<i64> = ledger.breaches.values()
                     .flat_map(|listed| listed.iter().map(|(at, _)| at.div_euclid(DAY_US))).collect();
@@ -731,10 +739,102 @@ impl LivePartition {
         self.misrouted = value;
     }
 
-    /// The state handed to `sink` (monitor/compiled_replay.py `HandBack`) as a replay's loop hands it back, the
-    /// engine left as it is: what a scrape reads (`PartitionEngine.view`).
-    fn hand_over(&mut self, py: Python<'_>, tally_cls: Py<PyAny>, sink: &Bound<'_, PyAny>) -> PyResult<()> {
-        crate::handback::hand_over(&mut self.engine, py, &tally_cls, sink, false)
+    /// The scrapes' copy of the state (`PartitionEngine.view`) brought up to date through `sink`
+    /// (streams/partition_engine.py `ViewSync`): `full`, everything a report reads, as a replay's loop hands it back
+    /// (the engine left as it is); else what changed since the last call: `header`, `ledger_cells` per ledger
+    /// changed, `ticket` or `drop_ticket` per ticket changed, `call` or `drop_call` per call changed.
+    fn sync_view(&mut self, py: Python<'_>, tally_cls: Py<PyAny>, sink: &Bound<'_, PyAny>, full: bool)
+                 -> PyResult<()> {
+        use crate::handback;
+        let e = &mut self.engine;
+        let marks = e.changes.as_mut().expect("a live engine tracks changes");
+        let (tickets, calls) = (std::mem::take(&mut marks.view_tickets), std::mem::take(&mut marks.view_calls));
+        let mut cells = Vec::with_capacity(e.ledgers.len());
+        for ledger in e.ledgers.iter_mut() {
+            let dirty = ledger.dirty.as_mut().expect("a live engine's ledgers track changes");
+            cells.push((std::mem::take(&mut dirty.view_buckets), std::mem::take(&mut dirty.view_labels)));
+        }
+        if full {
+            return handback::hand_over(e, py, &tally_cls, sink, false);
+        }
+        let e = &self.engine;
+        let tally_of = |t: &Tally| tally_cls.call1(py, (t.decided, t.good, t.bad, t.total_us));
+        let none = || py.None();
+        handback::header(e, sink)?;
+        for (index, (buckets, labels)) in cells.into_iter().enumerate() {
+            if buckets.is_empty() && labels.is_empty() {
+                continue;
+            }
+            let l = &e.ledgers[index];
+            let out_buckets = PyList::empty(py);
+            for b in buckets {
+                let tally = l.buckets.get(&b).map(&tally_of).transpose()?;
+                let instants = match l.instants.get(&b) {
+                    Some(detail) => {
+                        let inner = PyDict::new(py);
+                        for (at, t) in detail {
+                            inner.set_item(at, tally_of(t)?)?;
+                        }
+                        inner.into_any().unbind()
+                    }
+                    None => none(),
+                };
+                out_buckets.append((b, tally, instants))?;
+            }
+            let out_periods = PyList::empty(py);
+            for label in labels {
+                let tally = l.periods.get(&label).map(&tally_of).transpose()?;
+                let window = l.periods_cache.and_then(|cache| e.caches[cache].windows.get(&label))
+                    .map(|w| w.clone_ref(py));
+                let by_priority = PyList::empty(py);
+                for ((lab, p), t) in &l.by_priority {
+                    if *lab == label {
+                        by_priority.append((e.labels.name(*p), tally_of(t)?))?;
+                    }
+                }
+                let sketch = match l.sketches.get(&label) {
+                    Some(sk) => {
+                        let buckets = PyDict::new(py);
+                        let mut keys: Vec<_> = sk.buckets.iter().collect();
+                        keys.sort();
+                        for (k, n) in keys {
+                            buckets.set_item(k, n)?;
+                        }
+                        (buckets, sk.zeros, sk.count).into_pyobject(py)?.into_any().unbind()
+                    }
+                    None => none(),
+                };
+                out_periods.append((e.labels.name(label), tally, window, by_priority, sketch))?;
+            }
+            sink.call_method1("ledger_cells", (index, out_buckets, out_periods))?;
+        }
+        let mut changed: Vec<(u64, u32, Rc<str>)> = tickets.into_iter()
+            .map(|(c, id)| (e.tickets[c as usize].get(&id).map_or(0, |item| item.seq), c, id)).collect();
+        changed.sort_unstable_by_key(|h| h.0);
+        for (_, c, id) in changed {
+            match e.tickets[c as usize].get(&id) {
+                Some(item) if handback::reported(&item.state, false) => handback::ticket(e, py, c, &id, sink)?,
+                _ => {
+                    sink.call_method1("drop_ticket", (e.clients[c as usize].name.as_str(), &*id))?;
+                }
+            }
+        }
+        let mut changed: Vec<(u64, u32, Rc<str>)> = calls.into_iter()
+            .map(|(c, id)| (e.calls[c as usize].get(&id).map_or(0, |item| item.seq), c, id)).collect();
+        changed.sort_unstable_by_key(|h| h.0);
+        for (_, c, id) in changed {
+            if e.calls[c as usize].contains_key(&id) {
+                handback::call(e, py, c, &id, sink)?;
+            } else {
+                sink.call_method1("drop_call", (e.clients[c as usize].name.as_str(), &*id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `Engine.compact` now (tests and benches; the engine compacts on its own cadence).
+    fn compact(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.engine.compact(py)
     }
 
     /// Every ledger's sums over all its periods, in the spec's order: (decided, good, bad) (the counters'
