@@ -382,9 +382,10 @@ def compiled_paths_warning() -> str | None:
            for p in PATHS.values() if not p.in_use]
     if not off:
         return None
-    return (f"compiled paths not in use: {', '.join(sorted(off))}; their Python references run: a restore takes "
-            "up to 1.4x as long, and the first /metrics collection after it up to 8x (bench/RESULTS.md). Install "
-            "with Rust 1.82 or later on the PATH (README), or unset the variable that forces the reference")
+    return (f"compiled paths not in use: {', '.join(sorted(off))}; their Python references run: the engine "
+            "applies events about 3x slower (monitor._engine), a restore takes longer, and the first /metrics "
+            "collection after it up to 8x (bench/RESULTS.md). Install with Rust 1.82 or later on the PATH (README), "
+            "or unset the variable that forces the reference")
 
 
 def run_worker(settings: Settings) -> int:

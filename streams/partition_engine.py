@@ -9,6 +9,11 @@ exactly as the worker does:
     pe.take_unsent()                 # dead letters and SLA events to hand to a producer
     records = changed_records(pe)    # checkpoint (streams.state_records); restore_partition(...) reads them
 
+With `compiled=True` (what a worker runs where native/engine was built) the engine is the compiled one
+(`native/engine/src/live.rs`): `process_records(records, start)` applies a run of fetched records in one call,
+`view()` is the Python engine a scrape reads; the Python engine stays the reference
+(tests/property/test_compiled_partition.py).
+
 Offsets: `offset` is the last input offset reflected in the state. `process` skips any message at or below
 it, so a worker that restored a snapshot and was handed older messages (the committed offset never passes the
 snapshot, it may lag it) applies each message exactly once. The engine also dedupes by `event_id`.
@@ -264,9 +269,9 @@ class PartitionEngine:
         self.checkpoint_bytes = 0
         self.owned = {c for c in contracts.clients
                       if num_partitions is None or designated_partition(c, num_partitions) == partition}
-        # the compiled engine (native/engine `LivePartition`): decode, ingest, clock and SLA-event records per event,
-        # the Python engine above holding only the uptime ledgers. Not yet the worker's: checkpoints, restore and
-        # scrapes read the Python engine (issue 18).
+        # the compiled engine (native/engine live.rs `LivePartition`): decode, ingest, clock, SLA-event records,
+        # change marks and checkpoint records, restore; `engine` above then holds only the uptime ledgers (probes
+        # stay Python objects), and scrapes read `view()`
         self.native = live_partition(self.engine, partition, self.owned) if compiled else None
         self._view: tuple[int, Engine] | None = None  # (version, the engine handed over): `view`
 
