@@ -192,18 +192,22 @@ class HandBack:
     def ticket(self, client: str, ticket_id: str, base, current, events, last_us: int, contribs,
                pushed: int | None) -> None:
         shell = self.shell
-        model = shell.clients[client]
-        state = _ticket_state(model, ticket_id, current)
-        item = TicketItem(
-            state if base is None else _ticket_state(model, ticket_id, base), state,
-            [(ts, seq, _ticket_event(client, ticket_id, ts, ev)) for ts, seq, ev in events] if events else (),
-            last_us, tuple(_contribution(self.keys, c) for c in contribs), pushed,
-        )
+        item = self._item(client, ticket_id, base, current, events, last_us, contribs, pushed)
         key = (client, ticket_id)
         shell.tickets[key] = item
         shell._index_ticket(key, item)
         if pushed is not None:
             heapq.heappush(shell._heap, (pushed, key))
+
+    def _item(self, client: str, ticket_id: str, base, current, events, last_us: int, contribs,
+              pushed: int | None) -> TicketItem:
+        model = self.shell.clients[client]
+        state = _ticket_state(model, ticket_id, current)
+        return TicketItem(
+            state if base is None else _ticket_state(model, ticket_id, base), state,
+            [(ts, seq, _ticket_event(client, ticket_id, ts, ev)) for ts, seq, ev in events] if events else (),
+            last_us, tuple(_contribution(self.keys, c) for c in contribs), pushed,
+        )
 
     def review(self, groups: dict, breach_priorities: dict, breach_facts: dict) -> None:
         """A `ReviewEngine`'s tables (monitor.review.groups)."""
@@ -246,13 +250,7 @@ class ViewSync(HandBack):
         shell, key = self.shell, (client, ticket_id)
         if shell.open_index is not None:
             shell.open_index.before_change(key)
-        model = shell.clients[client]
-        state = _ticket_state(model, ticket_id, current)
-        item = TicketItem(
-            state if base is None else _ticket_state(model, ticket_id, base), state,
-            [(ts, seq, _ticket_event(client, ticket_id, ts, ev)) for ts, seq, ev in events] if events else (),
-            last_us, tuple(_contribution(self.keys, c) for c in contribs), pushed,
-        )
+        item = self._item(client, ticket_id, base, current, events, last_us, contribs, pushed)
         shell.tickets[key] = item
         shell._index_ticket(key, item)
 

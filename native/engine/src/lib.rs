@@ -151,6 +151,20 @@ pub(crate) fn ingest_caught(engine: &mut Engine, py: Python<'_>, c: u32, ev: &De
     })
 }
 
+/// What the wording of a refusal needs (`monitor.engine`'s `late`, `expired_dropped`, `expired_final`): the reason,
+/// two amounts (late: how far behind, the lateness; expired_final: the reopen window) and the ticket.
+pub(crate) fn refusal_parts<'a>(refusal: &Refusal, ev: &'a Decoded) -> (&'static str, i64, i64, Option<&'a str>) {
+    let ticket_id = match &ev.body {
+        Body::Ticket { ticket_id, .. } => Some(ticket_id.as_str()),
+        _ => None,
+    };
+    match *refusal {
+        Refusal::Late { watermark, lateness_us } => ("late", watermark - ev.ts_us, lateness_us, ticket_id),
+        Refusal::ExpiredDropped => ("expired_dropped", 0, 0, ticket_id),
+        Refusal::ExpiredFinal { reopen_window_us } => ("expired_final", reopen_window_us, 0, ticket_id),
+    }
+}
+
 struct Job {
     flagged: rustc_hash::FxHashSet<i64>,
     settle: Option<Py<PyAny>>,
@@ -209,15 +223,7 @@ impl EngineLoop {
             Ok(Outcome::Accepted) => true,
             Ok(Outcome::Duplicate) => false,
             Ok(Outcome::Refused(refusal)) => {
-                let ticket_id = match &ev.body {
-                    Body::Ticket { ticket_id, .. } => Some(ticket_id.as_str()),
-                    _ => None,
-                };
-                let (reason, a, b) = match refusal {
-                    Refusal::Late { watermark, lateness_us } => ("late", watermark - ev.ts_us, lateness_us),
-                    Refusal::ExpiredDropped => ("expired_dropped", 0, 0),
-                    Refusal::ExpiredFinal { reopen_window_us } => ("expired_final", reopen_window_us, 0),
-                };
+                let (reason, a, b, ticket_id) = refusal_parts(&refusal, &ev);
                 self.refuse.call1(py, (number, reason, &ev.event_id, &ev.client, ticket_id, a, b))?;
                 false
             }

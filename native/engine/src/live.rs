@@ -13,13 +13,13 @@ use rustc_hash::FxHashMap;
 
 use std::rc::Rc;
 
-use crate::decode::{decode_fast, Body, Decoded, TICKET_TYPES};
-use crate::engine::{count, Engine, Outcome, Refusal, TicketItem};
+use crate::decode::{decode_fast, Decoded, TICKET_TYPES};
+use crate::engine::{count, Engine, Outcome, TicketItem};
 use crate::tickets::TicketEv;
 use crate::json;
 use crate::ledger::{Contribution, Tally, DAY_US};
 use crate::tickets::TicketState;
-use crate::{engine_from_spec, from_event, ingest_caught};
+use crate::{engine_from_spec, from_event, ingest_caught, refusal_parts};
 
 /// What a ledger's SLA events say of its SLA (`streams.partition_engine.SlaFacts`).
 struct SlaFacts {
@@ -67,15 +67,7 @@ impl LivePartition {
         let refused = match ingest_caught(&mut self.engine, py, c, ev) {
             Ok(Outcome::Accepted | Outcome::Duplicate) => None,
             Ok(Outcome::Refused(refusal)) => {
-                let ticket_id = match &ev.body {
-                    Body::Ticket { ticket_id, .. } => Some(ticket_id.as_str()),
-                    _ => None,
-                };
-                let (reason, a, b) = match refusal {
-                    Refusal::Late { watermark, lateness_us } => ("late", watermark - ev.ts_us, lateness_us),
-                    Refusal::ExpiredDropped => ("expired_dropped", 0, 0),
-                    Refusal::ExpiredFinal { reopen_window_us } => ("expired_final", reopen_window_us, 0),
-                };
+                let (reason, a, b, ticket_id) = refusal_parts(&refusal, ev);
                 Some((reason, a, b, &ev.event_id, &ev.client, ticket_id).into_pyobject(py)?.into_any().unbind())
             }
             Err(err) => {
