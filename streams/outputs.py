@@ -87,6 +87,7 @@ class OutputPublisher:
         self.pending: list = []
         self.flush_task = None
         self._partition_counts: dict[str, int] = {}
+        self._key_partitions: dict[str, dict[bytes, int]] = {}  # topic -> key -> partition
         self.skipped = 0  # outputs not sent because the broker already had them
 
     def publish(self, pe: PartitionEngine) -> None:
@@ -155,8 +156,15 @@ class OutputPublisher:
                 count = self._partition_counts.get(topic)
                 if count is None:
                     count = self._partition_counts[topic] = len(await producer.partitions_for(topic))
-                partition = (designated_partition(out.key.decode(errors="replace"), count) if out.key
-                             else out_partition(out, count))
+                    self._key_partitions[topic] = {}
+                key = out.key
+                if key:  # a key's partition found once per topic (the keys are client names: few)
+                    known = self._key_partitions[topic]
+                    partition = known.get(key)
+                    if partition is None:
+                        partition = known[key] = designated_partition(key.decode(errors="replace"), count)
+                else:
+                    partition = out_partition(out, count)
                 groups.setdefault((topic, partition), []).append(out)
             for (topic, partition), group in groups.items():
                 batch, members = producer.create_batch(), []

@@ -133,18 +133,16 @@ class SlamonConsumer(aiokafka_driver.Consumer):
         message (the acked offsets the commit is computed from), without a `ConsumerMessage` each."""
         if not records or not self.app.topics.acks_enabled_for(tp.topic):
             return
+        offsets = [record.offset for record in records]
         with ack_lock:
             committed = self._committed_offset[tp]
             acked_index = self._acked_index[tp]
-            acked = self._acked[tp]
-            n = 0
-            for record in records:
-                offset = record.offset
-                if (committed is None or offset >= committed) and offset not in acked_index:
-                    acked_index.add(offset)
-                    acked.append(offset)
-                    n += 1
-            self._n_acked += n
+            if committed is not None and min(offsets) < committed:
+                offsets = [offset for offset in offsets if offset >= committed]
+            new = [offset for offset in offsets if offset not in acked_index]
+            acked_index.update(new)
+            self._acked[tp].extend(new)
+            self._n_acked += len(new)
             notify(self._waiting_for_ack)
 
     def _filter_tps_with_pending_acks(self, topics=None):
