@@ -31,29 +31,13 @@ pub fn hand_over(
         }
     }
     let reviewing = e.review.is_some(); // the review's backlog reads every unresolved ticket
-    let mut held: Vec<(u64, u32, std::rc::Rc<str>)> = Vec::new();
-    for (c, tickets) in e.tickets.iter().enumerate() {
-        for (id, item) in tickets {
-            if reported(&item.state, reviewing) {
-                held.push((item.seq, c as u32, id.clone()));
-            }
-        }
-    }
-    held.sort_unstable_by_key(|h| h.0);
-    for (_, c, id) in held {
+    for (c, id) in in_order(&e.tickets, |item| item.seq, |item| reported(&item.state, reviewing)) {
         ticket(e, py, c, &id, sink)?;
         if consume {
             e.tickets[c as usize].remove(&id);
         }
     }
-    let mut calls: Vec<(u64, u32, std::rc::Rc<str>)> = Vec::new();
-    for (c, held) in e.calls.iter().enumerate() {
-        for (id, item) in held {
-            calls.push((item.seq, c as u32, id.clone()));
-        }
-    }
-    calls.sort_unstable_by_key(|h| h.0);
-    for (_, c, id) in calls {
+    for (c, id) in in_order(&e.calls, |item| item.seq, |_| true) {
         call(e, py, c, &id, sink)?;
         if consume {
             e.calls[c as usize].remove(&id);
@@ -72,6 +56,17 @@ pub fn hand_over(
         hand_over_review(e, py, &tally_of, sink, &review)?;
     }
     Ok(())
+}
+
+/// The items of every client that `keep` keeps, (client, id) in the order they were first held (a Python dict's).
+fn in_order<T>(maps: &[rustc_hash::FxHashMap<std::rc::Rc<str>, T>], seq: impl Fn(&T) -> u64, keep: impl Fn(&T) -> bool)
+               -> Vec<(u32, std::rc::Rc<str>)> {
+    let mut held: Vec<(u64, u32, std::rc::Rc<str>)> = Vec::new();
+    for (c, items) in maps.iter().enumerate() {
+        held.extend(items.iter().filter(|(_, item)| keep(item)).map(|(id, item)| (seq(item), c as u32, id.clone())));
+    }
+    held.sort_unstable_by_key(|h| h.0);
+    held.into_iter().map(|(_, c, id)| (c, id)).collect()
 }
 
 /// A ticket a report reads: one with an open clock or orphan events (every unresolved one when reviewing).
