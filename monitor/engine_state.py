@@ -432,21 +432,6 @@ def _tally_tuple(t: TallyRec | None) -> tuple[int, int, int, int] | None:
     return int(decided), int(good), int(bad), total if type(total) is int else to_millionths(total)
 
 
-def load_seen_compiled(native, key: bytes, value: bytes, oldest_us: int) -> int:
-    """`load_seen` into a compiled engine."""
-    rec: SeenRec = decode(key, value, SeenRec)
-    if len(rec.ids) != len(rec.ts):
-        raise StateRecordError(f"state record {key[:120]!r}: {len(rec.ids)} ids but {len(rec.ts)} instants")
-    if not rec.ts:
-        return -1
-    if min(rec.ts) >= oldest_us:
-        native.load_seen(rec.ids, rec.ts)
-    else:
-        kept = [(event_id, ts) for event_id, ts in zip(rec.ids, rec.ts, strict=True) if ts >= oldest_us]
-        native.load_seen([e for e, _ in kept], [t for _, t in kept])
-    return max(rec.ts)
-
-
 def _sla(engine: Engine, key: bytes, client: str, sla: str):
     model = engine.clients.get(client)
     if model is None:
@@ -707,20 +692,22 @@ def _load_final_day(engine: Engine, key: bytes, value: bytes, start: int) -> Non
         raise StateRecordError(f"state record {key[:120]!r}: {err}") from None
 
 
-def load_seen(engine: Engine, key: bytes, value: bytes, oldest_us: int) -> int:
-    """Add a dedupe record's ids (those still inside a lateness horizon); returns its newest instant."""
+def load_seen(engine: Engine, key: bytes, value: bytes, oldest_us: int, native=None) -> int:
+    """Add a dedupe record's ids (those still inside a lateness horizon) to the engine, or to the compiled engine
+    `native` (`LivePartition`) when given; returns the record's newest instant."""
     rec: SeenRec = decode(key, value, SeenRec)
     if len(rec.ids) != len(rec.ts):
         raise StateRecordError(f"state record {key[:120]!r}: {len(rec.ids)} ids but {len(rec.ts)} instants")
     if not rec.ts:
         return -1
-    if min(rec.ts) >= oldest_us:  # the usual case: every id still inside the horizon
-        engine.seen.update(zip(rec.ids, rec.ts, strict=True))
+    ids, ts = rec.ids, rec.ts
+    if min(ts) < oldest_us:  # else the usual case: every id still inside the horizon
+        kept = [(event_id, t) for event_id, t in zip(ids, ts, strict=True) if t >= oldest_us]
+        ids, ts = [e for e, _ in kept], [t for _, t in kept]
+    if native is not None:
+        native.load_seen(ids, ts)
     else:
-        seen = engine.seen
-        for event_id, ts in zip(rec.ids, rec.ts, strict=True):
-            if ts >= oldest_us:
-                seen[event_id] = ts
+        engine.seen.update(zip(ids, ts, strict=True))
     return max(rec.ts)
 
 

@@ -432,15 +432,11 @@ def settle_counters(pe: PartitionEngine) -> None:
     """Raise every counter's high-water mark in this process, and bring its open-clock index up to date. A
     scrape rendered in a forked child (streams/scrape.py) would do both in the child only: a later scrape's
     counter could go down, and every scrape would rebuild the index from all open clocks."""
-    if pe.native is not None:  # a compiled partition: its scrapes' copy of the state synced, the copy's index
-        for labels, total in zip(decided_slas(pe.engine), pe.native.period_sums(), strict=True):
-            _raise_high_water(pe, labels, total)
-        index_of(pe.view()).refresh()
-        return
-    for labels in decided_slas(pe.engine):
-        total = all_periods(pe.engine, *labels)
+    engine = pe.view()  # a compiled partition's copy of its state brought up to date here, not in the child
+    for labels in decided_slas(engine):
+        total = all_periods(engine, *labels)
         _raise_high_water(pe, labels, (total.decided, total.good, total.bad))
-    index_of(pe.engine).refresh()
+    index_of(engine).refresh()
 
 
 def period_label(period) -> str:

@@ -334,13 +334,18 @@ class PartitionEngine:
                     return
                 problem = native.process_event(event, offset, now_us, max_future_us)
             if problem is not None:
-                rejection = refusal(problem, max_future_us)
-                if problem[0] == "error":
-                    log.error("partition %d offset %d: %s (event %s dead-lettered)", self.partition, offset,
-                              rejection.detail, rejection.event_id)
-                self._dead_letter(rejection, value, key, offset)
+                self._refused(problem, value, key, offset, max_future_us)
         if native.pending:
             self._take_compiled()
+
+    def _refused(self, problem: tuple, value: bytes | None, key: bytes | None, offset: int,
+                 max_future_us: int | None) -> None:
+        """A compiled partition's refusal dead-lettered (an engine error logged, as `process` logs it)."""
+        rejection = refusal(problem, max_future_us)
+        if problem[0] == "error":
+            log.error("partition %d offset %d: %s (event %s dead-lettered)", self.partition, offset,
+                      rejection.detail, rejection.event_id)
+        self._dead_letter(rejection, value if value is not None else b"", key, offset)
 
     def _take_compiled(self) -> None:
         self._emit_outputs(self.native.take_outputs(Output, SLA_EVENTS, _CHANGE_HEADERS))
@@ -383,12 +388,7 @@ class PartitionEngine:
             outputs = native.take_outputs(Output, SLA_EVENTS, _CHANGE_HEADERS) if native.pending else []
             self._emit_outputs(outputs[:split])
             record = records[end - 1]
-            rejection = refusal(problem, max_future_us)
-            if problem[0] == "error":
-                log.error("partition %d offset %d: %s (event %s dead-lettered)", self.partition, record.offset,
-                          rejection.detail, rejection.event_id)
-            self._dead_letter(rejection, record.value if record.value is not None else b"", record.key,
-                              record.offset)
+            self._refused(problem, record.value, record.key, record.offset, max_future_us)
             self._emit_outputs(outputs[split:])
             i = end
         return n

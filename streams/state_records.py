@@ -37,7 +37,6 @@ from monitor.engine_state import (
     decode,
     encode,
     load_seen,
-    load_seen_compiled,
     restore_compiled,
     restore_engine,
     seen_value,
@@ -230,8 +229,7 @@ def restore_partition(partition: int, contracts: Contracts, store: dict[bytes, b
                 chunk = int(key[len(dedupe):])
             except ValueError:
                 raise StateRecordError(f"partition {partition}: dedupe record key {key[:120]!r}") from None
-            seen_chunks[chunk] = (load_seen(engine, key, value, oldest) if pe.native is None
-                                  else load_seen_compiled(pe.native, key, value, oldest))
+            seen_chunks[chunk] = load_seen(engine, key, value, oldest, pe.native)
     pe.offset = pe.snapshot_offset = pe.durable_offset = pe.restored_offset = meta.offset
     pe.received, pe.rejected, pe.misrouted = meta.received, Counter(meta.rejected), meta.misrouted
     pe.sla_events, pe.clock_us = meta.sla_events, meta.clock_us

@@ -829,14 +829,6 @@ impl LivePartition {
         self.engine.compact(py)
     }
 
-    /// Every ledger's sums over all its periods, in the spec's order: (decided, good, bad) (the counters'
-    /// high-water marks, `streams.metrics.settle_counters`).
-    fn period_sums(&self) -> Vec<(i64, i64, i64)> {
-        self.engine.ledgers.iter().map(|l| {
-            l.periods.values().fold((0, 0, 0), |(d, g, b), t| (d + t.decided, g + t.good, b + t.bad))
-        }).collect()
-    }
-
     /// Tickets held, and those with a clock still running (a restore's log line).
     fn held(&self) -> (usize, usize) {
         let tickets = self.engine.tickets.iter().map(|t| t.len()).sum();
